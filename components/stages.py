@@ -1,0 +1,395 @@
+"""The pipeline's stages, each written once: ``dvc.yaml`` calls them through the CLI and
+the Prefect flow calls them as tasks.
+
+Every stage reads its inputs from files under ``root`` and writes its outputs there, so
+DVC can cache and version them; each also records its wall time under
+``reports/timings/``.
+
+Example::
+
+    >>> params = load_params("params.yaml")
+    >>> prepare(params, Path("."))
+    >>> validate(params, Path("."))          # raises DataValidationError on bad data
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+
+from components import registry, tracking
+from components.config import Params
+from components.data import SPLITS, build_multimnist, images_tensor, pixel_columns, read_split, split_path, targets_tensor, write_splits
+from components.models import build_model
+from components.report import render_summary
+from components.selection import Objective, score_checkpoint, select_checkpoint
+from components.serving import MultiTaskModel, write_model_files
+from components.tasks import build_tasks
+from components.training import MANIFEST, EpochRecord, TensorSplit, evaluate, load_checkpoint, resolve_device, train
+from components.validation import DataValidationError, validate_splits
+
+REPORTS = Path("reports")
+TIMINGS = REPORTS / "timings"
+BASELINES_DIR = Path("models/baselines")
+MTL_DIR = Path("models/mtl")
+BASELINES_REPORT = REPORTS / "baselines.json"
+MTL_REPORT = REPORTS / "train_mtl.json"
+SELECTION_REPORT = REPORTS / "selection.json"
+REGISTRATION_REPORT = REPORTS / "registration.json"
+VALIDATION_REPORT = REPORTS / "validation.json"
+CURVES = REPORTS / "curves"
+STAGES = ("prepare", "validate", "baselines", "train_mtl", "select", "register")
+
+
+def _write_json(path: Path, payload: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run the stage that writes it first")
+    return json.loads(path.read_text())
+
+
+def record_timing(stage: str, seconds: float, root: Path) -> None:
+    _write_json(root / TIMINGS / f"{stage}.json", {"stage": stage, "seconds": round(seconds, 2)})
+
+
+def timed(stage: str) -> Callable:
+    def wrap(function: Callable) -> Callable:
+        @functools.wraps(function)
+        def run(params: Params, root: Path, *args, **kwargs):
+            started = time.perf_counter()
+            result = function(params, root, *args, **kwargs)
+            record_timing(stage, time.perf_counter() - started, root)
+            return result
+
+        return run
+
+    return wrap
+
+
+def objectives(params: Params) -> dict[str, Objective]:
+    tasks = build_tasks(params.tasks)
+    return {
+        name: Objective(
+            metric=task.metric_name,
+            higher_is_better=task.higher_is_better,
+            max_relative_regression=params.tasks[name].max_relative_regression,
+            weight=params.tasks[name].selection_weight,
+        )
+        for name, task in tasks.items()
+    }
+
+
+def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
+    tensors = {}
+    for split in splits:
+        frame = read_split(root / params.data.dir, split)
+        targets = {name: targets_tensor(frame, task) for name, task in params.tasks.items()}
+        tensors[split] = TensorSplit(images_tensor(frame, params.data.canvas_size), targets)
+    return tensors
+
+
+# --- prepare / validate -------------------------------------------------------------------
+
+
+@timed("prepare")
+def prepare(params: Params, root: Path) -> dict[str, int]:
+    """Builds MultiMNIST from the real MNIST digits and writes one Parquet file per split."""
+    frames = build_multimnist(params.data, params.seed)
+    write_splits(frames, root / params.data.dir)
+    rows = {split: len(frame) for split, frame in frames.items()}
+    print(f"prepare: wrote {rows} to {root / params.data.dir}")
+    return rows
+
+
+def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    frames, files = {}, {}
+    for split in SPLITS:
+        path = split_path(root / params.data.dir, split)
+        files[split] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        try:
+            frames[split] = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise DataValidationError.for_file(files[split], "file exists", "not found") from None
+        except Exception as error:  # a corrupt file is bad input, not a crash
+            raise DataValidationError.for_file(files[split], "readable Parquet", str(error)[:200]) from None
+    return frames, files
+
+
+@timed("validate")
+def validate(params: Params, root: Path) -> dict:
+    """pandera + Great Expectations on every split; raises DataValidationError on failure."""
+    frames, files = _read_for_validation(params, root)
+    report = validate_splits(frames, params, files, root / params.validation.docs_dir)
+    _write_json(root / VALIDATION_REPORT, report.to_dict())
+    if not report.passed:
+        raise DataValidationError(report)
+    print(f"validate: {sum(report.rows.values())} rows passed pandera and GX; Data Docs at {report.data_docs}")
+    return report.to_dict()
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def _training_params(params: Params) -> dict[str, object]:
+    return {
+        **tracking.flatten("training", params.training.model_dump(mode="json")),
+        **tracking.flatten("model", params.model.model_dump(mode="json")),
+        "seed": params.seed,
+    }
+
+
+def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochRecord], None]:
+    def log(record: EpochRecord) -> None:
+        metrics = {f"train_loss.{task}": value for task, value in record.train_loss.items()}
+        metrics |= {f"val.{task}.{metric_names[task]}": value for task, value in record.val_metrics.items()}
+        metrics["epoch_seconds"] = record.seconds
+        tracking.log_metrics(run_id, metrics, step=record.epoch)
+
+    return log
+
+
+def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: str) -> dict:
+    """One single-task model: same backbone, optimizer and epochs as the MTL model."""
+    tasks = build_tasks({task_name: params.tasks[task_name]})
+    splits = load_tensor_splits(params, root)
+    model = build_model(params.model, tasks, params.data.canvas_size)
+    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params) | {"task": task_name})
+    directory = root / BASELINES_DIR / task_name
+    try:
+        history = train(
+            model, tasks, splits["train"], splits["val"], params.training, params.seed, directory,
+            keep_best_for=task_name, label=f"baseline {task_name}",
+            on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}),
+        )
+        best = load_checkpoint(directory / "best.pt")
+        model.load_state_dict(best["model"])
+        device = resolve_device(params.training.device)
+        test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
+        tracking.log_metrics(run_id, {f"test.{task_name}.{tasks[task_name].metric_name}": test})
+    except BaseException:
+        tracking.end_run(run_id, failed=True)
+        raise
+    tracking.end_run(run_id)
+    return {
+        "task": task_name,
+        "metric": tasks[task_name].metric_name,
+        "best_epoch": best["epoch"],
+        "val": best["val_metrics"][task_name],
+        "test": test,
+        "curve": [r.val_metrics[task_name] for r in history],
+        "run_id": run_id,
+    }
+
+
+def _write_curves(path: Path, curves: dict[str, list[float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *curves])
+        for epoch, values in enumerate(zip(*curves.values()), start=1):
+            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
+
+
+def summarize_baselines(params: Params, root: Path, results: list[dict]) -> dict:
+    """Writes the baselines' metrics (``reports/baselines.json``) and learning curves."""
+    by_task = {r["task"]: r for r in results}
+    _write_json(root / BASELINES_REPORT, {name: {k: v for k, v in r.items() if k != "curve"} for name, r in by_task.items()})
+    _write_curves(root / CURVES / "baselines.csv", {name: r["curve"] for name, r in by_task.items()})
+    return by_task
+
+
+@timed("baselines")
+def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
+    results = [train_baseline(params, root, name, parent_run_id) for name in params.tasks]
+    return summarize_baselines(params, root, results)
+
+
+@timed("train_mtl")
+def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
+    """Hard parameter sharing with equal loss weights; a checkpoint every epoch."""
+    tasks = build_tasks(params.tasks)
+    splits = load_tensor_splits(params, root, ("train", "val"))
+    model = build_model(params.model, tasks, params.data.canvas_size)
+    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}"
+    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params))
+    try:
+        history = train(
+            model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,
+            label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}),
+        )
+        mlflow.set_tracking_uri(tracking.tracking_uri())
+        tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
+    except BaseException:
+        tracking.end_run(run_id, failed=True)
+        raise
+    tracking.end_run(run_id)
+    _write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
+    summary = {
+        "run_id": run_id,
+        "epochs": len(history),
+        "final_val": history[-1].val_metrics,
+        "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
+    }
+    _write_json(root / MTL_REPORT, summary)
+    return summary
+
+
+# --- selection ----------------------------------------------------------------------------
+
+
+@timed("select")
+def select(params: Params, root: Path) -> dict:
+    """Scores every MTL checkpoint on validation against the baselines; picks one under the policy."""
+    baseline = _read_json(root / BASELINES_REPORT)
+    manifest = json.loads((root / MTL_DIR / MANIFEST).read_text())
+    tasks = build_tasks(params.tasks)
+    goals = objectives(params)
+    splits = load_tensor_splits(params, root, ("val", "test"))
+    device = resolve_device(params.training.device)
+    model = build_model(params.model, tasks, params.data.canvas_size).to(device)
+
+    def metrics_of(entry: dict, split: str) -> dict[str, float]:
+        checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
+        model.load_state_dict(checkpoint["model"])
+        return evaluate(model, tasks, splits[split], params.training.batch_size, device)
+
+    baseline_val = {name: baseline[name]["val"] for name in tasks}
+    scores = [
+        score_checkpoint(e["checkpoint"], e["epoch"], metrics_of(e, "val"), baseline_val, goals, params.selection.min_delta_m)
+        for e in manifest
+    ]
+    chosen, verdict = select_checkpoint(scores)
+    test = metrics_of(next(e for e in manifest if e["checkpoint"] == chosen.checkpoint), "test")
+    result = {
+        "verdict": verdict,
+        "checkpoint": chosen.checkpoint,
+        "epoch": chosen.epoch,
+        "delta_m": chosen.delta_m,
+        "score": chosen.score,
+        "min_delta_m": params.selection.min_delta_m,
+        "tasks": {
+            name: {
+                "metric": c.metric,
+                "higher_is_better": goals[name].higher_is_better,
+                "baseline": c.baseline,
+                "mtl": c.mtl,
+                "relative_change": c.relative_change,
+                "tolerance": c.tolerance,
+                "passed": c.passed,
+                "test": test[name],
+                "baseline_test": baseline[name]["test"],
+            }
+            for name, c in chosen.comparisons.items()
+        },
+        "candidates": [
+            {"checkpoint": s.checkpoint, "epoch": s.epoch, "delta_m": s.delta_m, "score": s.score, "accepted": s.accepted}
+            for s in scores
+        ],
+    }
+    _write_json(root / SELECTION_REPORT, result)
+    print(f"select: {verdict}, {chosen.checkpoint} (Δm {chosen.delta_m:+.2%})")
+    return result
+
+
+# --- registration -------------------------------------------------------------------------
+
+
+@timed("register")
+def register(params: Params, root: Path, parent_run_id: str) -> dict:
+    """Logs the chosen checkpoint as a pyfunc model, registers it and moves the aliases."""
+    selection = _read_json(root / SELECTION_REPORT)
+    checkpoint = load_checkpoint(root / MTL_DIR / selection["checkpoint"])
+    name = params.registry.model_name
+    test = {task: entry["test"] for task, entry in selection["tasks"].items()}
+    champion = registry.current_champion(name)
+    decision = registry.promotion_decision(
+        selection["verdict"], test, champion[1] if champion else None, objectives(params),
+        champion[0] if champion else None,
+    )
+    # Pixels as doubles: JSON clients may send ints or floats, both convert safely.
+    example = read_split(root / params.data.dir, "test").head(3)[pixel_columns(params.data.canvas_size)].astype("float64")
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
+        mlflow.log_params(tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()})
+        mlflow.log_metrics(
+            {"delta_m": selection["delta_m"]}
+            | {f"test.{t}.{e['metric']}": e["test"] for t, e in selection["tasks"].items()}
+            | {f"relative_change.{t}": e["relative_change"] for t, e in selection["tasks"].items()}
+        )
+        mlflow.log_dict(selection, "selection.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=MultiTaskModel(),
+            artifacts=write_model_files(checkpoint, params, Path(scratch)),
+            code_paths=[str(Path(__file__).parent)],
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=_pip_requirements(),
+        )
+    version = str(info.registered_model_version)
+    tags = {
+        "verdict": selection["verdict"],
+        "delta_m": f"{selection['delta_m']:.6f}",
+        "data_version": registry.data_version(root, params.data.dir),
+        "git_commit": registry.git_commit(root),
+        "params_hash": params.fingerprint(),
+        "checkpoint": selection["checkpoint"],
+    } | {f"{registry.TEST_METRIC_TAG}{t}": f"{v:.6f}" for t, v in test.items()}
+    for key, value in tags.items():
+        tracking.client().set_model_version_tag(name, version, key, value)
+    aliases = registry.apply_aliases(name, version, decision)
+    result = {
+        "model_name": name,
+        "version": version,
+        "aliases": aliases,
+        "champion_moved": decision.promote,
+        "reason": decision.reason,
+        "run_id": parent_run_id,
+        "model_uri": f"models:/{name}@{registry.CHALLENGER}",
+        "tags": tags,
+    }
+    _write_json(root / REGISTRATION_REPORT, result)
+    return result
+
+
+def _pip_requirements() -> list[str]:
+    import numpy
+    import pydantic
+    import torchmetrics
+
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"torchmetrics=={torchmetrics.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"pandas=={pd.__version__}",
+        f"pydantic=={pydantic.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+
+
+def summary(params: Params, root: Path) -> str:
+    """The results table, the registration and the stage timings, rendered for a terminal."""
+    timings = {
+        stage: _read_json(root / TIMINGS / f"{stage}.json")["seconds"]
+        for stage in STAGES
+        if (root / TIMINGS / f"{stage}.json").exists()
+    }
+    registration = _read_json(root / REGISTRATION_REPORT) if (root / REGISTRATION_REPORT).exists() else None
+    return render_summary(_read_json(root / SELECTION_REPORT), registration, timings)

@@ -1,0 +1,121 @@
+"""Task registry: a task type maps to its head, its loss and its primary metric.
+
+Example::
+
+    >>> task = build_task("left", TaskConfig(type="classification", label="left", num_classes=10))
+    >>> task.metric_name, task.higher_is_better
+    ('accuracy', True)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+import torchmetrics
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from components.config import TaskConfig
+
+
+class Task(ABC):
+    """One prediction target: how to build its head, score it and turn outputs into predictions."""
+
+    metric_name: str
+    higher_is_better: bool
+
+    def __init__(self, name: str, config: TaskConfig) -> None:
+        self.name = name
+        self.config = config
+
+    @abstractmethod
+    def head(self, in_features: int) -> nn.Module: ...
+
+    @abstractmethod
+    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def metric(self) -> torchmetrics.Metric:
+        """A fresh primary metric, updated with ``(prediction, target)``."""
+
+    @abstractmethod
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor: ...
+
+    def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
+        """Fits anything the head needs from the training targets before training starts."""
+
+
+class ClassificationTask(Task):
+    metric_name = "accuracy"
+    higher_is_better = True
+
+    def head(self, in_features: int) -> nn.Module:
+        return nn.Linear(in_features, self.config.num_classes)
+
+    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(output, target)
+
+    def metric(self) -> torchmetrics.Metric:
+        return torchmetrics.classification.MulticlassAccuracy(self.config.num_classes, average="micro")
+
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        return output.argmax(dim=-1)
+
+
+class StandardizedRegressionHead(nn.Module):
+    """Predicts the target in standardized units, so that under equal loss weights an MSE on a
+    0..18 target does not drown the cross-entropies of the other tasks."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.linear(features).squeeze(-1)
+
+    def standardize(self, target: Tensor) -> Tensor:
+        return (target - self.target_mean) / self.target_std
+
+    def destandardize(self, output: Tensor) -> Tensor:
+        return output * self.target_std + self.target_mean
+
+
+class RegressionTask(Task):
+    metric_name = "mae"
+    higher_is_better = False
+
+    def head(self, in_features: int) -> nn.Module:
+        return StandardizedRegressionHead(in_features)
+
+    def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
+        head.target_mean.fill_(train_targets.float().mean())
+        head.target_std.fill_(train_targets.float().std().clamp_min(1e-6))
+
+    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(output, head.standardize(target))
+
+    def metric(self) -> torchmetrics.Metric:
+        return torchmetrics.MeanAbsoluteError()
+
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        return head.destandardize(output)
+
+
+TASK_TYPES: dict[str, type[Task]] = {
+    "classification": ClassificationTask,
+    "regression": RegressionTask,
+}
+
+
+def build_task(name: str, config: TaskConfig) -> Task:
+    try:
+        return TASK_TYPES[config.type](name, config)
+    except KeyError:
+        raise ValueError(f"task {name!r}: unknown type {config.type!r}; valid: {', '.join(TASK_TYPES)}") from None
+
+
+def build_tasks(configs: dict[str, TaskConfig]) -> dict[str, Task]:
+    return {name: build_task(name, config) for name, config in configs.items()}

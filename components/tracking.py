@@ -1,0 +1,100 @@
+"""MLflow tracking: one parent run per pipeline run, one nested run per training.
+
+``dvc repro`` runs each stage in its own process, so the parent run cannot live in one
+process's memory: the first stage that needs it opens a run tagged as a pipeline run,
+later stages find the open one, and ``register`` closes it. A failing stage marks it
+failed. The Prefect flow opens the parent itself and passes its id down.
+
+All calls go through ``MlflowClient`` with explicit run ids, never the fluent API's
+active-run stack, so concurrent baseline trainings in one process cannot cross-log.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import mlflow
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+ROLE_TAG = "mtl.role"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def client() -> MlflowClient:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri()
+    registry = os.environ.get("MLFLOW_REGISTRY_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(registry)
+    return MlflowClient(tracking_uri=uri, registry_uri=registry)
+
+
+def experiment_id(name: str) -> str:
+    found = client().get_experiment_by_name(name)
+    return found.experiment_id if found else client().create_experiment(name)
+
+
+def start_pipeline_run(experiment: str, name: str | None = None) -> str:
+    run = client().create_run(
+        experiment_id(experiment),
+        run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
+        tags={ROLE_TAG: "pipeline"},
+    )
+    return run.info.run_id
+
+
+def open_pipeline_run(experiment: str) -> str:
+    """The pipeline run still in progress in ``experiment``, or a new one."""
+    running = client().search_runs(
+        [experiment_id(experiment)],
+        filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'RUNNING'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return running[0].info.run_id if running else start_pipeline_run(experiment)
+
+
+def end_run(run_id: str, failed: bool = False) -> None:
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client().set_terminated(run_id, status=status)
+
+
+def fail_open_pipeline_run(experiment: str) -> None:
+    if client().get_experiment_by_name(experiment) is None:
+        return
+    end_run(open_pipeline_run(experiment), failed=True)
+
+
+def start_child_run(parent_run_id: str, name: str, params: dict[str, object]) -> str:
+    parent = client().get_run(parent_run_id)
+    run = client().create_run(
+        parent.info.experiment_id,
+        run_name=name,
+        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name, ROLE_TAG: "training"},
+    )
+    for key, value in params.items():
+        client().log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    tracker = client()
+    for key, value in metrics.items():
+        tracker.log_metric(run_id, key, value, step=step)
+
+
+def flatten(prefix: str, value: object) -> dict[str, object]:
+    """Nested dicts as dotted keys, for MLflow params."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, inner in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), inner))
+        return out
+    return {prefix: value}

@@ -1,0 +1,226 @@
+"""Training and evaluation loop shared by single-task baselines and the multi-task model.
+
+A baseline is the multi-task loop run with one task, so both get the same backbone,
+optimizer, epochs and data order. Each epoch writes a checkpoint holding model,
+optimizer, epoch and RNG state, and its sha256 goes into a manifest.
+
+Example::
+
+    >>> history = train(model, tasks, train_set, val_set, params.training, seed=0,
+    ...                 checkpoint_dir=Path("models/mtl"))
+    >>> history[-1].val_metrics
+    {'left': 0.95, 'right': 0.94, 'sum': 0.41}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from components.config import TrainingConfig
+from components.models import HardSharingModel
+from components.tasks import Task
+
+MANIFEST = "checkpoints.json"
+
+
+@dataclass(frozen=True)
+class TensorSplit:
+    """Inputs and per-task targets of one split, already as tensors."""
+
+    inputs: Tensor
+    targets: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: dict[str, float]
+    val_metrics: dict[str, float]
+    seconds: float
+    checkpoint: str | None = None
+    sha256: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _loader(split: TensorSplit, tasks: list[str], batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    dataset = TensorDataset(split.inputs, *(split.targets[name] for name in tasks))
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+@torch.no_grad()
+def evaluate(
+    model: HardSharingModel,
+    tasks: dict[str, Task],
+    split: TensorSplit,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Primary metric of every task in ``tasks`` on ``split``."""
+    model.eval()
+    names = list(tasks)
+    metrics = {name: tasks[name].metric() for name in names}
+    for inputs, *targets in _loader(split, names, batch_size, shuffle=False, seed=0):
+        outputs = model(inputs.to(device), names)
+        for name, target in zip(names, targets):
+            prediction = tasks[name].predict(model.heads[name], outputs[name]).cpu()
+            metrics[name].update(prediction, target)
+    return {name: float(metric.compute()) for name, metric in metrics.items()}
+
+
+def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _improved(task: Task, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value > best if task.higher_is_better else value < best
+
+
+def train(
+    model: HardSharingModel,
+    tasks: dict[str, Task],
+    train_split: TensorSplit,
+    val_split: TensorSplit,
+    config: TrainingConfig,
+    seed: int,
+    checkpoint_dir: Path,
+    keep_best_for: str | None = None,
+    label: str = "mtl",
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[EpochRecord]:
+    """Trains ``model`` on ``tasks`` with equal loss weights.
+
+    With ``keep_best_for=None`` every epoch's checkpoint is kept (``epoch_XXX.pt``) for
+    later selection; with a task name only the best epoch by that task's validation
+    metric is kept (``best.pt``), as for a single-task baseline.
+    """
+    seed_everything(seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    names = list(tasks)
+    for name in names:
+        tasks[name].prepare_head(model.heads[name], train_split.targets[name])
+    model.to(device)
+    optimizer = _make_optimizer(model, config)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    loader = _loader(train_split, names, config.batch_size, shuffle=True, seed=seed)
+
+    history: list[EpochRecord] = []
+    best: float | None = None
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sums = dict.fromkeys(names, 0.0)
+        seen = 0
+        bar = tqdm(loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch", disable=None)
+        for inputs, *targets in bar:
+            inputs = inputs.to(device)
+            outputs = model(inputs, names)
+            losses = {
+                name: tasks[name].loss(model.heads[name], outputs[name], target.to(device))
+                for name, target in zip(names, targets)
+            }
+            optimizer.zero_grad(set_to_none=True)
+            torch.stack(list(losses.values())).sum().backward()
+            optimizer.step()
+            batch = len(inputs)
+            seen += batch
+            for name, value in losses.items():
+                loss_sums[name] += value.item() * batch
+            bar.set_postfix({name: f"{value.item():.3f}" for name, value in losses.items()})
+        train_loss = {name: total / seen for name, total in loss_sums.items()}
+        val_metrics = evaluate(model, tasks, val_split, config.batch_size, device)
+        record = EpochRecord(epoch, train_loss, val_metrics, time.perf_counter() - started)
+
+        if keep_best_for is None:
+            path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
+        elif _improved(tasks[keep_best_for], val_metrics[keep_best_for], best):
+            best = val_metrics[keep_best_for]
+            path = checkpoint_dir / "best.pt"
+        else:
+            path = None
+        if path is not None:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "epoch": epoch,
+                    "rng": rng_state(),
+                    "val_metrics": val_metrics,
+                },
+                path,
+            )
+            record.checkpoint, record.sha256 = path.name, sha256_file(path)
+        history.append(record)
+        log(_epoch_line(label, record, tasks, config.epochs))
+        if on_epoch is not None:
+            on_epoch(record)
+
+    (checkpoint_dir / MANIFEST).write_text(json.dumps([asdict(r) for r in history], indent=2))
+    return history
+
+
+def _epoch_line(label: str, record: EpochRecord, tasks: dict[str, Task], epochs: int) -> str:
+    losses = " ".join(f"{name}={value:.3f}" for name, value in record.train_loss.items())
+    metrics = " ".join(
+        f"{name} {tasks[name].metric_name}={value:.4f}" for name, value in record.val_metrics.items()
+    )
+    saved = f"  -> {record.checkpoint}" if record.checkpoint else ""
+    return f"[{label}] epoch {record.epoch}/{epochs}  loss {losses} | val {metrics}  ({record.seconds:.1f}s){saved}"
+
+
+def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict:
+    """Loads a checkpoint, refusing one whose bytes no longer match the recorded sha256."""
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+        raise RuntimeError(f"{path}: sha256 does not match the manifest; the checkpoint was modified")
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,114 @@
+"""The pipeline as one Prefect flow: a task per stage, baselines trained concurrently.
+
+Thin orchestration over ``components.stages``, the same functions ``dvc.yaml`` runs, so
+both write the same outputs. The results table is attached as a markdown artifact.
+
+    $ .venv/bin/python -m flows.pipeline [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import typer  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.states import Failed  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from components import stages, tracking  # noqa: E402
+from components.config import ParamsError, load_params  # noqa: E402
+from components.report import console as results_console, results_markdown  # noqa: E402
+from components.validation import DataValidationError  # noqa: E402
+
+# Stages write files and MLflow runs: never skip one on a cached result.
+stage_task = task(cache_policy=NO_CACHE, persist_result=False)
+
+
+@stage_task
+def prepare(params_path: str, root: str) -> dict:
+    return stages.prepare(load_params(params_path), Path(root))
+
+
+@stage_task
+def validate(params_path: str, root: str):
+    try:
+        return stages.validate(load_params(params_path), Path(root))
+    except DataValidationError as error:
+        return Failed(message=str(error))
+
+
+@stage_task
+def train_baseline(params_path: str, root: str, task_name: str, parent_run_id: str) -> dict:
+    return stages.train_baseline(load_params(params_path), Path(root), task_name, parent_run_id)
+
+
+@stage_task
+def train_mtl(params_path: str, root: str, parent_run_id: str) -> dict:
+    return stages.train_mtl(load_params(params_path), Path(root), parent_run_id)
+
+
+@stage_task
+def select(params_path: str, root: str) -> dict:
+    return stages.select(load_params(params_path), Path(root))
+
+
+@stage_task
+def register(params_path: str, root: str, parent_run_id: str) -> dict:
+    return stages.register(load_params(params_path), Path(root), parent_run_id)
+
+
+@flow(name="mtl-pipeline", log_prints=True)
+def pipeline(params_path: str = "params.yaml", root: str = "."):
+    params = load_params(params_path)
+    prepare(params_path, root)
+    validation = validate(params_path, root, return_state=True)
+    if validation.is_failed():
+        return Failed(message=validation.message)
+
+    parent = tracking.start_pipeline_run(params.registry.experiment)
+    try:
+        started = time.perf_counter()
+        futures = [train_baseline.submit(params_path, root, name, parent) for name in params.tasks]
+        stages.summarize_baselines(params, Path(root), [future.result() for future in futures])
+        stages.record_timing("baselines", time.perf_counter() - started, Path(root))
+        train_mtl(params_path, root, parent)
+        selection = select(params_path, root)
+        registration = register(params_path, root, parent)
+    except BaseException:
+        tracking.end_run(parent, failed=True)
+        raise
+    tracking.end_run(parent)
+    create_markdown_artifact(
+        markdown=results_markdown(selection, registration),
+        key="mtl-results",
+        description="MTL against single-task baselines, and the registered version",
+    )
+    results_console().print(stages.summary(params, Path(root)))
+    return registration
+
+
+def main(
+    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
+    root: Path = typer.Option(Path("."), "--root", help="Project root."),
+) -> None:
+    console = Console(stderr=True)
+    try:
+        load_params(params)
+    except ParamsError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    state = pipeline(str(params), str(root), return_state=True)
+    if state.is_failed():
+        console.print(f"[bold red]error:[/] {state.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,65 @@
+"""params.yaml is validated: unknown keys and choices are errors that list the valid ones."""
+
+import pytest
+import yaml
+
+from components.config import ParamsError, load_params
+from tests.conftest import REPO, tiny_params_dict
+
+
+def write(tmp_path, raw):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_default_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert set(params.tasks) == {"left", "right", "sum"}
+    assert params.tasks["sum"].type == "regression"
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    raw = tiny_params_dict()
+    raw["training"]["epochz"] = 3
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, raw))
+    message = str(error.value)
+    assert "training.epochz: unknown key" in message
+    assert "batch_size" in message and "epochs" in message
+
+
+def test_unknown_key_inside_a_task_lists_task_keys(tmp_path):
+    raw = tiny_params_dict()
+    raw["tasks"]["left"]["weight"] = 2
+    with pytest.raises(ParamsError, match=r"tasks\.left\.weight: unknown key; valid keys here: .*label"):
+        load_params(write(tmp_path, raw))
+
+
+def test_unknown_choice_lists_valid_choices(tmp_path):
+    raw = tiny_params_dict()
+    raw["tasks"]["left"]["type"] = "segmentaton"
+    with pytest.raises(ParamsError, match=r"tasks\.left\.type: .*'classification' or 'regression'"):
+        load_params(write(tmp_path, raw))
+
+
+def test_classification_needs_num_classes(tmp_path):
+    raw = tiny_params_dict()
+    del raw["tasks"]["left"]["num_classes"]
+    with pytest.raises(ParamsError, match="needs num_classes"):
+        load_params(write(tmp_path, raw))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_fingerprint_tracks_values():
+    a = load_params(REPO / "params.yaml")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["training"]["epochs"] += 1
+    from components.config import Params
+
+    assert a.fingerprint() == load_params(REPO / "params.yaml").fingerprint()
+    assert a.fingerprint() != Params.model_validate(raw).fingerprint()

@@ -1,0 +1,76 @@
+"""The Prefect flow runs the same stages, through Prefect's test harness and a temporary MLflow DB."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.pipeline import pipeline
+from tests.conftest import tiny_params_dict
+from tests.test_pipeline_e2e import accepting
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def write_params(root, raw) -> str:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch, mlflow_db):
+    monkeypatch.chdir(tmp_path)  # MLflow writes run artifacts under the working directory
+    client = MlflowClient(mlflow_db, registry_uri=mlflow_db)
+
+    # 1. accepted: version 1 becomes champion and challenger
+    state = pipeline(write_params(tmp_path, accepting(tiny_params_dict())), str(tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    first = state.result()
+    assert (first["version"], first["aliases"]) == ("1", ["challenger", "champion"])
+    for report in ("validation", "baselines", "train_mtl", "selection", "registration"):
+        assert (tmp_path / "reports" / f"{report}.json").exists()
+    assert {p.stem for p in (tmp_path / "reports/timings").glob("*.json")} == {
+        "prepare", "validate", "baselines", "train_mtl", "select", "register"
+    }
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mtl-results"])))
+    assert artifacts and "| left |" in artifacts[0].data and "verdict" in artifacts[0].data
+
+    # 2. rejected by policy: challenger moves to version 2, champion stays on version 1
+    rejecting = accepting(tiny_params_dict())
+    rejecting["selection"]["min_delta_m"] = 5.0
+    state = pipeline(write_params(tmp_path, rejecting), str(tmp_path), return_state=True)
+    second = state.result()
+    assert second["version"] == "2" and second["aliases"] == ["challenger"] and not second["champion_moved"]
+    assert json.loads((tmp_path / "reports/selection.json").read_text())["verdict"] == "rejected"
+    assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
+    assert client.get_model_version("tiny-mtl", "2").tags["verdict"] == "rejected"
+
+    # each flow run is one parent MLflow run with the four trainings nested in it
+    experiment = client.get_experiment_by_name("tiny-mtl")
+    parents = client.search_runs([experiment.experiment_id], "tags.`mtl.role` = 'pipeline'")
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    for parent in parents:
+        children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        assert len(children) == 4
+
+
+def test_flow_stops_on_bad_data(harness, tmp_path, monkeypatch, mlflow_db):
+    monkeypatch.chdir(tmp_path)
+    raw = accepting(tiny_params_dict())
+    raw["validation"]["max_class_share"] = 0.05  # every digit class holds ~10 %
+    state = pipeline(write_params(tmp_path, raw), str(tmp_path), return_state=True)
+    assert state.is_failed()
+    assert "data/train.parquet: column 'left' failed rule expect_column_values_to_not_be_in_set" in state.message
+    assert not (tmp_path / "models").exists()
+    assert MlflowClient(mlflow_db, registry_uri=mlflow_db).search_registered_models() == []

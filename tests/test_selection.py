@@ -1,0 +1,83 @@
+"""Selection and acceptance math on cases computed by hand."""
+
+import pytest
+
+from components.registry import promotion_decision
+from components.selection import Objective, relative_change, score_checkpoint, select_checkpoint
+
+ACC = Objective("accuracy", higher_is_better=True, max_relative_regression=0.02)
+MAE = Objective("mae", higher_is_better=False, max_relative_regression=0.02)
+OBJECTIVES = {"left": ACC, "sum": MAE}
+BASELINE = {"left": 0.80, "sum": 2.00}
+
+
+def test_relative_change_is_sign_aware():
+    assert relative_change(0.88, 0.80, higher_is_better=True) == pytest.approx(0.10)
+    assert relative_change(0.72, 0.80, higher_is_better=True) == pytest.approx(-0.10)
+    # lower MAE is an improvement: 2.0 -> 1.5 is +25 %
+    assert relative_change(1.5, 2.0, higher_is_better=False) == pytest.approx(0.25)
+    assert relative_change(2.5, 2.0, higher_is_better=False) == pytest.approx(-0.25)
+
+
+def test_relative_change_refuses_zero_baseline():
+    with pytest.raises(ValueError, match="baseline metric of 0"):
+        relative_change(0.1, 0.0, higher_is_better=True)
+
+
+def test_delta_m_and_weighted_score():
+    # left: (0.82-0.80)/0.80 = +2.5 %; sum: -(1.90-2.00)/2.00 = +5 %
+    weighted = {"left": Objective("accuracy", True, 0.02, weight=3.0), "sum": Objective("mae", False, 0.02, weight=1.0)}
+    score = score_checkpoint("e1", 1, {"left": 0.82, "sum": 1.90}, BASELINE, weighted, min_delta_m=0.0)
+    assert score.delta_m == pytest.approx((0.025 + 0.05) / 2)
+    assert score.score == pytest.approx((3 * 0.025 + 1 * 0.05) / 4)
+    assert score.accepted
+
+
+def test_regression_beyond_tolerance_fails_that_task():
+    # left regresses 2.5 % (> 2 % tolerance) although Δm is positive thanks to sum (+20 %)
+    score = score_checkpoint("e1", 1, {"left": 0.78, "sum": 1.60}, BASELINE, OBJECTIVES, min_delta_m=0.0)
+    assert score.delta_m == pytest.approx((-0.025 + 0.20) / 2)
+    assert not score.accepted
+    (failure,) = score.failures()
+    assert failure.task == "left" and failure.relative_change == pytest.approx(-0.025)
+
+
+def test_min_delta_m_rejects():
+    score = score_checkpoint("e1", 1, {"left": 0.80, "sum": 2.00}, BASELINE, OBJECTIVES, min_delta_m=0.01)
+    assert score.delta_m == 0 and not score.accepted
+
+
+def test_best_passing_checkpoint_wins_over_better_failing_one():
+    passing = score_checkpoint("e1", 1, {"left": 0.80, "sum": 1.90}, BASELINE, OBJECTIVES, 0.0)  # +2.5 %
+    failing = score_checkpoint("e2", 2, {"left": 0.70, "sum": 1.00}, BASELINE, OBJECTIVES, 0.0)  # higher score
+    assert failing.score > passing.score
+    chosen, verdict = select_checkpoint([passing, failing])
+    assert (chosen.checkpoint, verdict) == ("e1", "accepted")
+
+
+def test_all_failing_is_rejected_and_reports_best_score():
+    worse = score_checkpoint("e1", 1, {"left": 0.60, "sum": 2.50}, BASELINE, OBJECTIVES, 0.0)
+    less_bad = score_checkpoint("e2", 2, {"left": 0.70, "sum": 2.10}, BASELINE, OBJECTIVES, 0.0)
+    chosen, verdict = select_checkpoint([worse, less_bad])
+    assert (chosen.checkpoint, verdict) == ("e2", "rejected")
+    assert [f.task for f in chosen.failures()] == ["left", "sum"]
+
+
+def test_tie_goes_to_earlier_epoch():
+    late = score_checkpoint("e5", 5, {"left": 0.84, "sum": 2.00}, BASELINE, OBJECTIVES, 0.0)
+    early = score_checkpoint("e3", 3, {"left": 0.84, "sum": 2.00}, BASELINE, OBJECTIVES, 0.0)
+    chosen, _ = select_checkpoint([late, early])
+    assert chosen.checkpoint == "e3"
+
+
+def test_champion_guard():
+    objectives = {"left": ACC, "sum": MAE}
+    candidate = {"left": 0.90, "sum": 1.00}
+    assert promotion_decision("accepted", candidate, None, objectives).promote
+    # within 2 % of the champion on every task
+    assert promotion_decision("accepted", candidate, {"left": 0.91, "sum": 0.99}, objectives, "1").promote
+    # sum MAE 1.00 vs champion 0.95: -5.3 %, beyond tolerance
+    blocked = promotion_decision("accepted", candidate, {"left": 0.85, "sum": 0.95}, objectives, "1")
+    assert not blocked.promote and "sum" in blocked.reason and "v1" in blocked.reason
+    # a rejected model never becomes champion, even with no champion at all
+    assert not promotion_decision("rejected", candidate, None, objectives).promote

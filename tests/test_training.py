@@ -1,0 +1,72 @@
+"""Real torch training on tiny real data: checkpoints, their hashes, and the task heads."""
+
+import json
+
+import pytest
+import torch
+
+from components.data import images_tensor, targets_tensor
+from components.models import build_model
+from components.tasks import build_tasks
+from components.training import MANIFEST, TensorSplit, load_checkpoint, sha256_file, train
+
+
+def splits(frames, params):
+    def convert(frame):
+        return TensorSplit(images_tensor(frame, 36), {n: targets_tensor(frame, t) for n, t in params.tasks.items()})
+
+    return convert(frames["train"]), convert(frames["val"])
+
+
+def run(params, frames, directory, **kwargs):
+    tasks = build_tasks(params.tasks)
+    model = build_model(params.model, tasks, params.data.canvas_size)
+    train_split, val_split = splits(frames, params)
+    history = train(model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs)
+    return model, history
+
+
+def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_frames, tmp_path):
+    _, history = run(tiny_params, tiny_frames, tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert [e["checkpoint"] for e in manifest] == ["epoch_001.pt", "epoch_002.pt"]
+    for entry in manifest:
+        assert sha256_file(tmp_path / entry["checkpoint"]) == entry["sha256"]
+        checkpoint = load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+        assert checkpoint["epoch"] == entry["epoch"]
+        assert {"model", "optimizer", "rng", "val_metrics"} <= set(checkpoint)
+        assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
+        assert set(checkpoint["val_metrics"]) == {"left", "right", "sum"}
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+
+
+def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
+    run(tiny_params, tiny_frames, tmp_path)
+    entry = json.loads((tmp_path / MANIFEST).read_text())[0]
+    with open(tmp_path / entry["checkpoint"], "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(RuntimeError, match="sha256 does not match"):
+        load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+
+
+def test_baseline_keeps_only_its_best_epoch(tiny_params, tiny_frames, tmp_path):
+    params = tiny_params.model_copy(update={"tasks": {"sum": tiny_params.tasks["sum"]}})
+    _, history = run(params, tiny_frames, tmp_path, keep_best_for="sum")
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt"]
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["val_metrics"]["sum"] == min(r.val_metrics["sum"] for r in history)
+
+
+def test_same_seed_same_weights(tiny_params, tiny_frames, tmp_path):
+    first, _ = run(tiny_params, tiny_frames, tmp_path / "a")
+    second, _ = run(tiny_params, tiny_frames, tmp_path / "b")
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_regression_head_predicts_in_target_units(tiny_params, tiny_frames, tmp_path):
+    model, _ = run(tiny_params, tiny_frames, tmp_path)
+    head = model.heads["sum"]
+    assert head.target_mean.item() == pytest.approx(tiny_frames["train"]["sum"].mean(), rel=1e-5)
+    task = build_tasks(tiny_params.tasks)["sum"]
+    assert task.predict(head, torch.zeros(1)).item() == pytest.approx(head.target_mean.item())
