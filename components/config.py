@@ -42,7 +42,7 @@ class DataConfig(Strict):
     # Source digits per split: disjoint pools, so no digit image appears in two splits.
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     # Composite images per split, each overlaying two digits drawn from that split's pool.
-    images: SplitSizes = SplitSizes(train=10000, val=2000, test=2000)
+    images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
 
     @model_validator(mode="after")
     def _fits_in_mnist(self) -> "DataConfig":

@@ -20,6 +20,7 @@ import json
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,7 +232,6 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
             model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,
             label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}),
         )
-        mlflow.set_tracking_uri(tracking.tracking_uri())
         tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
     except BaseException:
         tracking.end_run(run_id, failed=True)
@@ -273,10 +273,12 @@ def select(params: Params, root: Path) -> dict:
         for e in manifest
     ]
     chosen, verdict = select_checkpoint(scores)
-    test = metrics_of(next(e for e in manifest if e["checkpoint"] == chosen.checkpoint), "test")
+    chosen_entry = next(e for e in manifest if e["checkpoint"] == chosen.checkpoint)
+    test = metrics_of(chosen_entry, "test")
     result = {
         "verdict": verdict,
         "checkpoint": chosen.checkpoint,
+        "sha256": chosen_entry["sha256"],
         "epoch": chosen.epoch,
         "delta_m": chosen.delta_m,
         "score": chosen.score,
@@ -311,8 +313,9 @@ def select(params: Params, root: Path) -> dict:
 @timed("register")
 def register(params: Params, root: Path, parent_run_id: str) -> dict:
     """Logs the chosen checkpoint as a pyfunc model, registers it and moves the aliases."""
+    tracker = tracking.client()  # also points the fluent API at the tracking URI
     selection = _read_json(root / SELECTION_REPORT)
-    checkpoint = load_checkpoint(root / MTL_DIR / selection["checkpoint"])
+    checkpoint = load_checkpoint(root / MTL_DIR / selection["checkpoint"], selection["sha256"])
     name = params.registry.model_name
     test = {task: entry["test"] for task, entry in selection["tasks"].items()}
     champion = registry.current_champion(name)
@@ -323,9 +326,10 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
     # Pixels as doubles: JSON clients may send ints or floats, both convert safely.
     example = read_split(root / params.data.dir, "test").head(3)[pixel_columns(params.data.canvas_size)].astype("float64")
 
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply.
+    # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply;
+    # class predictions are integers by design, so the missing-values hint does not either.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
     with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
         mlflow.log_params(tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()})
         mlflow.log_metrics(
@@ -353,7 +357,7 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         "checkpoint": selection["checkpoint"],
     } | {f"{registry.TEST_METRIC_TAG}{t}": f"{v:.6f}" for t, v in test.items()}
     for key, value in tags.items():
-        tracking.client().set_model_version_tag(name, version, key, value)
+        tracker.set_model_version_tag(name, version, key, value)
     aliases = registry.apply_aliases(name, version, decision)
     result = {
         "model_name": name,

@@ -50,15 +50,22 @@ def start_pipeline_run(experiment: str, name: str | None = None) -> str:
     return run.info.run_id
 
 
-def open_pipeline_run(experiment: str) -> str:
-    """The pipeline run still in progress in ``experiment``, or a new one."""
+def _running_pipeline_run(experiment: str) -> str | None:
+    found = client().get_experiment_by_name(experiment)
+    if found is None:
+        return None
     running = client().search_runs(
-        [experiment_id(experiment)],
+        [found.experiment_id],
         filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'RUNNING'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return running[0].info.run_id if running else start_pipeline_run(experiment)
+    return running[0].info.run_id if running else None
+
+
+def open_pipeline_run(experiment: str) -> str:
+    """The pipeline run still in progress in ``experiment``, or a new one."""
+    return _running_pipeline_run(experiment) or start_pipeline_run(experiment)
 
 
 def end_run(run_id: str, failed: bool = False) -> None:
@@ -67,9 +74,9 @@ def end_run(run_id: str, failed: bool = False) -> None:
 
 
 def fail_open_pipeline_run(experiment: str) -> None:
-    if client().get_experiment_by_name(experiment) is None:
-        return
-    end_run(open_pipeline_run(experiment), failed=True)
+    run_id = _running_pipeline_run(experiment)
+    if run_id is not None:
+        end_run(run_id, failed=True)
 
 
 def start_child_run(parent_run_id: str, name: str, params: dict[str, object]) -> str:
