@@ -30,13 +30,31 @@ import torch
 
 from components import registry, tracking
 from components.config import Params
-from components.data import SPLITS, build_multimnist, images_tensor, pixel_columns, read_split, split_path, targets_tensor, write_splits
-from components.models import build_model
+from components.data import (
+    SPLITS,
+    build_multimnist,
+    images_tensor,
+    pixel_columns,
+    read_split,
+    split_path,
+    targets_tensor,
+    write_splits,
+)
+from components.models import HardSharingModel, build_model
 from components.report import render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
 from components.serving import MultiTaskModel, write_model_files
-from components.tasks import build_tasks
-from components.training import MANIFEST, EpochRecord, TensorSplit, evaluate, load_checkpoint, resolve_device, train
+from components.tasks import Task, build_tasks
+from components.training import (
+    MANIFEST,
+    EpochRecord,
+    TensorSplit,
+    evaluate,
+    load_checkpoint,
+    resolve_device,
+    seed_everything,
+    train,
+)
 from components.validation import DataValidationError, validate_splits
 
 REPORTS = Path("reports")
@@ -163,11 +181,17 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     return log
 
 
+def _seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
+    """Initial weights depend on the seed alone, not on what ran earlier in the process."""
+    seed_everything(params.seed)
+    return build_model(params.model, tasks, params.data.canvas_size)
+
+
 def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: str) -> dict:
     """One single-task model: same backbone, optimizer and epochs as the MTL model."""
     tasks = build_tasks({task_name: params.tasks[task_name]})
     splits = load_tensor_splits(params, root)
-    model = build_model(params.model, tasks, params.data.canvas_size)
+    model = _seeded_model(params, tasks)
     run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params) | {"task": task_name})
     directory = root / BASELINES_DIR / task_name
     try:
@@ -224,7 +248,7 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
     """Hard parameter sharing with equal loss weights; a checkpoint every epoch."""
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
-    model = build_model(params.model, tasks, params.data.canvas_size)
+    model = _seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}"
     run_id = tracking.start_child_run(parent_run_id, name, _training_params(params))
     try:
