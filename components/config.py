@@ -15,10 +15,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+LossWeightingName = Literal["equal", "fixed", "uncertainty", "dwa", "famo", "gradnorm", "schedule"]
+GradientName = Literal["sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"]
+LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeightingName)
+GRADIENT_METHODS: tuple[str, ...] = get_args(GradientName)
 
 
 class ParamsError(ValueError):
@@ -60,6 +66,8 @@ class TaskConfig(Strict):
     max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
     # Weight of this task's relative change in the checkpoint-selection score.
     selection_weight: Annotated[float, Field(ge=0)] = 1.0
+    # Multiplies training.lr for this task's head.
+    lr_scale: Annotated[float, Field(gt=0)] = 1.0
 
     @model_validator(mode="after")
     def _classes_match_type(self) -> "TaskConfig":
@@ -88,7 +96,16 @@ class TrainingConfig(Strict):
     lr: Annotated[float, Field(gt=0)] = 5e-4
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
-    loss_weighting: Literal["equal"] = "equal"
+    # Learning rate of the shared backbone; null uses lr.
+    shared_lr: Annotated[float, Field(gt=0)] | None = None
+    loss_weighting: LossWeightingName = "equal"
+    fixed_weights: dict[str, Annotated[float, Field(ge=0)]] = {}  # for loss_weighting: fixed; default 1
+    dwa_temperature: Annotated[float, Field(gt=0)] = 2.0
+    gradnorm_alpha: Annotated[float, Field(ge=0)] = 1.5
+    famo_lr: Annotated[float, Field(gt=0)] = 0.025
+    # for loss_weighting: schedule; task -> [[epoch, weight], ...], piecewise-linear, default 1
+    weight_schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
+    gradient: GradientName = "sum"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # 0 lets torch pick; set it when several trainings share the machine.
     num_threads: Annotated[int, Field(ge=0)] = 0
@@ -127,6 +144,12 @@ class Params(Strict):
     def _tasks_nonempty(self) -> "Params":
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
+        for key in ("fixed_weights", "weight_schedule"):
+            unknown = set(getattr(self.training, key)) - set(self.tasks)
+            if unknown:
+                raise ValueError(
+                    f"training.{key} names unknown task(s) {sorted(unknown)}; valid: {', '.join(self.tasks)}"
+                )
         return self
 
     def fingerprint(self) -> str:
