@@ -42,6 +42,9 @@ class CNNBackbone(nn.Module):
         )
         self.out_features = config.hidden
 
+    def last_layer(self) -> nn.Linear:
+        return self.project[0]
+
     def forward(self, images: Tensor) -> Tensor:
         return self.project(self.features(images))
 
@@ -56,6 +59,10 @@ class HardSharingModel(nn.Module):
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
+
+    def last_shared_layer(self) -> nn.Parameter:
+        """Weights of the backbone's last layer, where GradNorm measures gradient norms."""
+        return self.backbone.last_layer().weight
 
     def forward(self, inputs: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
         features = self.backbone(inputs)

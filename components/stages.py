@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from components import registry, tracking
-from components.config import Params
+from components.config import Params, TrainingConfig
 from components.data import (
     SPLITS,
     build_multimnist,
@@ -163,9 +163,9 @@ def validate(params: Params, root: Path) -> dict:
 # --- training -----------------------------------------------------------------------------
 
 
-def _training_params(params: Params) -> dict[str, object]:
+def _training_params(params: Params, config: TrainingConfig) -> dict[str, object]:
     return {
-        **tracking.flatten("training", params.training.model_dump(mode="json")),
+        **tracking.flatten("training", config.model_dump(mode="json")),
         **tracking.flatten("model", params.model.model_dump(mode="json")),
         "seed": params.seed,
     }
@@ -175,6 +175,7 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     def log(record: EpochRecord) -> None:
         metrics = {f"train_loss.{task}": value for task, value in record.train_loss.items()}
         metrics |= {f"val.{task}.{metric_names[task]}": value for task, value in record.val_metrics.items()}
+        metrics |= record.extra  # step_seconds, peak_memory_mb, weight.<task>
         metrics["epoch_seconds"] = record.seconds
         tracking.log_metrics(run_id, metrics, step=record.epoch)
 
@@ -188,15 +189,20 @@ def _seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
 
 
 def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: str) -> dict:
-    """One single-task model: same backbone, optimizer and epochs as the MTL model."""
+    """One single-task model: same backbone, optimizer and epochs as the MTL model.
+
+    Loss weighting and gradient handling have nothing to balance with one task, so the
+    baseline trains on its plain loss.
+    """
     tasks = build_tasks({task_name: params.tasks[task_name]})
+    config = params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"})
     splits = load_tensor_splits(params, root)
     model = _seeded_model(params, tasks)
-    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params) | {"task": task_name})
+    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params, config) | {"task": task_name})
     directory = root / BASELINES_DIR / task_name
     try:
         history = train(
-            model, tasks, splits["train"], splits["val"], params.training, params.seed, directory,
+            model, tasks, splits["train"], splits["val"], config, params.seed, directory,
             keep_best_for=task_name, label=f"baseline {task_name}",
             on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}),
         )
@@ -245,12 +251,13 @@ def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
 
 @timed("train_mtl")
 def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
-    """Hard parameter sharing with equal loss weights; a checkpoint every epoch."""
+    """The multi-task model with the configured sharing, loss weighting and gradient method;
+    a checkpoint every epoch."""
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
     model = _seeded_model(params, tasks)
-    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}"
-    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params))
+    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
+    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params, params.training))
     try:
         history = train(
             model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,

@@ -1,8 +1,10 @@
 """Training and evaluation loop shared by single-task baselines and the multi-task model.
 
 A baseline is the multi-task loop run with one task, so both get the same backbone,
-optimizer, epochs and data order. Each epoch writes a checkpoint holding model,
-optimizer, epoch and RNG state, and its sha256 goes into a manifest.
+optimizer, epochs and data order. The loss weighting (``components.weighting``) turns the
+task losses into one objective; the gradient method (``components.gradients``) decides how
+the per-task gradients on the shared backbone are combined. Each epoch writes a checkpoint
+holding model, optimizer, epoch and RNG state, and its sha256 goes into a manifest.
 
 Example::
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,8 +32,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
+from components.gradients import Combiner, backward_per_task, build_combiner
 from components.models import HardSharingModel
 from components.tasks import Task
+from components.weighting import LossWeighting, build_weighting, effective_weights
 
 MANIFEST = "checkpoints.json"
 
@@ -112,10 +117,49 @@ def evaluate(
     return {name: float(metric.compute()) for name, metric in metrics.items()}
 
 
-def _make_optimizer(model: nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+def _make_optimizer(
+    model: HardSharingModel, tasks: dict[str, Task], weighting: LossWeighting, config: TrainingConfig
+) -> torch.optim.Optimizer:
+    """One parameter group for the backbone (``shared_lr``), one per head (``lr × lr_scale``)."""
+    groups = [{"params": model.shared_parameters(), "lr": config.shared_lr or config.lr}]
+    groups += [
+        {"params": list(model.heads[name].parameters()), "lr": config.lr * task.config.lr_scale}
+        for name, task in tasks.items()
+    ]
+    if weighting.trainable():
+        groups.append({"params": weighting.trainable(), "lr": config.lr, "weight_decay": 0.0})
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _task_losses(model: HardSharingModel, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
+    outputs = model(inputs, list(tasks))
+    return torch.stack(
+        [task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)]
+    )
+
+
+def _backward(
+    combined: Tensor, weighted: Tensor, model: HardSharingModel, weighting: LossWeighting, combiner: Combiner | None
+) -> None:
+    if combiner is None:
+        combined.backward()
+        return
+    trainable = weighting.trainable()
+    if trainable:  # e.g. uncertainty log-variances learn from the scalarised objective
+        grads = torch.autograd.grad(combined, trainable, retain_graph=True, allow_unused=True)
+        for parameter, grad in zip(trainable, grads):
+            if grad is not None:
+                parameter.grad = grad
+    specific = [p for head in model.heads.values() for p in head.parameters()]
+    backward_per_task(list(weighted), model.shared_parameters(), specific, combiner)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
 
 
 def _improved(task: Task, value: float, best: float | None) -> bool:
@@ -137,7 +181,7 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[EpochRecord]:
-    """Trains ``model`` on ``tasks`` with equal loss weights.
+    """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method.
 
     With ``keep_best_for=None`` every epoch's checkpoint is kept (``epoch_XXX.pt``) for
     later selection; with a task name only the best epoch by that task's validation
@@ -151,7 +195,9 @@ def train(
     for name in names:
         tasks[name].prepare_head(model.heads[name], train_split.targets[name])
     model.to(device)
-    optimizer = _make_optimizer(model, config)
+    weighting = build_weighting(config, names, model.last_shared_layer()).to(device)
+    combiner = None if config.gradient == "sum" else build_combiner(config.gradient, len(names))
+    optimizer = _make_optimizer(model, tasks, weighting, config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     loader = _loader(train_split, names, config.batch_size, shuffle=True, seed=seed)
 
@@ -160,27 +206,38 @@ def train(
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()
-        loss_sums = dict.fromkeys(names, 0.0)
+        weighting.start_epoch(epoch)
+        loss_sums = torch.zeros(len(names))
+        weight_sums = torch.zeros(len(names))
+        step_seconds = 0.0
         seen = 0
         bar = tqdm(loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch", disable=None)
         for inputs, *targets in bar:
-            inputs = inputs.to(device)
-            outputs = model(inputs, names)
-            losses = {
-                name: tasks[name].loss(model.heads[name], outputs[name], target.to(device))
-                for name, target in zip(names, targets)
-            }
+            step_started = time.perf_counter()
+            inputs, targets = inputs.to(device), [t.to(device) for t in targets]
             optimizer.zero_grad(set_to_none=True)
-            torch.stack(list(losses.values())).sum().backward()
+            losses = _task_losses(model, tasks, inputs, targets)
+            combined = weighting(losses)
+            weights = effective_weights(combined, losses)
+            _backward(combined, weights * losses, model, weighting, combiner)
             optimizer.step()
+            if weighting.needs_losses_after_step:
+                with torch.no_grad():
+                    weighting.after_step(_task_losses(model, tasks, inputs, targets))
+            else:
+                weighting.after_step(None)
+            step_seconds += time.perf_counter() - step_started
             batch = len(inputs)
             seen += batch
-            for name, value in losses.items():
-                loss_sums[name] += value.item() * batch
-            bar.set_postfix({name: f"{value.item():.3f}" for name, value in losses.items()})
-        train_loss = {name: total / seen for name, total in loss_sums.items()}
+            loss_sums += losses.detach().cpu() * batch
+            weight_sums += weights.cpu() * batch
+            bar.set_postfix({name: f"{value:.3f}" for name, value in zip(names, losses.tolist())})
+        weighting.end_epoch()
+        train_loss = dict(zip(names, (loss_sums / seen).tolist()))
+        extra = {"step_seconds": step_seconds / len(loader), "peak_memory_mb": peak_memory_mb(device)}
+        extra |= {f"weight.{name}": value for name, value in zip(names, (weight_sums / seen).tolist())}
         val_metrics = evaluate(model, tasks, val_split, config.batch_size, device)
-        record = EpochRecord(epoch, train_loss, val_metrics, time.perf_counter() - started)
+        record = EpochRecord(epoch, train_loss, val_metrics, time.perf_counter() - started, extra=extra)
 
         if keep_best_for is None:
             path = checkpoint_dir / f"epoch_{epoch:03d}.pt"

@@ -1,6 +1,7 @@
 """Real torch training on tiny real data: checkpoints, their hashes, and the task heads."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -81,3 +82,43 @@ def test_initial_weights_depend_only_on_the_seed(tiny_params):
     second = _seeded_model(tiny_params, tasks)
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("weighting", "gradient"),
+    [("uncertainty", "pcgrad"), ("gradnorm", "sum"), ("famo", "upgrad"), ("dwa", "normalize"),
+     ("schedule", "mgda"), ("fixed", "cagrad"), ("equal", "nash_mtl"), ("equal", "graddrop")],
+)
+def test_weighting_and_gradient_methods_train(tiny_params, tiny_frames, tmp_path, weighting, gradient):
+    training = tiny_params.training.model_copy(
+        update={"loss_weighting": weighting, "gradient": gradient, "weight_schedule": {"sum": [(1, 0.0), (2, 1.0)]},
+                "fixed_weights": {"sum": 0.5}}
+    )
+    params = tiny_params.model_copy(update={"training": training})
+    _, history = run(params, tiny_frames, tmp_path)
+    last = history[-1]
+    assert all(math.isfinite(v) for v in last.train_loss.values())
+    assert last.extra["step_seconds"] > 0 and last.extra["peak_memory_mb"] > 0
+    weights = [last.extra[f"weight.{t}"] for t in ("left", "right", "sum")]
+    if weighting == "uncertainty":  # log-variances learned away from 0 (weight ½)
+        assert all(w != pytest.approx(0.5, abs=1e-4) for w in weights)
+    if weighting == "fixed":
+        assert weights == pytest.approx([1.0, 1.0, 0.5])
+    if weighting == "schedule":  # epoch 2 of a 0 -> 1 ramp
+        assert weights[2] == pytest.approx(1.0)
+
+
+def test_per_task_and_shared_learning_rates(tiny_params):
+    from components.training import _make_optimizer
+    from components.weighting import build_weighting
+
+    tasks_config = dict(tiny_params.tasks)
+    tasks_config["sum"] = tasks_config["sum"].model_copy(update={"lr_scale": 0.1})
+    tasks = build_tasks(tasks_config)
+    model = build_model(tiny_params.model, tasks, 36)
+    config = tiny_params.training.model_copy(update={"shared_lr": 0.01, "loss_weighting": "uncertainty"})
+    weighting = build_weighting(config, list(tasks), model.last_shared_layer())
+    groups = _make_optimizer(model, tasks, weighting, config).param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.01, config.lr, config.lr, config.lr * 0.1, config.lr])
+    assert groups[0]["params"] == model.shared_parameters()
+    assert groups[-1]["params"] == weighting.trainable()
