@@ -10,7 +10,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +17,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from components import compare as comparison
 from components import stages, tracking
-from components.config import Params, ParamsError, load_params
+from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, load_params
 from components.report import console as results_console
 from components.validation import DataValidationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
 errors = Console(stderr=True)
+METHODS_REPORT = Path("reports/methods.md")
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
 RootOption = typer.Option(Path("."), "--root", help="Project root holding data/, models/ and reports/.")
@@ -94,6 +95,39 @@ def register(params: Path = ParamsOption, root: Path = RootOption) -> None:
         results_console().print(stages.summary(p, root))
 
     _run(params, action, tracked=True)
+
+
+@app.command()
+def compare(
+    params: Path = ParamsOption,
+    root: Path = RootOption,
+    weightings: str = typer.Option(",".join(LOSS_WEIGHTINGS), help="Loss weightings to compare, comma-separated."),
+    gradients: str = typer.Option(",".join(GRADIENT_METHODS), help="Gradient methods to compare, comma-separated."),
+    seeds: int = typer.Option(3, min=1, help="Seeds per method (0, 1, ...)."),
+) -> None:
+    """Train the MTL model with each method over several seeds; write reports/methods.md and .png."""
+
+    def action(p: Params) -> None:
+        chosen_weightings = _choices(weightings, LOSS_WEIGHTINGS, "--weightings")
+        chosen_gradients = _choices(gradients, GRADIENT_METHODS, "--gradients")
+        summaries = comparison.summarize(
+            comparison.compare_methods(p, root, chosen_weightings, chosen_gradients, list(range(seeds)))
+        )
+        goals = stages.objectives(p)
+        table = comparison.methods_markdown(summaries, goals)
+        (root / METHODS_REPORT).write_text(f"# MTL methods on {p.registry.experiment}, {seeds} seed(s)\n\n{table}")
+        comparison.plot_methods(summaries, goals, root / METHODS_REPORT.with_suffix(".png"))
+        results_console().print(table)
+
+    _run(params, action)
+
+
+def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:
+    chosen = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in valid]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"unknown {', '.join(unknown) or 'empty list'}; valid: {', '.join(valid)}", param_hint=option)
+    return chosen
 
 
 @app.command()

@@ -75,7 +75,7 @@ def _write_json(path: Path, payload: object) -> None:
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; run the stage that writes it first")
     return json.loads(path.read_text())
@@ -182,7 +182,7 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     return log
 
 
-def _seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
+def seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
     """Initial weights depend on the seed alone, not on what ran earlier in the process."""
     seed_everything(params.seed)
     return build_model(params.model, tasks, params.data.canvas_size)
@@ -197,7 +197,7 @@ def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: st
     tasks = build_tasks({task_name: params.tasks[task_name]})
     config = params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"})
     splits = load_tensor_splits(params, root)
-    model = _seeded_model(params, tasks)
+    model = seeded_model(params, tasks)
     run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params, config) | {"task": task_name})
     directory = root / BASELINES_DIR / task_name
     try:
@@ -255,7 +255,7 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
     a checkpoint every epoch."""
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
-    model = _seeded_model(params, tasks)
+    model = seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     run_id = tracking.start_child_run(parent_run_id, name, _training_params(params, params.training))
     try:
@@ -285,7 +285,7 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
 @timed("select")
 def select(params: Params, root: Path) -> dict:
     """Scores every MTL checkpoint on validation against the baselines; picks one under the policy."""
-    baseline = _read_json(root / BASELINES_REPORT)
+    baseline = read_json(root / BASELINES_REPORT)
     manifest = json.loads((root / MTL_DIR / MANIFEST).read_text())
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
@@ -345,7 +345,7 @@ def select(params: Params, root: Path) -> dict:
 def register(params: Params, root: Path, parent_run_id: str) -> dict:
     """Logs the chosen checkpoint as a pyfunc model, registers it and moves the aliases."""
     tracker = tracking.client()  # also points the fluent API at the tracking URI
-    selection = _read_json(root / SELECTION_REPORT)
+    selection = read_json(root / SELECTION_REPORT)
     checkpoint = load_checkpoint(root / MTL_DIR / selection["checkpoint"], selection["sha256"])
     name = params.registry.model_name
     test = {task: entry["test"] for task, entry in selection["tasks"].items()}
@@ -422,9 +422,9 @@ def _pip_requirements() -> list[str]:
 def summary(params: Params, root: Path) -> str:
     """The results table, the registration and the stage timings, rendered for a terminal."""
     timings = {
-        stage: _read_json(root / TIMINGS / f"{stage}.json")["seconds"]
+        stage: read_json(root / TIMINGS / f"{stage}.json")["seconds"]
         for stage in STAGES
         if (root / TIMINGS / f"{stage}.json").exists()
     }
-    registration = _read_json(root / REGISTRATION_REPORT) if (root / REGISTRATION_REPORT).exists() else None
-    return render_summary(_read_json(root / SELECTION_REPORT), registration, timings)
+    registration = read_json(root / REGISTRATION_REPORT) if (root / REGISTRATION_REPORT).exists() else None
+    return render_summary(read_json(root / SELECTION_REPORT), registration, timings)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
@@ -157,6 +157,8 @@ def _backward(
 
 
 def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak tensor memory since this training started. CPU: the process's peak resident
+    memory so far (ru_maxrss), which can only grow across trainings in one process."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
@@ -195,6 +197,8 @@ def train(
     for name in names:
         tasks[name].prepare_head(model.heads[name], train_split.targets[name])
     model.to(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.last_shared_layer()).to(device)
     combiner = None if config.gradient == "sum" else build_combiner(config.gradient, len(names))
     optimizer = _make_optimizer(model, tasks, weighting, config)

@@ -74,12 +74,12 @@ def test_regression_head_predicts_in_target_units(tiny_params, tiny_frames, tmp_
 
 
 def test_initial_weights_depend_only_on_the_seed(tiny_params):
-    from components.stages import _seeded_model
+    from components.stages import seeded_model
 
     tasks = build_tasks(tiny_params.tasks)
-    first = _seeded_model(tiny_params, tasks)
+    first = seeded_model(tiny_params, tasks)
     torch.rand(1000)  # anything earlier in the process that draws from the global RNG
-    second = _seeded_model(tiny_params, tasks)
+    second = seeded_model(tiny_params, tasks)
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 import yaml
 
