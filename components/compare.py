@@ -167,7 +167,10 @@ def plot_methods(summaries: list[MethodSummary], goals: dict[str, Objective], pa
     for axis, task in zip(axes[0], tasks):
         means = [s.test_mean[task] for s in summaries]
         stds = [s.test_std[task] for s in summaries]
-        axis.barh(labels, means, xerr=stds, color="tab:blue", alpha=0.8)
+        # points, not bars: the axis is zoomed to the spread, where bar lengths would mislead
+        axis.errorbar(means, range(len(labels)), xerr=stds, fmt="o", capsize=4, color="tab:blue")
+        axis.set_yticks(range(len(labels)), labels)
+        axis.grid(axis="x", alpha=0.3)
         low, high = min(m - e for m, e in zip(means, stds)), max(m + e for m, e in zip(means, stds))
         margin = (high - low) * 0.2 or 0.01
         axis.set_xlim(low - margin, high + margin)
