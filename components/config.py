@@ -84,10 +84,21 @@ class CNNConfig(Strict):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
 
+class CrossStitchConfig(Strict):
+    # Initial weight a column keeps of itself; the rest is spread over the other tasks.
+    self_weight: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+
+class MMoEConfig(Strict):
+    experts: Annotated[int, Field(ge=1)] = 3
+
+
 class ModelConfig(Strict):
     backbone: Literal["cnn"] = "cnn"
-    sharing: Literal["hard"] = "hard"
+    sharing: Literal["hard", "cross_stitch", "mmoe"] = "hard"
     cnn: CNNConfig = CNNConfig()
+    cross_stitch: CrossStitchConfig = CrossStitchConfig()
+    mmoe: MMoEConfig = MMoEConfig()
 
 
 class TrainingConfig(Strict):

@@ -1,16 +1,26 @@
-"""Backbones, heads and the sharing strategy that joins them.
+"""Backbones, heads and the sharing strategies that join them.
 
-Hard parameter sharing (Caruana 1997): one shared backbone, one light head per task.
-A single-task baseline is the same model with one head, so baselines and the MTL model
-share architecture and training code exactly.
+============== ============================================================================
+``hard``       one shared backbone, one light head per task (Caruana 1997)
+``cross_stitch`` one backbone column per task; after every backbone stage a learnable
+               cross-stitch unit mixes the columns' activations (Misra et al. 2016)
+``mmoe``       E expert backbones and one softmax gate per task over the experts
+               (Ma et al. 2018, "Modeling Task Relationships in Multi-task Learning with
+               Multi-gate Mixture-of-Experts")
+============== ============================================================================
+
+A single-task baseline is the hard-sharing model with one head, so baselines share the
+backbone and training code with every multi-task model.
 
 Example::
 
-    >>> model = build_model(ModelConfig(), build_tasks(params.tasks), canvas_size=36)
+    >>> model = build_model(ModelConfig(sharing="mmoe"), build_tasks(params.tasks), canvas_size=36)
     >>> outputs = model(torch.zeros(2, 1, 36, 36))   # {"left": (2, 10), "right": ..., "sum": (2,)}
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -20,56 +30,157 @@ from components.tasks import Task
 
 
 class CNNBackbone(nn.Module):
-    """Conv-BN-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder."""
+    """Conv-BN-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder.
+
+    ``stages`` are the points between which cross-stitch units mix task columns.
+    """
 
     def __init__(self, config: CNNConfig, canvas_size: int, in_channels: int = 1) -> None:
         super().__init__()
-        blocks: list[nn.Module] = []
+        stages: list[nn.Module] = []
         channels = in_channels
         for width in config.channels:
-            blocks += [
-                nn.Conv2d(channels, width, kernel_size=3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
+            stages.append(
+                nn.Sequential(
+                    nn.Conv2d(channels, width, kernel_size=3, padding=1),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                )
+            )
             channels = width
-        self.features = nn.Sequential(*blocks, nn.Flatten())
         with torch.no_grad():
-            flat = self.features(torch.zeros(1, in_channels, canvas_size, canvas_size)).shape[1]
-        self.project = nn.Sequential(
-            nn.Linear(flat, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
+            probe = torch.zeros(1, in_channels, canvas_size, canvas_size)
+            for stage in stages:
+                probe = stage(probe)
+        stages.append(
+            nn.Sequential(
+                nn.Flatten(), nn.Linear(probe[0].numel(), config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
+            )
         )
+        self.stages = nn.ModuleList(stages)
         self.out_features = config.hidden
 
     def last_layer(self) -> nn.Linear:
-        return self.project[0]
+        return self.stages[-1][1]
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.project(self.features(images))
+        for stage in self.stages:
+            images = stage(images)
+        return images
 
 
-class HardSharingModel(nn.Module):
-    """Shared backbone + one head per task; returns raw head outputs keyed by task name."""
+class MultiTaskModel(nn.Module, ABC):
+    """A trunk that yields features per task, and one head per task.
 
-    def __init__(self, backbone: nn.Module, heads: dict[str, nn.Module]) -> None:
+    Subclasses decide how the trunk is shared; parameters that only one task's loss
+    reaches are that task's (its head, its gate), everything else is shared.
+    """
+
+    def __init__(self, heads: dict[str, nn.Module]) -> None:
         super().__init__()
-        self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
 
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.backbone.parameters())
+    @abstractmethod
+    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        """Features for each of ``tasks``; how the trunk is shared is the subclass's choice."""
 
-    def last_shared_layer(self) -> nn.Parameter:
-        """Weights of the backbone's last layer, where GradNorm measures gradient norms."""
-        return self.backbone.last_layer().weight
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return list(self.heads[task].parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        specific = {id(p) for task in self.heads for p in self.task_parameters(task)}
+        return [p for p in self.parameters() if id(p) not in specific]
+
+    @abstractmethod
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        """The last shared layer, where GradNorm measures per-task gradient norms."""
 
     def forward(self, inputs: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
+        names = tasks or list(self.heads)
+        features = self.task_features(inputs, names)
+        return {name: self.heads[name](features[name]) for name in names}
+
+
+class HardSharingModel(MultiTaskModel):
+    def __init__(self, backbone: CNNBackbone, heads: dict[str, nn.Module]) -> None:
+        super().__init__(heads)
+        self.backbone = backbone
+
+    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         features = self.backbone(inputs)
-        return {name: self.heads[name](features) for name in (tasks or self.heads)}
+        return dict.fromkeys(tasks, features)
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        return [self.backbone.last_layer().weight]
 
 
-def build_model(config: ModelConfig, tasks: dict[str, Task], canvas_size: int) -> HardSharingModel:
-    backbone = CNNBackbone(config.cnn, canvas_size)
-    heads = {name: task.head(backbone.out_features) for name, task in tasks.items()}
-    return HardSharingModel(backbone, heads)
+class CrossStitchUnit(nn.Module):
+    """x'_i = Σ_j α_ij x_j over task columns; α starts near identity (``self_weight`` on the
+    diagonal, the rest spread evenly), one scalar per pair of tasks."""
+
+    def __init__(self, n_tasks: int, self_weight: float) -> None:
+        super().__init__()
+        off = (1.0 - self_weight) / (n_tasks - 1) if n_tasks > 1 else 0.0
+        alpha = torch.full((n_tasks, n_tasks), off)
+        alpha.fill_diagonal_(self_weight if n_tasks > 1 else 1.0)
+        self.alpha = nn.Parameter(alpha)
+
+    def forward(self, columns: Tensor) -> Tensor:
+        """``columns``: (tasks, batch, ...) -> the same shape, mixed across tasks."""
+        return torch.einsum("ij,j...->i...", self.alpha, columns)
+
+
+class CrossStitchModel(MultiTaskModel):
+    def __init__(self, columns: dict[str, CNNBackbone], heads: dict[str, nn.Module], self_weight: float) -> None:
+        super().__init__(heads)
+        self.columns = nn.ModuleDict(columns)
+        n_stages = len(next(iter(columns.values())).stages)
+        self.units = nn.ModuleList(CrossStitchUnit(len(columns), self_weight) for _ in range(n_stages))
+
+    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        names = list(self.columns)  # every column feeds the mix, whichever tasks are asked for
+        activations = [inputs] * len(names)
+        for index, unit in enumerate(self.units):
+            stacked = torch.stack([self.columns[n].stages[index](x) for n, x in zip(names, activations)])
+            activations = list(unit(stacked))
+        by_task = dict(zip(names, activations))
+        return {name: by_task[name] for name in tasks}
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        return [self.units[-1].alpha]
+
+
+class MMoEModel(MultiTaskModel):
+    def __init__(self, experts: list[CNNBackbone], heads: dict[str, nn.Module], input_size: int) -> None:
+        super().__init__(heads)
+        self.experts = nn.ModuleList(experts)
+        self.gates = nn.ModuleDict({name: nn.Linear(input_size, len(experts)) for name in heads})
+
+    def gate_weights(self, inputs: Tensor, task: str) -> Tensor:
+        return torch.softmax(self.gates[task](inputs.flatten(1)), dim=-1)
+
+    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        expert_outputs = torch.stack([expert(inputs) for expert in self.experts])  # (E, B, D)
+        return {
+            name: torch.einsum("be,ebd->bd", self.gate_weights(inputs, name), expert_outputs) for name in tasks
+        }
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return super().task_parameters(task) + list(self.gates[task].parameters())
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        return [expert.last_layer().weight for expert in self.experts]
+
+
+def build_model(config: ModelConfig, tasks: dict[str, Task], canvas_size: int) -> MultiTaskModel:
+    def backbone() -> CNNBackbone:
+        return CNNBackbone(config.cnn, canvas_size)
+
+    features = config.cnn.hidden
+    heads = {name: task.head(features) for name, task in tasks.items()}
+    if config.sharing == "cross_stitch":
+        return CrossStitchModel({name: backbone() for name in tasks}, heads, config.cross_stitch.self_weight)
+    if config.sharing == "mmoe":
+        return MMoEModel([backbone() for _ in range(config.mmoe.experts)], heads, canvas_size * canvas_size)
+    return HardSharingModel(backbone(), heads)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from components import registry, tracking
-from components.config import Params, TrainingConfig
+from components.config import Params
 from components.data import (
     SPLITS,
     build_multimnist,
@@ -40,7 +40,7 @@ from components.data import (
     targets_tensor,
     write_splits,
 )
-from components.models import HardSharingModel, build_model
+from components.models import MultiTaskModel, build_model
 from components.report import render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
 from components.serving import MultiTaskModel, write_model_files
@@ -163,9 +163,9 @@ def validate(params: Params, root: Path) -> dict:
 # --- training -----------------------------------------------------------------------------
 
 
-def _training_params(params: Params, config: TrainingConfig) -> dict[str, object]:
+def _training_params(params: Params) -> dict[str, object]:
     return {
-        **tracking.flatten("training", config.model_dump(mode="json")),
+        **tracking.flatten("training", params.training.model_dump(mode="json")),
         **tracking.flatten("model", params.model.model_dump(mode="json")),
         "seed": params.seed,
     }
@@ -182,7 +182,7 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     return log
 
 
-def seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
+def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
     """Initial weights depend on the seed alone, not on what ran earlier in the process."""
     seed_everything(params.seed)
     return build_model(params.model, tasks, params.data.canvas_size)
@@ -191,14 +191,20 @@ def seeded_model(params: Params, tasks: dict[str, Task]) -> HardSharingModel:
 def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: str) -> dict:
     """One single-task model: same backbone, optimizer and epochs as the MTL model.
 
-    Loss weighting and gradient handling have nothing to balance with one task, so the
-    baseline trains on its plain loss.
+    Sharing, loss weighting and gradient handling have nothing to balance with one task,
+    so the baseline is the backbone with one head, trained on its plain loss.
     """
     tasks = build_tasks({task_name: params.tasks[task_name]})
-    config = params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"})
+    baseline = params.model_copy(
+        update={
+            "model": params.model.model_copy(update={"sharing": "hard"}),
+            "training": params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"}),
+        }
+    )
+    config = baseline.training
     splits = load_tensor_splits(params, root)
-    model = seeded_model(params, tasks)
-    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(params, config) | {"task": task_name})
+    model = seeded_model(baseline, tasks)
+    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(baseline) | {"task": task_name})
     directory = root / BASELINES_DIR / task_name
     try:
         history = train(
@@ -257,7 +263,7 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
     splits = load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params, params.training))
+    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params))
     try:
         history = train(
             model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,

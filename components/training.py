@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
 from components.gradients import Combiner, backward_per_task, build_combiner
-from components.models import HardSharingModel
+from components.models import MultiTaskModel
 from components.tasks import Task
 from components.weighting import LossWeighting, build_weighting, effective_weights
 
@@ -99,7 +99,7 @@ def _loader(split: TensorSplit, tasks: list[str], batch_size: int, shuffle: bool
 
 @torch.no_grad()
 def evaluate(
-    model: HardSharingModel,
+    model: MultiTaskModel,
     tasks: dict[str, Task],
     split: TensorSplit,
     batch_size: int,
@@ -118,12 +118,12 @@ def evaluate(
 
 
 def _make_optimizer(
-    model: HardSharingModel, tasks: dict[str, Task], weighting: LossWeighting, config: TrainingConfig
+    model: MultiTaskModel, tasks: dict[str, Task], weighting: LossWeighting, config: TrainingConfig
 ) -> torch.optim.Optimizer:
-    """One parameter group for the backbone (``shared_lr``), one per head (``lr × lr_scale``)."""
+    """One parameter group for the shared trunk (``shared_lr``), one per task (``lr × lr_scale``)."""
     groups = [{"params": model.shared_parameters(), "lr": config.shared_lr or config.lr}]
     groups += [
-        {"params": list(model.heads[name].parameters()), "lr": config.lr * task.config.lr_scale}
+        {"params": model.task_parameters(name), "lr": config.lr * task.config.lr_scale}
         for name, task in tasks.items()
     ]
     if weighting.trainable():
@@ -133,7 +133,7 @@ def _make_optimizer(
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def _task_losses(model: HardSharingModel, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
+def _task_losses(model: MultiTaskModel, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
     outputs = model(inputs, list(tasks))
     return torch.stack(
         [task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)]
@@ -141,7 +141,7 @@ def _task_losses(model: HardSharingModel, tasks: dict[str, Task], inputs: Tensor
 
 
 def _backward(
-    combined: Tensor, weighted: Tensor, model: HardSharingModel, weighting: LossWeighting, combiner: Combiner | None
+    combined: Tensor, weighted: Tensor, model: MultiTaskModel, weighting: LossWeighting, combiner: Combiner | None
 ) -> None:
     if combiner is None:
         combined.backward()
@@ -152,7 +152,7 @@ def _backward(
         for parameter, grad in zip(trainable, grads):
             if grad is not None:
                 parameter.grad = grad
-    specific = [p for head in model.heads.values() for p in head.parameters()]
+    specific = [p for task in model.heads for p in model.task_parameters(task)]
     backward_per_task(list(weighted), model.shared_parameters(), specific, combiner)
 
 
@@ -171,7 +171,7 @@ def _improved(task: Task, value: float, best: float | None) -> bool:
 
 
 def train(
-    model: HardSharingModel,
+    model: MultiTaskModel,
     tasks: dict[str, Task],
     train_split: TensorSplit,
     val_split: TensorSplit,
@@ -199,7 +199,7 @@ def train(
     model.to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    weighting = build_weighting(config, names, model.last_shared_layer()).to(device)
+    weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
     combiner = None if config.gradient == "sum" else build_combiner(config.gradient, len(names))
     optimizer = _make_optimizer(model, tasks, weighting, config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import mlflow
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -46,15 +48,22 @@ def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch,
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mtl-results"])))
     assert artifacts and "| left |" in artifacts[0].data and "verdict" in artifacts[0].data
 
-    # 2. rejected by policy: challenger moves to version 2, champion stays on version 1
+    # 2. rejected by policy: challenger moves to version 2, champion stays on version 1.
+    #    This run also exercises soft sharing, a learned weighting and a gradient method end to end.
     rejecting = accepting(tiny_params_dict())
     rejecting["selection"]["min_delta_m"] = 5.0
+    rejecting["model"]["sharing"] = "mmoe"
+    rejecting["training"].update(loss_weighting="uncertainty", gradient="pcgrad")
     state = pipeline(write_params(tmp_path, rejecting), str(tmp_path), return_state=True)
     second = state.result()
     assert second["version"] == "2" and second["aliases"] == ["challenger"] and not second["champion_moved"]
     assert json.loads((tmp_path / "reports/selection.json").read_text())["verdict"] == "rejected"
     assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
     assert client.get_model_version("tiny-mtl", "2").tags["verdict"] == "rejected"
+    challenger = mlflow.pyfunc.load_model("models:/tiny-mtl@challenger")
+    frame = pd.read_parquet(tmp_path / "data/test.parquet").head(3)
+    predictions = challenger.predict(frame[[c for c in frame.columns if c.startswith("px_")]])
+    assert list(predictions.columns) == ["left", "right", "sum"] and len(predictions) == 3
 
     # each flow run is one parent MLflow run with the four trainings nested in it
     experiment = client.get_experiment_by_name("tiny-mtl")

@@ -117,8 +117,23 @@ def test_per_task_and_shared_learning_rates(tiny_params):
     tasks = build_tasks(tasks_config)
     model = build_model(tiny_params.model, tasks, 36)
     config = tiny_params.training.model_copy(update={"shared_lr": 0.01, "loss_weighting": "uncertainty"})
-    weighting = build_weighting(config, list(tasks), model.last_shared_layer())
+    weighting = build_weighting(config, list(tasks), model.gradnorm_parameters())
     groups = _make_optimizer(model, tasks, weighting, config).param_groups
     assert [g["lr"] for g in groups] == pytest.approx([0.01, config.lr, config.lr, config.lr * 0.1, config.lr])
     assert groups[0]["params"] == model.shared_parameters()
     assert groups[-1]["params"] == weighting.trainable()
+
+
+@pytest.mark.parametrize(("sharing", "weighting", "gradient"), [("cross_stitch", "gradnorm", "pcgrad"), ("mmoe", "uncertainty", "mgda")])
+def test_soft_sharing_trains_with_weighting_and_gradient_methods(tiny_params, tiny_frames, tmp_path, sharing, weighting, gradient):
+    params = tiny_params.model_copy(
+        update={
+            "model": tiny_params.model.model_copy(update={"sharing": sharing}),
+            "training": tiny_params.training.model_copy(update={"loss_weighting": weighting, "gradient": gradient}),
+        }
+    )
+    model, history = run(params, tiny_frames, tmp_path)
+    assert all(math.isfinite(v) for v in history[-1].train_loss.values())
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    if sharing == "cross_stitch":  # the mixing weights were learned
+        assert not torch.allclose(model.units[0].alpha, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]))

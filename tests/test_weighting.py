@@ -19,7 +19,7 @@ def weights_for(weighting, losses):
 
 
 def layer():
-    return torch.nn.Parameter(torch.ones(2, 2))
+    return [torch.nn.Parameter(torch.ones(2, 2))]
 
 
 def test_equal_and_fixed():
@@ -63,7 +63,7 @@ def test_gradnorm_target():
 
 def test_gradnorm_moves_weight_towards_the_task_with_the_smaller_gradient():
     shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-    weighting = build_weighting(TrainingConfig(loss_weighting="gradnorm", gradnorm_alpha=0.0), TASKS, shared)
+    weighting = build_weighting(TrainingConfig(loss_weighting="gradnorm", gradnorm_alpha=0.0), TASKS, [shared])
     losses = torch.stack([(shared * torch.tensor([1.0, 0.0])).sum(), (shared * torch.tensor([0.0, 3.0])).sum()])
     weighting(losses)
     (weights,) = weighting.trainable()

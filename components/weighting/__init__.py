@@ -61,7 +61,7 @@ class ScalarizerWeighting(LossWeighting):
             self.scalarizer.update(losses_after)
 
 
-def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer: nn.Parameter) -> LossWeighting:
+def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:
     n_tasks = len(task_names)
     method = config.loss_weighting
     if method == "equal":

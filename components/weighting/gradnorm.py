@@ -4,7 +4,7 @@ Balancing in Deep Multitask Networks").
 Written here because torchjd has no GradNorm. The task weights w are learned so that each
 task's weighted gradient norm on the last shared layer W tracks a common target::
 
-    G_i   = || ∇_W (w_i L_i) ||
+    G_i   = || ∇_W (w_i L_i) ||                             (W may span several tensors)
     r_i   = (L_i / L_i(0)) / mean_j (L_j / L_j(0))        relative inverse training rate
     target_i = mean_j(G_j) · r_i^α                          (held constant)
     L_grad = Σ_i | G_i − target_i |
@@ -33,10 +33,10 @@ def gradnorm_targets(grad_norms: Tensor, losses: Tensor, initial_losses: Tensor,
 
 
 class GradNorm(LossWeighting):
-    def __init__(self, n_tasks: int, alpha: float, shared_layer: nn.Parameter) -> None:
+    def __init__(self, n_tasks: int, alpha: float, shared_layer: list[nn.Parameter]) -> None:
         super().__init__()
         self.alpha = alpha
-        self.shared_layer = [shared_layer]  # a list, so it is not registered as our parameter
+        self.shared_layer = list(shared_layer)  # a plain list, so not registered as our parameters
         self.task_weights = nn.Parameter(torch.ones(n_tasks))
         self.register_buffer("initial_losses", torch.zeros(n_tasks))
 
@@ -47,18 +47,16 @@ class GradNorm(LossWeighting):
     def forward(self, losses: Tensor) -> Tensor:
         if not self.initial_losses.any():
             self.initial_losses.copy_(losses.detach())
-        (layer,) = self.shared_layer
-        norms = torch.stack(
-            [
-                torch.autograd.grad(self.task_weights[i] * loss, layer, retain_graph=True, create_graph=True)[0].norm()
-                for i, loss in enumerate(losses)
-            ]
-        )
+        norms = torch.stack([self._grad_norm(self.task_weights[i] * loss) for i, loss in enumerate(losses)])
         targets = gradnorm_targets(norms, losses.detach(), self.initial_losses, self.alpha).detach()
         gradnorm_loss = (norms - targets).abs().sum()
         # w learns from L_grad alone; the network sees w as constants.
         self.task_weights.grad = torch.autograd.grad(gradnorm_loss, self.task_weights, retain_graph=True)[0]
         return (self.weights * losses).sum()
+
+    def _grad_norm(self, weighted_loss: Tensor) -> Tensor:
+        grads = torch.autograd.grad(weighted_loss, self.shared_layer, retain_graph=True, create_graph=True)
+        return torch.sqrt(sum((g**2).sum() for g in grads))
 
     def after_step(self, losses_after: Tensor | None) -> None:
         with torch.no_grad():
