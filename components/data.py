@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from components.config import DataConfig, TaskConfig
+from components.tasks import MISSING_CLASS
 
 SPLITS = ("train", "val", "test")
 DIGIT_SIZE = 28
@@ -120,7 +121,8 @@ def images_tensor(frame: pd.DataFrame, canvas_size: int) -> torch.Tensor:
 
 
 def targets_tensor(frame: pd.DataFrame, task: TaskConfig) -> torch.Tensor:
-    values = frame[task.label].to_numpy()
+    """Labels as a tensor; a missing label becomes ``MISSING_CLASS`` or NaN, never a guess."""
+    column = frame[task.label]
     if task.type == "classification":
-        return torch.from_numpy(values.astype(np.int64))
-    return torch.from_numpy(values.astype(np.float32))
+        return torch.tensor(column.fillna(MISSING_CLASS).to_numpy().astype(np.int64))
+    return torch.tensor(column.to_numpy(dtype=np.float32, na_value=np.nan))

@@ -1,5 +1,9 @@
 """Task registry: a task type maps to its head, its loss and its primary metric.
 
+A row may lack the label of some tasks (``MISSING_CLASS`` for classes, NaN for values):
+that task's loss and metric skip the row, nothing is imputed, and a batch with no label
+for a task contributes a zero loss for it.
+
 Example::
 
     >>> task = build_task("left", TaskConfig(type="classification", label="left", num_classes=10))
@@ -18,6 +22,8 @@ from torch.nn import functional as F
 
 from components.config import TaskConfig
 
+MISSING_CLASS = -1
+
 
 class Task(ABC):
     """One prediction target: how to build its head, score it and turn outputs into predictions."""
@@ -33,7 +39,18 @@ class Task(ABC):
     def head(self, in_features: int) -> nn.Module: ...
 
     @abstractmethod
-    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor: ...
+    def labeled(self, target: Tensor) -> Tensor:
+        """Boolean mask of the rows that carry a label for this task."""
+
+    @abstractmethod
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        """The loss over rows that all carry a label."""
+
+    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        mask = self.labeled(target)
+        if not mask.any():
+            return output.sum() * 0.0  # keeps the graph, contributes nothing
+        return self.labeled_loss(head, output[mask], target[mask])
 
     @abstractmethod
     def metric(self) -> torchmetrics.Metric:
@@ -53,7 +70,10 @@ class ClassificationTask(Task):
     def head(self, in_features: int) -> nn.Module:
         return nn.Linear(in_features, self.config.num_classes)
 
-    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+    def labeled(self, target: Tensor) -> Tensor:
+        return target != MISSING_CLASS
+
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(output, target)
 
     def metric(self) -> torchmetrics.Metric:
@@ -91,10 +111,14 @@ class RegressionTask(Task):
         return StandardizedRegressionHead(in_features)
 
     def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
-        head.target_mean.fill_(train_targets.float().mean())
-        head.target_std.fill_(train_targets.float().std().clamp_min(1e-6))
+        labeled = train_targets[self.labeled(train_targets)].float()
+        head.target_mean.fill_(labeled.mean())
+        head.target_std.fill_(labeled.std().clamp_min(1e-6))
 
-    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+    def labeled(self, target: Tensor) -> Tensor:
+        return ~torch.isnan(target)
+
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(output, head.standardize(target))
 
     def metric(self) -> torchmetrics.Metric:

@@ -113,7 +113,8 @@ def evaluate(
         outputs = model(inputs.to(device), names)
         for name, target in zip(names, targets):
             prediction = tasks[name].predict(model.heads[name], outputs[name]).cpu()
-            metrics[name].update(prediction, target)
+            labeled = tasks[name].labeled(target)
+            metrics[name].update(prediction[labeled], target[labeled])
     return {name: float(metric.compute()) for name, metric in metrics.items()}
 
 

@@ -137,3 +137,13 @@ def test_soft_sharing_trains_with_weighting_and_gradient_methods(tiny_params, ti
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
     if sharing == "cross_stitch":  # the mixing weights were learned
         assert not torch.allclose(model.units[0].alpha, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]))
+
+
+def test_training_with_missing_labels(tiny_params, tiny_frames, tmp_path):
+    frames = {split: frame.copy() for split, frame in tiny_frames.items()}
+    train_frame = frames["train"]
+    train_frame["left"] = train_frame["left"].astype("float64").mask(train_frame.index % 3 == 0)
+    train_frame["sum"] = train_frame["sum"].mask(train_frame.index % 4 == 1)
+    _, history = run(tiny_params, frames, tmp_path)
+    assert all(math.isfinite(v) for v in history[-1].train_loss.values())
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
