@@ -59,9 +59,12 @@ class DataConfig(Strict):
 
 
 class TaskConfig(Strict):
-    type: Literal["classification", "regression"]
-    label: str
+    type: Literal["classification", "multilabel", "regression"]
+    # The label column; for multilabel, one 0/1 column per label.
+    label: str | list[str]
     num_classes: Annotated[int, Field(ge=2)] | None = None
+    # Regression loss: mse or l1 (the metric is MAE either way).
+    loss: Literal["mse", "l1"] = "mse"
     # Relative regression tolerated against the single-task baseline (0.02 = 2 %).
     max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
     # Weight of this task's relative change in the checkpoint-selection score.
@@ -70,11 +73,17 @@ class TaskConfig(Strict):
     lr_scale: Annotated[float, Field(gt=0)] = 1.0
 
     @model_validator(mode="after")
-    def _classes_match_type(self) -> "TaskConfig":
+    def _fields_match_type(self) -> "TaskConfig":
         if self.type == "classification" and self.num_classes is None:
             raise ValueError("a classification task needs num_classes")
-        if self.type == "regression" and self.num_classes is not None:
-            raise ValueError("a regression task takes no num_classes")
+        if self.type != "classification" and self.num_classes is not None:
+            raise ValueError(f"a {self.type} task takes no num_classes")
+        if (self.type == "multilabel") != isinstance(self.label, list):
+            raise ValueError("a multilabel task takes a list of label columns; other types take one column")
+        if self.type == "multilabel" and len(set(self.label)) < 2:
+            raise ValueError("a multilabel task needs at least two distinct label columns")
+        if self.type != "regression" and self.loss != "mse":
+            raise ValueError("loss applies to regression tasks only")
         return self
 
 

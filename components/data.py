@@ -122,6 +122,8 @@ def images_tensor(frame: pd.DataFrame, canvas_size: int) -> torch.Tensor:
 
 def targets_tensor(frame: pd.DataFrame, task: TaskConfig) -> torch.Tensor:
     """Labels as a tensor; a missing label becomes ``MISSING_CLASS`` or NaN, never a guess."""
+    if task.type == "multilabel":
+        return torch.tensor(frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan))
     column = frame[task.label]
     if task.type == "classification":
         return torch.tensor(column.fillna(MISSING_CLASS).to_numpy().astype(np.int64))

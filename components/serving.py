@@ -50,10 +50,9 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         images = images_tensor(model_input, self.params.data.canvas_size)
         with torch.no_grad():
             outputs = self.network(images)
-        return pd.DataFrame(
-            {
-                name: task.predict(self.network.heads[name], outputs[name]).numpy()
-                for name, task in self.tasks.items()
-            },
-            index=model_input.index,
-        )
+        columns = {}
+        for name, task in self.tasks.items():
+            prediction = task.predict(self.network.heads[name], outputs[name]).numpy()
+            # a multilabel task answers with one list of 0/1 per row
+            columns[name] = list(prediction.tolist()) if prediction.ndim > 1 else prediction
+        return pd.DataFrame(columns, index=model_input.index)

@@ -53,14 +53,18 @@ class Task(ABC):
         return self.labeled_loss(head, output[mask], target[mask])
 
     @abstractmethod
-    def metric(self) -> torchmetrics.Metric:
-        """A fresh primary metric, updated with ``(prediction, target)``."""
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        """Fresh metrics updated with ``(prediction, target)``; the primary one under ``metric_name``."""
 
     @abstractmethod
     def predict(self, head: nn.Module, output: Tensor) -> Tensor: ...
 
     def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
         """Fits anything the head needs from the training targets before training starts."""
+
+    def metric_target(self, target: Tensor) -> Tensor:
+        """The labeled targets in the form the metrics expect."""
+        return target
 
 
 class ClassificationTask(Task):
@@ -76,8 +80,12 @@ class ClassificationTask(Task):
     def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(output, target)
 
-    def metric(self) -> torchmetrics.Metric:
-        return torchmetrics.classification.MulticlassAccuracy(self.config.num_classes, average="micro")
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        classes = self.config.num_classes
+        return {
+            "accuracy": torchmetrics.classification.MulticlassAccuracy(classes, average="micro"),
+            "macro_f1": torchmetrics.classification.MulticlassF1Score(classes, average="macro"),
+        }
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return output.argmax(dim=-1)
@@ -119,17 +127,57 @@ class RegressionTask(Task):
         return ~torch.isnan(target)
 
     def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(output, head.standardize(target))
+        loss = F.l1_loss if self.config.loss == "l1" else F.mse_loss
+        return loss(output, head.standardize(target))
 
-    def metric(self) -> torchmetrics.Metric:
-        return torchmetrics.MeanAbsoluteError()
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        return {"mae": torchmetrics.MeanAbsoluteError()}
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return head.destandardize(output)
 
 
+class MultilabelTask(Task):
+    """Independent yes/no labels, one 0/1 column each; a missing entry masks that entry only."""
+
+    metric_name = "micro_f1"
+    higher_is_better = True
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.config.label)
+
+    def head(self, in_features: int) -> nn.Module:
+        return nn.Linear(in_features, self.num_labels)
+
+    def labeled(self, target: Tensor) -> Tensor:
+        return ~torch.isnan(target).any(dim=-1)  # metrics need whole rows
+
+    def loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        entries = ~torch.isnan(target)
+        if not entries.any():
+            return output.sum() * 0.0
+        return self.labeled_loss(head, output[entries], target[entries])
+
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(output, target)
+
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        return {
+            "micro_f1": torchmetrics.classification.MultilabelF1Score(self.num_labels, average="micro"),
+            "macro_f1": torchmetrics.classification.MultilabelF1Score(self.num_labels, average="macro"),
+        }
+
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        return (output > 0).long()  # sigmoid > 0.5
+
+    def metric_target(self, target: Tensor) -> Tensor:
+        return target.long()
+
+
 TASK_TYPES: dict[str, type[Task]] = {
     "classification": ClassificationTask,
+    "multilabel": MultilabelTask,
     "regression": RegressionTask,
 }
 

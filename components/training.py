@@ -98,6 +98,28 @@ def _loader(split: TensorSplit, tasks: list[str], batch_size: int, shuffle: bool
 
 
 @torch.no_grad()
+def evaluate_all(
+    model: MultiTaskModel,
+    tasks: dict[str, Task],
+    split: TensorSplit,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
+    """Every metric of every task in ``tasks`` on ``split``, over the rows labeled for it."""
+    model.eval()
+    names = list(tasks)
+    metrics = {name: tasks[name].metrics() for name in names}
+    for inputs, *targets in _loader(split, names, batch_size, shuffle=False, seed=0):
+        outputs = model(inputs.to(device), names)
+        for name, target in zip(names, targets):
+            task = tasks[name]
+            prediction = task.predict(model.heads[name], outputs[name]).cpu()
+            labeled = task.labeled(target)
+            for metric in metrics[name].values():
+                metric.update(prediction[labeled], task.metric_target(target[labeled]))
+    return {name: {key: float(metric.compute()) for key, metric in task_metrics.items()} for name, task_metrics in metrics.items()}
+
+
 def evaluate(
     model: MultiTaskModel,
     tasks: dict[str, Task],
@@ -106,16 +128,8 @@ def evaluate(
     device: torch.device,
 ) -> dict[str, float]:
     """Primary metric of every task in ``tasks`` on ``split``."""
-    model.eval()
-    names = list(tasks)
-    metrics = {name: tasks[name].metric() for name in names}
-    for inputs, *targets in _loader(split, names, batch_size, shuffle=False, seed=0):
-        outputs = model(inputs.to(device), names)
-        for name, target in zip(names, targets):
-            prediction = tasks[name].predict(model.heads[name], outputs[name]).cpu()
-            labeled = tasks[name].labeled(target)
-            metrics[name].update(prediction[labeled], target[labeled])
-    return {name: float(metric.compute()) for name, metric in metrics.items()}
+    scores = evaluate_all(model, tasks, split, batch_size, device)
+    return {name: scores[name][tasks[name].metric_name] for name in tasks}
 
 
 def _make_optimizer(
@@ -241,7 +255,14 @@ def train(
         train_loss = dict(zip(names, (loss_sums / seen).tolist()))
         extra = {"step_seconds": step_seconds / len(loader), "peak_memory_mb": peak_memory_mb(device)}
         extra |= {f"weight.{name}": value for name, value in zip(names, (weight_sums / seen).tolist())}
-        val_metrics = evaluate(model, tasks, val_split, config.batch_size, device)
+        val_scores = evaluate_all(model, tasks, val_split, config.batch_size, device)
+        val_metrics = {name: val_scores[name][tasks[name].metric_name] for name in names}
+        extra |= {
+            f"val.{name}.{key}": value
+            for name, scores in val_scores.items()
+            for key, value in scores.items()
+            if key != tasks[name].metric_name
+        }
         record = EpochRecord(epoch, train_loss, val_metrics, time.perf_counter() - started, extra=extra)
 
         if keep_best_for is None:

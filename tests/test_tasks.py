@@ -67,3 +67,63 @@ def test_metrics_skip_unlabeled_rows():
     split = TensorSplit(logits, {"c": torch.tensor([0, MISSING_CLASS, 0, MISSING_CLASS])})
     # labeled rows 0 and 2: one right, one wrong
     assert evaluate(Fixed(), tasks, split, batch_size=2, device=torch.device("cpu"))["c"] == pytest.approx(0.5)
+
+
+MULTI = TaskConfig(type="multilabel", label=["a", "b", "c"])
+
+
+def test_multilabel_bce_masks_single_entries():
+    task = build_task("m", MULTI)
+    logits = torch.tensor([[0.0, 2.0, -1.0]])
+    target = torch.tensor([[1.0, float("nan"), 0.0]])
+    loss = task.loss(task.head(4), logits, target)
+    # mean BCE over the two labeled entries: -log σ(0) and -log(1 - σ(-1)) = log 2 and log(1 + e^-1)
+    assert loss.item() == pytest.approx((math.log(2) + math.log(1 + math.exp(-1))) / 2)
+    assert not task.labeled(target).item()  # the row is incomplete, so metrics skip it
+
+
+def test_multilabel_f1_by_hand():
+    task = build_task("m", MULTI)
+    metrics = task.metrics()
+    predictions = torch.tensor([[1, 0, 1], [1, 1, 0]])
+    targets = torch.tensor([[1, 0, 0], [1, 0, 1]])
+    for metric in metrics.values():
+        metric.update(predictions, targets)
+    # micro: tp 2, fp 2, fn 1 -> F1 = 2·2 / (2·2 + 2 + 1) = 4/7
+    assert metrics["micro_f1"].compute().item() == pytest.approx(4 / 7)
+    # per label F1: a = 1, b = 0, c = 0 -> macro 1/3
+    assert metrics["macro_f1"].compute().item() == pytest.approx(1 / 3)
+
+
+def test_classification_macro_f1_by_hand():
+    metrics = build_task("c", TaskConfig(type="classification", label="y", num_classes=2)).metrics()
+    for metric in metrics.values():
+        metric.update(torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1]))
+    assert metrics["accuracy"].compute().item() == pytest.approx(0.75)
+    # class 0: P 1/2, R 1 -> 2/3; class 1: P 1, R 2/3 -> 0.8; macro = (2/3 + 0.8) / 2
+    assert metrics["macro_f1"].compute().item() == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_regression_l1_loss():
+    task = build_task("r", TaskConfig(type="regression", label="y", loss="l1"))
+    assert task.loss(task.head(4), torch.tensor([1.0, 5.0]), torch.tensor([3.0, 4.0])).item() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"type": "multilabel", "label": "a"}, "list of label columns"),
+        ({"type": "classification", "label": ["a", "b"], "num_classes": 2}, "list of label columns"),
+        ({"type": "multilabel", "label": ["a", "a"]}, "two distinct"),
+        ({"type": "classification", "label": "a", "num_classes": 3, "loss": "l1"}, "regression tasks only"),
+    ],
+)
+def test_task_config_rules(config, message):
+    with pytest.raises(ValueError, match=message):
+        TaskConfig(**config)
+
+
+def test_multilabel_targets_from_columns():
+    frame = pd.DataFrame({"a": [1, 0], "b": [0.0, None], "c": [1, 1]})
+    target = targets_tensor(frame, MULTI)
+    assert target.shape == (2, 3) and math.isnan(target[1, 1]) and target[0].tolist() == [1.0, 0.0, 1.0]

@@ -39,6 +39,7 @@ def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_
         assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
         assert set(checkpoint["val_metrics"]) == {"left", "right", "sum"}
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    assert 0 <= history[-1].extra["val.left.macro_f1"] <= 1  # secondary metrics ride along
 
 
 def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
@@ -147,3 +148,23 @@ def test_training_with_missing_labels(tiny_params, tiny_frames, tmp_path):
     _, history = run(tiny_params, frames, tmp_path)
     assert all(math.isfinite(v) for v in history[-1].train_loss.values())
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+
+
+def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
+    from components.config import TaskConfig
+
+    frames = {}
+    for split, frame in tiny_frames.items():
+        frames[split] = frame.assign(
+            left_even=(frame["left"] % 2 == 0).astype(int),
+            right_even=(frame["right"] % 2 == 0).astype(int),
+            left_bigger=(frame["left"] > frame["right"]).astype(int),
+        )
+    tasks = {
+        "parity": TaskConfig(type="multilabel", label=["left_even", "right_even", "left_bigger"]),
+        "sum": TaskConfig(type="regression", label="sum", loss="l1"),
+    }
+    params = tiny_params.model_copy(update={"tasks": tasks})
+    _, history = run(params, frames, tmp_path)
+    assert history[-1].train_loss["parity"] < history[0].train_loss["parity"]
+    assert 0 <= history[-1].val_metrics["parity"] <= 1 and "val.parity.macro_f1" in history[-1].extra
