@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import Params
-from components.selection import Objective, compare_tasks, score_checkpoint, select_checkpoint
+from components.selection import Objective, compare_tasks, delta_m, score_checkpoint, select_checkpoint
 from components.stages import BASELINES_REPORT, load_tensor_splits, objectives, read_json, seeded_model
 from components.tasks import build_tasks
 from components.training import evaluate, load_checkpoint, resolve_device, train
@@ -92,7 +92,7 @@ def run_method(
         method=method_label(weighting, gradient),
         seed=seed,
         test=test,
-        delta_m=statistics.fmean(c.relative_change for c in changes.values()),
+        delta_m=delta_m(changes),
         step_seconds=statistics.fmean(r.extra["step_seconds"] for r in history),
         peak_memory_mb=max(r.extra["peak_memory_mb"] for r in history),
     )

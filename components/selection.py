@@ -83,6 +83,11 @@ def compare_tasks(
     return comparisons
 
 
+def delta_m(comparisons: dict[str, TaskComparison]) -> float:
+    """Mean relative change over tasks (Maninis et al. 2019)."""
+    return sum(c.relative_change for c in comparisons.values()) / len(comparisons)
+
+
 def score_checkpoint(
     checkpoint: str,
     epoch: int,
@@ -92,14 +97,13 @@ def score_checkpoint(
     min_delta_m: float,
 ) -> CheckpointScore:
     comparisons = compare_tasks(val_metrics, baseline_val, objectives)
-    changes = [c.relative_change for c in comparisons.values()]
-    delta_m = sum(changes) / len(changes)
     total_weight = sum(o.weight for o in objectives.values())
     if total_weight <= 0:
         raise ValueError("selection weights sum to 0; give at least one task a positive weight")
     score = sum(objectives[t].weight * c.relative_change for t, c in comparisons.items()) / total_weight
-    accepted = all(c.passed for c in comparisons.values()) and delta_m >= min_delta_m
-    return CheckpointScore(checkpoint, epoch, comparisons, delta_m, score, accepted)
+    mean_change = delta_m(comparisons)
+    accepted = all(c.passed for c in comparisons.values()) and mean_change >= min_delta_m
+    return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted)
 
 
 def select_checkpoint(scores: list[CheckpointScore]) -> tuple[CheckpointScore, str]:
