@@ -18,9 +18,10 @@ import typer
 from rich.console import Console
 
 from components import compare as comparison
-from components import stages, tracking
+from components import registry, stages, tracking
 from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, load_params
 from components.report import console as results_console
+from components.report import versions_table
 from components.validation import DataValidationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
@@ -39,7 +40,7 @@ def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = 
         raise typer.Exit(1) from None
     try:
         action(params)
-    except (DataValidationError, FileNotFoundError) as error:
+    except (DataValidationError, FileNotFoundError, registry.RegistryError) as error:
         if tracked:
             tracking.fail_open_pipeline_run(params.registry.experiment)
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -128,6 +129,25 @@ def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:
     if unknown or not chosen:
         raise typer.BadParameter(f"unknown {', '.join(unknown) or 'empty list'}; valid: {', '.join(valid)}", param_hint=option)
     return chosen
+
+
+@app.command()
+def status(params: Path = ParamsOption) -> None:
+    """Table of registered versions: aliases, verdict, Δm, per-task test metrics, data version."""
+    _run(params, lambda p: results_console().print(
+        versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))
+    ))
+
+
+@app.command()
+def rollback(params: Path = ParamsOption) -> None:
+    """Point 'champion' back at 'previous-champion' (a second rollback undoes the first)."""
+
+    def action(p: Params) -> None:
+        moved_from, moved_to = registry.rollback(p.registry.model_name)
+        results_console().print(f"{p.registry.model_name}: champion v{moved_from} -> v{moved_to}")
+
+    _run(params, action)
 
 
 @app.command()

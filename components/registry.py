@@ -3,7 +3,8 @@
 ``challenger`` always moves to the newest version. ``champion`` moves only when the new
 version was accepted against its baselines and regresses on no task beyond tolerance
 against the current champion's recorded test metrics. A rejected model never becomes
-champion.
+champion. When ``champion`` moves, the version it leaves keeps ``previous-champion``, so
+:func:`rollback` can move it back.
 
 Example::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,12 @@ from components.tracking import client
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
 TEST_METRIC_TAG = "test."
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,70 @@ def git_commit(root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
+def _alias_version(model_name: str, alias: str) -> str | None:
+    try:
+        return str(client().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def move_champion(model_name: str, version: str) -> None:
+    """Points ``champion`` at ``version``; the version it leaves becomes ``previous-champion``."""
+    tracker = client()
+    current = _alias_version(model_name, CHAMPION)
+    if current is not None and current != version:
+        tracker.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, current)
+    tracker.set_registered_model_alias(model_name, CHAMPION, version)
+
+
 def apply_aliases(model_name: str, version: str, decision: PromotionDecision) -> list[str]:
     tracker = client()
     tracker.set_registered_model_alias(model_name, CHALLENGER, version)
     tracker.set_model_version_tag(model_name, version, "promotion", decision.reason)
     if decision.promote:
-        tracker.set_registered_model_alias(model_name, CHAMPION, version)
+        move_champion(model_name, version)
     return sorted(tracker.get_model_version(model_name, version).aliases)
+
+
+def rollback(model_name: str) -> tuple[str, str]:
+    """``champion`` goes back to ``previous-champion``; returns (from, to) versions.
+
+    The version rolled back from becomes ``previous-champion``, so a second rollback undoes
+    the first. Both versions get a tag recording the move.
+    """
+    current = _alias_version(model_name, CHAMPION)
+    previous = _alias_version(model_name, PREVIOUS_CHAMPION)
+    if current is None or previous is None:
+        missing = CHAMPION if current is None else PREVIOUS_CHAMPION
+        raise RegistryError(f"cannot roll back {model_name}: no version has the alias '{missing}'")
+    tracker = client()
+    move_champion(model_name, previous)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    tracker.set_model_version_tag(model_name, previous, "rollback", f"champion again from v{current} at {stamp}")
+    tracker.set_model_version_tag(model_name, current, "rolled_back", f"replaced by v{previous} at {stamp}")
+    return current, previous
+
+
+def version_rows(model_name: str) -> list[dict[str, object]]:
+    """Every version, newest first: aliases, verdict, Δm, per-task test metrics, data version."""
+    versions = client().search_model_versions(f"name = '{model_name}'")
+    if not versions:
+        raise RegistryError(f"no registered model named {model_name!r}")
+    # search results carry no aliases; the registered model maps each alias to its version
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client().get_registered_model(model_name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    rows = []
+    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+        tags = version.tags
+        rows.append(
+            {
+                "version": str(version.version),
+                "aliases": sorted(aliases.get(str(version.version), [])),
+                "verdict": tags.get("verdict", "-"),
+                "delta_m": float(tags["delta_m"]) if "delta_m" in tags else None,
+                "test": {k[len(TEST_METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(TEST_METRIC_TAG)},
+                "data_version": tags.get("data_version", "-"),
+            }
+        )
+    return rows

@@ -80,3 +80,16 @@ def results_markdown(selection: dict, registration: dict | None = None) -> str:
     if registration:
         lines += ["", _registration_line(registration)]
     return "\n".join(lines) + "\n"
+
+
+def versions_table(model_name: str, rows: list[dict]) -> Table:
+    tasks = sorted({task for row in rows for task in row["test"]})
+    table = Table(title=f"{model_name}: registered versions", title_justify="left")
+    for header in ["version", "aliases", "verdict", "Δm", *[f"{t} (test)" for t in tasks], "data version"]:
+        table.add_column(header)
+    for row in rows:
+        delta = f"{row['delta_m']:+.2%}" if row["delta_m"] is not None else "-"
+        metrics = [f"{row['test'][t]:.4f}" if t in row["test"] else "-" for t in tasks]
+        style = "bold green" if "champion" in row["aliases"] else None
+        table.add_row(row["version"], ", ".join(row["aliases"]) or "-", row["verdict"], delta, *metrics, row["data_version"], style=style)
+    return table
