@@ -140,6 +140,26 @@ def status(params: Path = ParamsOption) -> None:
 
 
 @app.command()
+def promote(
+    version: str = typer.Option(..., "--version", help="Registered version to promote."),
+    force: bool = typer.Option(False, "--force", help="Promote even if the policy says no."),
+    reason: str = typer.Option(None, "--reason", help="Why; required with --force, recorded as a tag."),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
+) -> None:
+    """Re-evaluate VERSION and the champion on the frozen test split; move 'champion' if the policy passes."""
+
+    def action(p: Params) -> None:
+        result = stages.promote(p, root, version, force=force, reason=reason)
+        verb = "is champion" if result["promoted"] else "is not promoted"
+        results_console().print(f"{p.registry.model_name} v{version} {verb}: {result['reason']}")
+        if not result["promoted"]:
+            raise typer.Exit(1)
+
+    _run(params, action)
+
+
+@app.command()
 def rollback(params: Path = ParamsOption) -> None:
     """Point 'champion' back at 'previous-champion' (a second rollback undoes the first)."""
 

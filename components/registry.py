@@ -97,7 +97,7 @@ def git_commit(root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def _alias_version(model_name: str, alias: str) -> str | None:
+def alias_version(model_name: str, alias: str) -> str | None:
     try:
         return str(client().get_model_version_by_alias(model_name, alias).version)
     except MlflowException:
@@ -107,7 +107,7 @@ def _alias_version(model_name: str, alias: str) -> str | None:
 def move_champion(model_name: str, version: str) -> None:
     """Points ``champion`` at ``version``; the version it leaves becomes ``previous-champion``."""
     tracker = client()
-    current = _alias_version(model_name, CHAMPION)
+    current = alias_version(model_name, CHAMPION)
     if current is not None and current != version:
         tracker.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, current)
     tracker.set_registered_model_alias(model_name, CHAMPION, version)
@@ -122,14 +122,37 @@ def apply_aliases(model_name: str, version: str, decision: PromotionDecision) ->
     return sorted(tracker.get_model_version(model_name, version).aliases)
 
 
+def load_version(model_name: str, version: str):
+    """The pyfunc model of one registered version."""
+    import mlflow.pyfunc
+
+    client()  # points the fluent API at the tracking and registry URIs
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    except MlflowException as error:
+        raise RegistryError(f"{model_name} v{version}: {error.message}") from None
+
+
+def record_promotion(model_name: str, version: str, decision: PromotionDecision, forced: bool, reason: str | None) -> None:
+    """Tags the decision on the version and moves ``champion`` if it says so."""
+    tracker = client()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    tracker.set_model_version_tag(model_name, version, "promotion", f"{decision.reason} ({stamp})")
+    if forced:
+        tracker.set_model_version_tag(model_name, version, "forced", "true")
+        tracker.set_model_version_tag(model_name, version, "force_reason", reason or "")
+    if decision.promote:
+        move_champion(model_name, version)
+
+
 def rollback(model_name: str) -> tuple[str, str]:
     """``champion`` goes back to ``previous-champion``; returns (from, to) versions.
 
     The version rolled back from becomes ``previous-champion``, so a second rollback undoes
     the first. Both versions get a tag recording the move.
     """
-    current = _alias_version(model_name, CHAMPION)
-    previous = _alias_version(model_name, PREVIOUS_CHAMPION)
+    current = alias_version(model_name, CHAMPION)
+    previous = alias_version(model_name, PREVIOUS_CHAMPION)
     if current is None or previous is None:
         missing = CHAMPION if current is None else PREVIOUS_CHAMPION
         raise RegistryError(f"cannot roll back {model_name}: no version has the alias '{missing}'")

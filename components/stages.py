@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import torch
 
@@ -42,7 +43,7 @@ from components.data import (
 )
 from components.models import MultiTaskModel, build_model
 from components.report import render_summary
-from components.selection import Objective, score_checkpoint, select_checkpoint
+from components.selection import Objective, compare_tasks, delta_m, score_checkpoint, select_checkpoint
 from components.serving import MultiTaskModel, write_model_files
 from components.tasks import Task, build_tasks
 from components.training import (
@@ -408,6 +409,56 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
     }
     _write_json(root / REGISTRATION_REPORT, result)
     return result
+
+
+def promote(params: Params, root: Path, version: str, force: bool = False, reason: str | None = None) -> dict:
+    """Moves ``champion`` to ``version`` if it passes the acceptance policy on the frozen test
+    split, against the baselines' and the current champion's metrics measured now.
+
+    ``force`` moves it regardless and records ``reason``; the previous champion keeps
+    ``previous-champion`` either way.
+    """
+    if force and not reason:
+        raise registry.RegistryError("--force needs --reason, recorded on the version")
+    name = params.registry.model_name
+    tasks = build_tasks(params.tasks)
+    goals = objectives(params)
+    frame = read_split(root / params.data.dir, "test")
+    pixels = frame[pixel_columns(params.data.canvas_size)].astype("float64")
+    targets = {task: targets_tensor(frame, config) for task, config in params.tasks.items()}
+
+    def test_metrics(model_version: str) -> dict[str, float]:
+        predictions = registry.load_version(name, model_version).predict(pixels)
+        return {
+            task_name: task.score(torch.tensor(np.stack(predictions[task_name].to_numpy())), targets[task_name])[task.metric_name]
+            for task_name, task in tasks.items()
+        }
+
+    champion_version = registry.alias_version(name, registry.CHAMPION)
+    if champion_version == version:
+        return {"version": version, "promoted": True, "reason": "already champion"}
+    candidate = test_metrics(version)
+    champion = test_metrics(champion_version) if champion_version is not None else None
+    baseline = read_json(root / BASELINES_REPORT)
+    against_baselines = compare_tasks(candidate, {t: baseline[t]["test"] for t in tasks}, goals)
+    failures = [c for c in against_baselines.values() if not c.passed]
+    change = delta_m(against_baselines)
+    if failures or change < params.selection.min_delta_m:
+        detail = ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in failures) or f"Δm {change:+.2%}"
+        decision = registry.PromotionDecision(False, f"fails the policy against the baselines: {detail}")
+    else:
+        decision = registry.promotion_decision("accepted", candidate, champion, goals, champion_version)
+    if force and not decision.promote:
+        decision = registry.PromotionDecision(True, f"forced: {reason} (policy said: {decision.reason})")
+    registry.record_promotion(name, version, decision, forced=force, reason=reason)
+    return {
+        "version": version,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "candidate_test": candidate,
+        "champion_test": champion,
+        "delta_m_vs_baselines": change,
+    }
 
 
 def _pip_requirements() -> list[str]:

@@ -66,6 +66,18 @@ class Task(ABC):
         """The labeled targets in the form the metrics expect."""
         return target
 
+    def update_metrics(self, metrics: dict[str, torchmetrics.Metric], prediction: Tensor, target: Tensor) -> None:
+        """Feeds the rows labeled for this task to every metric."""
+        labeled = self.labeled(target)
+        for metric in metrics.values():
+            metric.update(prediction[labeled], self.metric_target(target[labeled]))
+
+    def score(self, prediction: Tensor, target: Tensor) -> dict[str, float]:
+        """Every metric of ``prediction`` (as :meth:`predict` returns it) against ``target``."""
+        metrics = self.metrics()
+        self.update_metrics(metrics, prediction, target)
+        return {key: float(metric.compute()) for key, metric in metrics.items()}
+
 
 class ClassificationTask(Task):
     metric_name = "accuracy"

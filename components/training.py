@@ -112,11 +112,8 @@ def evaluate_all(
     for inputs, *targets in _loader(split, names, batch_size, shuffle=False, seed=0):
         outputs = model(inputs.to(device), names)
         for name, target in zip(names, targets):
-            task = tasks[name]
-            prediction = task.predict(model.heads[name], outputs[name]).cpu()
-            labeled = task.labeled(target)
-            for metric in metrics[name].values():
-                metric.update(prediction[labeled], task.metric_target(target[labeled]))
+            prediction = tasks[name].predict(model.heads[name], outputs[name]).cpu()
+            tasks[name].update_metrics(metrics[name], prediction, target)
     return {name: {key: float(metric.compute()) for key, metric in task_metrics.items()} for name, task_metrics in metrics.items()}
 
 

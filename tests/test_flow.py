@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.testing.utilities import prefect_test_harness
 
+from components import registry, stages
+from components.config import load_params
 from flows.pipeline import pipeline
 from tests.conftest import tiny_params_dict
 from tests.test_pipeline_e2e import accepting
@@ -64,6 +66,20 @@ def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch,
     frame = pd.read_parquet(tmp_path / "data/test.parquet").head(3)
     predictions = challenger.predict(frame[[c for c in frame.columns if c.startswith("px_")]])
     assert list(predictions.columns) == ["left", "right", "sum"] and len(predictions) == 3
+
+    # 3. promotion re-evaluates on the frozen test split: the policy refuses v2 ...
+    params = load_params(tmp_path / "params.yaml")  # the rejecting run's: min Δm 5.0
+    refused = stages.promote(params, tmp_path, "2")
+    assert not refused["promoted"] and "fails the policy against the baselines" in refused["reason"]
+    assert set(refused["candidate_test"]) == {"left", "right", "sum"} and refused["champion_test"] is not None
+    assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
+    # ... --force moves it and records why; the old champion keeps previous-champion; rollback undoes it
+    forced = stages.promote(params, tmp_path, "2", force=True, reason="hotfix for a customer")
+    assert forced["promoted"] and forced["reason"].startswith("forced: hotfix for a customer")
+    tags = client.get_model_version("tiny-mtl", "2").tags
+    assert tags["forced"] == "true" and tags["force_reason"] == "hotfix for a customer"
+    assert str(client.get_model_version_by_alias("tiny-mtl", "previous-champion").version) == "1"
+    assert registry.rollback("tiny-mtl") == ("2", "1")
 
     # each flow run is one parent MLflow run with the four trainings nested in it
     experiment = client.get_experiment_by_name("tiny-mtl")

@@ -83,3 +83,10 @@ def test_cli_status_and_rollback(versions, mlflow_db, tmp_path):
     failed = subprocess.run([*cli, "status", "-p", str(tmp_path / "missing.yaml")], cwd=REPO, capture_output=True, text=True)
     assert failed.returncode == 1 and "no registered model named 'nothing-here'" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_forced_promotion_needs_a_reason(tiny_params, tmp_path):
+    from components.stages import promote
+
+    with pytest.raises(registry.RegistryError, match="--force needs --reason"):
+        promote(tiny_params, tmp_path, "1", force=True)
