@@ -73,10 +73,14 @@ def render_summary(selection: dict, registration: dict | None, timings: dict[str
     return Group(*parts)
 
 
-def results_markdown(selection: dict, registration: dict | None = None) -> str:
+def tasks_markdown(selection: dict) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(selection)]
-    lines += ["", f"**{_headline(selection)}**"]
+    return "\n".join(lines)
+
+
+def results_markdown(selection: dict, registration: dict | None = None) -> str:
+    lines = [tasks_markdown(selection), "", f"**{_headline(selection)}**"]
     if registration:
         lines += ["", _registration_line(registration)]
     return "\n".join(lines) + "\n"
@@ -93,3 +97,47 @@ def versions_table(model_name: str, rows: list[dict]) -> Table:
         style = "bold green" if "champion" in row["aliases"] else None
         table.add_row(row["version"], ", ".join(row["aliases"]) or "-", row["verdict"], delta, *metrics, row["data_version"], style=style)
     return table
+
+
+def model_card(
+    name: str,
+    version: str,
+    selection: dict,
+    tags: dict[str, str],
+    decision_reason: str,
+    champion: tuple[str, dict[str, float]] | None,
+    methods: dict[str, str],
+) -> str:
+    """Markdown model card for one registered version (also its registry description)."""
+    lines = [
+        f"# {name} v{version}",
+        "",
+        f"**Verdict: {selection['verdict']}** · Δm = {selection['delta_m']:+.2%} · champion decision: {decision_reason}",
+        "",
+        "## Tasks and metrics",
+        "",
+        tasks_markdown(selection),
+    ]
+    if champion is not None:
+        champion_version, champion_test = champion
+        lines += ["", f"Current champion before this version: v{champion_version}, test "
+                  + ", ".join(f"{task} {value:.4f}" for task, value in champion_test.items())]
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- data version: `{tags['data_version']}`",
+        f"- git commit: `{tags['git_commit']}`",
+        f"- params hash: `{tags['params_hash']}`; checkpoint `{tags['checkpoint']}`",
+        "- methods: " + ", ".join(f"{key} `{value}`" for key, value in methods.items()),
+        "",
+        "## Intended use and limits",
+        "",
+        "- Input: a DataFrame of pixel columns `px_0000`… (0–255) of two-digit canvases of the size it "
+        "was trained on, the format `prepare` writes; outputs one column per task.",
+        "- Selected on validation against single-task baselines trained with the same backbone and budget; "
+        "test metrics are from one held-out split of source digits never seen in training.",
+        "- Not validated on other image sizes, other digit layouts or other data; re-run the pipeline "
+        "(and its validation) before using it on new data.",
+    ]
+    return "\n".join(lines) + "\n"

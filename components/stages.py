@@ -42,7 +42,7 @@ from components.data import (
     write_splits,
 )
 from components.models import MultiTaskModel, build_model
-from components.report import render_summary
+from components.report import model_card, render_summary
 from components.selection import Objective, compare_tasks, delta_m, score_checkpoint, select_checkpoint
 from components.serving import MultiTaskModel, write_model_files
 from components.tasks import Task, build_tasks
@@ -396,6 +396,14 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
     } | {f"{registry.TEST_METRIC_TAG}{t}": f"{v:.6f}" for t, v in test.items()}
     for key, value in tags.items():
         tracker.set_model_version_tag(name, version, key, value)
+    methods = {
+        "sharing": params.model.sharing,
+        "loss weighting": params.training.loss_weighting,
+        "gradient": params.training.gradient,
+    }
+    card = model_card(name, version, selection, tags, decision.reason, champion, methods)
+    tracker.update_model_version(name, version, description=card)
+    tracker.log_text(parent_run_id, card, "model_card.md")
     aliases = registry.apply_aliases(name, version, decision)
     result = {
         "model_name": name,

@@ -81,6 +81,9 @@ def test_dvc_repro_registers_the_model(dvc_project):
     for task in ("left", "right", "sum"):
         assert float(tags[f"test.{task}"]) == pytest.approx(selection["tasks"][task]["test"], abs=1e-6)
     assert len(tags["params_hash"]) == 16
+    card = version.description
+    assert card.startswith("# tiny-mtl v1") and "**Verdict: accepted**" in card
+    assert "| left | accuracy ↑ |" in card and tags["data_version"] in card and "## Intended use and limits" in card
 
 
 def test_one_parent_run_with_nested_trainings_and_curves(dvc_project):
