@@ -43,7 +43,7 @@ from components.data import (
 )
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
-from components.selection import Objective, compare_tasks, delta_m, score_checkpoint, select_checkpoint
+from components.selection import Objective, score_checkpoint, select_checkpoint
 from components.serving import MultiTaskModel, write_model_files
 from components.tasks import Task, build_tasks
 from components.training import (
@@ -448,11 +448,12 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
     candidate = test_metrics(version)
     champion = test_metrics(champion_version) if champion_version is not None else None
     baseline = read_json(root / BASELINES_REPORT)
-    against_baselines = compare_tasks(candidate, {t: baseline[t]["test"] for t in tasks}, goals)
-    failures = [c for c in against_baselines.values() if not c.passed]
-    change = delta_m(against_baselines)
-    if failures or change < params.selection.min_delta_m:
-        detail = ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in failures) or f"Δm {change:+.2%}"
+    # the same acceptance policy as `select`, on test metrics measured now
+    policy = score_checkpoint(
+        f"v{version}", 0, candidate, {t: baseline[t]["test"] for t in tasks}, goals, params.selection.min_delta_m
+    )
+    if not policy.accepted:
+        detail = ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in policy.failures()) or f"Δm {policy.delta_m:+.2%}"
         decision = registry.PromotionDecision(False, f"fails the policy against the baselines: {detail}")
     else:
         decision = registry.promotion_decision("accepted", candidate, champion, goals, champion_version)
@@ -465,7 +466,7 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
         "reason": decision.reason,
         "candidate_test": candidate,
         "champion_test": champion,
-        "delta_m_vs_baselines": change,
+        "delta_m_vs_baselines": policy.delta_m,
     }
 
 
