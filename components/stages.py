@@ -189,11 +189,14 @@ def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
     return build_model(params.model, tasks, params.data.canvas_size)
 
 
-def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: str) -> dict:
+def train_baseline(
+    params: Params, root: Path, task_name: str, parent_run_id: str, splits: dict[str, TensorSplit] | None = None
+) -> dict:
     """One single-task model: same backbone, optimizer and epochs as the MTL model.
 
     Sharing, loss weighting and gradient handling have nothing to balance with one task,
-    so the baseline is the backbone with one head, trained on its plain loss.
+    so the baseline is the backbone with one head, trained on its plain loss. ``splits``
+    lets a caller training several baselines read the data once.
     """
     tasks = build_tasks({task_name: params.tasks[task_name]})
     baseline = params.model_copy(
@@ -203,7 +206,7 @@ def train_baseline(params: Params, root: Path, task_name: str, parent_run_id: st
         }
     )
     config = baseline.training
-    splits = load_tensor_splits(params, root)
+    splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks)
     run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(baseline) | {"task": task_name})
     directory = root / BASELINES_DIR / task_name
@@ -252,7 +255,8 @@ def summarize_baselines(params: Params, root: Path, results: list[dict]) -> dict
 
 @timed("baselines")
 def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
-    results = [train_baseline(params, root, name, parent_run_id) for name in params.tasks]
+    splits = load_tensor_splits(params, root)
+    results = [train_baseline(params, root, name, parent_run_id, splits) for name in params.tasks]
     return summarize_baselines(params, root, results)
 
 
