@@ -63,18 +63,22 @@ def promotion_decision(
     return PromotionDecision(True, f"accepted; within tolerance of champion v{champion_version}")
 
 
-def current_champion(model_name: str) -> tuple[str, dict[str, float]] | None:
-    """The champion's version and its recorded per-task test metrics, if there is one."""
+def _version_by_alias(model_name: str, alias: str):
     try:
-        version = client().get_model_version_by_alias(model_name, CHAMPION)
+        return client().get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
-    metrics = {
-        key[len(TEST_METRIC_TAG) :]: float(value)
-        for key, value in version.tags.items()
-        if key.startswith(TEST_METRIC_TAG)
-    }
-    return version.version, metrics
+
+
+def _test_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """Per-task test metrics recorded as ``test.<task>`` tags at registration."""
+    return {key[len(TEST_METRIC_TAG) :]: float(value) for key, value in tags.items() if key.startswith(TEST_METRIC_TAG)}
+
+
+def current_champion(model_name: str) -> tuple[str, dict[str, float]] | None:
+    """The champion's version and its recorded per-task test metrics, if there is one."""
+    version = _version_by_alias(model_name, CHAMPION)
+    return None if version is None else (str(version.version), _test_metrics(version.tags))
 
 
 def data_version(root: Path, data_dir: str) -> str:
@@ -98,10 +102,8 @@ def git_commit(root: Path) -> str:
 
 
 def alias_version(model_name: str, alias: str) -> str | None:
-    try:
-        return str(client().get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    version = _version_by_alias(model_name, alias)
+    return None if version is None else str(version.version)
 
 
 def move_champion(model_name: str, version: str) -> None:
@@ -182,7 +184,7 @@ def version_rows(model_name: str) -> list[dict[str, object]]:
                 "aliases": sorted(aliases.get(str(version.version), [])),
                 "verdict": tags.get("verdict", "-"),
                 "delta_m": float(tags["delta_m"]) if "delta_m" in tags else None,
-                "test": {k[len(TEST_METRIC_TAG):]: float(v) for k, v in tags.items() if k.startswith(TEST_METRIC_TAG)},
+                "test": _test_metrics(tags),
                 "data_version": tags.get("data_version", "-"),
             }
         )
