@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from components import compare as comparison
-from components import registry, stages, tracking
+from components import distributed, registry, stages, tracking
 from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, load_params
 from components.report import console as results_console
 from components.report import versions_table
@@ -40,7 +40,7 @@ def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = 
         raise typer.Exit(1) from None
     try:
         action(params)
-    except (DataValidationError, FileNotFoundError, registry.RegistryError) as error:
+    except (DataValidationError, FileNotFoundError, registry.RegistryError, distributed.DistributedLaunchError) as error:
         if tracked:
             tracking.fail_open_pipeline_run(params.registry.experiment)
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
@@ -67,16 +67,53 @@ def validate(params: Path = ParamsOption, root: Path = RootOption) -> None:
     _run(params, lambda p: stages.validate(p, root))
 
 
+ParentRunOption = typer.Option(
+    None, "--parent-run-id", help="MLflow pipeline run to nest under; default: the open one, else a new one."
+)
+
+
+def _training(stage: Callable[[Params, str], object]) -> Callable[[Params], object]:
+    """Runs a training stage, inside the torchrun process group when torchrun started us."""
+
+    def action(p: Params, parent_run_id: str | None = None) -> object:
+        distributed.init_from_env(p.training.device)
+        try:
+            return stage(p, parent_run_id or _parent(p))
+        finally:
+            distributed.shutdown()
+
+    return action
+
+
 @app.command()
 def baselines(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Train one single-task baseline per task."""
-    _run(params, lambda p: stages.baselines(p, root, _parent(p)), tracked=True)
+    _run(params, _training(lambda p, parent: stages.baselines(p, root, parent)), tracked=True)
+
+
+@app.command("train-baseline")
+def train_baseline(
+    task: str = typer.Option(..., "--task", help="The task to train alone."),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
+    parent_run_id: str = ParentRunOption,
+) -> None:
+    """Train the single-task baseline of one task (the baselines stage runs one per task)."""
+
+    def action(p: Params) -> None:
+        if task not in p.tasks:
+            raise typer.BadParameter(f"unknown task {task!r}; valid: {', '.join(p.tasks)}", param_hint="--task")
+        run = _training(lambda q, parent: stages.train_baseline(q, root, task, parent))
+        run(p, parent_run_id)
+
+    _run(params, action, tracked=True)
 
 
 @app.command("train-mtl")
-def train_mtl(params: Path = ParamsOption, root: Path = RootOption) -> None:
+def train_mtl(params: Path = ParamsOption, root: Path = RootOption, parent_run_id: str = ParentRunOption) -> None:
     """Train the multi-task model, keeping a checkpoint per epoch."""
-    _run(params, lambda p: stages.train_mtl(p, root, _parent(p)), tracked=True)
+    run = _training(lambda p, parent: stages.train_mtl(p, root, parent))
+    _run(params, lambda p: run(p, parent_run_id), tracked=True)
 
 
 @app.command()

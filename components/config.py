@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -91,6 +92,9 @@ class CNNConfig(Strict):
     channels: list[Annotated[int, Field(gt=0)]] = [32, 64, 64]
     hidden: Annotated[int, Field(gt=0)] = 256
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    # batch: BatchNorm (SyncBatchNorm under multi-GPU DDP); group: GroupNorm, per-sample
+    # statistics, so data-parallel training matches one process exactly even on CPU.
+    norm: Literal["batch", "group"] = "batch"
 
 
 class CrossStitchConfig(Strict):
@@ -127,8 +131,19 @@ class TrainingConfig(Strict):
     weight_schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
     gradient: GradientName = "sum"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Data-parallel processes launched with torchrun: one per GPU on CUDA, else CPU
+    # processes over gloo. The global batch stays batch_size, split across processes.
+    devices: Annotated[int, Field(ge=1)] = 1
+    # bf16 autocast for forward passes on CUDA; CPU always trains in float32.
+    bf16: bool = True
     # 0 lets torch pick; set it when several trainings share the machine.
     num_threads: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="after")
+    def _batch_splits_across_devices(self) -> "TrainingConfig":
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.devices} devices")
+        return self
 
 
 class SelectionConfig(Strict):
@@ -150,6 +165,59 @@ class ValidationConfig(Strict):
     docs_dir: str = "reports/data_docs"
 
 
+class ScheduleConfig(Strict):
+    cron: str
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _valid(self) -> "ScheduleConfig":
+        if len(self.cron.split()) != 5:
+            raise ValueError(f"cron {self.cron!r} needs five fields: minute hour day month weekday")
+        if self.timezone not in zoneinfo.available_timezones():
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA name such as UTC or Europe/Paris")
+        return self
+
+
+class RefreshConfig(Strict):
+    # Where the nightly run gets fresh data:
+    #   prepare     rebuild the splits from the packaged source (the demo)
+    #   path        copy train/val/test Parquet files from `path`
+    #   dvc_pull    `dvc pull` the data directory recorded in dvc.lock
+    #   dvc_update  `dvc update` the imported dataset `target` (a .dvc file from `dvc import`)
+    source: Literal["prepare", "path", "dvc_pull", "dvc_update"] = "prepare"
+    path: str | None = None
+    target: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_location(self) -> "RefreshConfig":
+        if self.source == "path" and not self.path:
+            raise ValueError("refresh.source 'path' needs refresh.path, a directory of train/val/test.parquet")
+        if self.source == "dvc_update" and not self.target:
+            raise ValueError("refresh.source 'dvc_update' needs refresh.target, the imported dataset's .dvc file")
+        return self
+
+
+class HealthConfig(Strict):
+    # Test rows the hourly health check scores the champion on.
+    canary_rows: Annotated[int, Field(gt=0)] = 500
+    schedule: ScheduleConfig = ScheduleConfig(cron="0 * * * *")
+
+
+class OrchestrationConfig(Strict):
+    nightly: ScheduleConfig = ScheduleConfig(cron="0 2 * * *")
+    refresh: RefreshConfig = RefreshConfig()
+    # Push data and artifacts with `dvc push` after a nightly training; null remote = DVC's default.
+    push: bool = True
+    dvc_remote: str | None = None
+    # Work pool for the cpu deployments (nightly, health check).
+    work_pool: str = "cpu"
+    # Work pool whose workers run the trainings (baselines and MTL) through the `train`
+    # deployment; null trains in the pipeline's own process.
+    gpu_pool: str | None = None
+    train_deployment: str = "mtl-train/train"
+    health: HealthConfig = HealthConfig()
+
+
 class Params(Strict):
     seed: int = 0
     data: DataConfig = DataConfig()
@@ -159,6 +227,7 @@ class Params(Strict):
     selection: SelectionConfig = SelectionConfig()
     validation: ValidationConfig = ValidationConfig()
     registry: RegistryConfig = RegistryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
     def _tasks_nonempty(self) -> "Params":
@@ -173,8 +242,12 @@ class Params(Strict):
         return self
 
     def fingerprint(self) -> str:
-        """Stable hash of the validated parameters, recorded with every registered model."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Stable hash of what determines the model, recorded with every registered version.
+
+        Orchestration settings (schedules, pools, remotes) change where and when training
+        runs, not its result, so they are left out: editing them does not force a retrain.
+        """
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"orchestration"}), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -69,8 +69,12 @@ def backward_per_task(
     shared: Sequence[nn.Parameter],
     specific: Sequence[nn.Parameter],
     combiner: Combiner,
+    reduce_jacobian: Callable[[Tensor], Tensor] | None = None,
 ) -> None:
     """Fills ``.grad``: shared parameters get the combined Jacobian, the rest plain gradients.
+
+    ``reduce_jacobian`` averages the Jacobian over data-parallel processes before it is
+    combined, so every process combines the same per-task gradients.
 
     The Jacobian is built with one ``autograd.grad`` per task rather than torchjd's
     ``mtl_backward``: at four tasks on a small CNN the sequential calls measured 2.8x a
@@ -80,7 +84,8 @@ def backward_per_task(
     for loss in task_losses:
         grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
         rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, shared)]))
-    combined = combiner(torch.stack(rows))
+    jacobian = torch.stack(rows)
+    combined = combiner(reduce_jacobian(jacobian) if reduce_jacobian else jacobian)
     offset = 0
     for parameter in shared:
         size = parameter.numel()

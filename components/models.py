@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 
 import torch
@@ -29,8 +30,14 @@ from components.config import CNNConfig, ModelConfig
 from components.tasks import Task
 
 
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    return nn.BatchNorm2d(channels)
+
+
 class CNNBackbone(nn.Module):
-    """Conv-BN-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder.
+    """Conv-norm-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder.
 
     ``stages`` are the points between which cross-stitch units mix task columns.
     """
@@ -43,7 +50,7 @@ class CNNBackbone(nn.Module):
             stages.append(
                 nn.Sequential(
                     nn.Conv2d(channels, width, kernel_size=3, padding=1),
-                    nn.BatchNorm2d(width),
+                    _norm(config.norm, width),
                     nn.ReLU(inplace=True),
                     nn.MaxPool2d(2),
                 )

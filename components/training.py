@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from components import distributed
 from components.config import TrainingConfig
 from components.gradients import Combiner, backward_per_task, build_combiner
 from components.models import MultiTaskModel
@@ -63,11 +64,16 @@ class EpochRecord:
 
 
 def resolve_device(setting: str) -> torch.device:
+    """``auto`` is CUDA when present; under torchrun each process takes its local GPU."""
     if setting == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
-    if setting == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(setting)
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", distributed.current().local_rank)
+
+
+def _autocast(device: torch.device, config: TrainingConfig):
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
 
 
 def seed_everything(seed: int) -> None:
@@ -91,10 +97,21 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _loader(split: TensorSplit, tasks: list[str], batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    split: TensorSplit,
+    tasks: list[str],
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    context: distributed.Context = distributed.Context(),
+    pin_memory: bool = False,
+) -> DataLoader:
+    """Batches of ``batch_size`` rows in a seeded order; under data parallelism each process
+    gets its slice of every one of those global batches."""
     dataset = TensorDataset(split.inputs, *(split.targets[name] for name in tasks))
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    sampler = distributed.RankSlicedBatchSampler(len(dataset), batch_size, shuffle, generator, context)
+    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory)
 
 
 @torch.no_grad()
@@ -153,10 +170,17 @@ def _task_losses(model: MultiTaskModel, tasks: dict[str, Task], inputs: Tensor, 
 
 
 def _backward(
-    combined: Tensor, weighted: Tensor, model: MultiTaskModel, weighting: LossWeighting, combiner: Combiner | None
+    combined: Tensor,
+    weighted: Tensor,
+    model: MultiTaskModel,
+    weighting: LossWeighting,
+    combiner: Combiner | None,
+    context: distributed.Context,
 ) -> None:
+    """Fills every ``.grad``, averaged over data-parallel processes."""
     if combiner is None:
         combined.backward()
+        context.average_gradients([*model.parameters(), *weighting.trainable()])
         return
     trainable = weighting.trainable()
     if trainable:  # e.g. uncertainty log-variances learn from the scalarised objective
@@ -165,7 +189,9 @@ def _backward(
             if grad is not None:
                 parameter.grad = grad
     specific = [p for task in model.heads for p in model.task_parameters(task)]
-    backward_per_task(list(weighted), model.shared_parameters(), specific, combiner)
+    # the shared Jacobian is averaged inside, before the tasks are combined
+    backward_per_task(list(weighted), model.shared_parameters(), specific, combiner, context.mean)
+    context.average_gradients([*specific, *weighting.trainable()])
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -204,18 +230,25 @@ def train(
     seed_everything(seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    context = distributed.current()
     device = resolve_device(config.device)
     names = list(tasks)
     for name in names:
         tasks[name].prepare_head(model.heads[name], train_split.targets[name])
+    if context.is_distributed and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    context.broadcast_from_main(model)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
     combiner = None if config.gradient == "sum" else build_combiner(config.gradient, len(names))
     optimizer = _make_optimizer(model, tasks, weighting, config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    loader = _loader(train_split, names, config.batch_size, shuffle=True, seed=seed)
+    pinned = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+    loader = _loader(train_split, names, config.batch_size, shuffle=True, seed=seed, context=context, pin_memory=pinned)
+    if not context.is_main:
+        log = lambda line: None  # noqa: E731 - one voice per training
 
     history: list[EpochRecord] = []
     best: float | None = None
@@ -227,23 +260,33 @@ def train(
         weight_sums = torch.zeros(len(names))
         step_seconds = 0.0
         seen = 0
-        bar = tqdm(loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch", disable=None)
+        bar = tqdm(
+            loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch",
+            disable=None if context.is_main else True,
+        )
         for inputs, *targets in bar:
             step_started = time.perf_counter()
-            inputs, targets = inputs.to(device), [t.to(device) for t in targets]
+            inputs = inputs.to(device, non_blocking=pinned)
+            targets = [t.to(device, non_blocking=pinned) for t in targets]
             optimizer.zero_grad(set_to_none=True)
-            losses = _task_losses(model, tasks, inputs, targets)
+            with _autocast(device, config):
+                local_losses = _task_losses(model, tasks, inputs, targets).float()
+            # Weightings see the losses averaged over processes (so their state agrees
+            # everywhere) while gradients still flow through this process's losses.
+            losses = local_losses + (context.mean(local_losses.detach()) - local_losses.detach())
             combined = weighting(losses)
             weights = effective_weights(combined, losses)
-            _backward(combined, weights * losses, model, weighting, combiner)
+            _backward(combined, weights * losses, model, weighting, combiner, context)
             optimizer.step()
             if weighting.needs_losses_after_step:
-                with torch.no_grad():
-                    weighting.after_step(_task_losses(model, tasks, inputs, targets))
+                with torch.no_grad(), _autocast(device, config):
+                    weighting.after_step(context.mean(_task_losses(model, tasks, inputs, targets).float()))
             else:
                 weighting.after_step(None)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # kernels run asynchronously: time them to completion
             step_seconds += time.perf_counter() - step_started
-            batch = len(inputs)
+            batch = len(inputs) * context.world_size
             seen += batch
             loss_sums += losses.detach().cpu() * batch
             weight_sums += weights.cpu() * batch
@@ -262,7 +305,9 @@ def train(
         }
         record = EpochRecord(epoch, train_loss, val_metrics, time.perf_counter() - started, extra=extra)
 
-        if keep_best_for is None:
+        if not context.is_main:  # rank 0 writes checkpoints and logs for all processes
+            path = None
+        elif keep_best_for is None:
             path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
         elif _improved(tasks[keep_best_for], val_metrics[keep_best_for], best):
             best = val_metrics[keep_best_for]
@@ -283,10 +328,12 @@ def train(
             record.checkpoint, record.sha256 = path.name, sha256_file(path)
         history.append(record)
         log(_epoch_line(label, record, tasks, config.epochs))
-        if on_epoch is not None:
+        if on_epoch is not None and context.is_main:
             on_epoch(record)
 
-    (checkpoint_dir / MANIFEST).write_text(json.dumps([asdict(r) for r in history], indent=2))
+    if context.is_main:
+        (checkpoint_dir / MANIFEST).write_text(json.dumps([asdict(r) for r in history], indent=2))
+    context.barrier()
     return history
 
 
