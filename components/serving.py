@@ -1,4 +1,4 @@
-"""The MLflow pyfunc wrapper: a DataFrame of pixels in, one column per task out.
+"""The MLflow pyfunc wrapper: a DataFrame of pixels in, one column per requested task out.
 
 The model ships with its own copy of ``components`` (``code_paths``) and rebuilds the
 network from the saved parameters, so ``mlflow.pyfunc.load_model`` works in a fresh
@@ -8,6 +8,7 @@ Example::
 
     >>> model = mlflow.pyfunc.load_model("models:/multimnist-mtl@champion")
     >>> model.predict(frame[pixel_columns(36)])   # columns: left, right, sum
+    >>> model.predict(frame[pixel_columns(36)], params={"tasks": ["sum"]})   # column: sum
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 from pathlib import Path
 
 import mlflow.pyfunc
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 import pandas as pd
 import torch
 
@@ -47,12 +50,27 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         self.network.eval()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """One column per requested task (``params={"tasks": [...]}``, default all); the
+        backbone runs once per batch for all of them, the other heads not at all."""
+        names = requested_tasks(params, list(self.tasks))
         images = images_tensor(model_input, self.params.data.canvas_size)
         with torch.no_grad():
-            outputs = self.network(images)
+            outputs = self.network(images, names)
         columns = {}
-        for name, task in self.tasks.items():
-            prediction = task.predict(self.network.heads[name], outputs[name]).numpy()
+        for name in names:
+            prediction = self.tasks[name].predict(self.network.heads[name], outputs[name]).numpy()
             # a multilabel task answers with one list of 0/1 per row
             columns[name] = list(prediction.tolist()) if prediction.ndim > 1 else prediction
         return pd.DataFrame(columns, index=model_input.index)
+
+
+def requested_tasks(params: dict | None, valid: list[str]) -> list[str]:
+    requested = (params or {}).get("tasks") or valid
+    if isinstance(requested, str):
+        requested = [requested]
+    unknown = [name for name in requested if name not in valid]
+    if unknown:
+        raise MlflowException(
+            f"unknown task(s) {', '.join(map(str, unknown))}; valid: {', '.join(valid)}", INVALID_PARAMETER_VALUE
+        )
+    return list(dict.fromkeys(requested))

@@ -28,8 +28,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
-from components import registry, tracking
+from components import distributed, registry, tracking
 from components.config import Params
 from components.data import (
     SPLITS,
@@ -44,7 +45,8 @@ from components.data import (
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
-from components.serving import MultiTaskModel, write_model_files
+# registered versions unpickle this class by its module path, so its name stays
+from components.serving import MultiTaskModel as MultiTaskPyfunc, write_model_files
 from components.tasks import Task, build_tasks
 from components.training import (
     MANIFEST,
@@ -68,6 +70,7 @@ SELECTION_REPORT = REPORTS / "selection.json"
 REGISTRATION_REPORT = REPORTS / "registration.json"
 VALIDATION_REPORT = REPORTS / "validation.json"
 CURVES = REPORTS / "curves"
+BASELINE_RESULT = "result.json"
 STAGES = ("prepare", "validate", "baselines", "train_mtl", "select", "register")
 
 
@@ -83,7 +86,8 @@ def read_json(path: Path) -> dict:
 
 
 def record_timing(stage: str, seconds: float, root: Path) -> None:
-    _write_json(root / TIMINGS / f"{stage}.json", {"stage": stage, "seconds": round(seconds, 2)})
+    if distributed.current().is_main:
+        _write_json(root / TIMINGS / f"{stage}.json", {"stage": stage, "seconds": round(seconds, 2)})
 
 
 def timed(stage: str) -> Callable:
@@ -183,6 +187,21 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     return log
 
 
+def _launches_processes(params: Params) -> bool:
+    """``training.devices > 1`` and not yet inside the torchrun processes."""
+    return params.training.devices > 1 and not distributed.current().is_distributed
+
+
+def _launch(params: Params, root: Path, cli_args: list[str]) -> None:
+    """Runs a training stage in ``training.devices`` torchrun processes, on these parameters."""
+    with tempfile.TemporaryDirectory() as scratch:
+        params_file = Path(scratch) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        distributed.launch(
+            [*cli_args, "--params", str(params_file), "--root", str(root.resolve())], params.training.devices
+        )
+
+
 def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
     """Initial weights depend on the seed alone, not on what ran earlier in the process."""
     seed_everything(params.seed)
@@ -205,27 +224,38 @@ def train_baseline(
             "training": params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"}),
         }
     )
+    directory = root / BASELINES_DIR / task_name
+    if _launches_processes(params):
+        _launch(params, root, ["train-baseline", "--task", task_name, "--parent-run-id", parent_run_id])
+        return read_json(directory / BASELINE_RESULT)
     config = baseline.training
     splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks)
-    run_id = tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(baseline) | {"task": task_name})
-    directory = root / BASELINES_DIR / task_name
+    main = distributed.current().is_main
+    run_id = (
+        tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(baseline) | {"task": task_name})
+        if main
+        else None
+    )
     try:
         history = train(
             model, tasks, splits["train"], splits["val"], config, params.seed, directory,
             keep_best_for=task_name, label=f"baseline {task_name}",
-            on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}),
+            on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}) if main else None,
         )
+        if not main:
+            return {}
         best = load_checkpoint(directory / "best.pt")
         model.load_state_dict(best["model"])
         device = resolve_device(params.training.device)
         test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
         tracking.log_metrics(run_id, {f"test.{task_name}.{tasks[task_name].metric_name}": test})
     except BaseException:
-        tracking.end_run(run_id, failed=True)
+        if run_id:
+            tracking.end_run(run_id, failed=True)
         raise
     tracking.end_run(run_id)
-    return {
+    result = {
         "task": task_name,
         "metric": tasks[task_name].metric_name,
         "best_epoch": best["epoch"],
@@ -234,6 +264,9 @@ def train_baseline(
         "curve": [r.val_metrics[task_name] for r in history],
         "run_id": run_id,
     }
+    # on disk too: a training on another worker or under torchrun hands its result back this way
+    _write_json(directory / BASELINE_RESULT, result)
+    return result
 
 
 def _write_curves(path: Path, curves: dict[str, list[float]]) -> None:
@@ -257,6 +290,8 @@ def summarize_baselines(params: Params, root: Path, results: list[dict]) -> dict
 def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
     splits = load_tensor_splits(params, root)
     results = [train_baseline(params, root, name, parent_run_id, splits) for name in params.tasks]
+    if not distributed.current().is_main:  # under torchrun, rank 0 reports
+        return {}
     return summarize_baselines(params, root, results)
 
 
@@ -264,19 +299,26 @@ def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
 def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
     """The multi-task model with the configured sharing, loss weighting and gradient method;
     a checkpoint every epoch."""
+    if _launches_processes(params):
+        _launch(params, root, ["train-mtl", "--parent-run-id", parent_run_id])
+        return read_json(root / MTL_REPORT)
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params))
+    main = distributed.current().is_main
+    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params)) if main else None
     try:
         history = train(
             model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,
-            label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}),
+            label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}) if main else None,
         )
+        if not main:
+            return {}
         tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
     except BaseException:
-        tracking.end_run(run_id, failed=True)
+        if run_id:
+            tracking.end_run(run_id, failed=True)
         raise
     tracking.end_run(run_id)
     _write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
@@ -382,10 +424,11 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         mlflow.log_dict(selection, "selection.json")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=MultiTaskModel(),
+            python_model=MultiTaskPyfunc(),
             artifacts=write_model_files(checkpoint, params, Path(scratch)),
             code_paths=[str(Path(__file__).parent)],
-            input_example=example,
+            # the example carries the optional `tasks` parameter into the signature
+            input_example=(example, {"tasks": list(params.tasks)}),
             registered_model_name=name,
             pip_requirements=_pip_requirements(),
         )
