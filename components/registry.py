@@ -16,12 +16,12 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from mlflow.exceptions import MlflowException
 
 from components.selection import Objective, champion_regressions
@@ -82,18 +82,31 @@ def current_champion(model_name: str) -> tuple[str, dict[str, float]] | None:
 
 
 def data_version(root: Path, data_dir: str) -> str:
-    """The md5 DVC recorded for the data directory in ``dvc.lock``, else a content hash."""
-    lock = root / "dvc.lock"
-    if lock.exists():
-        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-        for out in stages.get("prepare", {}).get("outs", []):
-            if out.get("path") == data_dir and "md5" in out:
-                return f"dvc:{out['md5']}"
-    digest = hashlib.sha256()
-    for path in sorted((root / data_dir).glob("*.parquet")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return f"sha256:{digest.hexdigest()[:32]}"
+    """The md5 DVC gives the data directory (as ``dvc.lock`` records it), from its contents.
+
+    Computed here rather than read from ``dvc.lock``, which is stale whenever the data
+    changed outside ``dvc repro`` (a nightly refresh): same files, same version. DVC hashes
+    a directory as the md5 of its sorted ``{md5, relpath}`` listing, plus ``.dir``.
+    """
+    directory = root / data_dir
+    listing = [
+        {"md5": hashlib.md5(path.read_bytes()).hexdigest(), "relpath": path.relative_to(directory).as_posix()}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    ]
+    return f"dvc:{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
+
+
+def latest_version(model_name: str) -> tuple[str, dict[str, str]] | None:
+    """The newest registered version and its tags, if any."""
+    try:
+        versions = client().search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    return str(newest.version), dict(newest.tags)
 
 
 def git_commit(root: Path) -> str:

@@ -479,15 +479,9 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
     frame = read_split(root / params.data.dir, "test")
-    pixels = frame[pixel_columns(params.data.canvas_size)].astype("float64")
-    targets = {task: targets_tensor(frame, config) for task, config in params.tasks.items()}
 
     def test_metrics(model_version: str) -> dict[str, float]:
-        predictions = registry.load_version(name, model_version).predict(pixels)
-        return {
-            task_name: task.score(torch.tensor(np.stack(predictions[task_name].to_numpy())), targets[task_name])[task.metric_name]
-            for task_name, task in tasks.items()
-        }
+        return score_version(params, model_version, frame)
 
     champion_version = registry.alias_version(name, registry.CHAMPION)
     if champion_version == version:
@@ -514,6 +508,19 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
         "candidate_test": candidate,
         "champion_test": champion,
         "delta_m_vs_baselines": policy.delta_m,
+    }
+
+
+def score_version(params: Params, version: str, frame: pd.DataFrame) -> dict[str, float]:
+    """Primary metric per task of a registered version's pyfunc on ``frame``, as served."""
+    tasks = build_tasks(params.tasks)
+    pixels = frame[pixel_columns(params.data.canvas_size)].astype("float64")
+    predictions = registry.load_version(params.registry.model_name, version).predict(pixels)
+    return {
+        name: task.score(torch.tensor(np.stack(predictions[name].to_numpy())), targets_tensor(frame, params.tasks[name]))[
+            task.metric_name
+        ]
+        for name, task in tasks.items()
     }
 
 

@@ -1,7 +1,9 @@
 """The pipeline as one Prefect flow: a task per stage, baselines trained concurrently.
 
 Thin orchestration over ``components.stages``, the same functions ``dvc.yaml`` runs, so
-both write the same outputs. The results table is attached as a markdown artifact.
+both write the same outputs. The results table is attached as a markdown artifact. With
+``orchestration.gpu_pool`` set, the trainings run as ``train`` deployments on that work
+pool (``flows/train.py``); otherwise in this process.
 
     $ .venv/bin/python -m flows.pipeline [--params params.yaml]
 """
@@ -19,11 +21,12 @@ import typer  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.deployments import run_deployment  # noqa: E402
 from prefect.states import Failed  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from components import stages, tracking  # noqa: E402
-from components.config import ParamsError, load_params  # noqa: E402
+from components.config import Params, ParamsError, load_params  # noqa: E402
 from components.report import console as results_console, results_markdown  # noqa: E402
 from components.validation import DataValidationError  # noqa: E402
 
@@ -44,14 +47,37 @@ def validate(params_path: str, root: str):
         return Failed(message=str(error))
 
 
+def _on_training_pool(params: Params, params_path: str, root: str, parameters: dict) -> None:
+    """Runs the ``train`` deployment on the GPU pool and waits; the training writes its
+    result under ``root``, which that pool's workers share."""
+    run = run_deployment(
+        params.orchestration.train_deployment,
+        parameters={"params_path": str(Path(params_path).resolve()), "root": str(Path(root).resolve()), **parameters},
+        timeout=None,
+    )
+    if not run.state.is_completed():
+        raise RuntimeError(
+            f"{params.orchestration.train_deployment} run {run.name} on pool {params.orchestration.gpu_pool} "
+            f"ended {run.state.name}: {run.state.message}"
+        )
+
+
 @stage_task
 def train_baseline(params_path: str, root: str, task_name: str, parent_run_id: str) -> dict:
-    return stages.train_baseline(load_params(params_path), Path(root), task_name, parent_run_id)
+    params = load_params(params_path)
+    if params.orchestration.gpu_pool:
+        _on_training_pool(params, params_path, root, {"kind": "baseline", "task": task_name, "parent_run_id": parent_run_id})
+        return stages.read_json(Path(root) / stages.BASELINES_DIR / task_name / stages.BASELINE_RESULT)
+    return stages.train_baseline(params, Path(root), task_name, parent_run_id)
 
 
 @stage_task
 def train_mtl(params_path: str, root: str, parent_run_id: str) -> dict:
-    return stages.train_mtl(load_params(params_path), Path(root), parent_run_id)
+    params = load_params(params_path)
+    if params.orchestration.gpu_pool:
+        _on_training_pool(params, params_path, root, {"kind": "mtl", "parent_run_id": parent_run_id})
+        return stages.read_json(Path(root) / stages.MTL_REPORT)
+    return stages.train_mtl(params, Path(root), parent_run_id)
 
 
 @stage_task
@@ -65,9 +91,11 @@ def register(params_path: str, root: str, parent_run_id: str) -> dict:
 
 
 @flow(name="mtl-pipeline", log_prints=True)
-def pipeline(params_path: str = "params.yaml", root: str = "."):
+def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bool = True):
+    """Every stage; ``prepare_data=False`` keeps the data already in ``data.dir`` (a refresh put it there)."""
     params = load_params(params_path)
-    prepare(params_path, root)
+    if prepare_data:
+        prepare(params_path, root)
     validation = validate(params_path, root, return_state=True)
     if validation.is_failed():
         return Failed(message=validation.message)

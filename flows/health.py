@@ -1,0 +1,77 @@
+"""Hourly health check of the serving champion: its metric per task on a canary sample of
+the frozen test split, against the test metric recorded when it was registered.
+
+Writes a Prefect table artifact (``champion-health``) and fails when a task falls below
+its reference by more than ``tasks.<t>.max_relative_regression``. Deployed as
+``health-check`` by ``prefect.yaml`` (schedule from ``orchestration.health.schedule``).
+
+    $ .venv/bin/python -m flows.health
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+
+import typer  # noqa: E402
+from prefect import flow  # noqa: E402
+from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.states import Failed  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from components import operations, registry  # noqa: E402
+from components.config import ParamsError, load_params  # noqa: E402
+
+
+@flow(name="health-check", log_prints=True)
+def health_check(params_path: str = "params.yaml", root: str = "."):
+    params = load_params(params_path)
+    try:
+        version, report = operations.champion_health(params, Path(root))
+    except registry.RegistryError as error:
+        return Failed(message=str(error))
+    rows = [
+        {
+            "task": item.task,
+            "metric": item.metric,
+            "canary": round(item.value, 4),
+            "registered test": round(item.reference, 4),
+            "change": f"{item.relative_change:+.2%}",
+            "tolerance": f"-{item.tolerance:.0%}",
+            "status": "ok" if item.healthy else "BELOW TOLERANCE",
+        }
+        for item in report
+    ]
+    create_table_artifact(
+        table=rows, key="champion-health",
+        description=f"{params.registry.model_name} v{version} on {params.orchestration.health.canary_rows} canary rows",
+    )
+    failing = [item for item in report if not item.healthy]
+    if failing:
+        detail = ", ".join(f"{i.task} {i.metric} {i.value:.4f} vs {i.reference:.4f} ({i.relative_change:+.2%})" for i in failing)
+        return Failed(message=f"{params.registry.model_name} v{version} below tolerance: {detail}")
+    print(f"{params.registry.model_name} v{version} healthy on every task")
+    return rows
+
+
+def main(
+    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
+    root: Path = typer.Option(Path("."), "--root", help="Project root."),
+) -> None:
+    console = Console(stderr=True)
+    try:
+        load_params(params)
+    except ParamsError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    state = health_check(str(params), str(root), return_state=True)
+    if state.is_failed():
+        console.print(f"[bold red]unhealthy:[/] {state.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,95 @@
+"""Nightly retraining: refresh the data, skip when nothing changed, else run the pipeline,
+register, and push data and artifacts to the DVC remote.
+
+Deployed as ``nightly-retrain`` by ``prefect.yaml`` (cron and timezone from
+``orchestration.nightly`` in params.yaml; one run at a time, a new one is cancelled while
+one is active). An unchanged night ends Completed with the state name ``Skipped``.
+
+    $ .venv/bin/python -m flows.nightly [--force]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+
+import typer  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.states import Completed, Failed  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from components import operations  # noqa: E402
+from components.config import ParamsError, load_params  # noqa: E402
+from flows.pipeline import pipeline  # noqa: E402
+
+operation_task = task(cache_policy=NO_CACHE, persist_result=False)
+
+
+@operation_task
+def refresh_data(params_path: str, root: str) -> str:
+    return operations.refresh_data(load_params(params_path), Path(root))
+
+
+@operation_task
+def retrain_decision(params_path: str, root: str) -> operations.RetrainDecision:
+    return operations.retrain_decision(load_params(params_path), Path(root))
+
+
+@operation_task
+def push_artifacts(params_path: str, root: str) -> str:
+    return operations.push_artifacts(load_params(params_path), Path(root))
+
+
+@flow(name="nightly-retrain", log_prints=True)
+def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bool = False):
+    params = load_params(params_path)
+    try:
+        print(f"refresh: {refresh_data(params_path, root)}")
+    except operations.OperationError as error:
+        return Failed(message=f"refresh failed: {error}")
+    decision = retrain_decision(params_path, root)
+    if not decision.retrain and not force:
+        create_markdown_artifact(markdown=f"Skipped: {decision.reason}", key="nightly-retrain")
+        return Completed(message=f"skipped: {decision.reason}", name="Skipped")
+    print(f"retrain: {decision.reason if decision.retrain else 'forced'}")
+
+    state = pipeline(params_path, root, prepare_data=False, return_state=True)
+    if state.is_failed():
+        return Failed(message=state.message)
+    registration = state.result()
+    if params.orchestration.push:
+        try:
+            print(push_artifacts(params_path, root))
+        except operations.OperationError as error:
+            return Failed(message=f"registered v{registration['version']}, but the push failed: {error}")
+    create_markdown_artifact(
+        markdown=f"Retrained ({decision.reason}): v{registration['version']}, aliases {registration['aliases']}",
+        key="nightly-retrain",
+    )
+    return registration
+
+
+def main(
+    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
+    root: Path = typer.Option(Path("."), "--root", help="Project root."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if data and params are unchanged."),
+) -> None:
+    console = Console(stderr=True)
+    try:
+        load_params(params)
+    except ParamsError as error:
+        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    state = nightly_retrain(str(params), str(root), force, return_state=True)
+    console.print(f"{state.name}: {state.message or ''}", highlight=False, soft_wrap=True)
+    if state.is_failed():
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)

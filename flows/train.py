@@ -1,0 +1,57 @@
+"""One training as its own flow: what the ``train`` deployment runs on a GPU work pool.
+
+With ``orchestration.gpu_pool`` set, the pipeline flow starts each baseline and the MTL
+training through ``run_deployment`` on that pool instead of in its own process. The
+worker must see the same project directory (``root``) and MLflow store: results travel
+back as files under ``root`` (``models/baselines/<task>/result.json``,
+``reports/train_mtl.json``), as they do between DVC stages.
+
+    $ .venv/bin/python -m flows.train --kind baseline --task left
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from pathlib import Path  # noqa: E402
+from typing import Literal  # noqa: E402
+
+import typer  # noqa: E402
+from prefect import flow  # noqa: E402
+
+from components import stages, tracking  # noqa: E402
+from components.config import load_params  # noqa: E402
+
+
+@flow(name="mtl-train", log_prints=True)
+def train(
+    params_path: str = "params.yaml",
+    root: str = ".",
+    kind: Literal["baseline", "mtl"] = "mtl",
+    task: str | None = None,
+    parent_run_id: str | None = None,
+) -> dict:
+    """Trains one baseline (``kind="baseline"``, ``task``) or the MTL model, nested under
+    ``parent_run_id`` (default: the open pipeline run, else a new one)."""
+    params = load_params(params_path)
+    parent = parent_run_id or tracking.open_pipeline_run(params.registry.experiment)
+    if kind == "baseline":
+        if task not in params.tasks:
+            raise ValueError(f"unknown task {task!r}; valid: {', '.join(params.tasks)}")
+        return stages.train_baseline(params, Path(root), task, parent)
+    return stages.train_mtl(params, Path(root), parent)
+
+
+def main(
+    kind: str = typer.Option("mtl", help="baseline or mtl."),
+    task: str = typer.Option(None, help="The task, for a baseline."),
+    params: Path = typer.Option(Path("params.yaml"), "--params", "-p"),
+    root: Path = typer.Option(Path("."), "--root"),
+) -> None:
+    train(str(params), str(root), kind, task)
+
+
+if __name__ == "__main__":
+    typer.run(main)
