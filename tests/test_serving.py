@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from mlflow.exceptions import MlflowException
 
 from components import stages, tracking
@@ -115,3 +116,41 @@ def test_mlflow_models_serve_answers_invocations_over_http(served):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_health_check_flow_reports_a_table_and_fails_below_tolerance(served):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.health import health_check
+
+    params_path = served["root"] / "params.yaml"
+    raw = served["params"].model_dump(mode="json")
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 0.02  # the health tolerance (registration used a loose one)
+    params_path.write_text(yaml.safe_dump(raw))
+    client = tracking.client()
+    with prefect_test_harness(server_startup_timeout=120):
+        healthy = health_check(str(params_path), str(served["root"]), return_state=True)
+        assert healthy.is_completed(), healthy.message
+        rows = healthy.result()
+        assert [row["task"] for row in rows] == ["left", "right", "sum"]
+        assert all(row["status"] == "ok" for row in rows)  # canary = the test split it was measured on
+        with get_client(sync_client=True) as prefect:
+            (artifact,) = prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["champion-health"]))
+            )
+        assert artifact.type == "table" and "registered test" in str(artifact.data)
+
+        # the champion's recorded accuracy on `left` is now far above what it measures: unhealthy
+        version = client.get_model_version_by_alias("tiny-mtl", "champion").version
+        recorded = client.get_model_version("tiny-mtl", version).tags["test.left"]
+        client.set_model_version_tag("tiny-mtl", version, "test.left", "0.99")
+        try:
+            degraded = health_check(str(params_path), str(served["root"]), return_state=True)
+        finally:
+            client.set_model_version_tag("tiny-mtl", version, "test.left", recorded)
+        assert degraded.is_failed()
+        assert f"tiny-mtl v{version} below tolerance: left accuracy" in degraded.message
+        assert "right" not in degraded.message
