@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install demo test flow summary ui push lock clean
+.PHONY: install demo test flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,28 @@ ui: install  ## MLflow UI on http://127.0.0.1:5000
 
 push: install  ## push data and artifacts to the DVC remote
 	$(BIN)/dvc push
+
+nightly: install  ## local Prefect server (127.0.0.1:4200, SQLite), work pools, deployments and workers
+	$(BIN)/python -m flows.local
+
+deploy: install  ## (re)deploy prefect.yaml to the server at PREFECT_API_URL, schedules from params.yaml
+	$(BIN)/python -m flows.local --deploy-only
+
+retrain: install  ## one nightly run now: refresh, skip if unchanged, else train, register, dvc push
+	$(BIN)/python -m flows.nightly
+
+health: install  ## score the champion on the canary rows; exit 1 when a task is below tolerance
+	$(BIN)/python -m flows.health
+
+MODEL = $(shell $(BIN)/python -c "from components.config import load_params; print(load_params().registry.model_name)")
+serve: install  ## serve the champion on http://127.0.0.1:5001/invocations
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
+		$(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
+		--env-manager local --host 127.0.0.1 --port 5001
+
+TORCH_VARIANT ?= cuda
+image:  ## build the Docker image mtl-pipeline:latest (TORCH_VARIANT=cpu for a CPU-only image)
+	docker build --build-arg TORCH_VARIANT=$(TORCH_VARIANT) -t mtl-pipeline:latest .
 
 lock: install  ## regenerate requirements.lock from the current environment
 	{ head -n 2 requirements.lock; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.new

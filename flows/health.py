@@ -20,10 +20,10 @@ import typer  # noqa: E402
 from prefect import flow  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.states import Failed  # noqa: E402
-from rich.console import Console  # noqa: E402
 
 from components import operations, registry  # noqa: E402
-from components.config import ParamsError, load_params  # noqa: E402
+from components.config import load_params  # noqa: E402
+from flows.common import ParamsOption, RootOption, run_from_cli  # noqa: E402
 
 
 @flow(name="health-check", log_prints=True)
@@ -57,20 +57,8 @@ def health_check(params_path: str = "params.yaml", root: str = "."):
     return rows
 
 
-def main(
-    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
-    root: Path = typer.Option(Path("."), "--root", help="Project root."),
-) -> None:
-    console = Console(stderr=True)
-    try:
-        load_params(params)
-    except ParamsError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    state = health_check(str(params), str(root), return_state=True)
-    if state.is_failed():
-        console.print(f"[bold red]unhealthy:[/] {state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+def main(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    run_from_cli(health_check, params, root, label="unhealthy")
 
 
 if __name__ == "__main__":

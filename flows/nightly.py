@@ -17,30 +17,26 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from pathlib import Path  # noqa: E402
 
 import typer  # noqa: E402
-from prefect import flow, task  # noqa: E402
+from prefect import flow  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Completed, Failed  # noqa: E402
-from rich.console import Console  # noqa: E402
 
 from components import operations  # noqa: E402
-from components.config import ParamsError, load_params  # noqa: E402
+from components.config import load_params  # noqa: E402
+from flows.common import ParamsOption, RootOption, run_from_cli, stage_task  # noqa: E402
 from flows.pipeline import pipeline  # noqa: E402
 
-operation_task = task(cache_policy=NO_CACHE, persist_result=False)
-
-
-@operation_task
+@stage_task
 def refresh_data(params_path: str, root: str) -> str:
     return operations.refresh_data(load_params(params_path), Path(root))
 
 
-@operation_task
+@stage_task
 def retrain_decision(params_path: str, root: str) -> operations.RetrainDecision:
     return operations.retrain_decision(load_params(params_path), Path(root))
 
 
-@operation_task
+@stage_task
 def push_artifacts(params_path: str, root: str) -> str:
     return operations.push_artifacts(load_params(params_path), Path(root))
 
@@ -75,20 +71,11 @@ def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bo
 
 
 def main(
-    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
-    root: Path = typer.Option(Path("."), "--root", help="Project root."),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
     force: bool = typer.Option(False, "--force", help="Retrain even if data and params are unchanged."),
 ) -> None:
-    console = Console(stderr=True)
-    try:
-        load_params(params)
-    except ParamsError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    state = nightly_retrain(str(params), str(root), force, return_state=True)
-    console.print(f"{state.name}: {state.message or ''}", highlight=False, soft_wrap=True)
-    if state.is_failed():
-        raise typer.Exit(1)
+    run_from_cli(nightly_retrain, params, root, force)
 
 
 if __name__ == "__main__":

@@ -18,20 +18,16 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import typer  # noqa: E402
-from prefect import flow, task  # noqa: E402
+from prefect import flow  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.deployments import run_deployment  # noqa: E402
 from prefect.states import Failed  # noqa: E402
-from rich.console import Console  # noqa: E402
 
 from components import stages, tracking  # noqa: E402
-from components.config import Params, ParamsError, load_params  # noqa: E402
+from components.config import Params, load_params  # noqa: E402
 from components.report import console as results_console, results_markdown  # noqa: E402
 from components.validation import DataValidationError  # noqa: E402
-
-# Stages write files and MLflow runs: never skip one on a cached result.
-stage_task = task(cache_policy=NO_CACHE, persist_result=False)
+from flows.common import ParamsOption, RootOption, run_from_cli, stage_task  # noqa: E402
 
 
 @stage_task
@@ -122,20 +118,8 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
     return registration
 
 
-def main(
-    params: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file."),
-    root: Path = typer.Option(Path("."), "--root", help="Project root."),
-) -> None:
-    console = Console(stderr=True)
-    try:
-        load_params(params)
-    except ParamsError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    state = pipeline(str(params), str(root), return_state=True)
-    if state.is_failed():
-        console.print(f"[bold red]error:[/] {state.message}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+def main(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    run_from_cli(pipeline, params, root)
 
 
 if __name__ == "__main__":

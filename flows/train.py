@@ -23,6 +23,7 @@ from prefect import flow  # noqa: E402
 
 from components import stages, tracking  # noqa: E402
 from components.config import load_params  # noqa: E402
+from flows.common import ParamsOption, RootOption, run_from_cli  # noqa: E402
 
 
 @flow(name="mtl-train", log_prints=True)
@@ -47,10 +48,10 @@ def train(
 def main(
     kind: str = typer.Option("mtl", help="baseline or mtl."),
     task: str = typer.Option(None, help="The task, for a baseline."),
-    params: Path = typer.Option(Path("params.yaml"), "--params", "-p"),
-    root: Path = typer.Option(Path("."), "--root"),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
 ) -> None:
-    train(str(params), str(root), kind, task)
+    run_from_cli(train, params, root, kind, task)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,39 @@ from components.config import Params  # noqa: E402
 from components.data import build_multimnist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def project_copy(root: Path, raw_params: dict, packages: tuple[str, ...], files: tuple[str, ...]) -> dict:
+    """The repository's ``packages`` and ``files`` in a fresh git + DVC repository with a
+    local remote, on ``raw_params``; returns the environment that points MLflow at it."""
+    for package in packages:
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in files:
+        shutil.copy(REPO / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    (root / ".venv").symlink_to(VENV_BIN.parent)
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    dvc = str(VENV_BIN / "dvc")
+    for command in (
+        ["git", "init", "-q"],
+        [dvc, "init", "-q"],
+        [dvc, "config", "core.analytics", "false"],
+        [dvc, "remote", "add", "-d", "local", str(root / "remote")],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "pipeline"],
+    ):
+        assert run(command, root, env).returncode == 0, command
+    return env
 
 
 def tiny_params_dict() -> dict:

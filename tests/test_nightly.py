@@ -4,7 +4,6 @@ worker, registration, dvc push, and a skipped second night."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -18,8 +17,8 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows import local
-from tests.conftest import REPO, tiny_params_dict
-from tests.test_pipeline_e2e import VENV_BIN, accepting, run
+from tests.conftest import VENV_BIN, project_copy, run, tiny_params_dict
+from tests.test_pipeline_e2e import accepting
 from tests.test_serving import free_port
 
 TIMEZONE = "Europe/Paris"
@@ -29,33 +28,13 @@ TIMEZONE = "Europe/Paris"
 def project(tmp_path_factory):
     """The repository copied into a fresh git + DVC repo with a local remote, on a tiny config."""
     root = tmp_path_factory.mktemp("nightly")
-    for package in ("components", "flows"):
-        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore", "prefect.yaml"):
-        shutil.copy(REPO / name, root / name)
     raw = accepting(tiny_params_dict())
     raw["orchestration"].update(
         nightly={"cron": "0 2 * * *", "timezone": TIMEZONE}, gpu_pool="gpu", work_pool="cpu", push=True
     )
-    (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    (root / ".venv").symlink_to(VENV_BIN.parent)
+    files = ("dvc.yaml", ".gitignore", "prefect.yaml")
     port = free_port()
-    env = local.server_env(root / ".prefect", port) | {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    dvc = str(VENV_BIN / "dvc")
-    for command in (
-        ["git", "init", "-q"],
-        [dvc, "init", "-q"],
-        [dvc, "config", "core.analytics", "false"],
-        [dvc, "remote", "add", "-d", "local", str(root / "remote")],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "pipeline"],
-    ):
-        assert run(command, root, env).returncode == 0, command
+    env = local.server_env(root / ".prefect", port) | project_copy(root, raw, ("components", "flows"), files)
     server = local.start_server(env, port)
     workers = []
     try:
@@ -144,3 +123,29 @@ def test_a_triggered_night_trains_on_the_gpu_pool_registers_pushes_then_skips(pr
     assert second.state.is_completed() and second.state.name == "Skipped"
     assert "unchanged since v1" in second.state.message
     assert len(client.search_model_versions("name = 'tiny-mtl'")) == 1
+
+
+@pytest.mark.parametrize(
+    "pool_type, template, gpu_request",
+    [
+        ("docker", "docker-gpu.json", lambda t: t["variables"]["properties"]["container_create_kwargs"]["default"]),
+        ("kubernetes", "kubernetes-gpu.json",
+         lambda t: t["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]["resources"]),
+    ],
+)
+def test_gpu_job_templates_are_accepted_by_the_server(project, pool_type, template, gpu_request):
+    root, env = project
+    created = run(
+        [*local.prefect("work-pool", "create", f"gpu-{pool_type}", "--type", pool_type,
+                        "--base-job-template", str(root / "flows/job_templates" / template))],
+        root, env,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    with get_client(sync_client=True) as client:
+        stored = client.read_work_pool(f"gpu-{pool_type}").base_job_template
+    request = gpu_request(stored)
+    if pool_type == "docker":
+        assert request["device_requests"] == [{"driver": "nvidia", "count": -1, "capabilities": [["gpu"]]}]
+    else:
+        assert request["limits"]["nvidia.com/gpu"] == "{{ gpus }}"
+        assert stored["variables"]["properties"]["gpus"]["default"] == 1

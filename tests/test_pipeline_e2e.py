@@ -4,19 +4,13 @@ MLflow on a temporary SQLite database, Prefect through its test harness."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, tiny_params_dict
-
-VENV_BIN = Path(sys.executable).parent
+from tests.conftest import VENV_BIN, project_copy, run, tiny_params_dict
 
 
 def accepting(raw: dict) -> dict:
@@ -27,35 +21,12 @@ def accepting(raw: dict) -> dict:
     return raw
 
 
-def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def dvc_project(tmp_path_factory):
     """A fresh git + DVC repository holding the pipeline, on a tiny config."""
     root = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO / "components", root / "components", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(accepting(tiny_params_dict())))
-    (root / ".venv").symlink_to(VENV_BIN.parent)
-    env = os.environ | {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
+    env = project_copy(root, accepting(tiny_params_dict()), ("components",), ("dvc.yaml", ".gitignore"))
     dvc = str(VENV_BIN / "dvc")
-    for command in (
-        ["git", "init", "-q"],
-        [dvc, "init", "-q"],
-        [dvc, "config", "core.analytics", "false"],
-        [dvc, "remote", "add", "-d", "local", str(root / "remote")],
-        ["git", "add", "-A"],
-        ["git", "commit", "-q", "-m", "pipeline"],
-    ):
-        assert run(command, root, env).returncode == 0, command
     first = run([dvc, "repro"], root, env)
     assert first.returncode == 0, first.stdout + first.stderr
     return root, env, first

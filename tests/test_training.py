@@ -168,3 +168,17 @@ def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
     _, history = run(params, frames, tmp_path)
     assert history[-1].train_loss["parity"] < history[0].train_loss["parity"]
     assert 0 <= history[-1].val_metrics["parity"] <= 1 and "val.parity.macro_f1" in history[-1].extra
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("bf16", [True, False])
+def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16):
+    params = tiny_params.model_copy(
+        update={"training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})}
+    )
+    model, history = run(params, tiny_frames, tmp_path)
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    assert all(math.isfinite(v) for v in history[-1].val_metrics.values())
+    assert history[-1].extra["step_seconds"] > 0 and history[-1].extra["peak_memory_mb"] > 0
