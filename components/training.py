@@ -111,7 +111,8 @@ def _loader(
     dataset = TensorDataset(split.inputs, *(split.targets[name] for name in tasks))
     generator = torch.Generator().manual_seed(seed)
     sampler = distributed.RankSlicedBatchSampler(len(dataset), batch_size, shuffle, generator, context)
-    return DataLoader(dataset, batch_sampler=sampler, pin_memory=pin_memory)
+    # the loader draws its base seed from the same generator, as with shuffle=True: same batches as before
+    return DataLoader(dataset, batch_sampler=sampler, generator=generator, pin_memory=pin_memory)
 
 
 @torch.no_grad()

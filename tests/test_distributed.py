@@ -63,3 +63,21 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
         [tracking.experiment_id("tiny-mtl")], "tags.`mtl.role` = 'training'"
     )
     assert len(runs) == 2
+
+
+def test_one_process_draws_the_batches_a_shuffling_dataloader_draws():
+    """Slicing batches by rank must not change single-process training: same order, same RNG use."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from components.training import TensorSplit, _loader
+
+    def epochs(loader):
+        return [[batch[0].tolist() for batch in loader] for _ in range(2)], torch.rand(1).item()
+
+    torch.manual_seed(1)
+    plain = epochs(DataLoader(TensorDataset(torch.arange(300)), batch_size=64, shuffle=True,
+                              generator=torch.Generator().manual_seed(5)))
+    torch.manual_seed(1)
+    split = TensorSplit(torch.arange(300), {})
+    ours = epochs(_loader(split, [], batch_size=64, shuffle=True, seed=5))
+    assert ours == plain
