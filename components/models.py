@@ -14,7 +14,7 @@ backbone and training code with every multi-task model.
 
 Example::
 
-    >>> model = build_model(ModelConfig(sharing="mmoe"), build_tasks(params.tasks), canvas_size=36)
+    >>> model = build_model(params, build_tasks(params.tasks))   # params.model.sharing == "mmoe"
     >>> outputs = model(torch.zeros(2, 1, 36, 36))   # {"left": (2, 10), "right": ..., "sum": (2,)}
 """
 
@@ -26,8 +26,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
-from components.config import CNNConfig, ModelConfig
+from components.config import CNNConfig, MLPConfig, Params, TextTransformerConfig
 from components.tasks import Task
+
+Backbone = nn.Module  # CNNBackbone | MLPBackbone | TextTransformerBackbone: stages, out_features, last_layer, gate_features
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -76,6 +78,74 @@ class CNNBackbone(nn.Module):
             images = stage(images)
         return images
 
+    @staticmethod
+    def gate_features(images: Tensor) -> Tensor:
+        """What an MMoE gate reads: the raw pixels."""
+        return images.flatten(1)
+
+
+class MLPBackbone(nn.Module):
+    """Linear-ReLU-Dropout blocks over a flat feature vector (tabular features, or pixels)."""
+
+    def __init__(self, config: MLPConfig, in_features: int) -> None:
+        super().__init__()
+        stages: list[nn.Module] = []
+        width = in_features
+        for hidden in config.hidden:
+            stages.append(nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)))
+            width = hidden
+        self.stages = nn.ModuleList(stages)
+        self.out_features = width
+
+    def last_layer(self) -> nn.Linear:
+        return self.stages[-1][0]
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        hidden = inputs.flatten(1)
+        for stage in self.stages:
+            hidden = stage(hidden)
+        return hidden
+
+    @staticmethod
+    def gate_features(inputs: Tensor) -> Tensor:
+        return inputs.flatten(1)
+
+
+class TextTransformerBackbone(nn.Module):
+    """A small Transformer encoder trained from scratch on token ids (0 = padding):
+    token + learned position embeddings, pre-norm encoder layers, mean over real tokens,
+    then one projection (Vaswani et al. 2017)."""
+
+    def __init__(self, config: TextTransformerConfig) -> None:
+        super().__init__()
+        self.vocab_size = config.vocab_size
+        self.tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=0)
+        self.positions = nn.Embedding(config.max_length, config.d_model)
+        layer = nn.TransformerEncoderLayer(
+            config.d_model, config.heads, config.feedforward, config.dropout, batch_first=True, norm_first=True
+        )
+        # nested-tensor fast path off: it returns padded positions as zeros only in eval mode
+        self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.projection = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.d_model), nn.Tanh())
+        self.out_features = config.d_model
+
+    def last_layer(self) -> nn.Linear:
+        return self.projection[1]
+
+    def forward(self, ids: Tensor) -> Tensor:
+        padding = ids == 0
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        hidden = self.encoder(self.tokens(ids) + self.positions(positions), src_key_padding_mask=padding)
+        real = (~padding).unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1.0)
+        return self.projection(pooled)
+
+    def gate_features(self, ids: Tensor) -> Tensor:
+        """What an MMoE gate reads: the bag of words (token frequencies, padding left out)."""
+        counts = torch.zeros(ids.shape[0], self.vocab_size, device=ids.device)
+        counts.scatter_add_(1, ids, (ids != 0).to(counts.dtype))
+        return counts / counts.sum(1, keepdim=True).clamp_min(1.0)
+
 
 class MultiTaskModel(nn.Module, ABC):
     """A trunk that yields features per task, and one head per task.
@@ -110,7 +180,7 @@ class MultiTaskModel(nn.Module, ABC):
 
 
 class HardSharingModel(MultiTaskModel):
-    def __init__(self, backbone: CNNBackbone, heads: dict[str, nn.Module]) -> None:
+    def __init__(self, backbone: Backbone, heads: dict[str, nn.Module]) -> None:
         super().__init__(heads)
         self.backbone = backbone
 
@@ -139,7 +209,7 @@ class CrossStitchUnit(nn.Module):
 
 
 class CrossStitchModel(MultiTaskModel):
-    def __init__(self, columns: dict[str, CNNBackbone], heads: dict[str, nn.Module], self_weight: float) -> None:
+    def __init__(self, columns: dict[str, Backbone], heads: dict[str, nn.Module], self_weight: float) -> None:
         super().__init__(heads)
         self.columns = nn.ModuleDict(columns)
         n_stages = len(next(iter(columns.values())).stages)
@@ -159,13 +229,13 @@ class CrossStitchModel(MultiTaskModel):
 
 
 class MMoEModel(MultiTaskModel):
-    def __init__(self, experts: list[CNNBackbone], heads: dict[str, nn.Module], input_size: int) -> None:
+    def __init__(self, experts: list[Backbone], heads: dict[str, nn.Module], gate_size: int) -> None:
         super().__init__(heads)
         self.experts = nn.ModuleList(experts)
-        self.gates = nn.ModuleDict({name: nn.Linear(input_size, len(experts)) for name in heads})
+        self.gates = nn.ModuleDict({name: nn.Linear(gate_size, len(experts)) for name in heads})
 
     def gate_weights(self, inputs: Tensor, task: str) -> Tensor:
-        return torch.softmax(self.gates[task](inputs.flatten(1)), dim=-1)
+        return torch.softmax(self.gates[task](self.experts[0].gate_features(inputs)), dim=-1)
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         expert_outputs = torch.stack([expert(inputs) for expert in self.experts])  # (E, B, D)
@@ -180,14 +250,30 @@ class MMoEModel(MultiTaskModel):
         return [expert.last_layer().weight for expert in self.experts]
 
 
-def build_model(config: ModelConfig, tasks: dict[str, Task], canvas_size: int) -> MultiTaskModel:
-    def backbone() -> CNNBackbone:
-        return CNNBackbone(config.cnn, canvas_size)
+def input_size(params: Params) -> int:
+    """Width of the flat input an MLP or an MMoE gate reads."""
+    spec = params.data.input
+    if spec.kind == "pixels":
+        return params.data.canvas_size**2
+    if spec.kind == "features":
+        return len(spec.columns)
+    return params.model.text_transformer.vocab_size
 
-    features = config.cnn.hidden
-    heads = {name: task.head(features) for name, task in tasks.items()}
+
+def build_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
+    config = params.model
+
+    def backbone() -> Backbone:
+        if config.backbone == "mlp":
+            return MLPBackbone(config.mlp, input_size(params))
+        if config.backbone == "text_transformer":
+            return TextTransformerBackbone(config.text_transformer)
+        return CNNBackbone(config.cnn, params.data.canvas_size)
+
+    widths = {"cnn": config.cnn.hidden, "mlp": config.mlp.hidden[-1], "text_transformer": config.text_transformer.d_model}
+    heads = {name: task.head(widths[config.backbone]) for name, task in tasks.items()}
     if config.sharing == "cross_stitch":
         return CrossStitchModel({name: backbone() for name in tasks}, heads, config.cross_stitch.self_weight)
     if config.sharing == "mmoe":
-        return MMoEModel([backbone() for _ in range(config.mmoe.experts)], heads, canvas_size * canvas_size)
+        return MMoEModel([backbone() for _ in range(config.mmoe.experts)], heads, input_size(params))
     return HardSharingModel(backbone(), heads)

@@ -1,4 +1,5 @@
-"""The MLflow pyfunc wrapper: a DataFrame of pixels in, one column per requested task out.
+"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, text or features) in, one column
+per requested task out.
 
 The model ships with its own copy of ``components`` (``code_paths``) and rebuilds the
 network from the saved parameters, so ``mlflow.pyfunc.load_model`` works in a fresh
@@ -14,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -23,21 +25,27 @@ import pandas as pd
 import torch
 
 from components.config import Params
-from components.data import images_tensor
+from components.inputs import InputEncoder, load_encoder
 from components.models import build_model
 from components.tasks import build_tasks
 
 WEIGHTS = "weights"
 SPEC = "spec"
+INPUTS = "inputs"
 
 
-def write_model_files(checkpoint: dict, params: Params, directory: Path) -> dict[str, str]:
-    """Weights-only state dict and the parameters that rebuild the network, as pyfunc artifacts."""
+def write_model_files(checkpoint: dict, params: Params, directory: Path, encoder: InputEncoder) -> dict[str, str]:
+    """Weights-only state dict, the parameters that rebuild the network, and what the input
+    encoder fitted on the training split (tokenizer, feature statistics), as pyfunc artifacts."""
     directory.mkdir(parents=True, exist_ok=True)
-    weights, spec = directory / "weights.pt", directory / "spec.json"
+    weights, spec, inputs = directory / "weights.pt", directory / "spec.json", directory / "inputs"
     torch.save(checkpoint["model"], weights)
     spec.write_text(json.dumps({"params": params.model_dump(mode="json")}, indent=2))
-    return {WEIGHTS: str(weights), SPEC: str(spec)}
+    inputs.mkdir(exist_ok=True)
+    (inputs / "input.json").write_text(json.dumps({"kind": params.data.input.kind, "columns": len(encoder.columns)}))
+    for path in encoder.files():
+        shutil.copyfile(path, inputs / path.name)
+    return {WEIGHTS: str(weights), SPEC: str(spec), INPUTS: str(inputs)}
 
 
 class MultiTaskModel(mlflow.pyfunc.PythonModel):
@@ -45,7 +53,9 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         spec = json.loads(Path(context.artifacts[SPEC]).read_text())
         self.params = Params.model_validate(spec["params"])
         self.tasks = build_tasks(self.params.tasks)
-        self.network = build_model(self.params.model, self.tasks, self.params.data.canvas_size)
+        # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
+        self.encoder = load_encoder(self.params, Path(context.artifacts.get(INPUTS, ".")))
+        self.network = build_model(self.params, self.tasks)
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
 
@@ -53,9 +63,8 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         """One column per requested task (``params={"tasks": [...]}``, default all); the
         backbone runs once per batch for all of them, the other heads not at all."""
         names = requested_tasks(params, list(self.tasks))
-        images = images_tensor(model_input, self.params.data.canvas_size)
         with torch.no_grad():
-            outputs = self.network(images, names)
+            outputs = self.network(self.encoder.encode(model_input), names)
         columns = {}
         for name in names:
             prediction = self.tasks[name].predict(self.network.heads[name], outputs[name]).numpy()

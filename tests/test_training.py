@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from components.data import images_tensor, targets_tensor
+from components.data import targets_tensor
+from components.inputs import PixelEncoder
 from components.models import build_model
 from components.tasks import build_tasks
 from components.training import MANIFEST, TensorSplit, load_checkpoint, sha256_file, train
@@ -14,14 +15,14 @@ from components.training import MANIFEST, TensorSplit, load_checkpoint, sha256_f
 
 def splits(frames, params):
     def convert(frame):
-        return TensorSplit(images_tensor(frame, 36), {n: targets_tensor(frame, t) for n, t in params.tasks.items()})
+        return TensorSplit(PixelEncoder(36).encode(frame), {n: targets_tensor(frame, t) for n, t in params.tasks.items()})
 
     return convert(frames["train"]), convert(frames["val"])
 
 
 def run(params, frames, directory, **kwargs):
     tasks = build_tasks(params.tasks)
-    model = build_model(params.model, tasks, params.data.canvas_size)
+    model = build_model(params, tasks)
     train_split, val_split = splits(frames, params)
     history = train(model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs)
     return model, history
@@ -116,7 +117,7 @@ def test_per_task_and_shared_learning_rates(tiny_params):
     tasks_config = dict(tiny_params.tasks)
     tasks_config["sum"] = tasks_config["sum"].model_copy(update={"lr_scale": 0.1})
     tasks = build_tasks(tasks_config)
-    model = build_model(tiny_params.model, tasks, 36)
+    model = build_model(tiny_params, tasks)
     config = tiny_params.training.model_copy(update={"shared_lr": 0.01, "loss_weighting": "uncertainty"})
     weighting = build_weighting(config, list(tasks), model.gradnorm_parameters())
     groups = _make_optimizer(model, tasks, weighting, config).param_groups

@@ -6,7 +6,9 @@ import sys
 import pytest
 import yaml
 
-from components.data import pixel_columns, write_splits
+from components.config import Params
+from components.data import write_splits
+from components.inputs import pixel_columns
 from components.validation import DataValidationError, check_statistics, check_structure, validate_splits
 from tests.conftest import REPO, tiny_params_dict
 
@@ -17,12 +19,15 @@ def copy(frames):
     return {split: frame.copy() for split, frame in frames.items()}
 
 
+MNIST = Params.model_validate(tiny_params_dict())
+
+
 def rules(failures):
     return {(f.file, f.column, f.rule): f for f in failures}
 
 
 def test_clean_data_passes_pandera(tiny_frames):
-    assert check_structure(copy(tiny_frames), FILES) == []
+    assert check_structure(copy(tiny_frames), FILES, MNIST) == []
 
 
 @pytest.mark.parametrize(
@@ -48,7 +53,7 @@ def test_clean_data_passes_pandera(tiny_frames):
 def test_each_pandera_rule_fires(tiny_frames, mutate, column, rule, example):
     frames = copy(tiny_frames)
     mutate(frames["train"])
-    failures = check_structure(frames, FILES)
+    failures = check_structure(frames, FILES, MNIST)
     matching = [f for f in failures if f.column == column and rule in f.rule]
     assert matching, f"expected {column}/{rule} among {[str(f) for f in failures]}"
     failure = matching[0]
@@ -61,7 +66,7 @@ def test_each_pandera_rule_fires(tiny_frames, mutate, column, rule, example):
 def test_examples_are_capped_at_five(tiny_frames):
     frames = copy(tiny_frames)
     frames["train"]["left"] = 42
-    (failure,) = [f for f in check_structure(frames, FILES) if f.rule.startswith("isin")]
+    (failure,) = [f for f in check_structure(frames, FILES, MNIST) if f.rule.startswith("isin")]
     assert failure.count == len(frames["train"]) and len(failure.examples) == 5
 
 
@@ -69,7 +74,7 @@ def test_source_digit_shared_across_splits(tiny_frames):
     frames = copy(tiny_frames)
     leaked = int(frames["train"].loc[0, "left_source"])
     frames["val"].loc[1, "left_source"] = leaked
-    failures = check_structure(frames, FILES)
+    failures = check_structure(frames, FILES, MNIST)
     (failure,) = [f for f in failures if f.rule == "source_digit_in_one_split_only"]
     assert f"left_source={leaked}" in " ".join(failure.examples)
     assert "id=val-000001" in " ".join(failure.examples)
@@ -78,7 +83,7 @@ def test_source_digit_shared_across_splits(tiny_frames):
 def test_id_shared_across_splits(tiny_frames):
     frames = copy(tiny_frames)
     frames["test"].loc[0, "id"] = frames["val"].loc[0, "id"]
-    failures = check_structure(frames, FILES)
+    failures = check_structure(frames, FILES, MNIST)
     assert any(f.column == "id" and f.rule == "field_uniqueness" and "val-000000" in " ".join(f.examples) for f in failures)
 
 
