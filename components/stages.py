@@ -33,7 +33,7 @@ import yaml
 from components import distributed, registry, tracking
 from components.config import Params
 from components.data import SPLITS, build_splits, read_split, split_path, targets_tensor, write_splits
-from components.inputs import fit_encoder, load_encoder, request_frame
+from components.inputs import encoder_dir, fit_encoder, load_encoder, request_frame
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
@@ -110,7 +110,7 @@ def objectives(params: Params) -> dict[str, Objective]:
 
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
-    encoder = load_encoder(params, root / params.data.dir)
+    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
     tensors = {}
     for split in splits:
         frame = read_split(root / params.data.dir, split)
@@ -128,7 +128,7 @@ def prepare(params: Params, root: Path) -> dict[str, int]:
     input encoder (tokenizer, feature statistics) on the training split."""
     frames = build_splits(params, root)
     write_splits(frames, root / params.data.dir)
-    fit_encoder(params, frames["train"], root / params.data.dir)
+    fit_encoder(params, frames["train"], encoder_dir(root / params.data.dir))
     rows = {split: len(frame) for split, frame in frames.items()}
     print(f"prepare: wrote {rows} to {root / params.data.dir}")
     return rows
@@ -339,7 +339,7 @@ def select(params: Params, root: Path) -> dict:
     goals = objectives(params)
     splits = load_tensor_splits(params, root, ("val", "test"))
     device = resolve_device(params.training.device)
-    model = build_model(params, tasks).to(device)
+    model = build_model(params, tasks, encoder_dir(root / params.data.dir)).to(device)
 
     def metrics_of(entry: dict, split: str) -> dict[str, float]:
         checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
@@ -402,7 +402,6 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         selection["verdict"], test, champion[1] if champion else None, objectives(params),
         champion[0] if champion else None,
     )
-    encoder = load_encoder(params, root / params.data.dir)
     example = request_frame(params, read_split(root / params.data.dir, "test").head(3))
 
     # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply;
@@ -420,7 +419,7 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=MultiTaskPyfunc(),
-            artifacts=write_model_files(checkpoint, params, Path(scratch), encoder),
+            artifacts=write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir)),
             code_paths=[str(Path(__file__).parent)],
             # the example carries the optional `tasks` parameter into the signature
             input_example=(example, {"tasks": list(params.tasks)}),

@@ -32,6 +32,7 @@ def tweets_dict(rows: int = 600) -> dict:
     }
     raw["training"].update(epochs=2, batch_size=64, lr=0.003)
     raw["validation"]["min_rows"] = {"train": 100, "val": 20, "test": 20}
+    raw["validation"]["min_class_share"] = 0.05  # 18 % of tweets are positive; a few dozen vary
     raw["registry"] = {"model_name": "tiny-tweets", "experiment": "tiny-tweets"}
     return accepting(raw)
 
@@ -181,3 +182,24 @@ def test_mlp_reads_pixels_too(tiny_params):
     model = build_model(params, build_tasks(params.tasks))
     outputs = model(torch.zeros(2, 1, 36, 36))
     assert outputs["left"].shape == (2, 10) and outputs["sum"].shape == (2,)
+
+
+def test_tiny_pipeline_fine_tunes_the_packaged_minilm_encoder(tmp_path, monkeypatch, mlflow_db):
+    from components.inputs import resolve_encoder_path
+    from safetensors.torch import load_file
+
+    monkeypatch.chdir(tmp_path)
+    raw = tweets_dict(rows=400)
+    raw["model"].update(backbone="hf_encoder", hf_encoder={"max_length": 16})
+    raw["training"].update(epochs=1, batch_size=32, lr=5e-5)
+    params = Params.model_validate(raw)
+    registration = run_stages(params, tmp_path)
+    # the registered model carries MiniLM's tokenizer and config, and rebuilds without the package directory
+    model = mlflow.pyfunc.load_model(f"models:/tiny-tweets/{registration['version']}")
+    predictions = model.predict(pd.DataFrame({"text": ["self-driving cars scare me", "can't wait to ride one"]}))
+    assert list(predictions.columns) == ["sentiment", "confidence"] and len(predictions) == 2
+    # fine-tuned: the served encoder's weights moved away from the pretrained ones
+    pretrained = load_file(resolve_encoder_path(params.model.hf_encoder.path) / "model.safetensors")
+    name = "encoder.layer.0.attention.self.query.weight"
+    served = model.unwrap_python_model().network.backbone.encoder.state_dict()[name]
+    assert not torch.allclose(served, pretrained[name])
