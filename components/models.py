@@ -96,19 +96,21 @@ class MLPBackbone(nn.Module):
         stages: list[nn.Module] = []
         width = in_features
         for hidden in config.hidden:
-            stages.append(nn.Sequential(nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)))
+            # Flatten in every stage (a no-op after the first) so cross-stitch can run stages one by one
+            stages.append(
+                nn.Sequential(nn.Flatten(), nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout))
+            )
             width = hidden
         self.stages = nn.ModuleList(stages)
         self.out_features = width
 
     def last_layer(self) -> nn.Linear:
-        return self.stages[-1][0]
+        return self.stages[-1][1]
 
     def forward(self, inputs: Tensor) -> Tensor:
-        hidden = inputs.flatten(1)
         for stage in self.stages:
-            hidden = stage(hidden)
-        return hidden
+            inputs = stage(inputs)
+        return inputs
 
     @staticmethod
     def gate_features(inputs: Tensor) -> Tensor:

@@ -177,8 +177,10 @@ def test_backbone_and_input_must_match():
         Params.model_validate(raw)
 
 
-def test_mlp_reads_pixels_too(tiny_params):
-    params = tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"backbone": "mlp"})})
+@pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
+def test_mlp_reads_pixels_too(tiny_params, sharing):
+    model_config = tiny_params.model.model_copy(update={"backbone": "mlp", "sharing": sharing})
+    params = tiny_params.model_copy(update={"model": model_config})
     model = build_model(params, build_tasks(params.tasks))
     outputs = model(torch.zeros(2, 1, 36, 36))
     assert outputs["left"].shape == (2, 10) and outputs["sum"].shape == (2,)
