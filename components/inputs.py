@@ -1,12 +1,10 @@
 """What the backbone reads from a row (``data.input``), and how rows become tensors.
 
-========== ============================================ ============================ ===============
-``kind``   columns                                      tensor                       backbones
-========== ============================================ ============================ ===============
-``pixels`` ``px_0000`` … (``data.canvas_size``²), 0–255 float (N, 1, H, W) in [0, 1] ``cnn``, ``mlp``
-``text``   one text column                              token ids (N, max_length)    ``text_transformer``, ``hf_encoder``
-``features`` the listed numeric columns                 float (N, F), standardised   ``mlp``
-========== ============================================ ============================ ===============
+- ``pixels``: columns ``px_0000`` … (``data.canvas_size``²), 0–255 → float (N, 1, H, W)
+  in [0, 1]; read by ``cnn`` and ``mlp``.
+- ``text``: one text column → token ids (N, max_length), 0 = padding; read by
+  ``text_transformer`` and ``hf_encoder``.
+- ``features``: the listed numeric columns → float (N, F), standardised; read by ``mlp``.
 
 Text is tokenised by a WordPiece tokenizer that HF ``tokenizers`` trains on the training
 split only, so nothing about validation or test text leaks into the vocabulary; a
