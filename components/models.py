@@ -31,8 +31,8 @@ from components.config import CNNConfig, MLPConfig, Params, TextTransformerConfi
 from components.inputs import resolve_encoder_path
 from components.tasks import Task
 
-# CNNBackbone | MLPBackbone | TextTransformerBackbone | HFEncoderBackbone:
-# out_features, last_layer(), gate_features(); cnn and mlp also expose `stages`
+# StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone:
+# out_features, last_layer(), gate_features(); staged ones also expose `stages`
 Backbone = nn.Module
 
 
@@ -42,14 +42,38 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels)
 
 
-class CNNBackbone(nn.Module):
-    """Conv-norm-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder.
+def _dense_stage(in_features: int, out_features: int, dropout: float) -> nn.Sequential:
+    # Flatten first (a no-op on flat input) so cross-stitch can run the stages one by one
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, out_features), nn.ReLU(inplace=True), nn.Dropout(dropout))
 
-    ``stages`` are the points between which cross-stitch units mix task columns.
-    """
+
+class StagedBackbone(nn.Module):
+    """A backbone that is a sequence of ``stages``, the points between which cross-stitch
+    units mix task columns; its last stage is a dense block."""
+
+    def __init__(self, stages: list[nn.Module], out_features: int) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.out_features = out_features
+
+    def last_layer(self) -> nn.Linear:
+        return self.stages[-1][1]
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        for stage in self.stages:
+            inputs = stage(inputs)
+        return inputs
+
+    @staticmethod
+    def gate_features(inputs: Tensor) -> Tensor:
+        """What an MMoE gate reads: the raw input, flattened (pixels or features)."""
+        return inputs.flatten(1)
+
+
+class CNNBackbone(StagedBackbone):
+    """Conv-norm-ReLU-MaxPool blocks, then one fully connected layer: a LeNet-style encoder."""
 
     def __init__(self, config: CNNConfig, canvas_size: int, in_channels: int = 1) -> None:
-        super().__init__()
         stages: list[nn.Module] = []
         channels = in_channels
         for width in config.channels:
@@ -66,55 +90,16 @@ class CNNBackbone(nn.Module):
             probe = torch.zeros(1, in_channels, canvas_size, canvas_size)
             for stage in stages:
                 probe = stage(probe)
-        stages.append(
-            nn.Sequential(
-                nn.Flatten(), nn.Linear(probe[0].numel(), config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
-            )
-        )
-        self.stages = nn.ModuleList(stages)
-        self.out_features = config.hidden
-
-    def last_layer(self) -> nn.Linear:
-        return self.stages[-1][1]
-
-    def forward(self, images: Tensor) -> Tensor:
-        for stage in self.stages:
-            images = stage(images)
-        return images
-
-    @staticmethod
-    def gate_features(images: Tensor) -> Tensor:
-        """What an MMoE gate reads: the raw pixels."""
-        return images.flatten(1)
+        stages.append(_dense_stage(probe[0].numel(), config.hidden, config.dropout))
+        super().__init__(stages, config.hidden)
 
 
-class MLPBackbone(nn.Module):
+class MLPBackbone(StagedBackbone):
     """Linear-ReLU-Dropout blocks over a flat feature vector (tabular features, or pixels)."""
 
     def __init__(self, config: MLPConfig, in_features: int) -> None:
-        super().__init__()
-        stages: list[nn.Module] = []
-        width = in_features
-        for hidden in config.hidden:
-            # Flatten in every stage (a no-op after the first) so cross-stitch can run stages one by one
-            stages.append(
-                nn.Sequential(nn.Flatten(), nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout))
-            )
-            width = hidden
-        self.stages = nn.ModuleList(stages)
-        self.out_features = width
-
-    def last_layer(self) -> nn.Linear:
-        return self.stages[-1][1]
-
-    def forward(self, inputs: Tensor) -> Tensor:
-        for stage in self.stages:
-            inputs = stage(inputs)
-        return inputs
-
-    @staticmethod
-    def gate_features(inputs: Tensor) -> Tensor:
-        return inputs.flatten(1)
+        widths = [in_features, *config.hidden]
+        super().__init__([_dense_stage(a, b, config.dropout) for a, b in zip(widths, widths[1:])], widths[-1])
 
 
 class TextTransformerBackbone(nn.Module):

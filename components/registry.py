@@ -97,16 +97,18 @@ def data_version(root: Path, data_dir: str) -> str:
     return f"dvc:{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
 
 
+def _versions_newest_first(model_name: str) -> list:
+    versions = client().search_model_versions(f"name = '{model_name}'")
+    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+
 def latest_version(model_name: str) -> tuple[str, dict[str, str]] | None:
     """The newest registered version and its tags, if any."""
     try:
-        versions = client().search_model_versions(f"name = '{model_name}'")
+        versions = _versions_newest_first(model_name)
     except MlflowException:
         return None
-    if not versions:
-        return None
-    newest = max(versions, key=lambda v: int(v.version))
-    return str(newest.version), dict(newest.tags)
+    return (str(versions[0].version), dict(versions[0].tags)) if versions else None
 
 
 def git_commit(root: Path) -> str:
@@ -181,7 +183,7 @@ def rollback(model_name: str) -> tuple[str, str]:
 
 def version_rows(model_name: str) -> list[dict[str, object]]:
     """Every version, newest first: aliases, verdict, Δm, per-task test metrics, data version."""
-    versions = client().search_model_versions(f"name = '{model_name}'")
+    versions = _versions_newest_first(model_name)
     if not versions:
         raise RegistryError(f"no registered model named {model_name!r}")
     # search results carry no aliases; the registered model maps each alias to its version
@@ -189,7 +191,7 @@ def version_rows(model_name: str) -> list[dict[str, object]]:
     for alias, number in client().get_registered_model(model_name).aliases.items():
         aliases.setdefault(str(number), []).append(alias)
     rows = []
-    for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
+    for version in versions:
         tags = version.tags
         rows.append(
             {

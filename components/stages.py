@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -21,7 +22,7 @@ import logging
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -182,6 +183,22 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     return log
 
 
+@contextlib.contextmanager
+def _training_run(parent_run_id: str, name: str, run_params: dict[str, object]) -> Iterator[str | None]:
+    """The nested MLflow run of one training, ended FINISHED or FAILED; ``None`` on the
+    torchrun processes other than rank 0, which log nothing."""
+    if not distributed.current().is_main:
+        yield None
+        return
+    run_id = tracking.start_child_run(parent_run_id, name, run_params)
+    try:
+        yield run_id
+    except BaseException:
+        tracking.end_run(run_id, failed=True)
+        raise
+    tracking.end_run(run_id)
+
+
 def _launches_processes(params: Params) -> bool:
     """``training.devices > 1`` and not yet inside the torchrun processes."""
     return params.training.devices > 1 and not distributed.current().is_distributed
@@ -223,33 +240,22 @@ def train_baseline(
     if _launches_processes(params):
         _launch(params, root, ["train-baseline", "--task", task_name, "--parent-run-id", parent_run_id])
         return read_json(directory / BASELINE_RESULT)
-    config = baseline.training
     splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks)
-    main = distributed.current().is_main
-    run_id = (
-        tracking.start_child_run(parent_run_id, f"baseline-{task_name}", _training_params(baseline) | {"task": task_name})
-        if main
-        else None
-    )
-    try:
+    run_params = _training_params(baseline) | {"task": task_name}
+    with _training_run(parent_run_id, f"baseline-{task_name}", run_params) as run_id:
         history = train(
-            model, tasks, splits["train"], splits["val"], config, params.seed, directory,
+            model, tasks, splits["train"], splits["val"], baseline.training, params.seed, directory,
             keep_best_for=task_name, label=f"baseline {task_name}",
-            on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}) if main else None,
+            on_epoch=_epoch_logger(run_id, {task_name: tasks[task_name].metric_name}),
         )
-        if not main:
+        if run_id is None:  # not rank 0: that process reports
             return {}
         best = load_checkpoint(directory / "best.pt")
         model.load_state_dict(best["model"])
         device = resolve_device(params.training.device)
         test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
         tracking.log_metrics(run_id, {f"test.{task_name}.{tasks[task_name].metric_name}": test})
-    except BaseException:
-        if run_id:
-            tracking.end_run(run_id, failed=True)
-        raise
-    tracking.end_run(run_id)
     result = {
         "task": task_name,
         "metric": tasks[task_name].metric_name,
@@ -283,7 +289,8 @@ def summarize_baselines(params: Params, root: Path, results: list[dict]) -> dict
 
 @timed("baselines")
 def baselines(params: Params, root: Path, parent_run_id: str) -> dict:
-    splits = load_tensor_splits(params, root)
+    # read once for every baseline, unless each is handed to its own torchrun processes
+    splits = None if _launches_processes(params) else load_tensor_splits(params, root)
     results = [train_baseline(params, root, name, parent_run_id, splits) for name in params.tasks]
     if not distributed.current().is_main:  # under torchrun, rank 0 reports
         return {}
@@ -301,21 +308,14 @@ def train_mtl(params: Params, root: Path, parent_run_id: str) -> dict:
     splits = load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    main = distributed.current().is_main
-    run_id = tracking.start_child_run(parent_run_id, name, _training_params(params)) if main else None
-    try:
+    with _training_run(parent_run_id, name, _training_params(params)) as run_id:
         history = train(
             model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR,
-            label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}) if main else None,
+            label="mtl", on_epoch=_epoch_logger(run_id, {n: t.metric_name for n, t in tasks.items()}),
         )
-        if not main:
+        if run_id is None:  # not rank 0: that process reports
             return {}
         tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
-    except BaseException:
-        if run_id:
-            tracking.end_run(run_id, failed=True)
-        raise
-    tracking.end_run(run_id)
     _write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
     summary = {
         "run_id": run_id,
@@ -473,15 +473,11 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
     frame = read_split(root / params.data.dir, "test")
-
-    def test_metrics(model_version: str) -> dict[str, float]:
-        return score_version(params, model_version, frame)
-
     champion_version = registry.alias_version(name, registry.CHAMPION)
     if champion_version == version:
         return {"version": version, "promoted": True, "reason": "already champion"}
-    candidate = test_metrics(version)
-    champion = test_metrics(champion_version) if champion_version is not None else None
+    candidate = score_version(params, version, frame)
+    champion = score_version(params, champion_version, frame) if champion_version is not None else None
     baseline = read_json(root / BASELINES_REPORT)
     # the same acceptance policy as `select`, on test metrics measured now
     policy = score_checkpoint(

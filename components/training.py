@@ -143,7 +143,10 @@ def evaluate(
     device: torch.device,
 ) -> dict[str, float]:
     """Primary metric of every task in ``tasks`` on ``split``."""
-    scores = evaluate_all(model, tasks, split, batch_size, device)
+    return primary_metrics(evaluate_all(model, tasks, split, batch_size, device), tasks)
+
+
+def primary_metrics(scores: dict[str, dict[str, float]], tasks: dict[str, Task]) -> dict[str, float]:
     return {name: scores[name][tasks[name].metric_name] for name in tasks}
 
 
@@ -297,7 +300,7 @@ def train(
         extra = {"step_seconds": step_seconds / len(loader), "peak_memory_mb": peak_memory_mb(device)}
         extra |= {f"weight.{name}": value for name, value in zip(names, (weight_sums / seen).tolist())}
         val_scores = evaluate_all(model, tasks, val_split, config.batch_size, device)
-        val_metrics = {name: val_scores[name][tasks[name].metric_name] for name in names}
+        val_metrics = primary_metrics(val_scores, tasks)
         extra |= {
             f"val.{name}.{key}": value
             for name, scores in val_scores.items()
