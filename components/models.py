@@ -12,6 +12,11 @@
 A single-task baseline is the hard-sharing model with one head, so baselines share the
 backbone and training code with every multi-task model.
 
+Every backbone ``encode``s its input into dense features (a feature map for ``cnn``,
+per-token states for the text backbones) and ``pool``s them into one vector per row.
+Dense tasks (tagging, span, segmentation) read the former, the others the latter; the
+backbone runs once for both.
+
 Example::
 
     >>> model = build_model(params, build_tasks(params.tasks))   # params.model.sharing == "mmoe"
@@ -31,8 +36,9 @@ from components.config import CNNConfig, MLPConfig, Params, TextTransformerConfi
 from components.inputs import resolve_encoder_path
 from components.tasks import Task
 
-# StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone:
-# out_features, last_layer(), gate_features(); staged ones also expose `stages`
+# StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone: encode(),
+# pool(), out_features, dense_features, last_layer(), dense_last_layer(), gate_features();
+# staged ones also expose `stages`
 Backbone = nn.Module
 
 
@@ -51,18 +57,28 @@ class StagedBackbone(nn.Module):
     """A backbone that is a sequence of ``stages``, the points between which cross-stitch
     units mix task columns; its last stage is a dense block."""
 
-    def __init__(self, stages: list[nn.Module], out_features: int) -> None:
+    def __init__(self, stages: list[nn.Module], out_features: int, dense_features: int) -> None:
         super().__init__()
         self.stages = nn.ModuleList(stages)
         self.out_features = out_features
+        self.dense_features = dense_features
 
     def last_layer(self) -> nn.Linear:
         return self.stages[-1][1]
 
-    def forward(self, inputs: Tensor) -> Tensor:
-        for stage in self.stages:
+    def dense_last_layer(self) -> nn.Module:
+        return self.stages[-2][0]
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        for stage in self.stages[:-1]:
             inputs = stage(inputs)
         return inputs
+
+    def pool(self, dense: Tensor, inputs: Tensor) -> Tensor:
+        return self.stages[-1](dense)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.pool(self.encode(inputs), inputs)
 
     @staticmethod
     def gate_features(inputs: Tensor) -> Tensor:
@@ -91,7 +107,7 @@ class CNNBackbone(StagedBackbone):
             for stage in stages:
                 probe = stage(probe)
         stages.append(_dense_stage(probe[0].numel(), config.hidden, config.dropout))
-        super().__init__(stages, config.hidden)
+        super().__init__(stages, config.hidden, channels)
 
 
 class MLPBackbone(StagedBackbone):
@@ -99,7 +115,7 @@ class MLPBackbone(StagedBackbone):
 
     def __init__(self, config: MLPConfig, in_features: int) -> None:
         widths = [in_features, *config.hidden]
-        super().__init__([_dense_stage(a, b, config.dropout) for a, b in zip(widths, widths[1:])], widths[-1])
+        super().__init__([_dense_stage(a, b, config.dropout) for a, b in zip(widths, widths[1:])], widths[-1], widths[-2])
 
 
 class TextTransformerBackbone(nn.Module):
@@ -118,16 +134,24 @@ class TextTransformerBackbone(nn.Module):
         # nested-tensor fast path off: it returns padded positions as zeros only in eval mode
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.projection = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.d_model), nn.Tanh())
-        self.out_features = config.d_model
+        self.out_features = self.dense_features = config.d_model
 
     def last_layer(self) -> nn.Linear:
         return self.projection[1]
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def dense_last_layer(self) -> nn.Linear:
+        return self.encoder.layers[-1].linear2
+
+    def encode(self, ids: Tensor) -> Tensor:
         padding = ids == 0
         positions = torch.arange(ids.shape[1], device=ids.device)
-        hidden = self.encoder(self.tokens(ids) + self.positions(positions), src_key_padding_mask=padding)
+        return self.encoder(self.tokens(ids) + self.positions(positions), src_key_padding_mask=padding)
+
+    def pool(self, hidden: Tensor, ids: Tensor) -> Tensor:
         return self.projection(mean_over_tokens(hidden, ids))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.pool(self.encode(ids), ids)
 
     def gate_features(self, ids: Tensor) -> Tensor:
         return bag_of_words(ids, self.vocab_size)
@@ -156,7 +180,7 @@ class HFEncoderBackbone(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.vocab_size = encoder.config.vocab_size
-        self.out_features = encoder.config.hidden_size
+        self.out_features = self.dense_features = encoder.config.hidden_size
 
     @classmethod
     def load(cls, directory: Path, weights: bool) -> "HFEncoderBackbone":
@@ -174,9 +198,16 @@ class HFEncoderBackbone(nn.Module):
     def last_layer(self) -> nn.Linear:
         return [module for module in self.encoder.modules() if isinstance(module, nn.Linear)][-1]
 
-    def forward(self, ids: Tensor) -> Tensor:
-        hidden = self.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+    dense_last_layer = last_layer  # pooling adds no parameters
+
+    def encode(self, ids: Tensor) -> Tensor:
+        return self.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+
+    def pool(self, hidden: Tensor, ids: Tensor) -> Tensor:
         return mean_over_tokens(hidden, ids)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return self.pool(self.encode(ids), ids)
 
     def gate_features(self, ids: Tensor) -> Tensor:
         return bag_of_words(ids, self.vocab_size)
@@ -189,9 +220,10 @@ class MultiTaskModel(nn.Module, ABC):
     reaches are that task's (its head, its gate), everything else is shared.
     """
 
-    def __init__(self, heads: dict[str, nn.Module]) -> None:
+    def __init__(self, heads: dict[str, nn.Module], dense_tasks: frozenset[str] = frozenset()) -> None:
         super().__init__()
         self.heads = nn.ModuleDict(heads)
+        self.dense_tasks = dense_tasks  # tasks whose heads read dense features
 
     @abstractmethod
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
@@ -214,17 +246,23 @@ class MultiTaskModel(nn.Module, ABC):
         return {name: self.heads[name](features[name]) for name in names}
 
 
+def _last_shared_layer(backbone: Backbone, dense_tasks: frozenset[str]) -> nn.Module:
+    """The last layer every task's loss reaches: dense tasks bypass the pooling layers."""
+    return backbone.dense_last_layer() if dense_tasks else backbone.last_layer()
+
+
 class HardSharingModel(MultiTaskModel):
-    def __init__(self, backbone: Backbone, heads: dict[str, nn.Module]) -> None:
-        super().__init__(heads)
+    def __init__(self, backbone: Backbone, heads: dict[str, nn.Module], dense_tasks: frozenset[str] = frozenset()) -> None:
+        super().__init__(heads, dense_tasks)
         self.backbone = backbone
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
-        features = self.backbone(inputs)
-        return dict.fromkeys(tasks, features)
+        dense = self.backbone.encode(inputs)
+        pooled = self.backbone.pool(dense, inputs) if set(tasks) - self.dense_tasks else None
+        return {name: dense if name in self.dense_tasks else pooled for name in tasks}
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
-        return [self.backbone.last_layer().weight]
+        return [_last_shared_layer(self.backbone, self.dense_tasks).weight]
 
 
 class CrossStitchUnit(nn.Module):
@@ -264,8 +302,10 @@ class CrossStitchModel(MultiTaskModel):
 
 
 class MMoEModel(MultiTaskModel):
-    def __init__(self, experts: list[Backbone], heads: dict[str, nn.Module], gate_size: int) -> None:
-        super().__init__(heads)
+    def __init__(
+        self, experts: list[Backbone], heads: dict[str, nn.Module], gate_size: int, dense_tasks: frozenset[str] = frozenset()
+    ) -> None:
+        super().__init__(heads, dense_tasks)
         self.experts = nn.ModuleList(experts)
         self.gates = nn.ModuleDict({name: nn.Linear(gate_size, len(experts)) for name in heads})
 
@@ -273,21 +313,25 @@ class MMoEModel(MultiTaskModel):
         return torch.softmax(self.gates[task](self.experts[0].gate_features(inputs)), dim=-1)
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
-        expert_outputs = torch.stack([expert(inputs) for expert in self.experts])  # (E, B, D)
+        dense = [expert.encode(inputs) for expert in self.experts]
+        outputs = {True: torch.stack(dense)}  # (E, B, ...) per kind of feature
+        if set(tasks) - self.dense_tasks:
+            outputs[False] = torch.stack([expert.pool(d, inputs) for expert, d in zip(self.experts, dense)])
         return {
-            name: torch.einsum("be,ebd->bd", self.gate_weights(inputs, name), expert_outputs) for name in tasks
+            name: torch.einsum("be,eb...->b...", self.gate_weights(inputs, name), outputs[name in self.dense_tasks])
+            for name in tasks
         }
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         return super().task_parameters(task) + list(self.gates[task].parameters())
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
-        return [expert.last_layer().weight for expert in self.experts]
+        return [_last_shared_layer(expert, self.dense_tasks).weight for expert in self.experts]
 
 
 def input_size(params: Params) -> int:
     """Width of the flat input an MLP or an MMoE gate reads."""
-    spec = params.data.input
+    spec = next(iter(params.data.inputs().values()))  # several datasets differ only in text inputs
     if spec.kind == "pixels":
         return params.data.canvas_size**2
     if spec.kind == "features":
@@ -313,16 +357,28 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
             return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
         return CNNBackbone(config.cnn, params.data.canvas_size)
 
-    if config.backbone == "hf_encoder":
-        experts = [backbone() for _ in range(config.mmoe.experts if config.sharing == "mmoe" else 1)]
-        heads = {name: task.head(experts[0].out_features) for name, task in tasks.items()}
-        if config.sharing == "mmoe":
-            return MMoEModel(experts, heads, experts[0].vocab_size)
-        return HardSharingModel(experts[0], heads)
-    widths = {"cnn": config.cnn.hidden, "mlp": config.mlp.hidden[-1], "text_transformer": config.text_transformer.d_model}
-    heads = {name: task.head(widths[config.backbone]) for name, task in tasks.items()}
+    dense = frozenset(name for name, task in tasks.items() if task.dense)
+    n_backbones = {"cross_stitch": len(tasks), "mmoe": config.mmoe.experts}.get(config.sharing, 1)
+
+    def heads_of(width: int, dense_width: int) -> dict[str, nn.Module]:
+        return {
+            name: task.head(dense_width if task.dense else width, params.data.canvas_size) for name, task in tasks.items()
+        }
+
+    if config.backbone == "hf_encoder":  # its widths are known once it is loaded
+        backbones = [backbone() for _ in range(n_backbones)]
+        heads = heads_of(backbones[0].out_features, backbones[0].dense_features)
+    else:  # heads first: the seeded initialisation order every earlier result used
+        widths = {
+            "cnn": (config.cnn.hidden, config.cnn.channels[-1]),
+            "mlp": (config.mlp.hidden[-1], ([input_size(params)] + config.mlp.hidden)[-2]),
+            "text_transformer": (config.text_transformer.d_model, config.text_transformer.d_model),
+        }
+        heads = heads_of(*widths[config.backbone])
+        backbones = [backbone() for _ in range(n_backbones)]
     if config.sharing == "cross_stitch":
-        return CrossStitchModel({name: backbone() for name in tasks}, heads, config.cross_stitch.self_weight)
+        return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight)
     if config.sharing == "mmoe":
-        return MMoEModel([backbone() for _ in range(config.mmoe.experts)], heads, input_size(params))
-    return HardSharingModel(backbone(), heads)
+        gate_size = backbones[0].vocab_size if config.backbone == "hf_encoder" else input_size(params)
+        return MMoEModel(backbones, heads, gate_size, dense)
+    return HardSharingModel(backbones[0], heads, dense)

@@ -1,5 +1,8 @@
-"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, text or features) in, one column
-per requested task out.
+"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, text, word lists, text pairs or
+features) in, one column per requested task out: a class, a value, a list of 0/1 labels,
+a list of tags (one per word), an answer text ("" for none) or a flat mask per row.
+With several datasets a ``dataset`` column says which input each row carries; a task
+answers only on its own dataset's rows (None elsewhere).
 
 The model ships with its own copy of ``components`` (``code_paths``) and rebuilds the
 network from the saved parameters, so ``mlflow.pyfunc.load_model`` works in a fresh
@@ -25,7 +28,8 @@ import pandas as pd
 import torch
 
 from components.config import Params
-from components.inputs import load_encoder
+from components.data import targets_tensor
+from components.inputs import DatasetsEncoder, load_encoder
 from components.models import build_model
 from components.tasks import build_tasks
 
@@ -66,14 +70,44 @@ class MultiTaskModel(mlflow.pyfunc.PythonModel):
         """One column per requested task (``params={"tasks": [...]}``, default all); the
         backbone runs once per batch for all of them, the other heads not at all."""
         names = requested_tasks(params, list(self.tasks))
+        predictions = self._predict(model_input, names)
+        return pd.DataFrame(
+            {name: self._answers(name, predictions[name], model_input) for name in names}, index=model_input.index
+        )
+
+    def score(self, frame: pd.DataFrame) -> dict[str, float]:
+        """Primary metric per task on labeled rows, through this model's own encoder and weights."""
+        predictions = self._predict(frame, list(self.tasks))
+        return {
+            name: task.score(predictions[name], targets_tensor(frame, task.config, self.encoder))[task.metric_name]
+            for name, task in self.tasks.items()
+        }
+
+    def _predict(self, frame: pd.DataFrame, names: list[str]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            outputs = self.network(self.encoder.encode(model_input), names)
-        columns = {}
-        for name in names:
-            prediction = self.tasks[name].predict(self.network.heads[name], outputs[name]).numpy()
-            # a multilabel task answers with one list of 0/1 per row
-            columns[name] = list(prediction.tolist()) if prediction.ndim > 1 else prediction
-        return pd.DataFrame(columns, index=model_input.index)
+            outputs = self.network(self.encoder.encode(frame), names)
+        return {name: self.tasks[name].predict(self.network.heads[name], outputs[name]) for name in names}
+
+    def _answers(self, name: str, prediction: torch.Tensor, frame: pd.DataFrame) -> list:
+        config = self.tasks[name].config
+        rows = list(range(len(frame)))
+        encoder = self.encoder
+        if isinstance(encoder, DatasetsEncoder):  # a task answers on its own dataset's rows
+            encoder, rows = encoder.encoders[config.dataset], encoder.rows_of(frame)[config.dataset].tolist()
+        answers: list = [None] * len(frame)
+        own = frame.iloc[rows]
+        if config.type == "tagging":
+            for row, positions in zip(rows, encoder.first_subwords(own)):
+                answers[row] = [config.tags[i] for i in prediction[row, positions].tolist()]
+        elif config.type == "span":
+            for row, text in zip(rows, encoder.answer_texts(own, prediction[rows])):
+                answers[row] = text
+        else:
+            # a class or value per row; multilabel a list of 0/1, segmentation a flat mask
+            values = prediction.reshape(len(frame), -1) if prediction.ndim > 1 else prediction
+            for row in rows:
+                answers[row] = values[row].tolist()
+        return answers
 
 
 def requested_tasks(params: dict | None, valid: list[str]) -> list[str]:

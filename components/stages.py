@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pandas as pd
 import torch
 import yaml
@@ -34,7 +33,7 @@ import yaml
 from components import distributed, registry, tracking
 from components.config import Params
 from components.data import SPLITS, build_splits, read_split, split_path, targets_tensor, write_splits
-from components.inputs import encoder_dir, fit_encoder, load_encoder, request_frame
+from components.inputs import DATASET_COLUMN, encoder_dir, fit_encoder, load_encoder, request_frame
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
@@ -112,11 +111,13 @@ def objectives(params: Params) -> dict[str, Objective]:
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
     encoder = load_encoder(params, encoder_dir(root / params.data.dir))
+    names = tuple(params.data.datasets)
     tensors = {}
     for split in splits:
         frame = read_split(root / params.data.dir, split)
-        targets = {name: targets_tensor(frame, task) for name, task in params.tasks.items()}
-        tensors[split] = TensorSplit(encoder.encode(frame), targets)
+        targets = {name: targets_tensor(frame, task, encoder) for name, task in params.tasks.items()}
+        groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
+        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names)
     return tensors
 
 
@@ -402,7 +403,10 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         selection["verdict"], test, champion[1] if champion else None, objectives(params),
         champion[0] if champion else None,
     )
-    example = request_frame(params, read_split(root / params.data.dir, "test").head(3))
+    test_frame = read_split(root / params.data.dir, "test")
+    # a few rows of every dataset, so the signature holds every input column
+    rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
+    example = request_frame(params, rows)
 
     # The wrapped object is stateless until load_context, so cloudpickle's warning does not apply;
     # class predictions are integers by design, so the missing-values hint does not either.
@@ -503,14 +507,7 @@ def promote(params: Params, root: Path, version: str, force: bool = False, reaso
 
 def score_version(params: Params, version: str, frame: pd.DataFrame) -> dict[str, float]:
     """Primary metric per task of a registered version's pyfunc on ``frame``, as served."""
-    tasks = build_tasks(params.tasks)
-    predictions = registry.load_version(params.registry.model_name, version).predict(request_frame(params, frame))
-    return {
-        name: task.score(torch.tensor(np.stack(predictions[name].to_numpy())), targets_tensor(frame, params.tasks[name]))[
-            task.metric_name
-        ]
-        for name, task in tasks.items()
-    }
+    return registry.load_version(params.registry.model_name, version).unwrap_python_model().score(frame)
 
 
 def _pip_requirements() -> list[str]:

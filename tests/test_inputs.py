@@ -13,7 +13,8 @@ import yaml
 
 from components import stages, tracking
 from components.config import Params
-from components.data import build_splits, read_table
+from components.data import build_splits
+from components.loaders import read_split_file
 from components.inputs import FeatureEncoder, fit_encoder, load_encoder
 from components.models import TextTransformerBackbone, build_model
 from components.tasks import build_tasks
@@ -72,9 +73,10 @@ def test_tables_read_as_csv_or_parquet_and_unknown_formats_are_named(tmp_path):
     frame = pd.DataFrame({"text": ["a", "b"], "y": [1, 0]})
     frame.to_csv(tmp_path / "t.csv", index=False)
     frame.to_parquet(tmp_path / "t.parquet")
-    pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv"), read_table(tmp_path / "t.parquet"))
-    with pytest.raises(ValueError, match=r"unknown table format '\.xlsx'; valid: \.csv, \.parquet"):
-        read_table(tmp_path / "t.xlsx")
+    pd.testing.assert_frame_equal(read_split_file(tmp_path / "t.csv"), read_split_file(tmp_path / "t.parquet"))
+    (tmp_path / "t.xlsx").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"unknown format '\.xlsx'; valid: \.csv, \.parquet, \.conll"):
+        read_split_file(tmp_path / "t.xlsx")
 
 
 def test_tweets_split_is_disjoint_deduplicated_and_keeps_missing_confidence():
@@ -170,7 +172,7 @@ def test_tiny_tabular_pipeline_with_mlp_and_cross_stitch(tmp_path, monkeypatch, 
 def test_backbone_and_input_must_match():
     raw = tweets_dict()
     raw["model"]["backbone"] = "cnn"
-    with pytest.raises(ValueError, match="backbone cnn reads pixels input, not data.input.kind text"):
+    with pytest.raises(ValueError, match="backbone cnn reads pixels input, not the text input of task 'sentiment'"):
         Params.model_validate(raw)
     raw["model"].update(backbone="text_transformer", sharing="cross_stitch")
     with pytest.raises(ValueError, match="cross_stitch mixes backbone stages of cnn or mlp"):
