@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -172,8 +173,12 @@ class TaskConfig(Strict):
             raise ValueError("a span task takes two label columns: [answer start, answer text]")
         if (self.type == "tagging") != (self.tags is not None):
             raise ValueError("tags go with tagging tasks, and a tagging task needs its tags")
-        if self.tags is not None and ("O" not in self.tags or len(set(self.tags)) != len(self.tags)):
-            raise ValueError("tags must be distinct BIO tags and include O")
+        if self.tags is not None:
+            malformed = [tag for tag in self.tags if tag != "O" and not re.fullmatch(r"[BIES]-\S+", tag)]
+            if malformed or "O" not in self.tags or len(set(self.tags)) != len(self.tags):
+                raise ValueError(f"tags must be distinct BIO tags (O, B-TYPE, I-TYPE) and include O; not BIO: {malformed}")
+        if self.type == "segmentation" and 0 <= self.ignore_index < self.num_classes:
+            raise ValueError(f"ignore_index {self.ignore_index} is a class id; use a value outside 0..{self.num_classes - 1}")
         if self.type != "regression" and self.loss != "mse":
             raise ValueError("loss applies to regression tasks only")
         return self
@@ -243,8 +248,10 @@ class ModelConfig(Strict):
 
     @model_validator(mode="after")
     def _sharing_fits_backbone(self) -> "ModelConfig":
-        if self.sharing == "cross_stitch" and self.backbone in ("text_transformer", "hf_encoder"):
-            raise ValueError(f"cross_stitch mixes backbone stages of cnn or mlp; use hard or mmoe with {self.backbone}")
+        # a pretrained encoder's layers sit behind architecture-specific, private
+        # transformers APIs, so its stages cannot be mixed without depending on them
+        if self.sharing == "cross_stitch" and self.backbone == "hf_encoder":
+            raise ValueError("cross_stitch mixes backbone stages of cnn, mlp or text_transformer; use hard or mmoe with hf_encoder")
         return self
 
 
@@ -409,8 +416,6 @@ class Params(Strict):
                 raise ValueError(f"task {name!r}: a {task.type} task reads {needed} input, not {kind}")
             if task.type == "segmentation" and self.model.backbone != "cnn":
                 raise ValueError(f"task {name!r}: segmentation needs the cnn backbone's feature maps")
-            if needed is not None and self.model.sharing == "cross_stitch":
-                raise ValueError(f"task {name!r}: {task.type} tasks work with hard or mmoe sharing, not cross_stitch")
         unused = set(datasets) - {task.dataset for task in self.tasks.values()}
         if unused:
             raise ValueError(f"data.datasets {sorted(unused)} feed no task")

@@ -287,6 +287,8 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
             special_tokens=[PAD, UNK, CLS, SEP] if pairs else [PAD, UNK],
             show_progress=False,
         )
+        # Not bit-reproducible: the trainer numbers continuing sub-words in hash-map order and
+        # breaks count ties by those numbers (huggingface/tokenizers#1794, fix pending in #2066)
         tokenizer.train_from_iterator(_training_texts(params, train), trainer=trainer)
         if pairs:  # single texts stay as they are; pairs get BERT's layout
             specials = [(CLS, tokenizer.token_to_id(CLS)), (SEP, tokenizer.token_to_id(SEP))]

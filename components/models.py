@@ -3,7 +3,9 @@
 ============== ============================================================================
 ``hard``       one shared backbone, one light head per task (Caruana 1997)
 ``cross_stitch`` one backbone column per task; after every backbone stage a learnable
-               cross-stitch unit mixes the columns' activations (Misra et al. 2016)
+               cross-stitch unit mixes the columns' activations (Misra et al. 2016);
+               stages are the CNN's blocks, the MLP's layers, or the Transformer's
+               embedding, encoder layers and pooling
 ``mmoe``       E expert backbones and one softmax gate per task over the experts
                (Ma et al. 2018, "Modeling Task Relationships in Multi-task Learning with
                Multi-gate Mixture-of-Experts")
@@ -38,7 +40,7 @@ from components.tasks import Task
 
 # StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone: encode(),
 # pool(), out_features, dense_features, last_layer(), dense_last_layer(), gate_features();
-# staged ones also expose `stages`
+# all but HFEncoderBackbone also run stage by stage (num_stages, run_stage) for cross-stitch
 Backbone = nn.Module
 
 
@@ -68,6 +70,13 @@ class StagedBackbone(nn.Module):
 
     def dense_last_layer(self) -> nn.Module:
         return self.stages[-2][0]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    def run_stage(self, index: int, activations: Tensor, inputs: Tensor) -> Tensor:
+        return self.stages[index](activations)
 
     def encode(self, inputs: Tensor) -> Tensor:
         for stage in self.stages[:-1]:
@@ -142,13 +151,26 @@ class TextTransformerBackbone(nn.Module):
     def dense_last_layer(self) -> nn.Linear:
         return self.encoder.layers[-1].linear2
 
+    @property
+    def num_stages(self) -> int:
+        """Embedding, each encoder layer, pooling: the points cross-stitch units mix."""
+        return len(self.encoder.layers) + 2
+
+    def run_stage(self, index: int, activations: Tensor, ids: Tensor) -> Tensor:
+        if index == 0:
+            return self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
+        if index <= len(self.encoder.layers):
+            return self.encoder.layers[index - 1](activations, src_key_padding_mask=ids == 0)
+        return self.projection(mean_over_tokens(activations, ids))
+
     def encode(self, ids: Tensor) -> Tensor:
-        padding = ids == 0
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        return self.encoder(self.tokens(ids) + self.positions(positions), src_key_padding_mask=padding)
+        hidden = ids
+        for index in range(self.num_stages - 1):
+            hidden = self.run_stage(index, hidden, ids)
+        return hidden
 
     def pool(self, hidden: Tensor, ids: Tensor) -> Tensor:
-        return self.projection(mean_over_tokens(hidden, ids))
+        return self.run_stage(self.num_stages - 1, hidden, ids)
 
     def forward(self, ids: Tensor) -> Tensor:
         return self.pool(self.encode(ids), ids)
@@ -282,23 +304,38 @@ class CrossStitchUnit(nn.Module):
 
 
 class CrossStitchModel(MultiTaskModel):
-    def __init__(self, columns: dict[str, Backbone], heads: dict[str, nn.Module], self_weight: float) -> None:
-        super().__init__(heads)
+    def __init__(
+        self,
+        columns: dict[str, Backbone],
+        heads: dict[str, nn.Module],
+        self_weight: float,
+        dense_tasks: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(heads, dense_tasks)
         self.columns = nn.ModuleDict(columns)
-        n_stages = len(next(iter(columns.values())).stages)
+        n_stages = next(iter(columns.values())).num_stages
         self.units = nn.ModuleList(CrossStitchUnit(len(columns), self_weight) for _ in range(n_stages))
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        """Dense tasks read their column as it enters the last (pooling) stage."""
         names = list(self.columns)  # every column feeds the mix, whichever tasks are asked for
         activations = [inputs] * len(names)
+        last = len(self.units) - 1
+        pooled_wanted = bool(set(tasks) - self.dense_tasks)
+        dense: dict[str, Tensor] = {}
         for index, unit in enumerate(self.units):
-            stacked = torch.stack([self.columns[n].stages[index](x) for n, x in zip(names, activations)])
+            if index == last:
+                dense = dict(zip(names, activations))
+                if not pooled_wanted:
+                    break
+            stacked = torch.stack([self.columns[n].run_stage(index, x, inputs) for n, x in zip(names, activations)])
             activations = list(unit(stacked))
-        by_task = dict(zip(names, activations))
-        return {name: by_task[name] for name in tasks}
+        pooled = dict(zip(names, activations))
+        return {name: dense[name] if name in self.dense_tasks else pooled[name] for name in tasks}
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
-        return [self.units[-1].alpha]
+        # dense tasks stop before the last unit
+        return [self.units[-2 if self.dense_tasks else -1].alpha]
 
 
 class MMoEModel(MultiTaskModel):
@@ -377,7 +414,7 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
         heads = heads_of(*widths[config.backbone])
         backbones = [backbone() for _ in range(n_backbones)]
     if config.sharing == "cross_stitch":
-        return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight)
+        return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight, dense)
     if config.sharing == "mmoe":
         gate_size = backbones[0].vocab_size if config.backbone == "hf_encoder" else input_size(params)
         return MMoEModel(backbones, heads, gate_size, dense)

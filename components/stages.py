@@ -177,7 +177,7 @@ def _epoch_logger(run_id: str, metric_names: dict[str, str]) -> Callable[[EpochR
     def log(record: EpochRecord) -> None:
         metrics = {f"train_loss.{task}": value for task, value in record.train_loss.items()}
         metrics |= {f"val.{task}.{metric_names[task]}": value for task, value in record.val_metrics.items()}
-        metrics |= record.extra  # step_seconds, peak_memory_mb, weight.<task>
+        metrics |= record.extra  # step_seconds, peak_memory_mb, weight.<task>, examples.<task>
         metrics["epoch_seconds"] = record.seconds
         tracking.log_metrics(run_id, metrics, step=record.epoch)
 

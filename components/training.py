@@ -320,15 +320,16 @@ def train(
             step_seconds += time.perf_counter() - step_started
             batch = len(inputs) * context.world_size
             seen += batch
-            loss_sums += losses.detach().cpu() * batch
+            labeled = torch.stack([tasks[n].labeled(t).sum() for n, t in zip(names, targets)]).float().cpu()
+            loss_sums += losses.detach().cpu() * labeled  # a task's mean loss over the rows labeled for it
             weight_sums += weights.cpu() * batch
-            examples += torch.stack([tasks[n].labeled(t).sum() for n, t in zip(names, targets)]).cpu()
+            examples += labeled
             bar.set_postfix({name: f"{value:.3f}" for name, value in zip(names, losses.tolist())})
         weighting.end_epoch()
-        train_loss = dict(zip(names, (loss_sums / seen).tolist()))
+        loss_sums, examples = context.mean(loss_sums) * context.world_size, context.mean(examples) * context.world_size
+        train_loss = dict(zip(names, (loss_sums / examples.clamp_min(1)).tolist()))
         extra = {"step_seconds": step_seconds / len(loader), "peak_memory_mb": peak_memory_mb(device)}
         extra |= {f"weight.{name}": value for name, value in zip(names, (weight_sums / seen).tolist())}
-        examples = context.mean(examples) * context.world_size
         extra |= {f"examples.{name}": value for name, value in zip(names, examples.tolist())}
         val_scores = evaluate_all(model, tasks, val_split, config.batch_size, device)
         val_metrics = primary_metrics(val_scores, tasks)

@@ -72,7 +72,17 @@ def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
     for name, image, mask in zip(names, images, masks):
         Image.fromarray(image).save(directory / "images" / f"{name}.png")
         Image.fromarray(mask).save(directory / "masks" / f"{name}.png")
-    pd.DataFrame({"id": names, "shape": [i % 2 for i in range(rows)]}).to_csv(
+    ys, xs = np.mgrid[:size, :size]
+    cells = [(masks[i] > 0) for i in range(rows)]
+    pd.DataFrame(
+        {
+            "id": names,
+            "shape": [i % 2 for i in range(rows)],
+            # image-level yes/no labels for a multilabel task: where the shape lies
+            "left_half": [int(xs[c].mean() < size / 2) for c in cells],
+            "top_half": [int(ys[c].mean() < size / 2) for c in cells],
+        }
+    ).to_csv(
         directory / "labels.csv", index=False
     )
 
@@ -128,7 +138,8 @@ def text_datasets_dict(root: Path) -> dict:
 
 
 def images_dict(root: Path, size: int = 32) -> dict:
-    """Segmentation and shape classification on PNG images with PNG masks and a labels.csv."""
+    """Segmentation, shape classification and position (multilabel) on PNG images with PNG
+    masks and a labels.csv."""
     for index, split in enumerate(("train", "val", "test")):
         write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index)
     raw = base_dict("tiny-segmentation")
@@ -139,6 +150,7 @@ def images_dict(root: Path, size: int = 32) -> dict:
     raw["tasks"] = {
         "mask": {"type": "segmentation", "label": "mask", "num_classes": 3},
         "shape": {"type": "classification", "label": "shape", "num_classes": 2},
+        "position": {"type": "multilabel", "label": ["left_half", "top_half"]},
     }
     for task in raw["tasks"].values():
         task["max_relative_regression"] = 10.0

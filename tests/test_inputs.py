@@ -142,7 +142,7 @@ def test_repeated_text_across_splits_and_invalid_labels_are_reported(tmp_path):
         stages.validate(params, tmp_path)
 
 
-@pytest.mark.parametrize("sharing", ["hard", "mmoe"])
+@pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
 def test_tiny_text_pipeline_registers_a_model_that_serves_raw_text(tmp_path, monkeypatch, mlflow_db, sharing):
     monkeypatch.chdir(tmp_path)
     raw = tweets_dict()
@@ -174,8 +174,8 @@ def test_backbone_and_input_must_match():
     raw["model"]["backbone"] = "cnn"
     with pytest.raises(ValueError, match="backbone cnn reads pixels input, not the text input of task 'sentiment'"):
         Params.model_validate(raw)
-    raw["model"].update(backbone="text_transformer", sharing="cross_stitch")
-    with pytest.raises(ValueError, match="cross_stitch mixes backbone stages of cnn or mlp"):
+    raw["model"].update(backbone="hf_encoder", sharing="cross_stitch")
+    with pytest.raises(ValueError, match="cross_stitch mixes backbone stages of cnn, mlp or text_transformer"):
         Params.model_validate(raw)
 
 

@@ -18,7 +18,8 @@ from components.config import Params, TaskConfig
 from components.data import targets_tensor
 from components.inputs import IGNORE, fit_encoder, load_encoder
 from components.loaders import FileFormatError, read_split_file
-from components.tasks import build_task
+from components.models import build_model
+from components.tasks import build_task, build_tasks
 from components.validation import DataValidationError
 from tests.mtl_fixtures import TAGS, images_dict, shapes, text_datasets_dict, write_png_split, write_squad
 from tests.test_serving import run_stages
@@ -162,6 +163,19 @@ def test_tags_outside_the_declared_set_fail_validation_with_examples(tmp_path, m
     assert "id=ner-train-" in message and "B-LOC" in message
 
 
+def test_a_missing_label_column_is_named_with_the_columns_present(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = text_datasets_dict(tmp_path)
+    raw["tasks"]["entities"]["label"] = "ner_tags"
+    params = Params.model_validate(raw)
+    stages.prepare(params, tmp_path)
+    with pytest.raises(DataValidationError) as failure:
+        stages.validate(params, tmp_path)
+    message = str(failure.value)
+    assert "data/train.parquet: column 'ner_tags' failed rule column is missing" in message
+    assert "columns present: id, dataset, text, sentiment" in message and "tags" in message
+
+
 def test_task_types_need_their_input_and_list_valid_choices():
     base = {
         "data": {"source": "files", "files": {"train": "a", "val": "b", "test": "c"}, "input": {"kind": "text", "columns": ["t"]}},
@@ -173,6 +187,32 @@ def test_task_types_need_their_input_and_list_valid_choices():
         Params.model_validate(base | {"tasks": {"x": {"type": "regression", "label": "y", "dataset": "news"}}})
     with pytest.raises(ValueError, match="a span task takes two label columns"):
         TaskConfig(type="span", label=["start", "text", "more"])
+    with pytest.raises(ValueError, match=r"not BIO: \['PER'\]"):
+        TaskConfig(type="tagging", label="tags", tags=["O", "PER"])
+    with pytest.raises(ValueError, match="ignore_index 1 is a class id"):
+        TaskConfig(type="segmentation", label="mask", num_classes=3, ignore_index=1)
+    with pytest.raises(ValueError, match="task 'seg': segmentation needs the cnn backbone"):
+        Params.model_validate(
+            {"data": {"source": "files", "files": {"train": "a", "val": "b", "test": "c"}}, "model": {"backbone": "mlp"},
+             "tasks": {"seg": {"type": "segmentation", "label": "mask", "num_classes": 2}}}
+        )
+
+
+@pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
+def test_dense_and_pooled_tasks_share_one_forward_pass(tmp_path, sharing):
+    raw = text_datasets_dict(tmp_path)
+    raw["model"]["sharing"] = sharing
+    params = Params.model_validate(raw)
+    model = build_model(params, build_tasks(params.tasks))
+    ids = torch.randint(1, 300, (4, 24))
+    outputs = model(ids)
+    assert outputs["sentiment"].shape == (4, 3) and outputs["entities"].shape == (4, 24, 5) and outputs["answer"].shape == (4, 24, 2)
+    assert model(ids, ["entities"]).keys() == {"entities"}
+    # GradNorm's layer is one every task's loss reaches
+    loss = outputs["entities"].sum() + outputs["sentiment"].sum() + outputs["answer"].sum()
+    (layer,) = model.gradnorm_parameters()[:1]
+    assert torch.autograd.grad(outputs["entities"].sum(), layer, retain_graph=True)[0].abs().sum() > 0
+    assert torch.autograd.grad(loss, layer)[0].abs().sum() > 0
 
 
 def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tmp_path, monkeypatch, mlflow_db):
@@ -189,6 +229,10 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
     assert sum(counts) == 400 and all(60 < c < 220 for c in counts)
     run = mlflow.get_run(registration["run_id"])
     assert run.data.params["training.sampling"] == "temperature"
+    logged = mlflow.search_runs(
+        experiment_names=[params.registry.experiment], filter_string="metrics.`examples.entities` > 0", output_format="list"
+    )
+    assert logged and all(r.data.metrics["examples.entities"] > 0 for r in logged)
 
     model = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}/1")
     request = pd.DataFrame(
@@ -212,7 +256,7 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
     assert predictions["answer"].isna().tolist() == [True, True, False]
 
 
-def test_segmentation_from_png_files_trains_and_serves_masks(tmp_path, monkeypatch, mlflow_db):
+def test_segmentation_classification_and_multilabel_from_png_files_train_and_serve(tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(images_dict(tmp_path))
     run_stages(params, tmp_path)
@@ -224,4 +268,5 @@ def test_segmentation_from_png_files_trains_and_serves_masks(tmp_path, monkeypat
     assert len(predictions.loc[0, "mask"]) == 32 * 32 and set(predictions.loc[0, "mask"]) <= {0, 1, 2}
     tracking.client()
     scores = stages.score_version(params, "1", frame)
-    assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "shape"}
+    assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "shape", "position"}
+    assert all(len(labels) == 2 and set(labels) <= {0, 1} for labels in predictions["position"])
