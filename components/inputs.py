@@ -94,8 +94,13 @@ class PixelEncoder(InputEncoder):
         return torch.from_numpy(pixels).reshape(-1, 1, self.canvas_size, self.canvas_size)
 
 
-def _words(value) -> list[str]:
-    return [] if value is None or (isinstance(value, float) and np.isnan(value)) else [str(w) for w in value]
+def is_missing(value: object) -> bool:
+    """An empty cell: None or NaN (a cell holding a list or array never is)."""
+    return value is None or (np.isscalar(value) and pd.isna(value))
+
+
+def _words(value: object) -> list[str]:
+    return [] if is_missing(value) else [str(w) for w in value]
 
 
 class TextEncoder(InputEncoder):

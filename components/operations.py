@@ -26,6 +26,7 @@ import pandas as pd
 from components import registry, stages
 from components.config import Params
 from components.data import SPLITS, read_split, split_path
+from components.inputs import DATASET_COLUMN
 from components.selection import relative_change
 
 
@@ -123,10 +124,14 @@ class TaskHealth:
 
 
 def canary_frame(params: Params, root: Path) -> pd.DataFrame:
-    """A fixed sample of the frozen test split (every row when the split is smaller)."""
+    """A fixed sample of the frozen test split (every row when the split is smaller); with
+    several datasets, that many rows of each, so every task is measured."""
     frame = read_split(root / params.data.dir, "test")
-    rows = min(params.orchestration.health.canary_rows, len(frame))
-    return frame.sample(n=rows, random_state=params.seed) if rows < len(frame) else frame
+    parts = [part for _, part in frame.groupby(DATASET_COLUMN, sort=False)] if params.data.datasets else [frame]
+    rows = params.orchestration.health.canary_rows
+    return pd.concat(
+        [part.sample(n=rows, random_state=params.seed) if rows < len(part) else part for part in parts]
+    )
 
 
 def champion_health(params: Params, root: Path) -> tuple[str, list[TaskHealth]]:

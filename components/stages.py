@@ -34,6 +34,7 @@ from components import distributed, registry, tracking
 from components.config import Params
 from components.data import SPLITS, build_splits, read_split, split_path, targets_tensor, write_splits
 from components.inputs import DATASET_COLUMN, encoder_dir, fit_encoder, load_encoder, request_frame
+from components.loaders import FileFormatError
 from components.models import MultiTaskModel, build_model
 from components.report import model_card, render_summary
 from components.selection import Objective, score_checkpoint, select_checkpoint
@@ -128,7 +129,10 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
 def prepare(params: Params, root: Path) -> dict[str, int]:
     """Builds the splits of ``data.source``, writes one Parquet file per split, and fits the
     input encoder (tokenizer, feature statistics) on the training split."""
-    frames = build_splits(params, root)
+    try:
+        frames = build_splits(params, root)
+    except FileFormatError as error:
+        raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
     write_splits(frames, root / params.data.dir)
     fit_encoder(params, frames["train"], encoder_dir(root / params.data.dir))
     rows = {split: len(frame) for split, frame in frames.items()}
@@ -446,6 +450,8 @@ def register(params: Params, root: Path, parent_run_id: str) -> dict:
         "loss weighting": params.training.loss_weighting,
         "gradient": params.training.gradient,
     }
+    if params.data.datasets:
+        methods["dataset sampling"] = params.training.sampling
     card = model_card(name, version, selection, tags, decision.reason, champion, methods)
     tracker.update_model_version(name, version, description=card)
     tracker.log_text(parent_run_id, card, "model_card.md")

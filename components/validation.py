@@ -28,7 +28,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 from pandera.typing import Series
 
-from components.config import Params
+from components.config import Params, TaskConfig
 from components.data import SPLITS
 from components.inputs import DATASET_COLUMN, PIXEL_PREFIX
 
@@ -315,6 +315,14 @@ def _statistics_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return meta.assign(pixel_min=pixels.min(axis=1), pixel_max=pixels.max(axis=1))
 
 
+def _required_label_columns(task: TaskConfig) -> list[str]:
+    """The label columns a labeled row fills; a span's start stays null for an unanswerable
+    question (SQuAD 2.0), whose answer text is "" instead."""
+    if task.type == "span":
+        return [task.label[1]]
+    return [task.label] if isinstance(task.label, str) else list(task.label)
+
+
 def _expectations(params: Params, split: str) -> list:
     import great_expectations.expectations as gxe
 
@@ -334,8 +342,7 @@ def _expectations(params: Params, split: str) -> list:
         # with several datasets, each column is checked on its own dataset's rows
         where = {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
         tasks = [t for t in params.tasks.values() if t.dataset == dataset]
-        # a span's start is null for an unanswerable question (SQuAD 2.0); its text is ""
-        labels = [c for t in tasks for c in ([t.label] if isinstance(t.label, str) else t.label[-1:] if t.type == "span" else t.label)]
+        labels = [column for task in tasks for column in _required_label_columns(task)]
         for column in [*spec.columns, *labels]:
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep, **where))
         for task in tasks:

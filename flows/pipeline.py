@@ -31,8 +31,11 @@ from flows.common import ParamsOption, RootOption, run_from_cli, stage_task  # n
 
 
 @stage_task
-def prepare(params_path: str, root: str) -> dict:
-    return stages.prepare(load_params(params_path), Path(root))
+def prepare(params_path: str, root: str):
+    try:
+        return stages.prepare(load_params(params_path), Path(root))
+    except DataValidationError as error:  # a split file that cannot be read
+        return Failed(message=str(error))
 
 
 @stage_task
@@ -91,7 +94,9 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
     """Every stage; ``prepare_data=False`` keeps the data already in ``data.dir`` (a refresh put it there)."""
     params = load_params(params_path)
     if prepare_data:
-        prepare(params_path, root)
+        preparation = prepare(params_path, root, return_state=True)
+        if preparation.is_failed():
+            return Failed(message=preparation.message)
     validation = validate(params_path, root, return_state=True)
     if validation.is_failed():
         return Failed(message=validation.message)

@@ -51,3 +51,8 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
     assert table.count("\n") == 2 + 3 and "left accuracy ↑" in table and "sum mae ↓" in table
     plot_methods(summarize(runs), goals, tmp_path / "methods.png")
     assert (tmp_path / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sampling_strategies_are_compared_on_separate_datasets_only(tiny_params, tmp_path):
+    with pytest.raises(ValueError, match="no data.datasets"):
+        compare_methods(tiny_params, tmp_path, ["equal"], [], seeds=[0], samplings=["uniform"])

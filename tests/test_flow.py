@@ -99,3 +99,21 @@ def test_flow_stops_on_bad_data(harness, tmp_path, monkeypatch, mlflow_db):
     assert "data/train.parquet: column 'left' failed rule expect_column_values_to_not_be_in_set" in state.message
     assert not (tmp_path / "models").exists()
     assert MlflowClient(mlflow_db, registry_uri=mlflow_db).search_registered_models() == []
+
+
+def test_flow_stops_on_an_unreadable_split_file(harness, tmp_path, monkeypatch, mlflow_db):
+    monkeypatch.chdir(tmp_path)
+    raw = accepting(tiny_params_dict())
+    (tmp_path / "raw").mkdir()
+    for split in ("train", "val", "test"):
+        (tmp_path / f"raw/{split}.conll").write_text("EU B-ORG\n\nrejects\n")  # a token line without a tag
+    raw["data"] = {"source": "files", "files": {s: f"raw/{s}.conll" for s in ("train", "val", "test")}}
+    raw["tasks"] = {"ner": {"type": "tagging", "label": "tags", "tags": ["O", "B-ORG"]}}
+    raw["data"]["input"] = {"kind": "tokens", "columns": ["tokens"]}
+    raw["model"] = {"backbone": "text_transformer"}
+    state = pipeline(write_params(tmp_path, raw), str(tmp_path), return_state=True)
+    assert state.is_failed()
+    assert "raw/train.conll:3: column '(file)' failed rule readable as its format" in state.message
+    assert "a token line needs a word and a tag" in state.message
+    assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
+    assert MlflowClient(mlflow_db, registry_uri=mlflow_db).search_registered_models() == []

@@ -150,15 +150,20 @@ def test_word_tags_and_answers_align_with_tokens(tmp_path):
     assert ids.shape == (len(frame), params.model.text_transformer.max_length)
 
 
+def validation_error(raw: dict, root) -> str:
+    """The message with which validation refuses the data ``raw`` describes."""
+    params = Params.model_validate(raw)
+    stages.prepare(params, root)
+    with pytest.raises(DataValidationError) as failure:
+        stages.validate(params, root)
+    return str(failure.value)
+
+
 def test_tags_outside_the_declared_set_fail_validation_with_examples(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     raw = text_datasets_dict(tmp_path)
     raw["tasks"]["entities"]["tags"] = ["O", "B-PER", "I-PER"]  # B-LOC is missing
-    params = Params.model_validate(raw)
-    stages.prepare(params, tmp_path)
-    with pytest.raises(DataValidationError) as failure:
-        stages.validate(params, tmp_path)
-    message = str(failure.value)
+    message = validation_error(raw, tmp_path)
     assert "data/train.parquet: column 'tags' failed rule tags_in['B-PER', 'I-PER', 'O']" in message
     assert "id=ner-train-" in message and "B-LOC" in message
 
@@ -167,13 +172,50 @@ def test_a_missing_label_column_is_named_with_the_columns_present(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     raw = text_datasets_dict(tmp_path)
     raw["tasks"]["entities"]["label"] = "ner_tags"
-    params = Params.model_validate(raw)
-    stages.prepare(params, tmp_path)
-    with pytest.raises(DataValidationError) as failure:
-        stages.validate(params, tmp_path)
-    message = str(failure.value)
+    message = validation_error(raw, tmp_path)
     assert "data/train.parquet: column 'ner_tags' failed rule column is missing" in message
     assert "columns present: id, dataset, text, sentiment" in message and "tags" in message
+
+
+def test_an_answer_not_at_its_start_fails_validation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = text_datasets_dict(tmp_path)
+    squad = json.loads((tmp_path / "raw/qa_train.json").read_text())
+    answered = next(p["qas"][0] for p in squad["data"][0]["paragraphs"] if p["qas"][0]["answers"])
+    answered["answers"][0]["answer_start"] += 3
+    (tmp_path / "raw/qa_train.json").write_text(json.dumps(squad))
+    message = validation_error(raw, tmp_path)
+    assert "column 'answer_start+answer_text+context' failed rule answer_text_at_answer_start(answer_text) (1 failing)" in message
+    assert f"id=qa-{answered['id']}" in message
+
+
+def test_an_unreadable_split_file_stops_prepare_with_file_and_reason(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    raw = text_datasets_dict(tmp_path)
+    no_context = {"data": [{"paragraphs": [{"qas": [{"id": "1", "question": "Who?", "answers": []}]}]}]}
+    (tmp_path / "raw/qa_val.json").write_text(json.dumps(no_context))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", "prepare", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "raw/qa_val.json: column '(file)' failed rule readable as its format" in result.stderr
+    assert "not SQuAD JSON" in result.stderr and not (tmp_path / "data").exists()
+
+
+def test_health_canary_takes_rows_of_every_dataset(tmp_path):
+    from components.operations import canary_frame
+
+    raw = text_datasets_dict(tmp_path)
+    raw["orchestration"] = {"health": {"canary_rows": 10}}
+    params = Params.model_validate(raw)
+    stages.write_splits(stages.build_splits(params, tmp_path), tmp_path / "data")
+    assert canary_frame(params, tmp_path)["dataset"].value_counts().to_dict() == {"tweets": 10, "ner": 10, "qa": 10}
 
 
 def test_task_types_need_their_input_and_list_valid_choices():

@@ -127,3 +127,10 @@ def test_multilabel_targets_from_columns():
     frame = pd.DataFrame({"a": [1, 0], "b": [0.0, None], "c": [1, 1]})
     target = targets_tensor(frame, MULTI)
     assert target.shape == (2, 3) and math.isnan(target[1, 1]) and target[0].tolist() == [1.0, 0.0, 1.0]
+
+
+def test_every_type_params_accepts_has_a_task():
+    from components.config import TASK_TYPES as ACCEPTED
+    from components.tasks import TASK_TYPES
+
+    assert set(TASK_TYPES) == set(ACCEPTED)
