@@ -73,6 +73,7 @@ def run_method(
 ) -> MethodRun:
     update = {"loss_weighting": weighting, "gradient": gradient} | ({"sampling": sampling} if sampling else {})
     training = params.training.model_copy(update=update)
+    sampling = training.sampling if params.data.datasets else None  # named wherever it applies
     run_params = params.model_copy(update={"training": training, "seed": seed})
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
@@ -119,8 +120,12 @@ def compare_methods(
         for weighting, gradient in method_grid(weightings, gradients)
         for seed in seeds
     ]
+    done = {run.method for run in runs}
     return runs + [
-        run_method(params, splits, baseline, "equal", "sum", seed, log, sampling) for sampling in samplings for seed in seeds
+        run_method(params, splits, baseline, "equal", "sum", seed, log, sampling)
+        for sampling in samplings
+        if method_label("equal", "sum", sampling) not in done
+        for seed in seeds
     ]
 
 

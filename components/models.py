@@ -351,8 +351,11 @@ class MMoEModel(MultiTaskModel):
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         dense = [expert.encode(inputs) for expert in self.experts]
-        outputs = {True: torch.stack(dense)}  # (E, B, ...) per kind of feature
-        if set(tasks) - self.dense_tasks:
+        wanted = {name in self.dense_tasks for name in tasks}
+        outputs = {}  # is_dense -> (E, B, ...) expert outputs
+        if True in wanted:
+            outputs[True] = torch.stack(dense)
+        if False in wanted:
             outputs[False] = torch.stack([expert.pool(d, inputs) for expert, d in zip(self.experts, dense)])
         return {
             name: torch.einsum("be,eb...->b...", self.gate_weights(inputs, name), outputs[name in self.dense_tasks])

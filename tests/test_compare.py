@@ -56,3 +56,22 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
 def test_sampling_strategies_are_compared_on_separate_datasets_only(tiny_params, tmp_path):
     with pytest.raises(ValueError, match="no data.datasets"):
         compare_methods(tiny_params, tmp_path, ["equal"], [], seeds=[0], samplings=["uniform"])
+
+
+def test_sampling_strategies_compare_on_separate_datasets(tmp_path, monkeypatch):
+    from components.config import Params
+    from components.stages import prepare
+    from tests.mtl_fixtures import text_datasets_dict
+
+    monkeypatch.chdir(tmp_path)
+    raw = text_datasets_dict(tmp_path)  # configured sampling: temperature
+    raw["training"]["epochs"] = 1
+    params = Params.model_validate(raw)
+    prepare(params, tmp_path)
+    baseline = {name: {"val": 0.5, "test": 0.5} for name in params.tasks}
+    (tmp_path / "reports").mkdir(exist_ok=True)  # prepare writes its timing there
+    (tmp_path / "reports/baselines.json").write_text(json.dumps(baseline))
+    runs = compare_methods(params, tmp_path, ["equal"], [], seeds=[0], samplings=["uniform", "temperature"], log=lambda _: None)
+    # the configured sampling is the grid's own row, named and not run twice
+    assert [r.method for r in runs] == ["equal+sum, temperature sampling", "equal+sum, uniform sampling"]
+    assert all(set(run.test) == set(params.tasks) for run in runs)
