@@ -248,13 +248,6 @@ class ModelConfig(Strict):
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     mmoe: MMoEConfig = MMoEConfig()
 
-    @model_validator(mode="after")
-    def _sharing_fits_backbone(self) -> "ModelConfig":
-        # a pretrained encoder's layers sit behind architecture-specific, private
-        # transformers APIs, so its stages cannot be mixed without depending on them
-        if self.sharing == "cross_stitch" and self.backbone == "hf_encoder":
-            raise ValueError("cross_stitch mixes backbone stages of cnn, mlp or text_transformer; use hard or mmoe with hf_encoder")
-        return self
 
 
 class TrainingConfig(Strict):

@@ -4,7 +4,7 @@
 ``hard``       one shared backbone, one light head per task (Caruana 1997)
 ``cross_stitch`` one backbone column per task; after every backbone stage a learnable
                cross-stitch unit mixes the columns' activations (Misra et al. 2016);
-               stages are the CNN's blocks, the MLP's layers, or the Transformer's
+               stages are the CNN's blocks, the MLP's layers, or a Transformer's
                embedding, encoder layers and pooling
 ``mmoe``       E expert backbones and one softmax gate per task over the experts
                (Ma et al. 2018, "Modeling Task Relationships in Multi-task Learning with
@@ -40,7 +40,7 @@ from components.tasks import Task
 
 # StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone: encode(),
 # pool(), out_features, dense_features, last_layer(), dense_last_layer(), gate_features();
-# all but HFEncoderBackbone also run stage by stage (num_stages, run_stage) for cross-stitch
+# all also run stage by stage (num_stages, run_stage) for cross-stitch
 Backbone = nn.Module
 
 
@@ -221,6 +221,32 @@ class HFEncoderBackbone(nn.Module):
         return [module for module in self.encoder.modules() if isinstance(module, nn.Linear)][-1]
 
     dense_last_layer = last_layer  # pooling adds no parameters
+
+    def _layers(self) -> nn.ModuleList:
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if not hasattr(self.encoder, "embeddings") or not isinstance(layers, nn.ModuleList):
+            raise ValueError(
+                f"cross_stitch runs a pretrained encoder layer by layer, which needs a BERT-style model "
+                f"(embeddings, encoder.layer); {type(self.encoder).__name__} is not one: use hard or mmoe sharing"
+            )
+        return layers
+
+    @property
+    def num_stages(self) -> int:
+        """Embeddings, each transformer layer, pooling: the points cross-stitch units mix."""
+        return len(self._layers()) + 2
+
+    def run_stage(self, index: int, activations: Tensor, ids: Tensor) -> Tensor:
+        layers = self._layers()
+        if index == 0:
+            return self.encoder.embeddings(input_ids=ids)
+        if index <= len(layers):
+            # the additive (batch, 1, 1, tokens) padding mask BERT's layers take
+            padding = (ids == 0)[:, None, None, :]
+            mask = torch.zeros(padding.shape, dtype=activations.dtype, device=ids.device)
+            output = layers[index - 1](activations, attention_mask=mask.masked_fill(padding, torch.finfo(mask.dtype).min))
+            return output[0] if isinstance(output, tuple) else output
+        return self.pool(activations, ids)
 
     def encode(self, ids: Tensor) -> Tensor:
         return self.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state

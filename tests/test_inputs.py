@@ -174,9 +174,26 @@ def test_backbone_and_input_must_match():
     raw["model"]["backbone"] = "cnn"
     with pytest.raises(ValueError, match="backbone cnn reads pixels input, not the text input of task 'sentiment'"):
         Params.model_validate(raw)
-    raw["model"].update(backbone="hf_encoder", sharing="cross_stitch")
-    with pytest.raises(ValueError, match="cross_stitch mixes backbone stages of cnn, mlp or text_transformer"):
-        Params.model_validate(raw)
+
+
+def test_cross_stitch_runs_the_pretrained_encoder_layer_by_layer():
+    from components.inputs import resolve_encoder_path
+    from components.models import HFEncoderBackbone
+
+    raw = tweets_dict()
+    # α = identity: no mixing, so every column must compute exactly the plain encoder
+    raw["model"].update(backbone="hf_encoder", sharing="cross_stitch", cross_stitch={"self_weight": 1.0})
+    params = Params.model_validate(raw)
+    model = build_model(params, build_tasks(params.tasks)).eval()
+    plain = HFEncoderBackbone.load(resolve_encoder_path(params.model.hf_encoder.path), weights=True).eval()
+    ids = torch.randint(1000, 5000, (3, 12))
+    ids[0, 7:] = 0  # padding
+    with torch.no_grad():
+        features = model.task_features(ids, ["sentiment", "confidence"])
+        expected = plain(ids)
+    assert len(model.units) == len(plain.encoder.encoder.layer) + 2
+    assert torch.allclose(features["sentiment"], expected, atol=1e-5)
+    assert torch.allclose(features["confidence"], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
