@@ -238,13 +238,13 @@ class SeqevalScore(torchmetrics.Metric):
 
         if not self.lengths:
             return torch.tensor(0.0)
-        lengths = torch.cat(self.lengths).tolist()
-        sequences = []
-        for flat in (torch.cat(self.predicted), torch.cat(self.gold)):
+        bounds = [0, *torch.cat(self.lengths).cumsum(0).tolist()]  # each sentence's slice of the flat tags
+
+        def sentences(flat: Tensor) -> list[list[str]]:
             names = [self.tags[i] for i in flat.tolist()]
-            bounds = [0, *torch.tensor(lengths).cumsum(0).tolist()]
-            sequences.append([names[a:b] for a, b in zip(bounds, bounds[1:])])
-        predicted, gold = sequences
+            return [names[a:b] for a, b in zip(bounds, bounds[1:])]
+
+        predicted, gold = sentences(torch.cat(self.predicted)), sentences(torch.cat(self.gold))
         if self.score == "accuracy":
             return torch.tensor(float(accuracy_score(gold, predicted)))
         return torch.tensor(float(f1_score(gold, predicted, zero_division=0)))
