@@ -2,7 +2,8 @@
 
 Each row of a batch first draws its dataset i with probability p_i, then the next row of
 that dataset from a shuffled pass over it (reshuffled when used up, so small datasets
-repeat and large ones are only partly seen when p_i is below their share):
+repeat and large ones are only partly seen when p_i is below their share; every epoch
+starts fresh passes):
 
 =================  ===============================  ============================================
 ``uniform``        p_i = 1 / D                      every dataset equally often
@@ -52,7 +53,11 @@ def sampling_probabilities(sizes: Sequence[int], strategy: str, temperature: flo
 class MixtureBatchSampler(Sampler[list[int]]):
     """Batches whose rows come from ``groups`` (the dataset index of every row) drawn with
     ``probabilities``; under data parallelism each process takes its slice of every global
-    batch, as :class:`components.distributed.RankSlicedBatchSampler` does."""
+    batch, as :class:`components.distributed.RankSlicedBatchSampler` does.
+
+    Written here because torch's ``WeightedRandomSampler`` draws rows with replacement:
+    a small dataset would repeat some rows and skip others within a pass.
+    """
 
     def __init__(
         self,
