@@ -214,10 +214,9 @@ def targets_tensor(frame: pd.DataFrame, task: TaskConfig, encoder: InputEncoder 
             return encoder.per_dataset(frame, task.dataset, aligned)
         return aligned(encoder, frame)
     if task.type == "segmentation":
-        size = len(pixel_columns(canvas_size(frame)))
-        masks = [np.full(size, task.ignore_index) if is_missing(m) else np.asarray(m) for m in frame[task.label]]
-        side = int(round(size**0.5))
-        return torch.tensor(np.stack(masks) if masks else np.zeros((0, size)), dtype=torch.long).reshape(-1, side, side)
+        side = canvas_size(frame)
+        masks = [np.full(side * side, task.ignore_index) if is_missing(m) else np.asarray(m) for m in frame[task.label]]
+        return torch.tensor(np.stack(masks) if masks else np.zeros((0, side * side)), dtype=torch.long).reshape(-1, side, side)
     if task.type == "multilabel":
         return torch.tensor(frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan))
     column = frame[task.label]

@@ -135,13 +135,9 @@ class TextEncoder(InputEncoder):
         sub-words, specials, padding) and on rows without tags."""
         index = {tag: i for i, tag in enumerate(tags)}
         targets = torch.full((len(frame), self.tokenizer.padding["length"]), IGNORE, dtype=torch.long)
-        for row, (encoding, row_tags) in enumerate(zip(self.encodings(frame), frame[column])):
-            row_tags = _words(row_tags)
-            previous = None
-            for position, word in enumerate(encoding.word_ids):
-                if word is not None and word != previous and word < len(row_tags):
-                    targets[row, position] = index[row_tags[word]]
-                previous = word
+        for row, (positions, row_tags) in enumerate(zip(self.first_subwords(frame), frame[column])):
+            for position, tag in zip(positions, _words(row_tags)):
+                targets[row, position] = index[tag]
         return targets
 
     def first_subwords(self, frame: pd.DataFrame) -> list[list[int]]:
