@@ -1,5 +1,7 @@
-"""``mtl``: one command per pipeline stage, as ``dvc.yaml`` runs them.
+"""``mtl``: one command per job, as ``dvc.yaml`` and the flows run them.
 
+Thin: each command loads ``params.yaml`` (every rule checked) and calls one function in
+``components/jobs/``, imported inside the command so ``mtl --help`` loads no ML library.
 Bad parameters and bad data end with a clear message and exit code 1, never a traceback;
 a failing training stage marks the open MLflow pipeline run as failed.
 
@@ -13,82 +15,104 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from components import compare as comparison
-from components import distributed, registry, stages, tracking
-from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, SAMPLINGS, Params, ParamsError, load_params
-from components.report import console as results_console
-from components.report import versions_table
-from components.validation import DataValidationError
+from components.config import (
+    GRADIENT_METHODS,
+    LOSS_WEIGHTINGS,
+    SAMPLINGS,
+    Params,
+    ParamsError,
+)
+from components.errors import PipelineError
+from components.startup import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
 errors = Console(stderr=True)
-METHODS_REPORT = Path("reports/methods.md")
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
 RootOption = typer.Option(Path("."), "--root", help="Project root holding data/, models/ and reports/.")
-
-
-def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = False) -> None:
-    try:
-        params = load_params(params_path)
-    except ParamsError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    try:
-        action(params)
-    except (DataValidationError, FileNotFoundError, registry.RegistryError, distributed.DistributedLaunchError) as error:
-        if tracked:
-            tracking.fail_open_pipeline_run(params.registry.experiment)
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    except BaseException:
-        if tracked:
-            tracking.fail_open_pipeline_run(params.registry.experiment)
-        raise
-
-
-def _parent(params: Params) -> str:
-    return tracking.open_pipeline_run(params.registry.experiment)
-
-
-@app.command()
-def prepare(params: Path = ParamsOption, root: Path = RootOption) -> None:
-    """Build the train/val/test splits under data/."""
-    _run(params, lambda p: stages.prepare(p, root))
-
-
-@app.command()
-def validate(params: Path = ParamsOption, root: Path = RootOption) -> None:
-    """Validate the splits with pandera and Great Expectations; write Data Docs."""
-    _run(params, lambda p: stages.validate(p, root))
-
-
 ParentRunOption = typer.Option(
     None, "--parent-run-id", help="MLflow pipeline run to nest under; default: the open one, else a new one."
 )
 
 
-def _training(stage: Callable[[Params, str], object]) -> Callable[[Params], object]:
-    """Runs a training stage, inside the torchrun process group when torchrun started us."""
+def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = False) -> None:
+    """Loads the parameters, runs ``action``; expected failures print one clear message."""
+    from components.jobs.common import load_checked_params
 
-    def action(p: Params, parent_run_id: str | None = None) -> object:
-        distributed.init_from_env(p.training.device)
+    try:
+        params = load_checked_params(params_path)
+    except ParamsError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        action(params)
+    except (PipelineError, FileNotFoundError) as error:
+        if tracked:
+            _fail_pipeline_run(params)
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except BaseException:
+        if tracked:
+            _fail_pipeline_run(params)
+        raise
+
+
+def _fail_pipeline_run(params: Params) -> None:
+    from components.io.tracking import fail_open_pipeline_run
+
+    fail_open_pipeline_run(params.registry.experiment)
+
+
+def _training(stage: Callable[[Params, str], object], parent_run_id: str | None = None) -> Callable[[Params], object]:
+    """Runs a training stage under the open pipeline run, inside the torchrun process group
+    when torchrun started us."""
+
+    def action(params: Params) -> object:
+        from components.io.tracking import open_pipeline_run
+        from components.training import distributed
+
+        distributed.init_from_env(params.training.device)
         try:
-            return stage(p, parent_run_id or _parent(p))
+            return stage(params, parent_run_id or open_pipeline_run(params.registry.experiment))
         finally:
             distributed.shutdown()
 
     return action
 
 
+def _console() -> Console:
+    from components.report import console
+
+    return console()
+
+
+@app.command()
+def prepare(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Build the train/val/test splits under data/."""
+    from components.jobs import prepare as job
+
+    _run(params, lambda p: job.run(p, root))
+
+
+@app.command()
+def validate(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Validate the splits with pandera and Great Expectations; write Data Docs."""
+    from components.jobs import validate as job
+
+    _run(params, lambda p: job.run(p, root))
+
+
 @app.command()
 def baselines(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Train one single-task baseline per task."""
-    _run(params, _training(lambda p, parent: stages.baselines(p, root, parent)), tracked=True)
+    from components.jobs import baselines as job
+
+    _run(params, _training(lambda p, parent: job.run(p, root, parent)), tracked=True)
 
 
 @app.command("train-baseline")
@@ -99,12 +123,12 @@ def train_baseline(
     parent_run_id: str = ParentRunOption,
 ) -> None:
     """Train the single-task baseline of one task (the baselines stage runs one per task)."""
+    from components.jobs import baselines as job
 
-    def action(p: Params) -> None:
+    def action(p: Params) -> object:
         if task not in p.tasks:
             raise typer.BadParameter(f"unknown task {task!r}; valid: {', '.join(p.tasks)}", param_hint="--task")
-        run = _training(lambda q, parent: stages.train_baseline(q, root, task, parent))
-        run(p, parent_run_id)
+        return _training(lambda q, parent: job.train_one(q, root, task, parent), parent_run_id)(p)
 
     _run(params, action, tracked=True)
 
@@ -112,25 +136,31 @@ def train_baseline(
 @app.command("train-mtl")
 def train_mtl(params: Path = ParamsOption, root: Path = RootOption, parent_run_id: str = ParentRunOption) -> None:
     """Train the multi-task model, keeping a checkpoint per epoch."""
-    run = _training(lambda p, parent: stages.train_mtl(p, root, parent))
-    _run(params, lambda p: run(p, parent_run_id), tracked=True)
+    from components.jobs import train_mtl as job
+
+    _run(params, _training(lambda p, parent: job.run(p, root, parent), parent_run_id), tracked=True)
 
 
 @app.command()
 def select(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Score every MTL checkpoint against the baselines and pick one under the acceptance policy."""
-    _run(params, lambda p: stages.select(p, root))
+    from components.jobs import select as job
+
+    _run(params, lambda p: job.run(p, root))
 
 
 @app.command()
 def register(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Register the chosen model in MLflow, move aliases, and print the results table."""
+    from components.io import tracking
+    from components.jobs import register as job
+    from components.jobs import summary
 
     def action(p: Params) -> None:
-        parent = _parent(p)
-        stages.register(p, root, parent)
+        parent = tracking.open_pipeline_run(p.registry.experiment)
+        job.run(p, root, parent)
         tracking.end_run(parent)
-        results_console().print(stages.summary(p, root))
+        _console().print(summary.run(p, root))
 
     _run(params, action, tracked=True)
 
@@ -147,6 +177,7 @@ def compare(
     ),
 ) -> None:
     """Train the MTL model with each method over several seeds; write reports/methods.md and .png."""
+    from components.jobs import compare as job
 
     def action(p: Params) -> None:
         chosen_weightings = _choices(weightings, LOSS_WEIGHTINGS, "--weightings")
@@ -154,16 +185,7 @@ def compare(
         chosen_samplings = _choices(samplings, SAMPLINGS, "--samplings") if samplings else []
         if chosen_samplings and not p.data.datasets:
             raise typer.BadParameter("sampling mixes separate datasets; params.yaml declares no data.datasets", param_hint="--samplings")
-        summaries = comparison.summarize(
-            comparison.compare_methods(
-                p, root, chosen_weightings, chosen_gradients, list(range(seeds)), samplings=chosen_samplings
-            )
-        )
-        goals = stages.objectives(p)
-        table = comparison.methods_markdown(summaries, goals)
-        (root / METHODS_REPORT).write_text(f"# MTL methods on {p.registry.experiment}, {seeds} seed(s)\n\n{table}")
-        comparison.plot_methods(summaries, goals, root / METHODS_REPORT.with_suffix(".png"))
-        results_console().print(table)
+        _console().print(job.run(p, root, chosen_weightings, chosen_gradients, seeds, chosen_samplings))
 
     _run(params, action)
 
@@ -179,9 +201,10 @@ def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:
 @app.command()
 def status(params: Path = ParamsOption) -> None:
     """Table of registered versions: aliases, verdict, Δm, per-task test metrics, data version."""
-    _run(params, lambda p: results_console().print(
-        versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))
-    ))
+    from components.io import registry
+    from components.report import versions_table
+
+    _run(params, lambda p: _console().print(versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))))
 
 
 @app.command()
@@ -193,12 +216,13 @@ def promote(
     root: Path = RootOption,
 ) -> None:
     """Re-evaluate VERSION and the champion on the frozen test split; move 'champion' if the policy passes."""
+    from components.jobs import promote as job
 
     def action(p: Params) -> None:
-        result = stages.promote(p, root, version, force=force, reason=reason)
-        verb = "is champion" if result["promoted"] else "is not promoted"
-        results_console().print(f"{p.registry.model_name} v{version} {verb}: {result['reason']}")
-        if not result["promoted"]:
+        result = job.run(p, root, version, force=force, reason=reason)
+        verb = "is champion" if result.promoted else "is not promoted"
+        _console().print(f"{p.registry.model_name} v{version} {verb}: {result.reason}")
+        if not result.promoted:
             raise typer.Exit(1)
 
     _run(params, action)
@@ -207,10 +231,11 @@ def promote(
 @app.command()
 def rollback(params: Path = ParamsOption) -> None:
     """Point 'champion' back at 'previous-champion' (a second rollback undoes the first)."""
+    from components.io import registry
 
     def action(p: Params) -> None:
         moved_from, moved_to = registry.rollback(p.registry.model_name)
-        results_console().print(f"{p.registry.model_name}: champion v{moved_from} -> v{moved_to}")
+        _console().print(f"{p.registry.model_name}: champion v{moved_from} -> v{moved_to}")
 
     _run(params, action)
 
@@ -218,11 +243,15 @@ def rollback(params: Path = ParamsOption) -> None:
 @app.command()
 def summary(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Print the results table of the last run again."""
-    _run(params, lambda p: results_console().print(stages.summary(p, root)))
+    from components.jobs import summary as job
+
+    _run(params, lambda p: _console().print(job.run(p, root)))
 
 
-def main() -> None:
-    app(prog_name="mtl")
+def main() -> Any:
+    """The ``mtl`` entry point: process settings once, then the command."""
+    configure()
+    return app(prog_name="mtl")
 
 
 if __name__ == "__main__":

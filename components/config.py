@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -22,6 +21,7 @@ from typing import Annotated, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from components.errors import PipelineError
 
 LossWeightingName = Literal["equal", "fixed", "uncertainty", "dwa", "famo", "gradnorm", "schedule"]
 GradientName = Literal["sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"]
@@ -31,7 +31,7 @@ SamplingName = Literal["uniform", "proportional", "temperature", "capped"]
 SAMPLINGS: tuple[str, ...] = get_args(SamplingName)
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError, ValueError):
     """``params.yaml`` is missing, unreadable or invalid; the message says where and why."""
 
 
@@ -131,15 +131,13 @@ class DataConfig(Strict):
         return {name: spec.input for name, spec in self.datasets.items()} if self.datasets else {None: self.input}
 
 
-TaskType = Literal["classification", "multilabel", "regression", "tagging", "span", "segmentation"]
-TASK_TYPES: tuple[str, ...] = get_args(TaskType)
-# The input each dense task reads: tagging labels words, span points into the second text
-# of a pair, segmentation labels pixels.
-DENSE_TASK_INPUTS = {"tagging": "tokens", "span": "text_pair", "segmentation": "pixels"}
-
-
 class TaskConfig(Strict):
-    type: TaskType
+    """One task. Which keys apply, and what they must hold, is the task type's rule
+    (``components/tasks/<type>.py``, checked by ``components.tasks.check_tasks``)."""
+
+    # A registered task type: classification, multilabel, regression, tagging, span,
+    # segmentation, or one you add (README, "Add your own task type").
+    type: str
     # The label column. multilabel: one 0/1 column per label; tagging: a column of tag
     # lists (one per word); span: [answer start column, answer text column];
     # segmentation: a column of flat masks (one class id per pixel).
@@ -160,30 +158,10 @@ class TaskConfig(Strict):
     # Multiplies training.lr for this task's head.
     lr_scale: Annotated[float, Field(gt=0)] = 1.0
 
-    @model_validator(mode="after")
-    def _fields_match_type(self) -> "TaskConfig":
-        with_classes = ("classification", "segmentation")
-        if self.type in with_classes and self.num_classes is None:
-            raise ValueError(f"a {self.type} task needs num_classes")
-        if self.type not in with_classes and self.num_classes is not None:
-            raise ValueError(f"a {self.type} task takes no num_classes")
-        if (self.type in ("multilabel", "span")) != isinstance(self.label, list):
-            raise ValueError("multilabel and span tasks take a list of label columns; other types take one column")
-        if self.type == "multilabel" and len(set(self.label)) < 2:
-            raise ValueError("a multilabel task needs at least two distinct label columns")
-        if self.type == "span" and len(self.label) != 2:
-            raise ValueError("a span task takes two label columns: [answer start, answer text]")
-        if (self.type == "tagging") != (self.tags is not None):
-            raise ValueError("tags go with tagging tasks, and a tagging task needs its tags")
-        if self.tags is not None:
-            malformed = [tag for tag in self.tags if tag != "O" and not re.fullmatch(r"[BIES]-\S+", tag)]
-            if malformed or "O" not in self.tags or len(set(self.tags)) != len(self.tags):
-                raise ValueError(f"tags must be distinct BIO tags (O, B-TYPE, I-TYPE) and include O; not BIO: {malformed}")
-        if self.type == "segmentation" and 0 <= self.ignore_index < self.num_classes:
-            raise ValueError(f"ignore_index {self.ignore_index} is a class id; use a value outside 0..{self.num_classes - 1}")
-        if self.type != "regression" and self.loss != "mse":
-            raise ValueError("loss applies to regression tasks only")
-        return self
+    @property
+    def label_columns(self) -> list[str]:
+        """The label column(s), always as a list."""
+        return [self.label] if isinstance(self.label, str) else list(self.label)
 
 
 class CNNConfig(Strict):
@@ -406,11 +384,6 @@ class Params(Strict):
                     f"backbone {self.model.backbone} reads {' or '.join(backbone_reads)} input, "
                     f"not the {kind} input of task {name!r}"
                 )
-            needed = DENSE_TASK_INPUTS.get(task.type)
-            if needed is not None and kind != needed:
-                raise ValueError(f"task {name!r}: a {task.type} task reads {needed} input, not {kind}")
-            if task.type == "segmentation" and self.model.backbone != "cnn":
-                raise ValueError(f"task {name!r}: segmentation needs the cnn backbone's feature maps")
         unused = set(datasets) - {task.dataset for task in self.tasks.values()}
         if unused:
             raise ValueError(f"data.datasets {sorted(unused)} feed no task")

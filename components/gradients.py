@@ -15,8 +15,10 @@ the Jacobian of the shared parameters, one row per task, and task-specific param
 Example::
 
     >>> jacobian = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])   # two conflicting task gradients
-    >>> combine(jacobian, build_combiner("pcgrad", n_tasks=2))
+    >>> jacobian_combiner("pcgrad", n_tasks=2)(jacobian)
     tensor([0.5000, 1.5000])
+    >>> jacobian_combiner("sum", n_tasks=2) is None            # plain backpropagation
+    True
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
     "aligned_mtl": lambda n: aggregation.AlignedMTL(),
     "graddrop": lambda n: aggregation.GradDrop(),
 }
-METHODS = GRADIENT_METHODS
 
 
 def normalize_and_sum(jacobian: Tensor) -> Tensor:
@@ -50,18 +51,16 @@ def normalize_and_sum(jacobian: Tensor) -> Tensor:
     return (jacobian / norms * norms.mean()).sum(dim=0)
 
 
-def build_combiner(method: str, n_tasks: int) -> Combiner:
+def jacobian_combiner(method: str, n_tasks: int) -> Combiner | None:
+    """How ``method`` combines the shared Jacobian; None for ``sum``, which needs no
+    Jacobian: the training step backpropagates the weighted loss sum once."""
     if method == "sum":
-        return lambda jacobian: jacobian.sum(dim=0)
+        return None
     if method == "normalize":
         return normalize_and_sum
     if method in AGGREGATORS:
         return AGGREGATORS[method](n_tasks)
-    raise ValueError(f"unknown gradient method {method!r}; valid: {', '.join(METHODS)}")
-
-
-def combine(jacobian: Tensor, combiner: Combiner) -> Tensor:
-    return combiner(jacobian)
+    raise ValueError(f"unknown gradient method {method!r}; valid: {', '.join(GRADIENT_METHODS)}")
 
 
 def backward_per_task(

@@ -1,16 +1,29 @@
 """What a person reads at the end of a run: MTL against the single-task baselines.
 
 The same numbers render as a rich table for the terminal and as markdown for the Prefect
-artifact and the MLflow run.
+artifact, the MLflow run and the model card.
+
+Example::
+
+    >>> from components.selection import SelectionReport, TaskResult
+    >>> report = SelectionReport("accepted", "epoch_002.pt", "ab12", 2, 0.01, 0.01, 0.0,
+    ...                          {"left": TaskResult("accuracy", True, 0.9, 0.909, 0.01, 0.02, True, 0.91, 0.9)})
+    >>> print(tasks_markdown(report).splitlines()[2])
+    | left | accuracy ↑ | 0.9000 | 0.9090 | +1.00% | pass | 0.9000 | 0.9100 |
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from components.config import InputConfig, Params
+from components.io.registry import Registration
+from components.selection import SelectionReport
 
 
 def console() -> Console:
@@ -18,21 +31,21 @@ def console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 120)
 
 
-def _rows(selection: dict) -> list[list[str]]:
+def _rows(selection: SelectionReport) -> list[list[str]]:
     rows = []
-    for task, entry in selection["tasks"].items():
-        direction = "↑" if entry["higher_is_better"] else "↓"
-        verdict = "pass" if entry["passed"] else f"FAIL (< -{entry['tolerance']:.0%})"
+    for task, entry in selection.tasks.items():
+        direction = "↑" if entry.higher_is_better else "↓"
+        verdict = "pass" if entry.passed else f"FAIL (< -{entry.tolerance:.0%})"
         rows.append(
             [
                 task,
-                f"{entry['metric']} {direction}",
-                f"{entry['baseline']:.4f}",
-                f"{entry['mtl']:.4f}",
-                f"{entry['relative_change']:+.2%}",
+                f"{entry.metric} {direction}",
+                f"{entry.baseline:.4f}",
+                f"{entry.mtl:.4f}",
+                f"{entry.relative_change:+.2%}",
                 verdict,
-                f"{entry['baseline_test']:.4f}",
-                f"{entry['test']:.4f}",
+                f"{entry.baseline_test:.4f}",
+                f"{entry.test:.4f}",
             ]
         )
     return rows
@@ -41,30 +54,31 @@ def _rows(selection: dict) -> list[list[str]]:
 HEADERS = ["task", "metric", "baseline val", "MTL val", "Δ relative", "verdict", "baseline test", "MTL test"]
 
 
-def _headline(selection: dict) -> str:
+def _headline(selection: SelectionReport) -> str:
     return (
-        f"Δm = {selection['delta_m']:+.2%} (min {selection['min_delta_m']:+.2%}) · "
-        f"verdict: {selection['verdict'].upper()} · checkpoint {selection['checkpoint']}"
+        f"Δm = {selection.delta_m:+.2%} (min {selection.min_delta_m:+.2%}) · "
+        f"verdict: {selection.verdict.upper()} · checkpoint {selection.checkpoint}"
     )
 
 
-def _registration_line(registration: dict) -> str:
-    aliases = ", ".join(registration["aliases"]) or "none"
+def _registration_line(registration: Registration) -> str:
+    aliases = ", ".join(registration.aliases) or "none"
     return (
-        f"registered {registration['model_name']} v{registration['version']} · aliases: {aliases} · "
-        f"champion {'moved' if registration['champion_moved'] else 'unchanged'}: {registration['reason']}"
+        f"registered {registration.model_name} v{registration.version} · aliases: {aliases} · "
+        f"champion {'moved' if registration.champion_moved else 'unchanged'}: {registration.reason}"
     )
 
 
-def render_summary(selection: dict, registration: dict | None, timings: dict[str, float]) -> Group:
+def render_summary(selection: SelectionReport, registration: Registration | None, timings: dict[str, float]) -> Group:
+    """The results table, the verdict, the registration and the stage timings."""
     table = Table(title="MTL vs single-task baselines", title_justify="left")
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("task", "metric", "verdict") else "right")
     for row in _rows(selection):
         style = "red" if row[5] != "pass" else None
         table.add_row(*row, style=style)
-    colour = "green" if selection["verdict"] == "accepted" else "red"
-    parts: list = [table, Text(_headline(selection), style=f"bold {colour}")]
+    colour = "green" if selection.accepted else "red"
+    parts: list[Table | Text] = [table, Text(_headline(selection), style=f"bold {colour}")]
     if registration:
         parts.append(Text(_registration_line(registration)))
     if timings:
@@ -73,20 +87,23 @@ def render_summary(selection: dict, registration: dict | None, timings: dict[str
     return Group(*parts)
 
 
-def tasks_markdown(selection: dict) -> str:
+def tasks_markdown(selection: SelectionReport) -> str:
+    """The per-task table as markdown."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(selection)]
     return "\n".join(lines)
 
 
-def results_markdown(selection: dict, registration: dict | None = None) -> str:
+def results_markdown(selection: SelectionReport, registration: Registration | None = None) -> str:
+    """Table, verdict and registration as markdown (the Prefect artifact)."""
     lines = [tasks_markdown(selection), "", f"**{_headline(selection)}**"]
     if registration:
         lines += ["", _registration_line(registration)]
     return "\n".join(lines) + "\n"
 
 
-def versions_table(model_name: str, rows: list[dict]) -> Table:
+def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
+    """``mtl status``: every registered version, the champion highlighted."""
     tasks = sorted({task for row in rows for task in row["test"]})
     table = Table(title=f"{model_name}: registered versions", title_justify="left")
     for header in ["version", "aliases", "verdict", "Δm", *[f"{t} (test)" for t in tasks], "data version"]:
@@ -99,20 +116,36 @@ def versions_table(model_name: str, rows: list[dict]) -> Table:
     return table
 
 
+INPUT_DESCRIPTIONS = {
+    "pixels": "pixel columns `px_0000`… (0–255) of {canvas}×{canvas} greyscale images",
+    "text": "one text column {columns}, tokenised by the tokenizer shipped with the model",
+    "tokens": "one column {columns} of word lists (one tag per word comes back)",
+    "text_pair": "two text columns {columns} (question, then the context the answer is taken from)",
+    "features": "numeric columns {columns}, standardised with the training split's statistics",
+}
+
+
+def describe_input(spec: InputConfig, canvas_size: int) -> str:
+    """What a request must carry for one input, in words."""
+    columns = ", ".join(f"`{column}`" for column in spec.columns)
+    return INPUT_DESCRIPTIONS[spec.kind].format(canvas=canvas_size, columns=columns)
+
+
 def model_card(
     name: str,
     version: str,
-    selection: dict,
+    selection: SelectionReport,
     tags: dict[str, str],
     decision_reason: str,
     champion: tuple[str, dict[str, float]] | None,
     methods: dict[str, str],
+    params: Params,
 ) -> str:
     """Markdown model card for one registered version (also its registry description)."""
     lines = [
         f"# {name} v{version}",
         "",
-        f"**Verdict: {selection['verdict']}** · Δm = {selection['delta_m']:+.2%} · champion decision: {decision_reason}",
+        f"**Verdict: {selection.verdict}** · Δm = {selection.delta_m:+.2%} · champion decision: {decision_reason}",
         "",
         "## Tasks and metrics",
         "",
@@ -122,22 +155,30 @@ def model_card(
         champion_version, champion_test = champion
         lines += ["", f"Current champion before this version: v{champion_version}, test "
                   + ", ".join(f"{task} {value:.4f}" for task, value in champion_test.items())]
+    inputs = params.data.inputs()
+    if params.data.datasets:
+        request = [f"- Input: a DataFrame with a `dataset` column ({', '.join(f'`{d}`' for d in inputs)}); "
+                   "each row carries its dataset's input, and each task answers on its own dataset's rows:"]
+        request += [f"  - `{dataset}`: {describe_input(spec, params.data.canvas_size)}" for dataset, spec in inputs.items()]
+    else:
+        request = [f"- Input: a DataFrame of {describe_input(params.data.input, params.data.canvas_size)}."]
+    answers = ", ".join(f"`{task}` ({config.type})" for task, config in params.tasks.items())
     lines += [
         "",
         "## Provenance",
         "",
-        f"- data version: `{tags['data_version']}`",
+        f"- data: `{params.data.source}`, version `{tags['data_version']}`",
         f"- git commit: `{tags['git_commit']}`",
         f"- params hash: `{tags['params_hash']}`; checkpoint `{tags['checkpoint']}`",
         "- methods: " + ", ".join(f"{key} `{value}`" for key, value in methods.items()),
         "",
         "## Intended use and limits",
         "",
-        "- Input: a DataFrame of pixel columns `px_0000`… (0–255) of two-digit canvases of the size it "
-        "was trained on, the format `prepare` writes; outputs one column per task.",
+        *request,
+        f"- Output: one column per task: {answers}.",
         "- Selected on validation against single-task baselines trained with the same backbone and budget; "
-        "test metrics are from one held-out split of source digits never seen in training.",
-        "- Not validated on other image sizes, other digit layouts or other data; re-run the pipeline "
+        "test metrics are from the held-out test split of the same data version.",
+        "- Not validated on data from another source or distribution; re-run the pipeline "
         "(and its validation) before using it on new data.",
     ]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""Multi-objective checkpoint selection under a regression-tolerance acceptance policy.
+"""The acceptance policy, written once: checkpoint choice, the verdict, the champion guard.
 
 Relative change of task t, sign-aware (Maninis et al. 2019, "Attentive Single-Tasking of
 Multiple Tasks")::
@@ -7,9 +7,12 @@ Multiple Tasks")::
 
     Δm  = (1/T) Σ_t Δ_t
 
-A checkpoint passes when every Δ_t >= -max_relative_regression_t and Δm >= min_delta_m.
-Among passing checkpoints the best weighted mean of Δ_t wins (ties go to the earlier
-epoch); if none passes, the verdict is ``rejected`` and the best-scoring one is reported.
+A task passes when Δ_t >= -max_relative_regression_t (:func:`task_passes`); a checkpoint
+passes when every task passes and Δm >= min_delta_m. Among passing checkpoints the best
+weighted mean of Δ_t wins (ties go to the earlier epoch); if none passes, the verdict is
+``rejected`` and the best-scoring one is reported (:func:`choose_checkpoint`). The same
+rule judges a candidate against the current champion (:func:`promotion_decision`) and the
+champion's health against its registered metrics. Pure: no I/O.
 
 Example::
 
@@ -17,11 +20,16 @@ Example::
     0.010638...
     >>> relative_change(mtl=0.50, baseline=0.40, higher_is_better=False)   # MAE got worse
     -0.25
+    >>> goals = {"left": Objective("accuracy", True, 0.02)}
+    >>> choice = choose_checkpoint([Candidate("epoch_001.pt", 1, {"left": 0.95})], {"left": 0.96}, goals, 0.0)
+    >>> choice.verdict, round(choice.chosen.delta_m, 4)
+    ('rejected', -0.0104)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class Objective:
 
 @dataclass(frozen=True)
 class TaskComparison:
+    """One task's metric against its reference (a baseline, the champion, a registered value)."""
+
     task: str
     metric: str
     baseline: float
@@ -55,19 +65,36 @@ class CheckpointScore:
     accepted: bool
 
     def failures(self) -> list[TaskComparison]:
+        """The tasks that regress beyond their tolerance."""
         return [c for c in self.comparisons.values() if not c.passed]
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A checkpoint to judge: its file, epoch, and primary metric per task."""
+
+    checkpoint: str
+    epoch: int
+    metrics: dict[str, float]
+
+
 def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> float:
+    """Δ_t: positive when the MTL metric is better than the baseline's."""
     if baseline == 0:
         raise ValueError("relative change is undefined for a baseline metric of 0")
     sign = 1.0 if higher_is_better else -1.0
     return sign * (mtl - baseline) / abs(baseline)
 
 
+def task_passes(change: float, tolerance: float) -> bool:
+    """The rule every comparison uses: a task may regress by at most its tolerance."""
+    return change >= -tolerance
+
+
 def compare_tasks(
     mtl: dict[str, float], baseline: dict[str, float], objectives: dict[str, Objective]
 ) -> dict[str, TaskComparison]:
+    """Each task of ``objectives``: ``mtl`` against ``baseline``, and whether it passes."""
     comparisons = {}
     for task, objective in objectives.items():
         change = relative_change(mtl[task], baseline[task], objective.higher_is_better)
@@ -78,7 +105,7 @@ def compare_tasks(
             mtl=mtl[task],
             relative_change=change,
             tolerance=objective.max_relative_regression,
-            passed=change >= -objective.max_relative_regression,
+            passed=task_passes(change, objective.max_relative_regression),
         )
     return comparisons
 
@@ -91,12 +118,13 @@ def delta_m(comparisons: dict[str, TaskComparison]) -> float:
 def score_checkpoint(
     checkpoint: str,
     epoch: int,
-    val_metrics: dict[str, float],
-    baseline_val: dict[str, float],
+    metrics: dict[str, float],
+    baseline: dict[str, float],
     objectives: dict[str, Objective],
     min_delta_m: float,
 ) -> CheckpointScore:
-    comparisons = compare_tasks(val_metrics, baseline_val, objectives)
+    """One checkpoint under the policy: per-task comparisons, Δm, weighted score, accepted."""
+    comparisons = compare_tasks(metrics, baseline, objectives)
     total_weight = sum(o.weight for o in objectives.values())
     if total_weight <= 0:
         raise ValueError("selection weights sum to 0; give at least one task a positive weight")
@@ -106,25 +134,165 @@ def score_checkpoint(
     return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted)
 
 
-def select_checkpoint(scores: list[CheckpointScore]) -> tuple[CheckpointScore, str]:
-    """Returns the chosen checkpoint and the verdict, ``accepted`` or ``rejected``."""
+@dataclass(frozen=True)
+class Choice:
+    """The checkpoint the policy chose, its verdict, and every candidate's score."""
+
+    chosen: CheckpointScore
+    verdict: str
+    scores: list[CheckpointScore]
+
+
+def choose_checkpoint(
+    candidates: list[Candidate], baseline: dict[str, float], objectives: dict[str, Objective], min_delta_m: float
+) -> Choice:
+    """Scores every candidate; picks the best passing one (``accepted``), else the best one
+    (``rejected``)."""
+    scores = [score_checkpoint(c.checkpoint, c.epoch, c.metrics, baseline, objectives, min_delta_m) for c in candidates]
     if not scores:
         raise ValueError("no checkpoints to select from")
     passing = [s for s in scores if s.accepted]
-    pool = passing or scores
-    chosen = max(pool, key=lambda s: (s.score, -s.epoch))
-    return chosen, "accepted" if passing else "rejected"
+    chosen = max(passing or scores, key=lambda s: (s.score, -s.epoch))
+    return Choice(chosen, "accepted" if passing else "rejected", scores)
+
+
+# --- the champion guard -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
 
 
 def champion_regressions(
-    candidate_test: dict[str, float],
-    champion_test: dict[str, float],
-    objectives: dict[str, Objective],
+    candidate_test: dict[str, float], champion_test: dict[str, float], objectives: dict[str, Objective]
 ) -> list[TaskComparison]:
     """Tasks on which the candidate regresses beyond tolerance against the current champion.
 
     Tasks the champion has no recorded metric for are not compared.
     """
     shared = {t: o for t, o in objectives.items() if t in champion_test}
-    comparisons = compare_tasks(candidate_test, champion_test, shared)
-    return [c for c in comparisons.values() if not c.passed]
+    return [c for c in compare_tasks(candidate_test, champion_test, shared).values() if not c.passed]
+
+
+def promotion_decision(
+    verdict: str,
+    candidate_test: dict[str, float],
+    champion_test: dict[str, float] | None,
+    objectives: dict[str, Objective],
+    champion_version: str | None = None,
+) -> PromotionDecision:
+    """Whether ``champion`` moves to an accepted candidate: never for a rejected one, and
+    only when no task regresses beyond tolerance against the champion's test metrics."""
+    if verdict != "accepted":
+        return PromotionDecision(False, f"verdict is {verdict}; a rejected model never becomes champion")
+    if champion_test is None:
+        return PromotionDecision(True, "accepted; no champion yet")
+    regressions = champion_regressions(candidate_test, champion_test, objectives)
+    if regressions:
+        detail = ", ".join(
+            f"{c.task} {c.relative_change:+.2%} vs champion (tolerance -{c.tolerance:.0%})" for c in regressions
+        )
+        return PromotionDecision(False, f"regresses against champion v{champion_version}: {detail}")
+    return PromotionDecision(True, f"accepted; within tolerance of champion v{champion_version}")
+
+
+# --- the selection report ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of the chosen checkpoint: validation comparison and test metrics."""
+
+    metric: str
+    higher_is_better: bool
+    baseline: float
+    mtl: float
+    relative_change: float
+    tolerance: float
+    passed: bool
+    test: float
+    baseline_test: float
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    checkpoint: str
+    epoch: int
+    delta_m: float
+    score: float
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class SelectionReport:
+    """What ``select`` decided, as ``reports/selection.json`` holds it."""
+
+    verdict: str
+    checkpoint: str
+    sha256: str
+    epoch: int
+    delta_m: float
+    score: float
+    min_delta_m: float
+    tasks: dict[str, TaskResult]
+    candidates: list[CandidateSummary] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "accepted"
+
+    def test_metrics(self) -> dict[str, float]:
+        """The chosen checkpoint's test metric per task."""
+        return {name: result.test for name, result in self.tasks.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``reports/selection.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SelectionReport:
+        """Reads back what :meth:`to_dict` wrote."""
+        return cls(
+            **{k: v for k, v in raw.items() if k not in ("tasks", "candidates")},
+            tasks={name: TaskResult(**entry) for name, entry in raw["tasks"].items()},
+            candidates=[CandidateSummary(**entry) for entry in raw.get("candidates", [])],
+        )
+
+    @classmethod
+    def build(
+        cls,
+        choice: Choice,
+        sha256: str,
+        objectives: dict[str, Objective],
+        test: dict[str, float],
+        baseline_test: dict[str, float],
+        min_delta_m: float,
+    ) -> SelectionReport:
+        """The report of the chosen checkpoint, with its test metrics."""
+        chosen = choice.chosen
+        return cls(
+            verdict=choice.verdict,
+            checkpoint=chosen.checkpoint,
+            sha256=sha256,
+            epoch=chosen.epoch,
+            delta_m=chosen.delta_m,
+            score=chosen.score,
+            min_delta_m=min_delta_m,
+            tasks={
+                name: TaskResult(
+                    metric=c.metric,
+                    higher_is_better=objectives[name].higher_is_better,
+                    baseline=c.baseline,
+                    mtl=c.mtl,
+                    relative_change=c.relative_change,
+                    tolerance=c.tolerance,
+                    passed=c.passed,
+                    test=test[name],
+                    baseline_test=baseline_test[name],
+                )
+                for name, c in chosen.comparisons.items()
+            },
+            candidates=[CandidateSummary(s.checkpoint, s.epoch, s.delta_m, s.score, s.accepted) for s in choice.scores],
+        )

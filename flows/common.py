@@ -1,24 +1,22 @@
 """What every flow module shares: the task decorator for stages, and running a flow from
 the command line with a clean error (exit code 1, no traceback) on bad params or failure.
 
-    >>> run_from_cli(pipeline, Path("params.yaml"), Path("."))
+    $ .venv/bin/python -m flows.pipeline       # main() -> run_from_cli(pipeline, params, root)
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import typer
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from rich.console import Console
 
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import typer  # noqa: E402
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-from rich.console import Console  # noqa: E402
-
-from components.config import ParamsError, load_params  # noqa: E402
+from components.config import ParamsError
+from components.startup import configure
 
 # Stages write files and MLflow runs: never skip one on a cached result.
 stage_task = task(cache_policy=NO_CACHE, persist_result=False)
@@ -27,11 +25,14 @@ ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Paramet
 RootOption = typer.Option(Path("."), "--root", help="Project root.")
 
 
-def run_from_cli(flow: Callable, params: Path, root: Path, *args, label: str = "error") -> None:
+def run_from_cli(flow: Callable[..., Any], params: Path, root: Path, *args: Any, label: str = "error") -> None:
     """Runs ``flow(params, root, *args)``; prints its final state's message when it fails."""
+    from components.jobs.common import load_checked_params
+
+    configure()
     console = Console(stderr=True)
     try:
-        load_params(params)
+        load_checked_params(params)
     except ParamsError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

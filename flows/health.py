@@ -10,38 +10,38 @@ its reference by more than ``tasks.<t>.max_relative_regression``. Deployed as
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import typer
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+from prefect.states import Failed
 
-from pathlib import Path  # noqa: E402
-
-import typer  # noqa: E402
-from prefect import flow  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
-from prefect.states import Failed  # noqa: E402
-
-from components import operations, registry  # noqa: E402
-from components.config import load_params  # noqa: E402
-from flows.common import ParamsOption, RootOption, run_from_cli  # noqa: E402
+from components.io import registry
+from components.jobs import health
+from components.jobs.common import load_checked_params
+from components.startup import configure
+from flows.common import ParamsOption, RootOption, run_from_cli
 
 
 @flow(name="health-check", log_prints=True)
-def health_check(params_path: str = "params.yaml", root: str = "."):
-    params = load_params(params_path)
+def health_check(params_path: str = "params.yaml", root: str = ".") -> Any:
+    configure()
+    params = load_checked_params(params_path)
     try:
-        version, report = operations.champion_health(params, Path(root))
+        version, report = health.champion_health(params, Path(root))
     except registry.RegistryError as error:
         return Failed(message=str(error))
     rows = [
         {
             "task": item.task,
             "metric": item.metric,
-            "canary": round(item.value, 4),
-            "registered test": round(item.reference, 4),
+            "canary": round(item.mtl, 4),
+            "registered test": round(item.baseline, 4),
             "change": f"{item.relative_change:+.2%}",
             "tolerance": f"-{item.tolerance:.0%}",
-            "status": "ok" if item.healthy else "BELOW TOLERANCE",
+            "status": "ok" if item.passed else "BELOW TOLERANCE",
         }
         for item in report
     ]
@@ -49,9 +49,9 @@ def health_check(params_path: str = "params.yaml", root: str = "."):
         table=rows, key="champion-health",
         description=f"{params.registry.model_name} v{version} on {params.orchestration.health.canary_rows} canary rows",
     )
-    failing = [item for item in report if not item.healthy]
+    failing = [item for item in report if not item.passed]
     if failing:
-        detail = ", ".join(f"{i.task} {i.metric} {i.value:.4f} vs {i.reference:.4f} ({i.relative_change:+.2%})" for i in failing)
+        detail = ", ".join(f"{i.task} {i.metric} {i.mtl:.4f} vs {i.baseline:.4f} ({i.relative_change:+.2%})" for i in failing)
         return Failed(message=f"{params.registry.model_name} v{version} below tolerance: {detail}")
     print(f"{params.registry.model_name} v{version} healthy on every task")
     return rows

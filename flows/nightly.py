@@ -10,43 +10,43 @@ one is active). An unchanged night ends Completed with the state name ``Skipped`
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import typer
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed, Failed, State
 
-from pathlib import Path  # noqa: E402
+from components.jobs import refresh
+from components.jobs.common import load_checked_params
+from components.startup import configure
+from flows.common import ParamsOption, RootOption, run_from_cli, stage_task
+from flows.pipeline import pipeline
 
-import typer  # noqa: E402
-from prefect import flow  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.states import Completed, Failed  # noqa: E402
-
-from components import operations  # noqa: E402
-from components.config import load_params  # noqa: E402
-from flows.common import ParamsOption, RootOption, run_from_cli, stage_task  # noqa: E402
-from flows.pipeline import pipeline  # noqa: E402
 
 @stage_task
 def refresh_data(params_path: str, root: str) -> str:
-    return operations.refresh_data(load_params(params_path), Path(root))
+    return refresh.refresh_data(load_checked_params(params_path), Path(root))
 
 
 @stage_task
-def retrain_decision(params_path: str, root: str) -> operations.RetrainDecision:
-    return operations.retrain_decision(load_params(params_path), Path(root))
+def retrain_decision(params_path: str, root: str) -> refresh.RetrainDecision:
+    return refresh.retrain_decision(load_checked_params(params_path), Path(root))
 
 
 @stage_task
 def push_artifacts(params_path: str, root: str) -> str:
-    return operations.push_artifacts(load_params(params_path), Path(root))
+    return refresh.push_artifacts(load_checked_params(params_path), Path(root))
 
 
 @flow(name="nightly-retrain", log_prints=True)
-def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bool = False):
-    params = load_params(params_path)
+def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bool = False) -> Any:
+    configure()
+    params = load_checked_params(params_path)
     try:
         print(f"refresh: {refresh_data(params_path, root)}")
-    except operations.OperationError as error:
+    except refresh.OperationError as error:
         return Failed(message=f"refresh failed: {error}")
     decision = retrain_decision(params_path, root)
     if not decision.retrain and not force:
@@ -54,17 +54,17 @@ def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bo
         return Completed(message=f"skipped: {decision.reason}", name="Skipped")
     print(f"retrain: {decision.reason if decision.retrain else 'forced'}")
 
-    state = pipeline(params_path, root, prepare_data=False, return_state=True)
+    state: State = pipeline(params_path, root, prepare_data=False, return_state=True)
     if state.is_failed():
         return Failed(message=state.message)
     registration = state.result()
     if params.orchestration.push:
         try:
             print(push_artifacts(params_path, root))
-        except operations.OperationError as error:
-            return Failed(message=f"registered v{registration['version']}, but the push failed: {error}")
+        except refresh.OperationError as error:
+            return Failed(message=f"registered v{registration.version}, but the push failed: {error}")
     create_markdown_artifact(
-        markdown=f"Retrained ({decision.reason}): v{registration['version']}, aliases {registration['aliases']}",
+        markdown=f"Retrained ({decision.reason}): v{registration.version}, aliases {registration.aliases}",
         key="nightly-retrain",
     )
     return registration

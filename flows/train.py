@@ -11,19 +11,17 @@ back as files under ``root`` (``models/baselines/<task>/result.json``,
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from typing import Any, Literal
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import typer
+from prefect import flow
 
-from pathlib import Path  # noqa: E402
-from typing import Literal  # noqa: E402
-
-import typer  # noqa: E402
-from prefect import flow  # noqa: E402
-
-from components import stages, tracking  # noqa: E402
-from components.config import load_params  # noqa: E402
-from flows.common import ParamsOption, RootOption, run_from_cli  # noqa: E402
+from components.io import tracking
+from components.jobs import baselines, train_mtl
+from components.jobs.common import load_checked_params
+from components.startup import configure
+from flows.common import ParamsOption, RootOption, run_from_cli
 
 
 @flow(name="mtl-train", log_prints=True)
@@ -33,16 +31,17 @@ def train(
     kind: Literal["baseline", "mtl"] = "mtl",
     task: str | None = None,
     parent_run_id: str | None = None,
-) -> dict:
+) -> Any:
     """Trains one baseline (``kind="baseline"``, ``task``) or the MTL model, nested under
     ``parent_run_id`` (default: the open pipeline run, else a new one)."""
-    params = load_params(params_path)
+    configure()
+    params = load_checked_params(params_path)
     parent = parent_run_id or tracking.open_pipeline_run(params.registry.experiment)
     if kind == "baseline":
         if task not in params.tasks:
             raise ValueError(f"unknown task {task!r}; valid: {', '.join(params.tasks)}")
-        return stages.train_baseline(params, Path(root), task, parent)
-    return stages.train_mtl(params, Path(root), parent)
+        return baselines.train_one(params, Path(root), task, parent)
+    return train_mtl.run(params, Path(root), parent)
 
 
 def main(

@@ -2,8 +2,16 @@
 
 import pytest
 
-from components.registry import promotion_decision
-from components.selection import Objective, relative_change, score_checkpoint, select_checkpoint
+from components.selection import (
+    Candidate,
+    Objective,
+    SelectionReport,
+    choose_checkpoint,
+    promotion_decision,
+    relative_change,
+    score_checkpoint,
+    task_passes,
+)
 
 ACC = Objective("accuracy", higher_is_better=True, max_relative_regression=0.02)
 MAE = Objective("mae", higher_is_better=False, max_relative_regression=0.02)
@@ -48,26 +56,37 @@ def test_min_delta_m_rejects():
 
 
 def test_best_passing_checkpoint_wins_over_better_failing_one():
-    passing = score_checkpoint("e1", 1, {"left": 0.80, "sum": 1.90}, BASELINE, OBJECTIVES, 0.0)  # +2.5 %
-    failing = score_checkpoint("e2", 2, {"left": 0.70, "sum": 1.00}, BASELINE, OBJECTIVES, 0.0)  # higher score
-    assert failing.score > passing.score
-    chosen, verdict = select_checkpoint([passing, failing])
-    assert (chosen.checkpoint, verdict) == ("e1", "accepted")
+    passing = Candidate("e1", 1, {"left": 0.80, "sum": 1.90})  # +2.5 %
+    failing = Candidate("e2", 2, {"left": 0.70, "sum": 1.00})  # higher score, left -12.5 %
+    choice = choose_checkpoint([passing, failing], BASELINE, OBJECTIVES, 0.0)
+    assert choice.scores[1].score > choice.scores[0].score
+    assert (choice.chosen.checkpoint, choice.verdict) == ("e1", "accepted")
 
 
 def test_all_failing_is_rejected_and_reports_best_score():
-    worse = score_checkpoint("e1", 1, {"left": 0.60, "sum": 2.50}, BASELINE, OBJECTIVES, 0.0)
-    less_bad = score_checkpoint("e2", 2, {"left": 0.70, "sum": 2.10}, BASELINE, OBJECTIVES, 0.0)
-    chosen, verdict = select_checkpoint([worse, less_bad])
-    assert (chosen.checkpoint, verdict) == ("e2", "rejected")
-    assert [f.task for f in chosen.failures()] == ["left", "sum"]
+    worse = Candidate("e1", 1, {"left": 0.60, "sum": 2.50})
+    less_bad = Candidate("e2", 2, {"left": 0.70, "sum": 2.10})
+    choice = choose_checkpoint([worse, less_bad], BASELINE, OBJECTIVES, 0.0)
+    assert (choice.chosen.checkpoint, choice.verdict) == ("e2", "rejected")
+    assert [f.task for f in choice.chosen.failures()] == ["left", "sum"]
 
 
 def test_tie_goes_to_earlier_epoch():
-    late = score_checkpoint("e5", 5, {"left": 0.84, "sum": 2.00}, BASELINE, OBJECTIVES, 0.0)
-    early = score_checkpoint("e3", 3, {"left": 0.84, "sum": 2.00}, BASELINE, OBJECTIVES, 0.0)
-    chosen, _ = select_checkpoint([late, early])
-    assert chosen.checkpoint == "e3"
+    late = Candidate("e5", 5, {"left": 0.84, "sum": 2.00})
+    early = Candidate("e3", 3, {"left": 0.84, "sum": 2.00})
+    assert choose_checkpoint([late, early], BASELINE, OBJECTIVES, 0.0).chosen.checkpoint == "e3"
+
+
+def test_the_one_rule_at_its_boundary():
+    assert task_passes(-0.02, 0.02) and not task_passes(-0.0201, 0.02)
+
+
+def test_selection_report_round_trips_through_json():
+    choice = choose_checkpoint([Candidate("e1", 1, {"left": 0.82, "sum": 1.9})], BASELINE, OBJECTIVES, 0.0)
+    report = SelectionReport.build(choice, "ab12", OBJECTIVES, {"left": 0.81, "sum": 1.95}, {"left": 0.8, "sum": 2.0}, 0.0)
+    again = SelectionReport.from_dict(report.to_dict())
+    assert again == report
+    assert again.tasks["sum"].higher_is_better is False and again.test_metrics() == {"left": 0.81, "sum": 1.95}
 
 
 def test_champion_guard():

@@ -65,7 +65,7 @@ def test_gradnorm_moves_weight_towards_the_task_with_the_smaller_gradient():
     shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
     weighting = build_weighting(TrainingConfig(loss_weighting="gradnorm", gradnorm_alpha=0.0), TASKS, [shared])
     losses = torch.stack([(shared * torch.tensor([1.0, 0.0])).sum(), (shared * torch.tensor([0.0, 3.0])).sum()])
-    weighting(losses)
+    weighting.learn(losses)  # its own objective, L_grad, explicit in the training step
     (weights,) = weighting.trainable()
     # |∇(w·L)| = [1, 3], target = 2 each: gradient of L_grad on w is [-1, +3]
     assert weights.grad.tolist() == pytest.approx([-1.0, 3.0])

@@ -18,7 +18,7 @@ using one form keeps tasks of different types on one scale.
 Example::
 
     >>> weighting = build_weighting(TrainingConfig(loss_weighting="fixed", fixed_weights={"aux": 0.3}),
-    ...                             ["main", "aux"], shared_layer)
+    ...                             ["main", "aux"], shared_layer=[])
     >>> weighting(torch.tensor([1.0, 2.0]))
     tensor(1.6000)
 """
@@ -33,8 +33,6 @@ from components.config import LOSS_WEIGHTINGS, TrainingConfig
 from components.weighting.base import LossWeighting
 from components.weighting.gradnorm import GradNorm
 from components.weighting.schedule import ScheduledWeighting
-
-METHODS = LOSS_WEIGHTINGS
 
 
 class ScalarizerWeighting(LossWeighting):
@@ -79,7 +77,7 @@ def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer:
         return GradNorm(n_tasks, config.gradnorm_alpha, shared_layer)
     if method == "schedule":
         return ScheduledWeighting(task_names, {k: [tuple(p) for p in v] for k, v in config.weight_schedule.items()})
-    raise ValueError(f"unknown loss weighting {method!r}; valid: {', '.join(METHODS)}")
+    raise ValueError(f"unknown loss weighting {method!r}; valid: {', '.join(LOSS_WEIGHTINGS)}")
 
 
 def effective_weights(combined: Tensor, losses: Tensor) -> Tensor:
@@ -88,4 +86,4 @@ def effective_weights(combined: Tensor, losses: Tensor) -> Tensor:
     return weights.detach()
 
 
-__all__ = ["LossWeighting", "METHODS", "build_weighting", "effective_weights"]
+__all__ = ["LossWeighting", "build_weighting", "effective_weights"]

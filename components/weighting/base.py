@@ -14,6 +14,10 @@ class LossWeighting(nn.Module):
     #: Whether :meth:`after_step` wants the batch's losses recomputed after the update (FAMO).
     needs_losses_after_step: bool = False
 
+    def learn(self, losses: Tensor) -> None:
+        """Fills ``.grad`` of the weighting's own parameters from an objective of its own,
+        before the training step's backward (GradNorm's L_grad); nothing by default."""
+
     def trainable(self) -> list[nn.Parameter]:
         """Parameters the training optimizer updates (e.g. uncertainty log-variances)."""
         return list(self.parameters())

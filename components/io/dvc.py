@@ -1,0 +1,61 @@
+"""Versions of what a model came from: the DVC md5 of the data, the git commit, and the
+``dvc`` commands the scheduled runs call.
+
+Example::
+
+    >>> import tempfile
+    >>> from pathlib import Path
+
+from components.errors import PipelineError
+    >>> root = Path(tempfile.mkdtemp()); (root / "data").mkdir(); _ = (root / "data" / "a.txt").write_text("a")
+    >>> data_version(root, "data")
+    'dvc:1710014904e6b7e979d3965269bd0f83.dir'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from components.errors import PipelineError
+
+
+class DvcError(PipelineError, RuntimeError):
+    """A ``dvc`` command failed; the message says which and why."""
+
+
+def data_version(root: Path, data_dir: str) -> str:
+    """The md5 DVC gives the data directory (as ``dvc.lock`` records it), from its contents.
+
+    Computed here rather than read from ``dvc.lock``, which is stale whenever the data
+    changed outside ``dvc repro`` (a nightly refresh): same files, same version. DVC hashes
+    a directory as the md5 of its sorted ``{md5, relpath}`` listing, plus ``.dir``.
+    """
+    directory = root / data_dir
+    listing = [
+        {"md5": hashlib.md5(path.read_bytes()).hexdigest(), "relpath": path.relative_to(directory).as_posix()}
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    ]
+    return f"dvc:{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
+
+
+def git_commit(root: Path) -> str:
+    """The commit checked out at ``root``, or ``unknown`` outside git."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def dvc(root: Path, *args: str) -> str:
+    """Runs ``dvc args`` in ``root``; returns its output, raises :class:`DvcError` on failure."""
+    # the venv's dvc when running from it: DVC is not necessarily on PATH
+    local = Path(sys.executable).parent / "dvc"
+    command = [str(local) if local.exists() else "dvc", *args]
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise DvcError(f"`dvc {' '.join(args)}` failed in {root}: {' '.join(detail)}")
+    return result.stdout

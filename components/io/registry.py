@@ -1,0 +1,185 @@
+"""Registration and promotion in the MLflow model registry, through aliases.
+
+``challenger`` always moves to the newest version. ``champion`` moves only when the new
+version was accepted against its baselines and regresses on no task beyond tolerance
+against the current champion's recorded test metrics. A rejected model never becomes
+champion. When ``champion`` moves, the version it leaves keeps ``previous-champion``, so
+:func:`rollback` can move it back.
+
+Whether a version may become champion is the acceptance policy's call
+(``components.selection.promotion_decision``); this module applies the decision.
+
+Example::
+
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"}):
+    ...     print(current_champion("nothing-registered"), latest_version("nothing-registered"))
+    None None
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+
+from components.errors import PipelineError
+from components.io.tracking import client
+from components.selection import PromotionDecision
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous-champion"
+TEST_METRIC_TAG = "test."
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What ``register`` did, as ``reports/registration.json`` holds it."""
+
+    model_name: str
+    version: str
+    aliases: list[str]
+    champion_moved: bool
+    reason: str
+    run_id: str
+    model_uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Registration | None:
+        """The registration recorded at ``path`` (``reports/registration.json``), if any."""
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+
+class RegistryError(PipelineError, RuntimeError):
+    """A registry operation that cannot be done as asked; the message says why."""
+
+
+def _version_by_alias(model_name: str, alias: str) -> Any:
+    try:
+        return client().get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+
+
+def _test_metrics(tags: dict[str, str]) -> dict[str, float]:
+    """Per-task test metrics recorded as ``test.<task>`` tags at registration."""
+    return {key[len(TEST_METRIC_TAG) :]: float(value) for key, value in tags.items() if key.startswith(TEST_METRIC_TAG)}
+
+
+def current_champion(model_name: str) -> tuple[str, dict[str, float]] | None:
+    """The champion's version and its recorded per-task test metrics, if there is one."""
+    version = _version_by_alias(model_name, CHAMPION)
+    return None if version is None else (str(version.version), _test_metrics(version.tags))
+
+
+def _versions_newest_first(model_name: str) -> list[Any]:
+    versions = client().search_model_versions(f"name = '{model_name}'")
+    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+
+def latest_version(model_name: str) -> tuple[str, dict[str, str]] | None:
+    """The newest registered version and its tags, if any."""
+    try:
+        versions = _versions_newest_first(model_name)
+    except MlflowException:
+        return None
+    return (str(versions[0].version), dict(versions[0].tags)) if versions else None
+
+
+def alias_version(model_name: str, alias: str) -> str | None:
+    """The version ``alias`` points at, if any."""
+    version = _version_by_alias(model_name, alias)
+    return None if version is None else str(version.version)
+
+
+def move_champion(model_name: str, version: str) -> None:
+    """Points ``champion`` at ``version``; the version it leaves becomes ``previous-champion``."""
+    tracker = client()
+    current = alias_version(model_name, CHAMPION)
+    if current is not None and current != version:
+        tracker.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, current)
+    tracker.set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def apply_aliases(model_name: str, version: str, decision: PromotionDecision) -> list[str]:
+    """``challenger`` to ``version``, ``champion`` too when the decision says so; returns its aliases."""
+    tracker = client()
+    tracker.set_registered_model_alias(model_name, CHALLENGER, version)
+    tracker.set_model_version_tag(model_name, version, "promotion", decision.reason)
+    if decision.promote:
+        move_champion(model_name, version)
+    return sorted(tracker.get_model_version(model_name, version).aliases)
+
+
+def load_version(model_name: str, version: str) -> Any:
+    """The pyfunc model of one registered version."""
+    import mlflow.pyfunc
+
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    except MlflowException as error:
+        raise RegistryError(f"{model_name} v{version}: {error.message}") from None
+
+
+def record_promotion(model_name: str, version: str, decision: PromotionDecision, forced: bool, reason: str | None) -> None:
+    """Tags the decision on the version and moves ``champion`` if it says so."""
+    tracker = client()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    tracker.set_model_version_tag(model_name, version, "promotion", f"{decision.reason} ({stamp})")
+    if forced:
+        tracker.set_model_version_tag(model_name, version, "forced", "true")
+        tracker.set_model_version_tag(model_name, version, "force_reason", reason or "")
+    if decision.promote:
+        move_champion(model_name, version)
+
+
+def rollback(model_name: str) -> tuple[str, str]:
+    """``champion`` goes back to ``previous-champion``; returns (from, to) versions.
+
+    The version rolled back from becomes ``previous-champion``, so a second rollback undoes
+    the first. Both versions get a tag recording the move.
+    """
+    current = alias_version(model_name, CHAMPION)
+    previous = alias_version(model_name, PREVIOUS_CHAMPION)
+    if current is None or previous is None:
+        missing = CHAMPION if current is None else PREVIOUS_CHAMPION
+        raise RegistryError(f"cannot roll back {model_name}: no version has the alias '{missing}'")
+    tracker = client()
+    move_champion(model_name, previous)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    tracker.set_model_version_tag(model_name, previous, "rollback", f"champion again from v{current} at {stamp}")
+    tracker.set_model_version_tag(model_name, current, "rolled_back", f"replaced by v{previous} at {stamp}")
+    return current, previous
+
+
+def version_rows(model_name: str) -> list[dict[str, object]]:
+    """Every version, newest first: aliases, verdict, Δm, per-task test metrics, data version."""
+    versions = _versions_newest_first(model_name)
+    if not versions:
+        raise RegistryError(f"no registered model named {model_name!r}")
+    # search results carry no aliases; the registered model maps each alias to its version
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client().get_registered_model(model_name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    rows = []
+    for version in versions:
+        tags = version.tags
+        rows.append(
+            {
+                "version": str(version.version),
+                "aliases": sorted(aliases.get(str(version.version), [])),
+                "verdict": tags.get("verdict", "-"),
+                "delta_m": float(tags["delta_m"]) if "delta_m" in tags else None,
+                "test": _test_metrics(tags),
+                "data_version": tags.get("data_version", "-"),
+            }
+        )
+    return rows

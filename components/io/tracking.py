@@ -1,0 +1,124 @@
+"""MLflow tracking: one parent run per pipeline run, one nested run per training.
+
+``dvc repro`` runs each stage in its own process, so the parent run cannot live in one
+process's memory: the first stage that needs it opens a run tagged as a pipeline run,
+later stages find the open one, and ``register`` closes it. A failing stage marks it
+failed. The Prefect flow opens the parent itself and passes its id down.
+
+All calls go through ``MlflowClient`` with explicit run ids, never the fluent API's
+active-run stack, so concurrent trainings in one process cannot cross-log. The store is
+``MLFLOW_TRACKING_URI`` (``components.startup`` defaults it to ``sqlite:///mlflow.db``).
+
+Example::
+
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"}):
+    ...     parent = start_pipeline_run("doctest")
+    ...     print(open_pipeline_run("doctest") == parent)   # a later stage finds the open run
+    ...     end_run(parent)
+    ...     print(open_pipeline_run("doctest") == parent)   # a closed one is never adopted
+    True
+    False
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from components.startup import DEFAULT_TRACKING_URI
+
+ROLE_TAG = "mtl.role"
+
+
+def tracking_uri() -> str:
+    """The tracking store: ``MLFLOW_TRACKING_URI``, else the project's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def client() -> MlflowClient:
+    """A client of the tracking store and model registry the environment names."""
+    uri = tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri))
+
+
+def experiment_id(name: str) -> str:
+    """The id of experiment ``name``, created if needed."""
+    found = client().get_experiment_by_name(name)
+    return found.experiment_id if found else client().create_experiment(name)
+
+
+def start_pipeline_run(experiment: str, name: str | None = None) -> str:
+    """A new parent run for one pipeline run."""
+    run = client().create_run(
+        experiment_id(experiment),
+        run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
+        tags={ROLE_TAG: "pipeline"},
+    )
+    return run.info.run_id
+
+
+def _running_pipeline_run(experiment: str) -> str | None:
+    found = client().get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    running = client().search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'RUNNING'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return running[0].info.run_id if running else None
+
+
+def open_pipeline_run(experiment: str) -> str:
+    """The pipeline run still in progress in ``experiment``, or a new one."""
+    return _running_pipeline_run(experiment) or start_pipeline_run(experiment)
+
+
+def end_run(run_id: str, failed: bool = False) -> None:
+    """Ends a run FINISHED, or FAILED."""
+    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    client().set_terminated(run_id, status=status)
+
+
+def fail_open_pipeline_run(experiment: str) -> None:
+    """Marks the pipeline run in progress, if any, FAILED."""
+    run_id = _running_pipeline_run(experiment)
+    if run_id is not None:
+        end_run(run_id, failed=True)
+
+
+def start_child_run(parent_run_id: str, name: str, params: dict[str, object]) -> str:
+    """A run nested under ``parent_run_id`` with ``params`` logged."""
+    parent = client().get_run(parent_run_id)
+    run = client().create_run(
+        parent.info.experiment_id,
+        run_name=name,
+        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name, ROLE_TAG: "training"},
+    )
+    for key, value in params.items():
+        client().log_param(run.info.run_id, key, value)
+    return run.info.run_id
+
+
+def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Logs ``metrics`` on ``run_id`` at ``step``."""
+    tracker = client()
+    for key, value in metrics.items():
+        tracker.log_metric(run_id, key, value, step=step)
+
+
+def flatten(prefix: str, value: object) -> dict[str, object]:
+    """Nested dicts as dotted keys, for MLflow params."""
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, inner in value.items():
+            out.update(flatten(f"{prefix}.{key}" if prefix else str(key), inner))
+        return out
+    return {prefix: value}

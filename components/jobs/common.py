@@ -1,0 +1,95 @@
+"""What every stage module shares: the project's file layout, checked parameters, JSON
+reports, stage timings and the tasks' objectives.
+
+Example::
+
+    >>> from components.config import load_params
+    >>> sorted(objectives(load_params("params.yaml")))
+    ['left', 'right', 'sum']
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from components.config import Params, load_params
+from components.selection import Objective
+from components.tasks import build_tasks, check_tasks
+
+REPORTS = Path("reports")
+TIMINGS = REPORTS / "timings"
+CURVES = REPORTS / "curves"
+BASELINES_DIR = Path("models/baselines")
+MTL_DIR = Path("models/mtl")
+BASELINES_REPORT = REPORTS / "baselines.json"
+MTL_REPORT = REPORTS / "train_mtl.json"
+SELECTION_REPORT = REPORTS / "selection.json"
+REGISTRATION_REPORT = REPORTS / "registration.json"
+VALIDATION_REPORT = REPORTS / "validation.json"
+METHODS_REPORT = REPORTS / "methods.md"
+BASELINE_RESULT = "result.json"
+STAGES = ("prepare", "validate", "baselines", "train_mtl", "select", "register")
+
+StageFunction = TypeVar("StageFunction", bound=Callable[..., Any])
+
+
+def load_checked_params(path: str | Path) -> Params:
+    """``params.yaml`` with every rule checked, the task types' included."""
+    params = load_params(path)
+    check_tasks(params, str(path))
+    return params
+
+
+def write_json(path: Path, payload: object) -> None:
+    """Sorted, indented JSON; parent folders created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """A report a stage wrote; a missing one names the stage to run."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; run the stage that writes it first")
+    return json.loads(path.read_text())
+
+
+def record_timing(stage: str, seconds: float, root: Path) -> None:
+    """Wall time of ``stage`` under ``reports/timings/`` (rank 0 only)."""
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
+        write_json(root / TIMINGS / f"{stage}.json", {"stage": stage, "seconds": round(seconds, 2)})
+
+
+def timed(stage: str) -> Callable[[StageFunction], StageFunction]:
+    """Records the wall time of a stage entry ``run(params, root, ...)``."""
+
+    def wrap(function: StageFunction) -> StageFunction:
+        @functools.wraps(function)
+        def run(params: Params, root: Path, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            result = function(params, root, *args, **kwargs)
+            record_timing(stage, time.perf_counter() - started, root)
+            return result
+
+        return cast(StageFunction, run)
+
+    return wrap
+
+
+def objectives(params: Params) -> dict[str, Objective]:
+    """Each task's primary metric, direction, tolerance and selection weight."""
+    tasks = build_tasks(params.tasks)
+    return {
+        name: Objective(
+            metric=task.metric_name,
+            higher_is_better=task.higher_is_better,
+            max_relative_regression=params.tasks[name].max_relative_regression,
+            weight=params.tasks[name].selection_weight,
+        )
+        for name, task in tasks.items()
+    }

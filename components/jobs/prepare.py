@@ -1,0 +1,31 @@
+"""Stage ``prepare``: the splits of ``data.source`` as Parquet files, and the input encoder
+(tokenizer, feature statistics) fitted on the training split.
+
+    $ mtl prepare            # what dvc.yaml's prepare stage runs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.config import Params
+from components.data.encoders import encoder_dir, fit_encoder
+from components.data.readers import FileFormatError
+from components.data.sources import build_splits
+from components.data.splits import write_splits
+from components.jobs.common import timed
+from components.validation.report import DataValidationError
+
+
+@timed("prepare")
+def run(params: Params, root: Path) -> dict[str, int]:
+    """Writes ``data.dir``; an unreadable source file is a validation error naming it."""
+    try:
+        frames = build_splits(params, root)
+    except FileFormatError as error:
+        raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
+    write_splits(frames, root / params.data.dir)
+    fit_encoder(params, frames["train"], encoder_dir(root / params.data.dir))
+    rows = {split: len(frame) for split, frame in frames.items()}
+    print(f"prepare: wrote {rows} to {root / params.data.dir}")
+    return rows

@@ -1,0 +1,121 @@
+"""Stage ``register``: the chosen checkpoint logged as an MLflow pyfunc model, registered,
+tagged, described by its model card, and the aliases moved under the champion guard.
+
+    $ mtl register           # prints the results table
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import torch
+
+from components.config import Params
+from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
+from components.data.splits import read_split
+from components.io import registry, tracking
+from components.io.dvc import data_version, git_commit
+from components.io.serving import MultiTaskPyfunc, write_model_files
+from components.jobs.common import (
+    MTL_DIR,
+    REGISTRATION_REPORT,
+    objectives,
+    timed,
+    write_json,
+)
+from components.jobs.select import read_report
+from components.report import model_card
+from components.selection import promotion_decision
+from components.training.checkpoints import load_checkpoint
+
+
+def methods(params: Params) -> dict[str, str]:
+    """The MTL methods a model card names."""
+    named = {
+        "sharing": params.model.sharing,
+        "loss weighting": params.training.loss_weighting,
+        "gradient": params.training.gradient,
+    }
+    if params.data.datasets:
+        named["dataset sampling"] = params.training.sampling
+    return named
+
+
+@timed("register")
+def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration:
+    """Registers the selected checkpoint; ``champion`` moves only under the champion guard."""
+    tracker = tracking.client()
+    selection = read_report(root)
+    checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
+    name = params.registry.model_name
+    test = selection.test_metrics()
+    champion = registry.current_champion(name)
+    decision = promotion_decision(
+        selection.verdict, test, champion[1] if champion else None, objectives(params), champion[0] if champion else None
+    )
+    test_frame = read_split(root / params.data.dir, "test")
+    # a few rows of every dataset, so the signature holds every input column
+    rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
+    example = request_frame(params, rows)
+
+    with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
+        mlflow.log_params(tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()})
+        mlflow.log_metrics(
+            {"delta_m": selection.delta_m}
+            | {f"test.{t}.{r.metric}": r.test for t, r in selection.tasks.items()}
+            | {f"relative_change.{t}": r.relative_change for t, r in selection.tasks.items()}
+        )
+        mlflow.log_dict(selection.to_dict(), "selection.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=MultiTaskPyfunc(),
+            artifacts=write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir)),
+            code_paths=[str(Path(__file__).parents[1])],
+            # the example carries the optional `tasks` parameter into the signature
+            input_example=(example, {"tasks": list(params.tasks)}),
+            registered_model_name=name,
+            pip_requirements=pip_requirements(),
+        )
+    version = str(info.registered_model_version)
+    tags = {
+        "verdict": selection.verdict,
+        "delta_m": f"{selection.delta_m:.6f}",
+        "data_version": data_version(root, params.data.dir),
+        "git_commit": git_commit(root),
+        "params_hash": params.fingerprint(),
+        "checkpoint": selection.checkpoint,
+    } | {f"{registry.TEST_METRIC_TAG}{t}": f"{v:.6f}" for t, v in test.items()}
+    for key, value in tags.items():
+        tracker.set_model_version_tag(name, version, key, value)
+    card = model_card(name, version, selection, tags, decision.reason, champion, methods(params), params)
+    tracker.update_model_version(name, version, description=card)
+    tracker.log_text(parent_run_id, card, "model_card.md")
+    aliases = registry.apply_aliases(name, version, decision)
+    result = registry.Registration(
+        model_name=name, version=version, aliases=aliases, champion_moved=decision.promote, reason=decision.reason,
+        run_id=parent_run_id, model_uri=f"models:/{name}@{registry.CHALLENGER}", tags=tags,
+    )
+    write_json(root / REGISTRATION_REPORT, asdict(result))
+    return result
+
+
+def pip_requirements() -> list[str]:
+    """What the pyfunc imports, pinned to the versions trained with."""
+    import numpy
+    import pydantic
+    import torchmetrics
+
+    return [
+        f"torch=={torch.__version__.split('+')[0]}",
+        f"torchmetrics=={torchmetrics.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"pandas=={pd.__version__}",
+        f"pydantic=={pydantic.__version__}",
+        f"mlflow=={mlflow.__version__}",
+    ]
+
+

@@ -1,0 +1,62 @@
+"""Stage ``select``: every MTL checkpoint scored on **validation** against the baselines, one
+chosen under the acceptance policy (``components.selection``), its **test** metrics
+reported in ``reports/selection.json``.
+
+    $ mtl select
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from components.config import Params
+from components.data.encoders import encoder_dir
+from components.jobs.common import (
+    BASELINES_REPORT,
+    MTL_DIR,
+    SELECTION_REPORT,
+    objectives,
+    read_json,
+    timed,
+    write_json,
+)
+from components.jobs.trainings import load_tensor_splits
+from components.models import build_model
+from components.selection import Candidate, SelectionReport, choose_checkpoint
+from components.tasks import build_tasks
+from components.training.checkpoints import load_checkpoint, read_manifest
+from components.training.evaluation import evaluate
+from components.training.loop import resolve_device
+
+
+@timed("select")
+def run(params: Params, root: Path) -> SelectionReport:
+    """Chooses the checkpoint, writes and returns the report."""
+    baseline = read_json(root / BASELINES_REPORT)
+    manifest = read_manifest(root / MTL_DIR)
+    tasks = build_tasks(params.tasks)
+    goals = objectives(params)
+    splits = load_tensor_splits(params, root, ("val", "test"))
+    device = resolve_device(params.training.device)
+    model = build_model(params, tasks, encoder_dir(root / params.data.dir)).to(device)
+
+    def metrics_of(entry: dict, split: str) -> dict[str, float]:
+        checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
+        model.load_state_dict(checkpoint["model"])
+        return evaluate(model, tasks, splits[split], params.training.batch_size, device)
+
+    candidates = [Candidate(e["checkpoint"], e["epoch"], metrics_of(e, "val")) for e in manifest]
+    choice = choose_checkpoint(candidates, {name: baseline[name]["val"] for name in tasks}, goals, params.selection.min_delta_m)
+    chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
+    report = SelectionReport.build(
+        choice, chosen_entry["sha256"], goals, metrics_of(chosen_entry, "test"),
+        {name: baseline[name]["test"] for name in tasks}, params.selection.min_delta_m,
+    )
+    write_json(root / SELECTION_REPORT, report.to_dict())
+    print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")
+    return report
+
+
+def read_report(root: Path) -> SelectionReport:
+    """The report the last ``select`` wrote."""
+    return SelectionReport.from_dict(read_json(root / SELECTION_REPORT))

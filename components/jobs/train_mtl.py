@@ -1,0 +1,62 @@
+"""Stage ``train_mtl``: the multi-task model with the configured sharing, loss weighting and
+gradient method; a checkpoint every epoch, for ``select`` to choose from.
+
+    $ mtl train-mtl
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.config import Params
+from components.io import tracking
+from components.jobs.common import (
+    CURVES,
+    MTL_DIR,
+    MTL_REPORT,
+    read_json,
+    timed,
+    write_json,
+)
+from components.jobs.trainings import (
+    launch,
+    launches_processes,
+    load_tensor_splits,
+    seeded_model,
+    training_params,
+    training_run,
+    write_curves,
+)
+from components.tasks import build_tasks
+from components.training.checkpoints import MANIFEST
+from components.training.loop import train
+
+
+@timed("train_mtl")
+def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
+    """Trains, logs each epoch under ``parent_run_id``, writes ``reports/train_mtl.json``."""
+    if launches_processes(params):
+        launch(params, root, ["train-mtl", "--parent-run-id", parent_run_id])
+        return dict(read_json(root / MTL_REPORT))
+    tasks = build_tasks(params.tasks)
+    splits = load_tensor_splits(params, root, ("train", "val"))
+    model = seeded_model(params, tasks)
+    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
+    with training_run(parent_run_id, name, training_params(params)) as run_id:
+        history = train(
+            model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR, label="mtl",
+            on_epoch=lambda record: tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None,
+        )
+        if run_id is None:  # not rank 0: that process reports
+            return {}
+        tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
+    write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
+    summary = {
+        "run_id": run_id,
+        "epochs": len(history),
+        "final_val": history[-1].val_metrics,
+        "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
+    }
+    write_json(root / MTL_REPORT, summary)
+    return summary

@@ -1,0 +1,103 @@
+"""What the training stages (``baselines``, ``train_mtl``, ``select``, ``compare``) share:
+tensors of the splits, seeded networks, the nested MLflow run of a training, learning
+curves, and the torchrun relaunch for ``training.devices > 1``.
+
+Example::
+
+    >>> from components.config import load_params
+    >>> params = load_params("params.yaml")
+    >>> launches_processes(params)             # training.devices: 1
+    False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from components.config import Params
+from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
+from components.data.splits import SPLITS, read_split
+from components.io import tracking
+from components.models import MultiTaskNetwork, build_model
+from components.tasks import Task, build_tasks
+from components.training import distributed
+from components.training.loader import TensorSplit
+from components.training.seeding import seed_everything
+
+
+def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
+    """The splits as model-ready tensors: inputs through the fitted encoder, targets per task."""
+    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
+    tasks = build_tasks(params.tasks)
+    names = tuple(params.data.datasets)
+    tensors = {}
+    for split in splits:
+        frame = read_split(root / params.data.dir, split)
+        targets = {name: task.targets(frame, encoder) for name, task in tasks.items()}
+        groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
+        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names)
+    return tensors
+
+
+def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskNetwork:
+    """Initial weights depend on the seed alone, not on what ran earlier in the process."""
+    seed_everything(params.seed)
+    return build_model(params, tasks)
+
+
+def training_params(params: Params) -> dict[str, object]:
+    """What a training run logs as MLflow params."""
+    return {
+        **tracking.flatten("training", params.training.model_dump(mode="json")),
+        **tracking.flatten("model", params.model.model_dump(mode="json")),
+        "seed": params.seed,
+    }
+
+
+@contextlib.contextmanager
+def training_run(parent_run_id: str, name: str, run_params: dict[str, object]) -> Iterator[str | None]:
+    """The nested MLflow run of one training, ended FINISHED or FAILED; ``None`` on the
+    torchrun processes other than rank 0, which log nothing."""
+    if not distributed.current().is_main:
+        yield None
+        return
+    run_id = tracking.start_child_run(parent_run_id, name, run_params)
+    try:
+        yield run_id
+    except BaseException:
+        tracking.end_run(run_id, failed=True)
+        raise
+    tracking.end_run(run_id)
+
+
+def write_curves(path: Path, curves: dict[str, list[float]]) -> None:
+    """Validation metric per epoch and task, as the CSV ``dvc plots`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *curves])
+        for epoch, values in enumerate(zip(*curves.values()), start=1):
+            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
+
+
+def launches_processes(params: Params) -> bool:
+    """``training.devices > 1`` and not yet inside the torchrun processes."""
+    return params.training.devices > 1 and not distributed.current().is_distributed
+
+
+def launch(params: Params, root: Path, cli_args: list[str]) -> None:
+    """Runs a training stage in ``training.devices`` torchrun processes, on these parameters."""
+    import tempfile
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as scratch:
+        params_file = Path(scratch) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
+        distributed.launch([*cli_args, "--params", str(params_file), "--root", str(root.resolve())], params.training.devices)
+

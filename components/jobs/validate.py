@@ -1,0 +1,43 @@
+"""Stage ``validate``: pandera and Great Expectations on every split; Data Docs.
+
+    $ mtl validate           # exit 1 with file, column, rule and examples on bad data
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.config import Params
+from components.data.splits import SPLITS, split_path
+from components.jobs.common import VALIDATION_REPORT, timed, write_json
+from components.validation.report import DataValidationError
+from components.validation.suite import validate_splits
+
+
+def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    frames, files = {}, {}
+    for split in SPLITS:
+        path = split_path(root / params.data.dir, split)
+        files[split] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        try:
+            frames[split] = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise DataValidationError.for_file(files[split], "file exists", "not found") from None
+        except Exception as error:  # a corrupt file is bad input, not a crash
+            raise DataValidationError.for_file(files[split], "readable Parquet", str(error)[:200]) from None
+    return frames, files
+
+
+@timed("validate")
+def run(params: Params, root: Path) -> dict[str, Any]:
+    """Writes ``reports/validation.json``; raises :class:`DataValidationError` on failure."""
+    frames, files = _read_for_validation(params, root)
+    report = validate_splits(frames, params, files, root / params.validation.docs_dir)
+    write_json(root / VALIDATION_REPORT, report.to_dict())
+    if not report.passed:
+        raise DataValidationError(report)
+    print(f"validate: {sum(report.rows.values())} rows passed pandera and GX; Data Docs at {report.data_docs}")
+    return report.to_dict()

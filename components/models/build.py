@@ -1,0 +1,93 @@
+"""The network ``params.model`` describes: backbone(s), sharing strategy and task heads.
+
+A single-task baseline is the hard-sharing network with one head, so baselines share the
+backbone and training code with every multi-task model.
+
+Example::
+
+    >>> import torch
+    >>> from components.config import load_params
+    >>> from components.tasks import build_tasks
+    >>> params = load_params("params.yaml")
+    >>> network = build_model(params, build_tasks(params.tasks))
+    >>> {name: tuple(out.shape) for name, out in network(torch.zeros(2, 1, 36, 36)).items()}
+    {'left': (2, 10), 'right': (2, 10), 'sum': (2,)}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from components.config import Params
+from components.data.encoders import resolve_encoder_path
+from components.models.backbones import (
+    Backbone,
+    CNNBackbone,
+    HFEncoderBackbone,
+    MLPBackbone,
+    TextTransformerBackbone,
+)
+from components.models.sharing import (
+    CrossStitchModel,
+    HardSharingModel,
+    MMoEModel,
+    MultiTaskNetwork,
+)
+from components.tasks import Task
+
+
+def flat_input_width(params: Params) -> int:
+    """Width of the flat input an MLP or an MMoE gate reads."""
+    spec = next(iter(params.data.inputs().values()))  # several datasets differ only in text inputs
+    if spec.kind == "pixels":
+        return params.data.canvas_size**2
+    if spec.kind == "features":
+        return len(spec.columns)
+    return params.model.text_transformer.vocab_size  # an hf_encoder's gate reads its own vocabulary
+
+
+def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | None = None) -> MultiTaskNetwork:
+    """The network ``params`` describe. A pretrained ``hf_encoder`` starts from its
+    pretrained weights, unless ``fitted_inputs`` (the files ``prepare`` fitted, shipped with
+    a registered model) is given: then only its architecture is built, to receive a
+    checkpoint's weights without reading the pretrained ones or needing their directory."""
+    config = params.model
+
+    def backbone() -> Backbone:
+        if config.backbone == "mlp":
+            return MLPBackbone(config.mlp, flat_input_width(params))
+        if config.backbone == "text_transformer":
+            return TextTransformerBackbone(config.text_transformer)
+        if config.backbone == "hf_encoder":
+            if fitted_inputs is not None:
+                return HFEncoderBackbone.load(fitted_inputs, weights=False)
+            return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
+        return CNNBackbone(config.cnn, params.data.canvas_size)
+
+    dense = frozenset(name for name, task in tasks.items() if task.dense)
+    n_backbones = {"cross_stitch": len(tasks), "mmoe": config.mmoe.experts}.get(config.sharing, 1)
+
+    def heads_of(width: int, dense_width: int) -> dict[str, nn.Module]:
+        return {
+            name: task.head(dense_width if task.dense else width, params.data.canvas_size) for name, task in tasks.items()
+        }
+
+    if config.backbone == "hf_encoder":  # its widths are known once it is loaded
+        backbones = [backbone() for _ in range(n_backbones)]
+        heads = heads_of(backbones[0].out_features, backbones[0].dense_features)
+    else:  # heads first: the seeded initialisation order every earlier result used
+        widths = {
+            "cnn": (config.cnn.hidden, config.cnn.channels[-1]),
+            "mlp": (config.mlp.hidden[-1], ([flat_input_width(params)] + config.mlp.hidden)[-2]),
+            "text_transformer": (config.text_transformer.d_model, config.text_transformer.d_model),
+        }
+        heads = heads_of(*widths[config.backbone])
+        backbones = [backbone() for _ in range(n_backbones)]
+    if config.sharing == "cross_stitch":
+        return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight, dense)
+    if config.sharing == "mmoe":
+        gate_size = backbones[0].vocab_size if config.backbone == "hf_encoder" else flat_input_width(params)
+        return MMoEModel(backbones, heads, gate_size, dense)
+    return HardSharingModel(backbones[0], heads, dense)

@@ -1,0 +1,85 @@
+"""Task types: one file each, registered here by their ``type`` name.
+
+================== ====================================== ==================================
+type               loss                                   primary metric (others)
+================== ====================================== ==================================
+``classification`` cross-entropy                          accuracy (macro-F1)
+``multilabel``     binary cross-entropy                   micro-F1 (macro-F1)
+``regression``     MSE or L1 on the standardised target   MAE
+``tagging``        token cross-entropy, padding masked    seqeval entity F1 on BIO tags
+                                                          (token accuracy)
+``span``           start/end cross-entropy                SQuAD F1 (exact match)
+``segmentation``   pixel cross-entropy, ignore index      mIoU (pixel accuracy)
+================== ====================================== ==================================
+
+Adding a type is one file with a :class:`~components.tasks.base.Task` subclass and one
+:func:`register_task_type` call (README, "Add your own task type").
+
+Example::
+
+    >>> sorted(TASK_TYPES)[:3]
+    ['classification', 'multilabel', 'regression']
+"""
+
+from __future__ import annotations
+
+from components.config import Params, ParamsError, TaskConfig
+from components.tasks.base import MISSING_CLASS, Task
+from components.tasks.classification import ClassificationTask
+from components.tasks.multilabel import MultilabelTask
+from components.tasks.regression import RegressionTask
+from components.tasks.segmentation import SegmentationTask
+from components.tasks.span import SpanTask
+from components.tasks.tagging import TaggingTask
+
+TASK_TYPES: dict[str, type[Task]] = {}
+
+
+def register_task_type(task_class: type[Task]) -> type[Task]:
+    """Makes ``task_class`` available as ``type: <task_class.type_name>`` in params.yaml."""
+    TASK_TYPES[task_class.type_name] = task_class
+    return task_class
+
+
+for _builtin in (ClassificationTask, MultilabelTask, RegressionTask, TaggingTask, SpanTask, SegmentationTask):
+    register_task_type(_builtin)
+
+
+def task_type(name: str, config: TaskConfig) -> type[Task]:
+    """The registered class of ``config.type``; an unknown type lists the valid ones."""
+    try:
+        return TASK_TYPES[config.type]
+    except KeyError:
+        raise ValueError(f"task {name!r}: unknown type {config.type!r}; valid: {', '.join(TASK_TYPES)}") from None
+
+
+def build_task(name: str, config: TaskConfig) -> Task:
+    """The task ``name`` configured by ``config``, after its type's config rules."""
+    cls = task_type(name, config)
+    try:
+        cls.check_config(config)
+    except ValueError as error:
+        raise ValueError(f"task {name!r}: {error}") from None
+    return cls(name, config)
+
+
+def build_tasks(configs: dict[str, TaskConfig]) -> dict[str, Task]:
+    """Every configured task, in params.yaml order."""
+    return {name: build_task(name, config) for name, config in configs.items()}
+
+
+def check_tasks(params: Params, source: str = "params.yaml") -> None:
+    """Every task type's rules on ``params``, as one :class:`ParamsError` listing each broken one."""
+    problems = []
+    for name, config in params.tasks.items():
+        try:
+            build_task(name, config)
+            task_type(name, config).check_fits(name, params)
+        except ValueError as error:
+            message = str(error).removeprefix(f"task {name!r}: ")
+            problems.append(f"  tasks.{name}: {message}")
+    if problems:
+        raise ParamsError("\n".join([f"{source}: invalid parameters", *problems]))
+
+
+__all__ = ["MISSING_CLASS", "TASK_TYPES", "Task", "build_task", "build_tasks", "check_tasks", "register_task_type"]

@@ -1,0 +1,83 @@
+"""``classification``: one class out of ``num_classes`` per row.
+
+Head: a linear layer. Loss: cross-entropy. Metrics: accuracy (primary) and macro-F1 from
+torchmetrics. A missing label (empty cell) is ``MISSING_CLASS`` and skipped. Validation:
+labels in 0..num_classes-1, and each class holds between ``validation.min_class_share``
+and ``max_class_share`` of a split.
+
+Example::
+
+    >>> import torch
+    >>> from components.config import TaskConfig
+    >>> task = ClassificationTask("digit", TaskConfig(type="classification", label="digit", num_classes=3))
+    >>> task.score(torch.tensor([0, 2, 1]), torch.tensor([0, 2, -1]))["accuracy"]
+    1.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torchmetrics
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from components.config import InputConfig, TaskConfig
+from components.data.encoders import InputEncoder
+from components.tasks.base import MISSING_CLASS, LabelSchema, Task
+
+
+class ClassificationTask(Task):
+    type_name = "classification"
+    metric_name = "accuracy"
+    higher_is_better = True
+    keys = frozenset({"num_classes"})
+
+    @classmethod
+    def check_config(cls, config: TaskConfig) -> None:
+        super().check_config(config)
+        if config.num_classes is None:
+            raise ValueError("a classification task needs num_classes")
+
+    def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
+        import pandera.pandas as pa
+
+        classes = list(range(self.config.num_classes))
+        return LabelSchema({self.config.label: pa.Column("Int64", pa.Check.isin(classes), nullable=True)})
+
+    def expectations(self, min_share: float, max_share: float, where: dict[str, str]) -> list[Any]:
+        import great_expectations.expectations as gxe
+
+        found = []
+        for label in range(self.config.num_classes):
+            # share of `label` >= min_share and <= max_share
+            found.append(gxe.ExpectColumnValuesToBeInSet(column=self.config.label, value_set=[label], mostly=min_share, **where))
+            found.append(
+                gxe.ExpectColumnValuesToNotBeInSet(column=self.config.label, value_set=[label], mostly=1.0 - max_share, **where)
+            )
+        return found
+
+    def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
+        return torch.tensor(frame[self.config.label].fillna(MISSING_CLASS).to_numpy().astype(np.int64))
+
+    def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
+        return nn.Linear(in_features, self.config.num_classes)
+
+    def labeled(self, target: Tensor) -> Tensor:
+        return target != MISSING_CLASS
+
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(output, target)
+
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        classes = self.config.num_classes
+        return {
+            "accuracy": torchmetrics.classification.MulticlassAccuracy(classes, average="micro"),
+            "macro_f1": torchmetrics.classification.MulticlassF1Score(classes, average="macro"),
+        }
+
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        return output.argmax(dim=-1)

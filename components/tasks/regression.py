@@ -1,0 +1,84 @@
+"""``regression``: one real value per row.
+
+Head: a linear layer predicting the target in standardised units (mean and std of the
+training targets live in the head as buffers), so under equal loss weights an MSE on a
+0..18 target does not drown the cross-entropies of the other tasks. Loss: ``mse`` or
+``l1`` on the standardised target. Metric: MAE in the target's own units. A missing label
+(NaN) is skipped. Validation: present values are finite.
+
+Example::
+
+    >>> import torch
+    >>> from components.config import TaskConfig
+    >>> task = RegressionTask("sum", TaskConfig(type="regression", label="sum"))
+    >>> task.score(torch.tensor([1.0, 3.0]), torch.tensor([2.0, float("nan")]))["mae"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torchmetrics
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from components.config import InputConfig
+from components.data.encoders import InputEncoder
+from components.tasks.base import LabelSchema, Task, finite_check
+
+
+class StandardizedRegressionHead(nn.Module):
+    """A linear layer whose output is the target in standardised units."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, 1)
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_std", torch.ones(()))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.linear(features).squeeze(-1)
+
+    def standardize(self, target: Tensor) -> Tensor:
+        return (target - self.target_mean) / self.target_std
+
+    def destandardize(self, output: Tensor) -> Tensor:
+        return output * self.target_std + self.target_mean
+
+
+class RegressionTask(Task):
+    type_name = "regression"
+    metric_name = "mae"
+    higher_is_better = False
+    keys = frozenset({"loss"})
+
+    def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
+        import pandera.pandas as pa
+
+        return LabelSchema({self.config.label: pa.Column(float, finite_check(), nullable=True)})
+
+    def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
+        return torch.tensor(frame[self.config.label].to_numpy(dtype=np.float32, na_value=np.nan))
+
+    def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
+        return StandardizedRegressionHead(in_features)
+
+    def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
+        labeled = train_targets[self.labeled(train_targets)].float()
+        head.target_mean.fill_(labeled.mean())
+        head.target_std.fill_(labeled.std().clamp_min(1e-6))
+
+    def labeled(self, target: Tensor) -> Tensor:
+        return ~torch.isnan(target)
+
+    def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        loss = F.l1_loss if self.config.loss == "l1" else F.mse_loss
+        return loss(output, head.standardize(target))
+
+    def metrics(self) -> dict[str, torchmetrics.Metric]:
+        return {"mae": torchmetrics.MeanAbsoluteError()}
+
+    def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        return head.destandardize(output)

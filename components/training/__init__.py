@@ -1,0 +1,1 @@
+"""Training: the loop (step, epoch, checkpoints), evaluation, batches and data parallelism."""

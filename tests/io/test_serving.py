@@ -1,0 +1,135 @@
+"""Serving the registered model: task routing in the pyfunc, and `mlflow models serve` over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from mlflow.exceptions import MlflowException
+
+from components.config import Params
+from components.io import tracking
+from tests.helpers import accepting, free_port, run_stages, tiny_params_dict
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One tiny pipeline run registered as champion in a temporary MLflow database."""
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_REGISTRY_URI", uri)
+        patch.chdir(root)
+        params = Params.model_validate(accepting(tiny_params_dict()))
+        registration = run_stages(params, root)
+        assert "champion" in registration.aliases
+        pixels = pd.read_parquet(root / "data/test.parquet").head(5).filter(like="px_").astype("float64")
+        yield {"root": root, "uri": uri, "params": params, "pixels": pixels}
+
+
+def test_pyfunc_returns_only_the_requested_tasks(served):
+    tracking.client()
+    model = mlflow.pyfunc.load_model("models:/tiny-mtl@champion")
+    everything = model.predict(served["pixels"])
+    assert list(everything.columns) == ["left", "right", "sum"]
+    only_sum = model.predict(served["pixels"], params={"tasks": ["sum"]})
+    assert list(only_sum.columns) == ["sum"]
+    pd.testing.assert_series_equal(only_sum["sum"], everything["sum"])
+    two = model.predict(served["pixels"], params={"tasks": ["right", "left"]})
+    assert list(two.columns) == ["right", "left"]
+    with pytest.raises(MlflowException, match="unknown task.*colour.*valid: left, right, sum"):
+        model.predict(served["pixels"], params={"tasks": ["colour"]})
+
+
+def test_mlflow_models_serve_answers_invocations_over_http(served):
+    port = free_port()
+    bin_dir = Path(sys.executable).parent  # mlflow starts `uvicorn` from PATH
+    env = {
+        **os.environ, "MLFLOW_TRACKING_URI": served["uri"], "MLFLOW_REGISTRY_URI": served["uri"],
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+    }
+    server = subprocess.Popen(
+        [
+            str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/tiny-mtl@champion",
+            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
+        ],
+        cwd=served["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mlflow models serve did not come up:\n{server.stdout.read()[-3000:]}")
+                time.sleep(0.5)
+
+        def invoke(payload: dict) -> dict:
+            request = urllib.request.Request(
+                f"{base}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        frame = served["pixels"]
+        split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+        everything = invoke({"dataframe_split": split})["predictions"]
+        assert len(everything) == 5 and set(everything[0]) == {"left", "right", "sum"}
+        routed = invoke({"dataframe_split": split, "params": {"tasks": ["left"]}})["predictions"]
+        assert [row["left"] for row in routed] == [row["left"] for row in everything]
+        assert all(set(row) == {"left"} for row in routed)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_health_check_flow_reports_a_table_and_fails_below_tolerance(served):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.health import health_check
+
+    params_path = served["root"] / "params.yaml"
+    raw = served["params"].model_dump(mode="json")
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 0.02  # the health tolerance (registration used a loose one)
+    params_path.write_text(yaml.safe_dump(raw))
+    client = tracking.client()
+    with prefect_test_harness(server_startup_timeout=120):
+        healthy = health_check(str(params_path), str(served["root"]), return_state=True)
+        assert healthy.is_completed(), healthy.message
+        rows = healthy.result()
+        assert [row["task"] for row in rows] == ["left", "right", "sum"]
+        assert all(row["status"] == "ok" for row in rows)  # canary = the test split it was measured on
+        with get_client(sync_client=True) as prefect:
+            (artifact,) = prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["champion-health"]))
+            )
+        assert artifact.type == "table" and "registered test" in str(artifact.data)
+
+        # the champion's recorded accuracy on `left` is now far above what it measures: unhealthy
+        version = client.get_model_version_by_alias("tiny-mtl", "champion").version
+        recorded = client.get_model_version("tiny-mtl", version).tags["test.left"]
+        client.set_model_version_tag("tiny-mtl", version, "test.left", "0.99")
+        try:
+            degraded = health_check(str(params_path), str(served["root"]), return_state=True)
+        finally:
+            client.set_model_version_tag("tiny-mtl", version, "test.left", recorded)
+        assert degraded.is_failed()
+        assert f"tiny-mtl v{version} below tolerance: left accuracy" in degraded.message
+        assert "right" not in degraded.message

@@ -1,0 +1,115 @@
+"""The whole pipeline on a tiny config, with the real parts: DVC in a temporary git repo,
+MLflow on a temporary SQLite database, Prefect through its test harness."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.helpers import VENV_BIN, project_copy, run, tiny_params_dict
+
+
+def accepting(raw: dict) -> dict:
+    """Tolerances so loose that the tiny model is accepted: the test is about the plumbing."""
+    for task in raw["tasks"].values():
+        task["max_relative_regression"] = 1.0
+    raw["selection"]["min_delta_m"] = -1.0
+    return raw
+
+
+@pytest.fixture(scope="module")
+def dvc_project(tmp_path_factory):
+    """A fresh git + DVC repository holding the pipeline, on a tiny config."""
+    root = tmp_path_factory.mktemp("project")
+    env = project_copy(root, accepting(tiny_params_dict()), ("components",), ("dvc.yaml", ".gitignore"))
+    dvc = str(VENV_BIN / "dvc")
+    first = run([dvc, "repro"], root, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return root, env, first
+
+
+def test_dvc_repro_registers_the_model(dvc_project):
+    root, env, first = dvc_project
+    assert "MTL vs single-task baselines" in first.stdout and "stage wall time" in first.stdout
+    registration = json.loads((root / "reports/registration.json").read_text())
+    assert registration["version"] == "1"
+    assert registration["aliases"] == ["challenger", "champion"]
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    version = client.get_model_version_by_alias("tiny-mtl", "champion")
+    selection = json.loads((root / "reports/selection.json").read_text())
+    head = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
+    tags = version.tags
+    assert tags["verdict"] == "accepted" == selection["verdict"]
+    assert float(tags["delta_m"]) == pytest.approx(selection["delta_m"], abs=1e-6)
+    assert tags["git_commit"] == head
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert tags["data_version"] == "dvc:" + next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data")
+    for task in ("left", "right", "sum"):
+        assert float(tags[f"test.{task}"]) == pytest.approx(selection["tasks"][task]["test"], abs=1e-6)
+    assert len(tags["params_hash"]) == 16
+    card = version.description
+    assert card.startswith("# tiny-mtl v1") and "**Verdict: accepted**" in card
+    assert "| left | accuracy ↑ |" in card and tags["data_version"] in card and "## Intended use and limits" in card
+
+
+def test_one_parent_run_with_nested_trainings_and_curves(dvc_project):
+    root, env, _ = dvc_project
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("tiny-mtl")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mtl.role") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert set(children) == {"baseline-left", "baseline-right", "baseline-sum", "mtl-hard-equal-sum"}
+    curve = client.get_metric_history(children["mtl-hard-equal-sum"].info.run_id, "val.sum.mae")
+    assert [m.step for m in curve] == [1, 2]
+    assert "delta_m" in parents[0].data.metrics
+
+
+def test_registered_model_predicts_in_a_fresh_process(dvc_project, tmp_path):
+    root, env, _ = dvc_project
+    script = (
+        "import mlflow, pandas as pd;"
+        "m = mlflow.pyfunc.load_model('models:/tiny-mtl@challenger');"
+        f"df = pd.read_parquet(r'{root / 'data/test.parquet'}').head(4);"
+        "out = m.predict(df[[c for c in df.columns if c.startswith('px_')]]);"
+        "print(out.to_json(orient='split'))"
+    )
+    result = run([sys.executable, "-c", script], tmp_path, env)  # outside both repos
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert output["columns"] == ["left", "right", "sum"] and len(output["data"]) == 4
+    assert all(0 <= row[0] <= 9 and 0 <= row[1] <= 9 for row in output["data"])
+
+
+def test_second_repro_runs_nothing_and_push_works(dvc_project):
+    root, env, _ = dvc_project
+    again = run([str(VENV_BIN / "dvc"), "repro"], root, env)
+    assert again.returncode == 0
+    assert "Running stage" not in again.stdout
+    pushed = run([str(VENV_BIN / "dvc"), "push"], root, env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert any((root / "remote").rglob("*"))
+
+
+def test_bad_data_stops_the_pipeline_and_leaves_the_champion(dvc_project):
+    root, env, _ = dvc_project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["validation"]["min_rows"]["train"] = 100_000
+    raw["training"]["epochs"] = 3  # would retrain if validation let it through
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    failed = run([str(VENV_BIN / "dvc"), "repro"], root, env)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "data/train.parquet: column '(table)' failed rule expect_table_row_count_to_be_between" in output
+    assert "observed 400" in output
+    assert "Traceback" not in output
+    assert "Running stage 'baselines'" not in output
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    assert len(client.search_model_versions("name = 'tiny-mtl'")) == 1
+    assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"

@@ -1,0 +1,187 @@
+"""Real torch training on tiny real data: checkpoints, their hashes, and the task heads."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from components.data.encoders import PixelEncoder
+from components.models import build_model
+from components.tasks import build_tasks
+from components.training.checkpoints import MANIFEST, load_checkpoint, sha256_file
+from components.training.loader import TensorSplit
+from components.training.loop import train
+from tests.helpers import targets
+
+
+def splits(frames, params):
+    def convert(frame):
+        return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
+
+    return convert(frames["train"]), convert(frames["val"])
+
+
+def run(params, frames, directory, **kwargs):
+    tasks = build_tasks(params.tasks)
+    model = build_model(params, tasks)
+    train_split, val_split = splits(frames, params)
+    history = train(model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs)
+    return model, history
+
+
+def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_frames, tmp_path):
+    _, history = run(tiny_params, tiny_frames, tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    assert [e["checkpoint"] for e in manifest] == ["epoch_001.pt", "epoch_002.pt"]
+    for entry in manifest:
+        assert sha256_file(tmp_path / entry["checkpoint"]) == entry["sha256"]
+        checkpoint = load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+        assert checkpoint["epoch"] == entry["epoch"]
+        assert {"model", "optimizer", "rng", "val_metrics"} <= set(checkpoint)
+        assert {"python", "numpy", "torch"} <= set(checkpoint["rng"])
+        assert set(checkpoint["val_metrics"]) == {"left", "right", "sum"}
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    assert 0 <= history[-1].val_scores["left"]["macro_f1"] <= 1  # secondary metrics ride along
+
+
+def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
+    run(tiny_params, tiny_frames, tmp_path)
+    entry = json.loads((tmp_path / MANIFEST).read_text())[0]
+    with open(tmp_path / entry["checkpoint"], "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(RuntimeError, match="sha256 does not match"):
+        load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+
+
+def test_baseline_keeps_only_its_best_epoch(tiny_params, tiny_frames, tmp_path):
+    params = tiny_params.model_copy(update={"tasks": {"sum": tiny_params.tasks["sum"]}})
+    _, history = run(params, tiny_frames, tmp_path, keep_best_for="sum")
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt"]
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert best["val_metrics"]["sum"] == min(r.val_metrics["sum"] for r in history)
+
+
+def test_same_seed_same_weights(tiny_params, tiny_frames, tmp_path):
+    first, _ = run(tiny_params, tiny_frames, tmp_path / "a")
+    second, _ = run(tiny_params, tiny_frames, tmp_path / "b")
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_regression_head_predicts_in_target_units(tiny_params, tiny_frames, tmp_path):
+    model, _ = run(tiny_params, tiny_frames, tmp_path)
+    head = model.heads["sum"]
+    assert head.target_mean.item() == pytest.approx(tiny_frames["train"]["sum"].mean(), rel=1e-5)
+    task = build_tasks(tiny_params.tasks)["sum"]
+    assert task.predict(head, torch.zeros(1)).item() == pytest.approx(head.target_mean.item())
+
+
+def test_initial_weights_depend_only_on_the_seed(tiny_params):
+    from components.jobs.trainings import seeded_model
+
+    tasks = build_tasks(tiny_params.tasks)
+    first = seeded_model(tiny_params, tasks)
+    torch.rand(1000)  # anything earlier in the process that draws from the global RNG
+    second = seeded_model(tiny_params, tasks)
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("weighting", "gradient"),
+    [("uncertainty", "pcgrad"), ("gradnorm", "sum"), ("famo", "upgrad"), ("dwa", "normalize"),
+     ("schedule", "mgda"), ("fixed", "cagrad"), ("equal", "nash_mtl"), ("equal", "graddrop")],
+)
+def test_weighting_and_gradient_methods_train(tiny_params, tiny_frames, tmp_path, weighting, gradient):
+    training = tiny_params.training.model_copy(
+        update={"loss_weighting": weighting, "gradient": gradient, "weight_schedule": {"sum": [(1, 0.0), (2, 1.0)]},
+                "fixed_weights": {"sum": 0.5}}
+    )
+    params = tiny_params.model_copy(update={"training": training})
+    _, history = run(params, tiny_frames, tmp_path)
+    last = history[-1]
+    assert all(math.isfinite(v) for v in last.train_loss.values())
+    assert last.step_seconds > 0 and last.peak_memory_mb > 0
+    weights = [last.weights[t] for t in ("left", "right", "sum")]
+    if weighting == "uncertainty":  # log-variances learned away from 0 (weight ½)
+        assert all(w != pytest.approx(0.5, abs=1e-4) for w in weights)
+    if weighting == "fixed":
+        assert weights == pytest.approx([1.0, 1.0, 0.5])
+    if weighting == "schedule":  # epoch 2 of a 0 -> 1 ramp
+        assert weights[2] == pytest.approx(1.0)
+
+
+def test_per_task_and_shared_learning_rates(tiny_params):
+    from components.training.loop import make_optimizer
+    from components.weighting import build_weighting
+
+    tasks_config = dict(tiny_params.tasks)
+    tasks_config["sum"] = tasks_config["sum"].model_copy(update={"lr_scale": 0.1})
+    tasks = build_tasks(tasks_config)
+    model = build_model(tiny_params, tasks)
+    config = tiny_params.training.model_copy(update={"shared_lr": 0.01, "loss_weighting": "uncertainty"})
+    weighting = build_weighting(config, list(tasks), model.gradnorm_parameters())
+    groups = make_optimizer(model, tasks, weighting, config).param_groups
+    assert [g["lr"] for g in groups] == pytest.approx([0.01, config.lr, config.lr, config.lr * 0.1, config.lr])
+    assert groups[0]["params"] == model.shared_parameters()
+    assert groups[-1]["params"] == weighting.trainable()
+
+
+@pytest.mark.parametrize(("sharing", "weighting", "gradient"), [("cross_stitch", "gradnorm", "pcgrad"), ("mmoe", "uncertainty", "mgda")])
+def test_soft_sharing_trains_with_weighting_and_gradient_methods(tiny_params, tiny_frames, tmp_path, sharing, weighting, gradient):
+    params = tiny_params.model_copy(
+        update={
+            "model": tiny_params.model.model_copy(update={"sharing": sharing}),
+            "training": tiny_params.training.model_copy(update={"loss_weighting": weighting, "gradient": gradient}),
+        }
+    )
+    model, history = run(params, tiny_frames, tmp_path)
+    assert all(math.isfinite(v) for v in history[-1].train_loss.values())
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    if sharing == "cross_stitch":  # the mixing weights were learned
+        assert not torch.allclose(model.units[0].alpha, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]))
+
+
+def test_training_with_missing_labels(tiny_params, tiny_frames, tmp_path):
+    frames = {split: frame.copy() for split, frame in tiny_frames.items()}
+    train_frame = frames["train"]
+    train_frame["left"] = train_frame["left"].astype("float64").mask(train_frame.index % 3 == 0)
+    train_frame["sum"] = train_frame["sum"].mask(train_frame.index % 4 == 1)
+    _, history = run(tiny_params, frames, tmp_path)
+    assert all(math.isfinite(v) for v in history[-1].train_loss.values())
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+
+
+def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
+    from components.config import TaskConfig
+
+    frames = {}
+    for split, frame in tiny_frames.items():
+        frames[split] = frame.assign(
+            left_even=(frame["left"] % 2 == 0).astype(int),
+            right_even=(frame["right"] % 2 == 0).astype(int),
+            left_bigger=(frame["left"] > frame["right"]).astype(int),
+        )
+    tasks = {
+        "parity": TaskConfig(type="multilabel", label=["left_even", "right_even", "left_bigger"]),
+        "sum": TaskConfig(type="regression", label="sum", loss="l1"),
+    }
+    params = tiny_params.model_copy(update={"tasks": tasks})
+    _, history = run(params, frames, tmp_path)
+    assert history[-1].train_loss["parity"] < history[0].train_loss["parity"]
+    assert 0 <= history[-1].val_metrics["parity"] <= 1 and "macro_f1" in history[-1].val_scores["parity"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("bf16", [True, False])
+def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16):
+    params = tiny_params.model_copy(
+        update={"training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})}
+    )
+    model, history = run(params, tiny_frames, tmp_path)
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
+    assert history[-1].train_loss["left"] < history[0].train_loss["left"]
+    assert all(math.isfinite(v) for v in history[-1].val_metrics.values())
+    assert history[-1].step_seconds > 0 and history[-1].peak_memory_mb > 0

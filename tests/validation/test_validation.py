@@ -1,0 +1,151 @@
+"""Validation with bad data: each rule fires and its message names file, column, rule, examples."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from components.config import Params
+from components.data.encoders import pixel_columns
+from components.data.splits import write_splits
+from components.validation.expectations import check_statistics
+from components.validation.report import DataValidationError
+from components.validation.schema import check_structure
+from components.validation.suite import validate_splits
+from tests.helpers import REPO, tiny_params_dict
+
+FILES = {split: f"data/{split}.parquet" for split in ("train", "val", "test")}
+
+
+def copy(frames):
+    return {split: frame.copy() for split, frame in frames.items()}
+
+
+MNIST = Params.model_validate(tiny_params_dict())
+
+
+def rules(failures):
+    return {(f.file, f.column, f.rule): f for f in failures}
+
+
+def test_clean_data_passes_pandera(tiny_frames):
+    assert check_structure(copy(tiny_frames), FILES, MNIST) == []
+
+
+@pytest.mark.parametrize(
+    ("mutate", "column", "rule", "example"),
+    [
+        (lambda f: f.__setitem__("left", f["left"].where(f.index != 3, 11)), "left", "isin", "id=train-000003 value=11"),
+        (lambda f: f.__setitem__("px_0100", f["px_0100"].astype("int64").where(f.index != 7, 300)),
+         "px_0100", "less_than_or_equal_to(255)", "id=train-000007 value=300"),
+        (lambda f: f.__setitem__("sum", f["sum"].where(f.index != 2, 99.0)), "sum", "less_than_or_equal_to(18)", "value=99"),
+        (lambda f: f.__setitem__("right", f["right"].where(f.index != 4, (f["right"] + 1) % 10)),
+         "left+right+sum", "sum_equals_left_plus_right", "id=train-000004"),
+        (lambda f: f.__setitem__("id", f["id"].where(f.index != 1, "train-000000")), "id", "field_uniqueness", "train-000000"),
+        (lambda f: f.__setitem__("left_source", f["left_source"].where(f.index != 0, -5)),
+         "left_source", "greater_than_or_equal_to(0)", "value=-5"),
+        (lambda f: f.__setitem__("left", f["left"].astype(object).where(f.index != 6, "seven")),
+         "left", "coerce_dtype('int64')", "seven"),
+        (lambda f: f.drop(columns=["right_source"], inplace=True), "right_source", "column is missing", None),
+        (lambda f: f.__setitem__("notes", "x"), "notes", "column is not in the schema", None),
+    ],
+    ids=["label-set", "pixel-range", "sum-range", "sum-consistency", "unique-id", "source-range", "dtype",
+         "missing-column", "extra-column"],
+)
+def test_each_pandera_rule_fires(tiny_frames, mutate, column, rule, example):
+    frames = copy(tiny_frames)
+    mutate(frames["train"])
+    failures = check_structure(frames, FILES, MNIST)
+    matching = [f for f in failures if f.column == column and rule in f.rule]
+    assert matching, f"expected {column}/{rule} among {[str(f) for f in failures]}"
+    failure = matching[0]
+    assert failure.file == "data/train.parquet"
+    if example:
+        assert any(example in e for e in failure.examples)
+    assert len(failure.examples) <= 5
+
+
+def test_examples_are_capped_at_five(tiny_frames):
+    frames = copy(tiny_frames)
+    frames["train"]["left"] = 42
+    (failure,) = [f for f in check_structure(frames, FILES, MNIST) if f.rule.startswith("isin")]
+    assert failure.count == len(frames["train"]) and len(failure.examples) == 5
+
+
+def test_source_digit_shared_across_splits(tiny_frames):
+    frames = copy(tiny_frames)
+    leaked = int(frames["train"].loc[0, "left_source"])
+    frames["val"].loc[1, "left_source"] = leaked
+    failures = check_structure(frames, FILES, MNIST)
+    (failure,) = [f for f in failures if f.rule == "source_digit_in_one_split_only"]
+    assert f"left_source={leaked}" in " ".join(failure.examples)
+    assert "id=val-000001" in " ".join(failure.examples)
+
+
+def test_id_shared_across_splits(tiny_frames):
+    frames = copy(tiny_frames)
+    frames["test"].loc[0, "id"] = frames["val"].loc[0, "id"]
+    failures = check_structure(frames, FILES, MNIST)
+    assert any(f.column == "id" and f.rule == "field_uniqueness" and "val-000000" in " ".join(f.examples) for f in failures)
+
+
+def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
+    frames = copy(tiny_frames)
+    params = tiny_params.model_copy(
+        update={"validation": tiny_params.validation.model_copy(update={"min_rows": tiny_params.validation.min_rows.model_copy(update={"test": 10_000})})}
+    )
+    train = frames["train"]
+    train.loc[: int(len(train) * 0.6), "left"] = 3  # class 3 holds > 25 % of train
+    train.loc[5, pixel_columns(36)] = 0  # a blank image
+    val = frames["val"]
+    val["right_source"] = val["right_source"].astype("float64")
+    val.loc[[2, 4], "right_source"] = float("nan")  # nulls
+    failures, summary = check_statistics(frames, FILES, params, tmp_path / "docs")
+    found = {(f.file, f.column, f.rule.split("(")[0]): f for f in failures}
+
+    rows = found[("data/test.parquet", "(table)", "expect_table_row_count_to_be_between")]
+    assert "observed 150" in rows.examples
+    share = found[("data/train.parquet", "left", "expect_column_values_to_not_be_in_set")]
+    assert "value_set=[3]" in share.rule
+    blank = found[("data/train.parquet", "pixel_max", "expect_column_values_to_be_between")]
+    assert "id=train-000005 value=0" in blank.examples
+    nulls = found[("data/val.parquet", "right_source", "expect_column_values_to_not_be_null")]
+    assert nulls.count == 2 and "id=val-000002 value=nan" in nulls.examples
+    assert summary["train"]["failed"] >= 2 and (tmp_path / "docs" / "index.html").exists()
+
+
+def test_structure_failures_skip_the_statistics_suite(tiny_frames, tiny_params, tmp_path):
+    frames = copy(tiny_frames)
+    frames["val"].loc[0, "left"] = 10
+    report = validate_splits(frames, tiny_params, FILES, tmp_path / "docs")
+    assert not report.passed and report.expectations == {}
+    message = str(DataValidationError(report))
+    assert "data/val.parquet: column 'left' failed rule isin" in message and "id=val-000000 value=10" in message
+
+
+def test_cli_reports_bad_data_without_traceback(tiny_frames, tmp_path):
+    frames = copy(tiny_frames)
+    frames["train"].loc[[3, 8], "right"] = 12
+    write_splits(frames, tmp_path / "data")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", "validate", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "data/train.parquet: column 'right' failed rule isin" in result.stderr
+    assert "id=train-000003 value=12" in result.stderr
+
+
+def test_cli_reports_unreadable_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.parquet").write_text("not parquet")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", "validate", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "data/train.parquet" in result.stderr and "readable Parquet" in result.stderr
