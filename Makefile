@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install demo test flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test test-fast check flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ install: $(VENV)/.installed  ## create .venv from the lock file
 demo: install  ## run the whole pipeline on the default data with dvc repro
 	$(BIN)/dvc repro
 
-test: install  ## run the test suite
+test: check  ## lint, formatting, types, then the whole suite (module doctests included)
 	$(BIN)/python -m pytest
+
+test-fast: install  ## the inner loop: everything but the slow end-to-end tests
+	$(BIN)/python -m pytest -m "not slow"
+
+check: install  ## ruff (lint, pydocstyle for public functions, formatting) and mypy on the whole tree
+	$(BIN)/ruff check components flows tests
+	$(BIN)/ruff format --check components flows tests
+	$(BIN)/mypy
 
 flow: install  ## run the same pipeline as one Prefect flow
 	$(BIN)/python -m flows.pipeline

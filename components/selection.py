@@ -18,7 +18,7 @@ Example::
 
     >>> relative_change(mtl=0.95, baseline=0.94, higher_is_better=True)
     0.010638...
-    >>> relative_change(mtl=0.50, baseline=0.40, higher_is_better=False)   # MAE got worse
+    >>> round(relative_change(mtl=0.50, baseline=0.40, higher_is_better=False), 4)   # MAE got worse
     -0.25
     >>> goals = {"left": Objective("accuracy", True, 0.02)}
     >>> choice = choose_checkpoint([Candidate("epoch_001.pt", 1, {"left": 0.95})], {"left": 0.96}, goals, 0.0)

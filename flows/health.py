@@ -27,6 +27,7 @@ from flows.common import ParamsOption, RootOption, run_from_cli
 
 @flow(name="health-check", log_prints=True)
 def health_check(params_path: str = "params.yaml", root: str = ".") -> Any:
+    """The champion on the canary rows; Failed when a task falls below tolerance."""
     configure()
     params = load_checked_params(params_path)
     try:
@@ -46,18 +47,22 @@ def health_check(params_path: str = "params.yaml", root: str = ".") -> Any:
         for item in report
     ]
     create_table_artifact(
-        table=rows, key="champion-health",
+        table=rows,
+        key="champion-health",
         description=f"{params.registry.model_name} v{version} on {params.orchestration.health.canary_rows} canary rows",
     )
     failing = [item for item in report if not item.passed]
     if failing:
-        detail = ", ".join(f"{i.task} {i.metric} {i.mtl:.4f} vs {i.baseline:.4f} ({i.relative_change:+.2%})" for i in failing)
+        detail = ", ".join(
+            f"{i.task} {i.metric} {i.mtl:.4f} vs {i.baseline:.4f} ({i.relative_change:+.2%})" for i in failing
+        )
         return Failed(message=f"{params.registry.model_name} v{version} below tolerance: {detail}")
     print(f"{params.registry.model_name} v{version} healthy on every task")
     return rows
 
 
 def main(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """``python -m flows.health``."""
     run_from_cli(health_check, params, root, label="unhealthy")
 
 

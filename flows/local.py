@@ -26,6 +26,7 @@ DEFAULT_GPU_POOL = "gpu"
 
 
 def prefect(*args: str) -> list[str]:
+    """The venv's ``prefect`` command line."""
     return [str(BIN / "prefect"), *args]
 
 
@@ -60,7 +61,9 @@ def start_server(env: dict[str, str], port: int, timeout: float = 120) -> subpro
     log = open(Path(env["PREFECT_HOME"]) / "server.log", "w")
     server = subprocess.Popen(
         prefect("server", "start", "--host", "127.0.0.1", "--port", str(port)),
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + timeout
     while True:
@@ -101,10 +104,14 @@ def deploy(params: Params, env: dict[str, str], project: Path) -> str:
 
 
 def start_worker(pool: str, env: dict[str, str], project: Path, log: Path) -> subprocess.Popen:
+    """A process worker on ``pool``, logging to ``log``."""
     handle = open(log, "w")
     return subprocess.Popen(
         prefect("worker", "start", "--pool", pool, "--type", "process"),
-        env=env, cwd=project, stdout=handle, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=project,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -113,6 +120,7 @@ def main(
     port: int = typer.Option(4200, help="Port of the local Prefect server."),
     deploy_only: bool = typer.Option(False, "--deploy-only", help="Deploy to PREFECT_API_URL and exit."),
 ) -> None:
+    """``make nightly`` / ``make deploy``."""
     project = Path.cwd()
     try:
         params = load_params(params_path)
@@ -126,7 +134,10 @@ def main(
     processes = [start_server(env, port)]
     try:
         print(deploy(params, env, project))
-        pools = [params.orchestration.work_pool, *([params.orchestration.gpu_pool] if params.orchestration.gpu_pool else [])]
+        pools = [
+            params.orchestration.work_pool,
+            *([params.orchestration.gpu_pool] if params.orchestration.gpu_pool else []),
+        ]
         for pool in dict.fromkeys(pools):
             processes.append(start_worker(pool, env, project, project / ".prefect" / f"worker-{pool}.log"))
         print(

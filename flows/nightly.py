@@ -11,7 +11,7 @@ one is active). An unchanged night ends Completed with the state name ``Skipped`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from prefect import flow
@@ -27,21 +27,25 @@ from flows.pipeline import pipeline
 
 @stage_task
 def refresh_data(params_path: str, root: str) -> str:
+    """The data refresh ``orchestration.refresh`` names."""
     return refresh.refresh_data(load_checked_params(params_path), Path(root))
 
 
 @stage_task
 def retrain_decision(params_path: str, root: str) -> refresh.RetrainDecision:
+    """Whether data or params changed since the newest registered version."""
     return refresh.retrain_decision(load_checked_params(params_path), Path(root))
 
 
 @stage_task
 def push_artifacts(params_path: str, root: str) -> str:
+    """``dvc commit`` and ``dvc push``."""
     return refresh.push_artifacts(load_checked_params(params_path), Path(root))
 
 
 @flow(name="nightly-retrain", log_prints=True)
 def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bool = False) -> Any:
+    """Refresh, skip if unchanged, else the pipeline, register, push."""
     configure()
     params = load_checked_params(params_path)
     try:
@@ -54,7 +58,7 @@ def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bo
         return Completed(message=f"skipped: {decision.reason}", name="Skipped")
     print(f"retrain: {decision.reason if decision.retrain else 'forced'}")
 
-    state: State = pipeline(params_path, root, prepare_data=False, return_state=True)
+    state = cast(State, pipeline(params_path, root, prepare_data=False, return_state=True))
     if state.is_failed():
         return Failed(message=state.message)
     registration = state.result()
@@ -75,6 +79,7 @@ def main(
     root: Path = RootOption,
     force: bool = typer.Option(False, "--force", help="Retrain even if data and params are unchanged."),
 ) -> None:
+    """``python -m flows.nightly``."""
     run_from_cli(nightly_retrain, params, root, force)
 
 

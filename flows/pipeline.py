@@ -11,16 +11,18 @@ deployment on that work pool (``flows/train.py``); otherwise in this process.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import Failed, State
 
 from components.config import Params
 from components.io import tracking
+from components.io.registry import Registration
 from components.jobs import (
     baselines,
     prepare,
@@ -39,6 +41,7 @@ from components.jobs.common import (
 )
 from components.report import console as results_console
 from components.report import results_markdown
+from components.selection import SelectionReport
 from components.startup import configure
 from components.validation.report import DataValidationError
 from flows.common import ParamsOption, RootOption, run_from_cli, stage_task
@@ -46,6 +49,7 @@ from flows.common import ParamsOption, RootOption, run_from_cli, stage_task
 
 @stage_task
 def prepare_splits(params_path: str, root: str) -> Any:
+    """Stage ``prepare``; an unreadable source file fails the task with its message."""
     try:
         return prepare.run(load_checked_params(params_path), Path(root))
     except DataValidationError as error:  # a split file that cannot be read
@@ -54,6 +58,7 @@ def prepare_splits(params_path: str, root: str) -> Any:
 
 @stage_task
 def validate_splits(params_path: str, root: str) -> Any:
+    """Stage ``validate``; bad data fails the task with file, column, rule and examples."""
     try:
         return validate.run(load_checked_params(params_path), Path(root))
     except DataValidationError as error:
@@ -63,10 +68,17 @@ def validate_splits(params_path: str, root: str) -> Any:
 def _on_training_pool(params: Params, params_path: str, root: str, parameters: dict[str, Any]) -> None:
     """Runs the ``train`` deployment on the GPU pool and waits; the training writes its
     result under ``root``, which that pool's workers share."""
-    run = run_deployment(
-        params.orchestration.train_deployment,
-        parameters={"params_path": str(Path(params_path).resolve()), "root": str(Path(root).resolve()), **parameters},
-        timeout=None,
+    run = cast(
+        FlowRun,
+        run_deployment(
+            params.orchestration.train_deployment,
+            parameters={
+                "params_path": str(Path(params_path).resolve()),
+                "root": str(Path(root).resolve()),
+                **parameters,
+            },
+            timeout=None,
+        ),
     )
     state = run.state
     if state is None or not state.is_completed():
@@ -78,12 +90,15 @@ def _on_training_pool(params: Params, params_path: str, root: str, parameters: d
 
 @stage_task
 def train_baselines(params_path: str, root: str, parent_run_id: str) -> dict[str, Any]:
+    """Stage ``baselines``, each training in this process or on the GPU pool."""
     params = load_checked_params(params_path)
     if not params.orchestration.gpu_pool:
         return baselines.run(params, Path(root), parent_run_id)
 
     def on_pool(task_name: str) -> baselines.BaselineResult:
-        _on_training_pool(params, params_path, root, {"kind": "baseline", "task": task_name, "parent_run_id": parent_run_id})
+        _on_training_pool(
+            params, params_path, root, {"kind": "baseline", "task": task_name, "parent_run_id": parent_run_id}
+        )
         return baselines.BaselineResult.read(Path(root) / BASELINES_DIR / task_name / BASELINE_RESULT)
 
     return baselines.run(params, Path(root), parent_run_id, train_task=on_pool)
@@ -91,6 +106,7 @@ def train_baselines(params_path: str, root: str, parent_run_id: str) -> dict[str
 
 @stage_task
 def train_multitask(params_path: str, root: str, parent_run_id: str) -> dict[str, Any]:
+    """Stage ``train_mtl``, in this process or on the GPU pool."""
     params = load_checked_params(params_path)
     if params.orchestration.gpu_pool:
         _on_training_pool(params, params_path, root, {"kind": "mtl", "parent_run_id": parent_run_id})
@@ -100,11 +116,13 @@ def train_multitask(params_path: str, root: str, parent_run_id: str) -> dict[str
 
 @stage_task
 def select_checkpoint(params_path: str, root: str) -> Any:
+    """Stage ``select``."""
     return select.run(load_checked_params(params_path), Path(root))
 
 
 @stage_task
 def register_model(params_path: str, root: str, parent_run_id: str) -> Any:
+    """Stage ``register``."""
     return register.run(load_checked_params(params_path), Path(root), parent_run_id)
 
 
@@ -125,8 +143,8 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
     try:
         train_baselines(params_path, root, parent)
         train_multitask(params_path, root, parent)
-        selection = select_checkpoint(params_path, root)
-        registration = register_model(params_path, root, parent)
+        selection = cast(SelectionReport, select_checkpoint(params_path, root))
+        registration = cast(Registration, register_model(params_path, root, parent))
     except BaseException:
         tracking.end_run(parent, failed=True)
         raise
@@ -141,6 +159,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
 
 
 def main(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """``python -m flows.pipeline``."""
     run_from_cli(pipeline, params, root)
 
 

@@ -50,6 +50,7 @@ def main(
     params: Path = ParamsOption,
     root: Path = RootOption,
 ) -> None:
+    """``python -m flows.train``."""
     run_from_cli(train, params, root, kind, task)
 
 

@@ -40,8 +40,10 @@ def project_copy(root: Path, raw_params: dict, packages: tuple[str, ...], files:
     env = os.environ | {
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
     }
     dvc = str(VENV_BIN / "dvc")
     for command in (
@@ -70,11 +72,13 @@ def tiny_params_dict() -> dict:
     return raw
 
 
-
 NAMES = ["John", "Mary", "Ahmed", "Li", "Sara", "Pedro", "Anna", "Kofi", "Yuki", "Omar", "Lena", "Ivan"]
 CITIES = ["Paris", "Lagos", "Lima", "Oslo", "Delhi", "Cairo", "Quito", "Hanoi", "Seoul", "Tunis", "Rome", "Dakar"]
-TEMPLATES = [("{n} lives in {c} .", "B-PER O O B-LOC O"), ("In {c} , {n} smiled", "O B-LOC O B-PER O"),
-             ("{n} flew to {c} today", "B-PER O O B-LOC O")]
+TEMPLATES = [
+    ("{n} lives in {c} .", "B-PER O O B-LOC O"),
+    ("In {c} , {n} smiled", "O B-LOC O B-PER O"),
+    ("{n} flew to {c} today", "B-PER O O B-LOC O"),
+]
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SPLIT_ROWS = {"train": 120, "val": 30, "test": 30}
 
@@ -96,10 +100,19 @@ def write_squad(path: Path, rows: int, seed: int, unanswerable_share: float = 0.
         name, city = NAMES[rng.integers(len(NAMES))], CITIES[rng.integers(len(CITIES))]
         context = f"{name} was born in {city} and works there."
         if rng.random() < unanswerable_share:
-            qa = {"id": f"q{seed}-{index}", "question": f"Where was {name} married?", "answers": [], "is_impossible": True}
+            qa = {
+                "id": f"q{seed}-{index}",
+                "question": f"Where was {name} married?",
+                "answers": [],
+                "is_impossible": True,
+            }
         else:
-            qa = {"id": f"q{seed}-{index}", "question": f"Where was {name} born?",
-                  "answers": [{"text": city, "answer_start": context.index(city)}], "is_impossible": False}
+            qa = {
+                "id": f"q{seed}-{index}",
+                "question": f"Where was {name} born?",
+                "answers": [{"text": city, "answer_start": context.index(city)}],
+                "is_impossible": False,
+            }
         paragraphs.append({"context": context, "qas": [qa]})
     path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "people", "paragraphs": paragraphs}]}))
 
@@ -114,7 +127,9 @@ def shapes(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     for i in range(rows):
         r = int(rng.integers(3, size // 4))
         cy, cx = (int(v) for v in rng.integers(r, size - r, size=2))
-        region = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if i % 2 == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        region = (
+            (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if i % 2 == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        )
         images[i][region] = 200
         masks[i][region] = 1 if i % 2 == 0 else 2
     return images, masks
@@ -141,9 +156,7 @@ def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
             "left_half": [int(xs[c].mean() < size / 2) for c in cells],
             "top_half": [int(ys[c].mean() < size / 2) for c in cells],
         }
-    ).to_csv(
-        directory / "labels.csv", index=False
-    )
+    ).to_csv(directory / "labels.csv", index=False)
 
 
 def base_dict(name: str) -> dict:
@@ -166,7 +179,9 @@ def text_datasets_dict(root: Path) -> dict:
     bounds = {"train": (0, 160), "val": (160, 200), "test": (200, 240)}
     (root / "raw").mkdir(exist_ok=True)
     for index, split in enumerate(("train", "val", "test")):
-        tweets.iloc[slice(*bounds[split])].to_parquet(root / f"raw/tweets_{split}.parquet")  # some tweets hold a bare \r
+        tweets.iloc[slice(*bounds[split])].to_parquet(
+            root / f"raw/tweets_{split}.parquet"
+        )  # some tweets hold a bare \r
         write_conll(root / f"raw/ner_{split}.conll", SPLIT_ROWS[split], seed=10 + index)
         write_squad(root / f"raw/qa_{split}.json", SPLIT_ROWS[split], seed=20 + index)
     raw = base_dict("tiny-text-datasets")
@@ -189,8 +204,15 @@ def text_datasets_dict(root: Path) -> dict:
         task["max_relative_regression"] = 10.0
     raw["model"] = {
         "backbone": "text_transformer",
-        "text_transformer": {"vocab_size": 300, "max_length": 24, "d_model": 32, "heads": 2, "layers": 1,
-                             "feedforward": 64, "dropout": 0.0},
+        "text_transformer": {
+            "vocab_size": 300,
+            "max_length": 24,
+            "d_model": 32,
+            "heads": 2,
+            "layers": 1,
+            "feedforward": 64,
+            "dropout": 0.0,
+        },
     }
     raw["training"]["sampling"] = "temperature"
     return raw
@@ -203,7 +225,9 @@ def images_dict(root: Path, size: int = 32) -> dict:
         write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index)
     raw = base_dict("tiny-segmentation")
     raw["data"] = {
-        "source": "files", "dir": "data", "canvas_size": size,
+        "source": "files",
+        "dir": "data",
+        "canvas_size": size,
         "files": {s: f"raw/{s}" for s in ("train", "val", "test")},
     }
     raw["tasks"] = {
@@ -250,3 +274,41 @@ def targets(frame, config, encoder=None):
     from components.tasks import build_task
 
     return build_task("task", config).targets(frame, encoder)
+
+
+def iris_dict(tmp_path: Path) -> dict:
+    """Iris from scikit-learn as CSV files: species (3 classes) and petal width (regression)
+    from the other three measurements."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame.rename(
+        columns={
+            "sepal length (cm)": "sepal_length",
+            "sepal width (cm)": "sepal_width",
+            "petal length (cm)": "petal_length",
+            "petal width (cm)": "petal_width",
+            "target": "species",
+        }
+    )
+    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    files = {}
+    for split, part in {"train": frame[:100], "val": frame[100:125], "test": frame[125:]}.items():
+        files[split] = f"tables/{split}.csv"
+        (tmp_path / "tables").mkdir(exist_ok=True)
+        part.to_csv(tmp_path / files[split], index=False)
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"] = {
+        "source": "files",
+        "dir": "data",
+        "files": files,
+        "input": {"kind": "features", "columns": ["sepal_length", "sepal_width", "petal_length"]},
+    }
+    raw["tasks"] = {
+        "species": {"type": "classification", "label": "species", "num_classes": 3},
+        "petal_width": {"type": "regression", "label": "petal_width"},
+    }
+    raw["model"].update(backbone="mlp", sharing="cross_stitch", mlp={"hidden": [16, 16], "dropout": 0.0})
+    raw["training"].update(epochs=3, batch_size=32, lr=0.01)
+    raw["validation"].update(min_rows={"train": 50, "val": 10, "test": 10}, min_class_share=0.1, max_class_share=0.6)
+    raw["registry"] = {"model_name": "tiny-iris", "experiment": "tiny-iris"}
+    return accepting(raw)

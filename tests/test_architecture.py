@@ -58,7 +58,9 @@ def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
             # `from components.jobs import prepare` imports the submodule
-            found |= {f"{node.module}.{alias.name}" for alias in node.names if module_file(f"{node.module}.{alias.name}")}
+            found |= {
+                f"{node.module}.{alias.name}" for alias in node.names if module_file(f"{node.module}.{alias.name}")
+            }
     return {name for name in found if name.split(".")[0] == "components" and module_file(name)}
 
 
@@ -79,8 +81,14 @@ def closure(start: set[str]) -> set[Path]:
             continue
         seen.add(name)
         if name != "components.cli":
-            todo += [m for imported in imported_modules(module_file(name)) for m in with_packages(imported)]
-    return {module_file(name).relative_to(REPO) for name in seen if not is_docstring_only(module_file(name))}
+            todo += [m for imported in imported_modules(existing(name)) for m in with_packages(imported)]
+    return {existing(name).relative_to(REPO) for name in seen if not is_docstring_only(existing(name))}
+
+
+def existing(name: str) -> Path:
+    path = module_file(name)
+    assert path is not None, name
+    return path
 
 
 def is_docstring_only(path: Path) -> bool:

@@ -40,7 +40,9 @@ def test_unknown_key_inside_a_task_lists_task_keys(tmp_path):
 def test_unknown_choice_lists_valid_choices(tmp_path):
     raw = tiny_params_dict()
     raw["tasks"]["left"]["type"] = "segmentaton"
-    with pytest.raises(ParamsError, match=r"tasks\.left: unknown type 'segmentaton'; valid: classification, multilabel, regression"):
+    with pytest.raises(
+        ParamsError, match=r"tasks\.left: unknown type 'segmentaton'; valid: classification, multilabel, regression"
+    ):
         load_checked_params(write(tmp_path, raw))
 
 

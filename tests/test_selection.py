@@ -83,7 +83,9 @@ def test_the_one_rule_at_its_boundary():
 
 def test_selection_report_round_trips_through_json():
     choice = choose_checkpoint([Candidate("e1", 1, {"left": 0.82, "sum": 1.9})], BASELINE, OBJECTIVES, 0.0)
-    report = SelectionReport.build(choice, "ab12", OBJECTIVES, {"left": 0.81, "sum": 1.95}, {"left": 0.8, "sum": 2.0}, 0.0)
+    report = SelectionReport.build(
+        choice, "ab12", OBJECTIVES, {"left": 0.81, "sum": 1.95}, {"left": 0.8, "sum": 2.0}, 0.0
+    )
     again = SelectionReport.from_dict(report.to_dict())
     assert again == report
     assert again.tasks["sum"].higher_is_better is False and again.test_metrics() == {"left": 0.81, "sum": 1.95}

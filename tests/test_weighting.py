@@ -48,7 +48,10 @@ def test_dwa_weights_from_loss_histories():
         assert weights_for(weighting, torch.tensor(epoch_losses)).tolist() == pytest.approx([1.0, 1.0])
         weighting.end_epoch()
     # w = L(t-1)/L(t-2) = [0.5, 1.0]; λ = K·softmax(w/T) with K=2, T=2
-    expected = [2 * math.exp(0.25) / (math.exp(0.25) + math.exp(0.5)), 2 * math.exp(0.5) / (math.exp(0.25) + math.exp(0.5))]
+    expected = [
+        2 * math.exp(0.25) / (math.exp(0.25) + math.exp(0.5)),
+        2 * math.exp(0.5) / (math.exp(0.25) + math.exp(0.5)),
+    ]
     assert weights_for(weighting, torch.tensor([0.3, 0.3])).tolist() == pytest.approx(expected, rel=1e-5)
 
 

@@ -20,9 +20,9 @@ rows, and a ``dataset`` column says which input each row carries.
 
 Example::
 
-    >>> encoder = load_encoder(params, encoder_dir(Path("data")))
-    >>> encoder.encode(frame).shape
-    torch.Size([128, 64])
+    >>> frame = pd.DataFrame(0, index=range(2), columns=pixel_columns(36))
+    >>> PixelEncoder(canvas_size=36).encode(frame).shape
+    torch.Size([2, 1, 36, 36])
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,7 @@ IGNORE = -1  # target of positions and rows a loss skips
 
 
 def pixel_columns(canvas_size: int) -> list[str]:
+    """The pixel column names of a ``canvas_size``² image."""
     return [f"{PIXEL_PREFIX}{i:04d}" for i in range(canvas_size * canvas_size)]
 
 
@@ -61,6 +63,7 @@ def canvas_side(frame: pd.DataFrame) -> int:
 
 
 def spec_columns(spec: InputConfig, canvas_size: int) -> list[str]:
+    """The columns one input reads."""
     return pixel_columns(canvas_size) if spec.kind == "pixels" else list(spec.columns)
 
 
@@ -104,7 +107,7 @@ def is_missing(value: object) -> bool:
     return value is None or (np.isscalar(value) and pd.isna(value))
 
 
-def _words(value: object) -> list[str]:
+def _words(value: Any) -> list[str]:
     return [] if is_missing(value) else [str(w) for w in value]
 
 
@@ -121,8 +124,11 @@ class TextEncoder(InputEncoder):
             raise ValueError(f"{tokenizer_path}: the backbones take token id 0 as padding, but {PAD} is not 0")
         if self.kind == "text_pair" and self.tokenizer.token_to_id(CLS) is None:
             raise ValueError(f"{tokenizer_path}: text_pair input needs {CLS} and {SEP}; run prepare again")
-        self.tokenizer.enable_truncation(max_length, strategy="only_second" if self.kind == "text_pair" else "longest_first")
+        self.tokenizer.enable_truncation(
+            max_length, strategy="only_second" if self.kind == "text_pair" else "longest_first"
+        )
         self.tokenizer.enable_padding(pad_id=0, pad_token=PAD, length=max_length)
+        self.max_length = max_length
 
     def encodings(self, frame: pd.DataFrame) -> list:
         """The tokenizer's encodings of the rows: ids, and the word ids and character
@@ -133,13 +139,15 @@ class TextEncoder(InputEncoder):
         return self.tokenizer.encode_batch(list(zip(*texts)) if self.kind == "text_pair" else texts[0])
 
     def encode(self, frame: pd.DataFrame) -> Tensor:
-        return torch.tensor([encoding.ids for encoding in self.encodings(frame)], dtype=torch.long).reshape(len(frame), -1)
+        return torch.tensor([encoding.ids for encoding in self.encodings(frame)], dtype=torch.long).reshape(
+            len(frame), -1
+        )
 
     def word_tag_targets(self, frame: pd.DataFrame, column: str, tags: list[str]) -> Tensor:
         """Tag index at each word's first sub-word token, ``IGNORE`` elsewhere (other
         sub-words, specials, padding) and on rows without tags."""
         index = {tag: i for i, tag in enumerate(tags)}
-        targets = torch.full((len(frame), self.tokenizer.padding["length"]), IGNORE, dtype=torch.long)
+        targets = torch.full((len(frame), self.max_length), IGNORE, dtype=torch.long)
         for row, (positions, row_tags) in enumerate(zip(self.first_subwords(frame), frame[column])):
             for position, tag in zip(positions, _words(row_tags)):
                 targets[row, position] = index[tag]
@@ -172,7 +180,8 @@ class TextEncoder(InputEncoder):
                 continue
             first, last = int(start), int(start) + len(str(text)) - 1
             in_context = [
-                (position, offsets) for position, (sequence, offsets) in enumerate(zip(encoding.sequence_ids, encoding.offsets))
+                (position, offsets)
+                for position, (sequence, offsets) in enumerate(zip(encoding.sequence_ids, encoding.offsets))
                 if sequence == 1
             ]
             starts = [p for p, (a, b) in in_context if a <= first < b]
@@ -214,7 +223,9 @@ class DatasetsEncoder(InputEncoder):
 
     def rows_of(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if DATASET_COLUMN not in frame.columns:
-            raise ValueError(f"rows from several datasets need a {DATASET_COLUMN!r} column: one of {', '.join(self.encoders)}")
+            raise ValueError(
+                f"rows from several datasets need a {DATASET_COLUMN!r} column: one of {', '.join(self.encoders)}"
+            )
         unknown = sorted(set(frame[DATASET_COLUMN].astype(str)) - set(self.encoders))
         if unknown:
             raise ValueError(f"unknown {DATASET_COLUMN} value(s) {unknown}; valid: {', '.join(self.encoders)}")
@@ -229,7 +240,9 @@ class DatasetsEncoder(InputEncoder):
             inputs[torch.from_numpy(rows)] = encoded[name]
         return inputs
 
-    def per_dataset(self, frame: pd.DataFrame, dataset: str, build: Callable[[InputEncoder, pd.DataFrame], Tensor]) -> Tensor:
+    def per_dataset(
+        self, frame: pd.DataFrame, dataset: str, build: Callable[[InputEncoder, pd.DataFrame], Tensor]
+    ) -> Tensor:
         """``build`` on the rows of ``dataset``; ``IGNORE`` on the rows of the others."""
         rows = self.rows_of(frame)[dataset]
         part = build(self.encoders[dataset], frame.iloc[rows])
@@ -321,7 +334,9 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
 def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEncoder:
     if spec.kind in TEXT_INPUTS:
         model = params.model
-        max_length = model.hf_encoder.max_length if model.backbone == "hf_encoder" else model.text_transformer.max_length
+        max_length = (
+            model.hf_encoder.max_length if model.backbone == "hf_encoder" else model.text_transformer.max_length
+        )
         return TextEncoder(spec, directory / TOKENIZER_FILE, max_length)
     if spec.kind == "features":
         return FeatureEncoder(spec.columns, directory / FEATURES_FILE)
@@ -331,5 +346,7 @@ def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEnc
 def load_encoder(params: Params, directory: Path) -> InputEncoder:
     """The encoder of the inputs, with what :func:`fit_encoder` wrote to ``directory``."""
     if params.data.datasets:
-        return DatasetsEncoder({name: _encoder_for(d.input, params, directory) for name, d in params.data.datasets.items()})
+        return DatasetsEncoder(
+            {name: _encoder_for(d.input, params, directory) for name, d in params.data.datasets.items()}
+        )
     return _encoder_for(params.data.input, params, directory)

@@ -19,8 +19,11 @@ Training takes the first answer of each SQuAD question (dev files list several).
 
 Example::
 
-    >>> read_split_file(Path("ner/train.conll")).columns.tolist()
-    ['tokens', 'tags']
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "train.conll"
+    >>> _ = path.write_text("EU NNP B-ORG\\nrejects VBZ O\\n")
+    >>> read_split_file(path).to_dict("records")
+    [{'tokens': ['EU', 'rejects'], 'tags': ['B-ORG', 'O']}]
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def read_split_file(path: Path, canvas_size: int | None = None) -> pd.DataFrame:
 
 
 def read_conll(path: Path) -> pd.DataFrame:
+    """A CoNLL-2003 file: one row per sentence with its words and tags."""
     sentences: list[tuple[list[str], list[str]]] = []
     words: list[str] = []
     tags: list[str] = []
@@ -89,9 +93,15 @@ def read_conll(path: Path) -> pd.DataFrame:
 
 
 def read_squad(path: Path) -> pd.DataFrame:
+    """A SQuAD v1.1/v2.0 file: one row per question, with its first answer."""
     try:
         articles = json.loads(path.read_text(encoding="utf-8"))["data"]
-        rows = [_squad_row(paragraph, qa) for article in articles for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+        rows = [
+            _squad_row(paragraph, qa)
+            for article in articles
+            for paragraph in article["paragraphs"]
+            for qa in paragraph["qas"]
+        ]
     except (json.JSONDecodeError, KeyError, TypeError, IndexError) as error:
         raise FileFormatError(
             path, f"not SQuAD JSON (data → paragraphs → context, qas → id, question, answers): {error!r}"
@@ -113,17 +123,21 @@ def _squad_row(paragraph: dict, qa: dict) -> dict:
 
 
 def images_frame(images: np.ndarray, masks: np.ndarray, source: str, canvas_size: int | None) -> pd.DataFrame:
+    """Images and masks as pixel columns and one flat mask per row."""
     if images.ndim != 3 or images.shape != masks.shape:
         raise FileFormatError(source, f"images and masks must both be (N, H, W); got {images.shape} and {masks.shape}")
     side = images.shape[1]
     if images.shape[2] != side or (canvas_size is not None and side != canvas_size):
-        raise FileFormatError(source, f"images are {images.shape[1]}x{images.shape[2]}; data.canvas_size is {canvas_size}")
+        raise FileFormatError(
+            source, f"images are {images.shape[1]}x{images.shape[2]}; data.canvas_size is {canvas_size}"
+        )
     frame = pd.DataFrame(images.reshape(len(images), -1).astype(np.uint8), columns=pixel_columns(side))
     frame[MASK_COLUMN] = list(masks.reshape(len(masks), -1).astype(np.int64))
     return frame
 
 
 def read_npz(path: Path, canvas_size: int | None) -> pd.DataFrame:
+    """Arrays ``images`` and ``masks`` (and any (N,) label arrays) of one ``.npz`` file."""
     arrays = np.load(path)
     missing = {"images", "masks"} - set(arrays.files)
     if missing:
@@ -137,6 +151,7 @@ def read_npz(path: Path, canvas_size: int | None) -> pd.DataFrame:
 
 
 def read_png_dir(path: Path, canvas_size: int | None) -> pd.DataFrame:
+    """``images/*.png`` and ``masks/*.png`` paired by name, plus an optional ``labels.csv``."""
     from PIL import Image
 
     images = sorted((path / "images").glob("*.png"))

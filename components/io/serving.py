@@ -26,11 +26,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
 
 from components.config import Params
 from components.data.encoders import load_encoder
@@ -42,7 +42,9 @@ SPEC = "spec"
 INPUTS = "inputs"
 
 
-def write_model_files(checkpoint: dict[str, Any], params: Params, directory: Path, fitted_inputs: Path) -> dict[str, str]:
+def write_model_files(
+    checkpoint: dict[str, Any], params: Params, directory: Path, fitted_inputs: Path
+) -> dict[str, str]:
     """Weights-only state dict, the parameters that rebuild the network, and what the input
     encoder fitted on the training split (``fitted_inputs``: tokenizer, feature statistics,
     a pretrained encoder's config), as pyfunc artifacts."""
@@ -58,8 +60,13 @@ def write_model_files(checkpoint: dict[str, Any], params: Params, directory: Pat
     return {WEIGHTS: str(weights), SPEC: str(spec), INPUTS: str(inputs)}
 
 
-class MultiTaskPyfunc(mlflow.pyfunc.PythonModel):
+class MultiTaskPyfunc(PythonModel):
     """The registered model: encodes a request, runs the backbone once, answers per task."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Nothing: ``load_context`` builds everything from the artifacts, so a pickle holds
+        only this class's path and survives any refactoring behind it."""
+        return {}
 
     def load_context(self, context: Any) -> None:
         """Rebuilds encoder, tasks and network from the version's artifacts."""

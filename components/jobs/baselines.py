@@ -85,11 +85,22 @@ def train_one(
     splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks)
     metric = tasks[task_name].metric_name
-    with training_run(parent_run_id, f"baseline-{task_name}", training_params(baseline) | {"task": task_name}) as run_id:
+    with training_run(
+        parent_run_id, f"baseline-{task_name}", training_params(baseline) | {"task": task_name}
+    ) as run_id:
         history = train(
-            model, tasks, splits["train"], splits["val"], baseline.training, params.seed, directory,
-            keep_best_for=task_name, label=f"baseline {task_name}",
-            on_epoch=lambda record: tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None,
+            model,
+            tasks,
+            splits["train"],
+            splits["val"],
+            baseline.training,
+            params.seed,
+            directory,
+            keep_best_for=task_name,
+            label=f"baseline {task_name}",
+            on_epoch=lambda record: (
+                tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None
+            ),
         )
         if run_id is None:  # not rank 0: that process reports
             return None
@@ -99,8 +110,13 @@ def train_one(
         test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
         tracking.log_metrics(run_id, {f"test.{task_name}.{metric}": test})
     result = BaselineResult(
-        task=task_name, metric=metric, best_epoch=best["epoch"], val=best["val_metrics"][task_name], test=test,
-        run_id=run_id, curve=[r.val_metrics[task_name] for r in history],
+        task=task_name,
+        metric=metric,
+        best_epoch=best["epoch"],
+        val=best["val_metrics"][task_name],
+        test=test,
+        run_id=run_id,
+        curve=[r.val_metrics[task_name] for r in history],
     )
     # on disk too: a training on another worker or under torchrun hands its result back this way
     write_json(directory / BASELINE_RESULT, asdict(result))

@@ -99,13 +99,15 @@ def run_method(
     model = seeded_model(run_params, tasks)
     label = f"{method_label(weighting, gradient, sampling)} seed {seed}"
     with tempfile.TemporaryDirectory() as scratch:
-        history = train(model, tasks, splits["train"], splits["val"], training, seed, Path(scratch), label=label, log=log)
+        history = train(
+            model, tasks, splits["train"], splits["val"], training, seed, Path(scratch), label=label, log=log
+        )
         # the checkpoint `select` would choose, on validation
         candidates = [Candidate(str(r.checkpoint), r.epoch, r.val_metrics) for r in history]
         baseline_val = {name: baseline[name]["val"] for name in tasks}
         chosen = choose_checkpoint(candidates, baseline_val, goals, params.selection.min_delta_m).chosen
         record = next(r for r in history if r.checkpoint == chosen.checkpoint)
-        model.load_state_dict(load_checkpoint(Path(scratch) / record.checkpoint, record.sha256)["model"])
+        model.load_state_dict(load_checkpoint(Path(scratch) / str(record.checkpoint), record.sha256)["model"])
     device = resolve_device(training.device)
     test = evaluate(model.to(device), tasks, splits["test"], training.batch_size, device)
     changes = compare_tasks(test, {name: baseline[name]["test"] for name in tasks}, goals)
@@ -183,7 +185,11 @@ def methods_markdown(summaries: list[MethodSummary], goals: dict[str, Objective]
     for s in summaries:
         cells = [s.method, str(s.seeds)]
         cells += [f"{s.test_mean[t]:.4f} ± {s.test_std[t]:.4f}" for t in tasks]
-        cells += [f"{s.delta_m_mean:+.2%} ± {s.delta_m_std:.2%}", f"{s.step_seconds * 1000:.1f} ms", f"{s.peak_memory_mb:.0f}"]
+        cells += [
+            f"{s.delta_m_mean:+.2%} ± {s.delta_m_std:.2%}",
+            f"{s.step_seconds * 1000:.1f} ms",
+            f"{s.peak_memory_mb:.0f}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -40,6 +40,8 @@ def champion_health(params: Params, root: Path) -> tuple[str, list[TaskCompariso
     goals = objectives(params)
     missing = [name for name in goals if name not in reference]
     if missing:
-        raise registry.RegistryError(f"{params.registry.model_name} v{version} has no recorded test.{missing[0]} metric")
+        raise registry.RegistryError(
+            f"{params.registry.model_name} v{version} has no recorded test.{missing[0]} metric"
+        )
     measured = score_version(params, version, canary_frame(params, root))
     return version, list(compare_tasks(measured, reference, goals).values())

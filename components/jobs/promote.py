@@ -53,7 +53,9 @@ def run(params: Params, root: Path, version: str, force: bool = False, reason: s
         f"v{version}", 0, candidate, {t: baseline[t]["test"] for t in goals}, goals, params.selection.min_delta_m
     )
     if not policy.accepted:
-        detail = ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in policy.failures()) or f"Δm {policy.delta_m:+.2%}"
+        detail = (
+            ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in policy.failures()) or f"Δm {policy.delta_m:+.2%}"
+        )
         decision = PromotionDecision(False, f"fails the policy against the baselines: {detail}")
     else:
         decision = promotion_decision("accepted", candidate, champion, goals, champion_version)

@@ -41,9 +41,7 @@ def refresh_data(params: Params, root: Path) -> str:
         source = (root / str(refresh.path)).resolve()
         missing = [split for split in SPLITS if not split_path(source, split).exists()]
         if missing:
-            raise OperationError(
-                f"{source}: refresh.path lacks {', '.join(f'{split}.parquet' for split in missing)}"
-            )
+            raise OperationError(f"{source}: refresh.path lacks {', '.join(f'{split}.parquet' for split in missing)}")
         data_dir.mkdir(parents=True, exist_ok=True)
         for split in SPLITS:
             shutil.copyfile(split_path(source, split), split_path(data_dir, split))
@@ -79,7 +77,9 @@ def retrain_decision(params: Params, root: Path) -> RetrainDecision:
     ]
     if changed:
         return RetrainDecision(True, f"changed since v{number}: {'; '.join(changed)}", version, params_hash)
-    return RetrainDecision(False, f"data {version} and params {params_hash} unchanged since v{number}", version, params_hash)
+    return RetrainDecision(
+        False, f"data {version} and params {params_hash} unchanged since v{number}", version, params_hash
+    )
 
 
 def push_artifacts(params: Params, root: Path) -> str:

@@ -35,7 +35,7 @@ from components.training.checkpoints import load_checkpoint
 
 def methods(params: Params) -> dict[str, str]:
     """The MTL methods a model card names."""
-    named = {
+    named: dict[str, str] = {
         "sharing": params.model.sharing,
         "loss weighting": params.training.loss_weighting,
         "gradient": params.training.gradient,
@@ -55,7 +55,11 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     test = selection.test_metrics()
     champion = registry.current_champion(name)
     decision = promotion_decision(
-        selection.verdict, test, champion[1] if champion else None, objectives(params), champion[0] if champion else None
+        selection.verdict,
+        test,
+        champion[1] if champion else None,
+        objectives(params),
+        champion[0] if champion else None,
     )
     test_frame = read_split(root / params.data.dir, "test")
     # a few rows of every dataset, so the signature holds every input column
@@ -96,8 +100,14 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     tracker.log_text(parent_run_id, card, "model_card.md")
     aliases = registry.apply_aliases(name, version, decision)
     result = registry.Registration(
-        model_name=name, version=version, aliases=aliases, champion_moved=decision.promote, reason=decision.reason,
-        run_id=parent_run_id, model_uri=f"models:/{name}@{registry.CHALLENGER}", tags=tags,
+        model_name=name,
+        version=version,
+        aliases=aliases,
+        champion_moved=decision.promote,
+        reason=decision.reason,
+        run_id=parent_run_id,
+        model_uri=f"models:/{name}@{registry.CHALLENGER}",
+        tags=tags,
     )
     write_json(root / REGISTRATION_REPORT, asdict(result))
     return result
@@ -117,5 +127,3 @@ def pip_requirements() -> list[str]:
         f"pydantic=={pydantic.__version__}",
         f"mlflow=={mlflow.__version__}",
     ]
-
-

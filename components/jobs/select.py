@@ -46,11 +46,17 @@ def run(params: Params, root: Path) -> SelectionReport:
         return evaluate(model, tasks, splits[split], params.training.batch_size, device)
 
     candidates = [Candidate(e["checkpoint"], e["epoch"], metrics_of(e, "val")) for e in manifest]
-    choice = choose_checkpoint(candidates, {name: baseline[name]["val"] for name in tasks}, goals, params.selection.min_delta_m)
+    choice = choose_checkpoint(
+        candidates, {name: baseline[name]["val"] for name in tasks}, goals, params.selection.min_delta_m
+    )
     chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
     report = SelectionReport.build(
-        choice, chosen_entry["sha256"], goals, metrics_of(chosen_entry, "test"),
-        {name: baseline[name]["test"] for name in tasks}, params.selection.min_delta_m,
+        choice,
+        chosen_entry["sha256"],
+        goals,
+        metrics_of(chosen_entry, "test"),
+        {name: baseline[name]["test"] for name in tasks},
+        params.selection.min_delta_m,
     )
     write_json(root / SELECTION_REPORT, report.to_dict())
     print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")

@@ -1,6 +1,6 @@
 """``mtl summary``: the results table of the last run, its registration and stage timings.
 
-    $ mtl summary
+$ mtl summary
 """
 
 from __future__ import annotations

@@ -45,8 +45,17 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     with training_run(parent_run_id, name, training_params(params)) as run_id:
         history = train(
-            model, tasks, splits["train"], splits["val"], params.training, params.seed, root / MTL_DIR, label="mtl",
-            on_epoch=lambda record: tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None,
+            model,
+            tasks,
+            splits["train"],
+            splits["val"],
+            params.training,
+            params.seed,
+            root / MTL_DIR,
+            label="mtl",
+            on_epoch=lambda record: (
+                tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None
+            ),
         )
         if run_id is None:  # not rank 0: that process reports
             return {}

@@ -99,5 +99,6 @@ def launch(params: Params, root: Path, cli_args: list[str]) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         params_file = Path(scratch) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
-        distributed.launch([*cli_args, "--params", str(params_file), "--root", str(root.resolve())], params.training.devices)
-
+        distributed.launch(
+            [*cli_args, "--params", str(params_file), "--root", str(root.resolve())], params.training.devices
+        )

@@ -1,6 +1,6 @@
 """Stage ``validate``: pandera and Great Expectations on every split; Data Docs.
 
-    $ mtl validate           # exit 1 with file, column, rule and examples on bad data
+$ mtl validate           # exit 1 with file, column, rule and examples on bad data
 """
 
 from __future__ import annotations

@@ -1,7 +1,32 @@
-"""Networks: backbones, sharing strategies, and the builder that joins them to task heads."""
+"""Networks: backbones, sharing strategies, and the builder that joins them to task heads.
 
-from components.models.backbones import Backbone
+The classes are importable from here too: versions registered before this package existed
+pickled them as ``components.models.<Class>``.
+"""
+
+from components.models.backbones import (
+    Backbone,
+    CNNBackbone,
+    HFEncoderBackbone,
+    MLPBackbone,
+    StagedBackbone,
+    TextTransformerBackbone,
+)
 from components.models.build import build_model, flat_input_width
-from components.models.sharing import MultiTaskNetwork
+from components.models.sharing import CrossStitchModel, CrossStitchUnit, HardSharingModel, MMoEModel, MultiTaskNetwork
 
-__all__ = ["Backbone", "MultiTaskNetwork", "build_model", "flat_input_width"]
+__all__ = [
+    "Backbone",
+    "CNNBackbone",
+    "CrossStitchModel",
+    "CrossStitchUnit",
+    "HFEncoderBackbone",
+    "HardSharingModel",
+    "MLPBackbone",
+    "MMoEModel",
+    "MultiTaskNetwork",
+    "StagedBackbone",
+    "TextTransformerBackbone",
+    "build_model",
+    "flat_input_width",
+]

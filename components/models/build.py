@@ -71,7 +71,8 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
 
     def heads_of(width: int, dense_width: int) -> dict[str, nn.Module]:
         return {
-            name: task.head(dense_width if task.dense else width, params.data.canvas_size) for name, task in tasks.items()
+            name: task.head(dense_width if task.dense else width, params.data.canvas_size)
+            for name, task in tasks.items()
         }
 
     if config.backbone == "hf_encoder":  # its widths are known once it is loaded
@@ -88,6 +89,7 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
     if config.sharing == "cross_stitch":
         return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight, dense)
     if config.sharing == "mmoe":
-        gate_size = backbones[0].vocab_size if config.backbone == "hf_encoder" else flat_input_width(params)
+        first = backbones[0]
+        gate_size = first.vocab_size if isinstance(first, HFEncoderBackbone) else flat_input_width(params)
         return MMoEModel(backbones, heads, gate_size, dense)
     return HardSharingModel(backbones[0], heads, dense)

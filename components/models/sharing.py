@@ -24,11 +24,28 @@ Example::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
 from components.models.backbones import Backbone
+
+
+def _module(backbone: Backbone) -> nn.Module:
+    """Every backbone is an ``nn.Module`` as well as a :class:`Backbone`."""
+    assert isinstance(backbone, nn.Module)
+    return backbone
+
+
+def _backbone(module: nn.Module) -> Backbone:
+    return cast(Backbone, module)
+
+
+def _weight(layer: nn.Module) -> nn.Parameter:
+    weight = layer.weight
+    assert isinstance(weight, nn.Parameter)
+    return weight
 
 
 class MultiTaskNetwork(nn.Module, ABC):
@@ -72,17 +89,21 @@ def _last_shared_layer(backbone: Backbone, dense_tasks: frozenset[str]) -> nn.Mo
 class HardSharingModel(MultiTaskNetwork):
     """One backbone for every task (Caruana 1997)."""
 
-    def __init__(self, backbone: Backbone, heads: dict[str, nn.Module], dense_tasks: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, backbone: Backbone, heads: dict[str, nn.Module], dense_tasks: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__(heads, dense_tasks)
         self.backbone = backbone
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         dense = self.backbone.encode(inputs)
-        pooled = self.backbone.pool(dense, inputs) if set(tasks) - self.dense_tasks else None
+        if not set(tasks) - self.dense_tasks:
+            return {name: dense for name in tasks}
+        pooled = self.backbone.pool(dense, inputs)
         return {name: dense if name in self.dense_tasks else pooled for name in tasks}
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
-        return [_last_shared_layer(self.backbone, self.dense_tasks).weight]
+        return [_weight(_last_shared_layer(self.backbone, self.dense_tasks))]
 
 
 class CrossStitchUnit(nn.Module):
@@ -110,7 +131,7 @@ class CrossStitchModel(MultiTaskNetwork):
         dense_tasks: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(heads, dense_tasks)
-        self.columns = nn.ModuleDict(columns)
+        self.columns = nn.ModuleDict({name: _module(column) for name, column in columns.items()})
         n_stages = next(iter(columns.values())).num_stages
         self.units = nn.ModuleList(CrossStitchUnit(len(columns), self_weight) for _ in range(n_stages))
 
@@ -126,35 +147,42 @@ class CrossStitchModel(MultiTaskNetwork):
                 dense = dict(zip(names, activations))
                 if not pooled_wanted:
                     break
-            stacked = torch.stack([self.columns[n].run_stage(index, x, inputs) for n, x in zip(names, activations)])
+            stacked = torch.stack(
+                [_backbone(self.columns[n]).run_stage(index, x, inputs) for n, x in zip(names, activations)]
+            )
             activations = list(unit(stacked))
         pooled = dict(zip(names, activations))
         return {name: dense[name] if name in self.dense_tasks else pooled[name] for name in tasks}
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
         # dense tasks stop before the last unit
-        return [self.units[-2 if self.dense_tasks else -1].alpha]
+        return [cast(CrossStitchUnit, self.units[-2 if self.dense_tasks else -1]).alpha]
 
 
 class MMoEModel(MultiTaskNetwork):
     def __init__(
-        self, experts: list[Backbone], heads: dict[str, nn.Module], gate_size: int, dense_tasks: frozenset[str] = frozenset()
+        self,
+        experts: list[Backbone],
+        heads: dict[str, nn.Module],
+        gate_size: int,
+        dense_tasks: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(heads, dense_tasks)
-        self.experts = nn.ModuleList(experts)
+        self.experts = nn.ModuleList(_module(expert) for expert in experts)
         self.gates = nn.ModuleDict({name: nn.Linear(gate_size, len(experts)) for name in heads})
 
     def gate_weights(self, inputs: Tensor, task: str) -> Tensor:
-        return torch.softmax(self.gates[task](self.experts[0].gate_features(inputs)), dim=-1)
+        return torch.softmax(self.gates[task](_backbone(self.experts[0]).gate_features(inputs)), dim=-1)
 
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
-        dense = [expert.encode(inputs) for expert in self.experts]
+        experts = [_backbone(expert) for expert in self.experts]
+        dense = [expert.encode(inputs) for expert in experts]
         wanted = {name in self.dense_tasks for name in tasks}
         outputs = {}  # is_dense -> (E, B, ...) expert outputs
         if True in wanted:
             outputs[True] = torch.stack(dense)
         if False in wanted:
-            outputs[False] = torch.stack([expert.pool(d, inputs) for expert, d in zip(self.experts, dense)])
+            outputs[False] = torch.stack([expert.pool(d, inputs) for expert, d in zip(experts, dense)])
         return {
             name: torch.einsum("be,eb...->b...", self.gate_weights(inputs, name), outputs[name in self.dense_tasks])
             for name in tasks
@@ -164,4 +192,4 @@ class MMoEModel(MultiTaskNetwork):
         return super().task_parameters(task) + list(self.gates[task].parameters())
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
-        return [_last_shared_layer(expert, self.dense_tasks).weight for expert in self.experts]
+        return [_weight(_last_shared_layer(_backbone(expert), self.dense_tasks)) for expert in self.experts]

@@ -13,7 +13,9 @@ type               loss                                   primary metric (others
 ================== ====================================== ==================================
 
 Adding a type is one file with a :class:`~components.tasks.base.Task` subclass and one
-:func:`register_task_type` call (README, "Add your own task type").
+:func:`register_task_type` call (README, "Add your own task type"). The classes are
+importable from here too: versions registered before this package existed pickled them
+as ``components.tasks.<Class>``.
 
 Example::
 
@@ -27,10 +29,10 @@ from components.config import Params, ParamsError, TaskConfig
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.classification import ClassificationTask
 from components.tasks.multilabel import MultilabelTask
-from components.tasks.regression import RegressionTask
-from components.tasks.segmentation import SegmentationTask
-from components.tasks.span import SpanTask
-from components.tasks.tagging import TaggingTask
+from components.tasks.regression import RegressionTask, StandardizedRegressionHead
+from components.tasks.segmentation import SegmentationHead, SegmentationTask
+from components.tasks.span import SpanTask, SQuADSpanScore
+from components.tasks.tagging import SeqevalScore, TaggingTask
 
 TASK_TYPES: dict[str, type[Task]] = {}
 
@@ -82,4 +84,22 @@ def check_tasks(params: Params, source: str = "params.yaml") -> None:
         raise ParamsError("\n".join([f"{source}: invalid parameters", *problems]))
 
 
-__all__ = ["MISSING_CLASS", "TASK_TYPES", "Task", "build_task", "build_tasks", "check_tasks", "register_task_type"]
+__all__ = [
+    "MISSING_CLASS",
+    "TASK_TYPES",
+    "ClassificationTask",
+    "MultilabelTask",
+    "RegressionTask",
+    "SQuADSpanScore",
+    "SegmentationHead",
+    "SegmentationTask",
+    "SeqevalScore",
+    "SpanTask",
+    "StandardizedRegressionHead",
+    "TaggingTask",
+    "Task",
+    "build_task",
+    "build_tasks",
+    "check_tasks",
+    "register_task_type",
+]

@@ -75,13 +75,41 @@ class Task(ABC):
         self.name = name
         self.config = config
 
+    # --- typed views of the config keys the type's rules guarantee ----------------------
+
+    @property
+    def column(self) -> str:
+        """The one label column (types with ``label_count == 1``)."""
+        assert isinstance(self.config.label, str), "check_config guarantees one column"
+        return self.config.label
+
+    @property
+    def columns(self) -> list[str]:
+        """The label columns (types that take several)."""
+        return self.config.label_columns
+
+    @property
+    def num_classes(self) -> int:
+        """``num_classes`` (types whose ``keys`` include it)."""
+        assert self.config.num_classes is not None, "check_config guarantees num_classes"
+        return self.config.num_classes
+
+    @property
+    def tags(self) -> list[str]:
+        """``tags`` (types whose ``keys`` include it)."""
+        assert self.config.tags is not None, "check_config guarantees tags"
+        return self.config.tags
+
     # --- config rules -------------------------------------------------------------------
 
     @classmethod
     def check_config(cls, config: TaskConfig) -> None:
         """Raises ``ValueError`` when ``config`` does not fit this type; subclasses add rules."""
-        given = {"num_classes": config.num_classes is not None, "tags": config.tags is not None,
-                 "loss": config.loss != "mse"}
+        given = {
+            "num_classes": config.num_classes is not None,
+            "tags": config.tags is not None,
+            "loss": config.loss != "mse",
+        }
         for key, is_given in given.items():
             if is_given and key not in cls.keys:
                 raise ValueError(f"a {cls.type_name} task takes no {key}")
@@ -108,7 +136,7 @@ class Task(ABC):
         """The label columns a labeled row fills (checked for nulls by GX)."""
         return self.config.label_columns
 
-    def expectations(self, min_share: float, max_share: float, where: dict[str, str]) -> list[Any]:
+    def expectations(self, min_share: float, max_share: float, where: dict[str, Any]) -> list[Any]:
         """GX expectations on the label distribution of a split (none by default)."""
         return []
 
@@ -124,6 +152,7 @@ class Task(ABC):
     ) -> Tensor:
         """``build`` with the encoder of this task's dataset (targets aligned with tokens)."""
         if isinstance(encoder, DatasetsEncoder):
+            assert self.config.dataset is not None, "with several datasets every task names its own"
             return encoder.per_dataset(frame, self.config.dataset, build)
         return build(encoder, frame)
 
@@ -134,7 +163,7 @@ class Task(ABC):
         """The task's head on features of width ``in_features`` (channels for a feature
         map); ``image_size`` is the side of an input image, for heads that upsample."""
 
-    def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
+    def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:  # noqa: B027 - an optional hook
         """Fits anything the head needs from the training targets before training starts."""
 
     @abstractmethod
@@ -184,12 +213,12 @@ class Task(ABC):
 
     def answers(self, prediction: Tensor, frame: pd.DataFrame, encoder: InputEncoder) -> list[Any]:
         """One served answer per row of ``frame``; None on rows of other datasets."""
-        rows = list(range(len(frame)))
+        rows, own_encoder = list(range(len(frame))), encoder
         if isinstance(encoder, DatasetsEncoder):  # a task answers on its own dataset's rows
-            dataset = self.config.dataset
-            encoder, rows = encoder.encoders[dataset], encoder.rows_of(frame)[dataset].tolist()
+            dataset = str(self.config.dataset)
+            own_encoder, rows = encoder.encoders[dataset], encoder.rows_of(frame)[dataset].tolist()
         answers: list[Any] = [None] * len(frame)
-        for row, answer in zip(rows, self.row_answers(prediction, rows, frame.iloc[rows], encoder)):
+        for row, answer in zip(rows, self.row_answers(prediction, rows, frame.iloc[rows], own_encoder)):
             answers[row] = answer
         return answers
 

@@ -45,26 +45,30 @@ class ClassificationTask(Task):
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        classes = list(range(self.config.num_classes))
-        return LabelSchema({self.config.label: pa.Column("Int64", pa.Check.isin(classes), nullable=True)})
+        classes = list(range(self.num_classes))
+        return LabelSchema({self.column: pa.Column("Int64", pa.Check.isin(classes), nullable=True)})
 
-    def expectations(self, min_share: float, max_share: float, where: dict[str, str]) -> list[Any]:
+    def expectations(self, min_share: float, max_share: float, where: dict[str, Any]) -> list[Any]:
         import great_expectations.expectations as gxe
 
-        found = []
-        for label in range(self.config.num_classes):
+        found: list[Any] = []
+        for label in range(self.num_classes):
             # share of `label` >= min_share and <= max_share
-            found.append(gxe.ExpectColumnValuesToBeInSet(column=self.config.label, value_set=[label], mostly=min_share, **where))
             found.append(
-                gxe.ExpectColumnValuesToNotBeInSet(column=self.config.label, value_set=[label], mostly=1.0 - max_share, **where)
+                gxe.ExpectColumnValuesToBeInSet(column=self.column, value_set=[label], mostly=min_share, **where)
+            )
+            found.append(
+                gxe.ExpectColumnValuesToNotBeInSet(
+                    column=self.column, value_set=[label], mostly=1.0 - max_share, **where
+                )
             )
         return found
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
-        return torch.tensor(frame[self.config.label].fillna(MISSING_CLASS).to_numpy().astype(np.int64))
+        return torch.tensor(frame[self.column].fillna(MISSING_CLASS).to_numpy().astype(np.int64))
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
-        return nn.Linear(in_features, self.config.num_classes)
+        return nn.Linear(in_features, self.num_classes)
 
     def labeled(self, target: Tensor) -> Tensor:
         return target != MISSING_CLASS
@@ -73,7 +77,7 @@ class ClassificationTask(Task):
         return F.cross_entropy(output, target)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
-        classes = self.config.num_classes
+        classes = self.num_classes
         return {
             "accuracy": torchmetrics.classification.MulticlassAccuracy(classes, average="micro"),
             "macro_f1": torchmetrics.classification.MulticlassF1Score(classes, average="macro"),

@@ -10,7 +10,7 @@ Example::
     >>> import torch
     >>> from components.config import TaskConfig
     >>> task = MultilabelTask("topics", TaskConfig(type="multilabel", label=["a", "b"]))
-    >>> task.score(torch.tensor([[1, 0], [1, 1]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))["micro_f1"]
+    >>> round(task.score(torch.tensor([[1, 0], [1, 1]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]]))["micro_f1"], 4)
     0.8
 """
 
@@ -42,15 +42,15 @@ class MultilabelTask(Task):
 
     @property
     def num_labels(self) -> int:
-        return len(self.config.label)
+        return len(self.columns)
 
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        return LabelSchema({label: pa.Column("Int64", pa.Check.isin([0, 1]), nullable=True) for label in self.config.label})
+        return LabelSchema({label: pa.Column("Int64", pa.Check.isin([0, 1]), nullable=True) for label in self.columns})
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
-        return torch.tensor(frame[self.config.label].to_numpy(dtype=np.float32, na_value=np.nan))
+        return torch.tensor(frame[self.columns].to_numpy(dtype=np.float32, na_value=np.nan))
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
         return nn.Linear(in_features, self.num_labels)

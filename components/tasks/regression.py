@@ -32,6 +32,9 @@ from components.tasks.base import LabelSchema, Task, finite_check
 class StandardizedRegressionHead(nn.Module):
     """A linear layer whose output is the target in standardised units."""
 
+    target_mean: Tensor
+    target_std: Tensor
+
     def __init__(self, in_features: int) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, 1)
@@ -57,15 +60,16 @@ class RegressionTask(Task):
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        return LabelSchema({self.config.label: pa.Column(float, finite_check(), nullable=True)})
+        return LabelSchema({self.column: pa.Column(float, finite_check(), nullable=True)})
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
-        return torch.tensor(frame[self.config.label].to_numpy(dtype=np.float32, na_value=np.nan))
+        return torch.tensor(frame[self.column].to_numpy(dtype=np.float32, na_value=np.nan))
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
         return StandardizedRegressionHead(in_features)
 
     def prepare_head(self, head: nn.Module, train_targets: Tensor) -> None:
+        assert isinstance(head, StandardizedRegressionHead)
         labeled = train_targets[self.labeled(train_targets)].float()
         head.target_mean.fill_(labeled.mean())
         head.target_std.fill_(labeled.std().clamp_min(1e-6))
@@ -74,6 +78,7 @@ class RegressionTask(Task):
         return ~torch.isnan(target)
 
     def labeled_loss(self, head: nn.Module, output: Tensor, target: Tensor) -> Tensor:
+        assert isinstance(head, StandardizedRegressionHead)
         loss = F.l1_loss if self.config.loss == "l1" else F.mse_loss
         return loss(output, head.standardize(target))
 
@@ -81,4 +86,5 @@ class RegressionTask(Task):
         return {"mae": torchmetrics.MeanAbsoluteError()}
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
+        assert isinstance(head, StandardizedRegressionHead)
         return head.destandardize(output)

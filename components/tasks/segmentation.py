@@ -68,25 +68,25 @@ class SegmentationTask(Task):
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        classes, ignore = self.config.num_classes, self.config.ignore_index
+        classes, ignore = self.num_classes, self.config.ignore_index
         size, allowed = canvas_size**2, set(range(classes)) | {ignore}
         valid = pa.Check(
             lambda v: is_list(v) and len(v) == size and set(np.unique(v)) <= allowed,
             element_wise=True,
             name=f"mask_of_{size}_pixels_in[0..{classes - 1}|{ignore}]",
         )
-        return LabelSchema({self.config.label: pa.Column(object, valid, nullable=True)})
+        return LabelSchema({self.column: pa.Column(object, valid, nullable=True)})
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
         side, ignore = canvas_side(frame), self.config.ignore_index
-        masks = [np.full(side * side, ignore) if is_missing(m) else np.asarray(m) for m in frame[self.config.label]]
+        masks = [np.full(side * side, ignore) if is_missing(m) else np.asarray(m) for m in frame[self.column]]
         stacked = np.stack(masks) if masks else np.zeros((0, side * side))
         return torch.tensor(stacked, dtype=torch.long).reshape(-1, side, side)
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
         if image_size is None:
             raise ValueError(f"task {self.name!r}: a segmentation head needs the image size")
-        return SegmentationHead(in_features, self.config.num_classes, image_size)
+        return SegmentationHead(in_features, self.num_classes, image_size)
 
     def labeled(self, target: Tensor) -> Tensor:
         return (target != self.config.ignore_index).flatten(1).any(dim=1)
@@ -95,7 +95,7 @@ class SegmentationTask(Task):
         return F.cross_entropy(output, target, ignore_index=self.config.ignore_index)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
-        classes, ignore = self.config.num_classes, self.config.ignore_index
+        classes, ignore = self.num_classes, self.config.ignore_index
         return {
             "miou": torchmetrics.classification.MulticlassJaccardIndex(classes, ignore_index=ignore, average="macro"),
             "pixel_accuracy": torchmetrics.classification.MulticlassAccuracy(

@@ -12,8 +12,8 @@ Example::
     >>> import torch
     >>> from components.config import TaskConfig
     >>> task = SpanTask("qa", TaskConfig(type="span", label=["answer_start", "answer_text"]))
-    >>> task.score(torch.tensor([[3, 4], [0, 0]]), torch.tensor([[3, 5], [0, 0]]))["f1"]
-    0.8333...
+    >>> round(task.score(torch.tensor([[3, 4], [0, 0]]), torch.tensor([[3, 5], [0, 0]]))["f1"], 4)  # (0.8 + 1) / 2
+    0.9
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torchmetrics.text import SQuAD
 
 from components.config import InputConfig, TaskConfig
 from components.data.encoders import IGNORE, InputEncoder, TextEncoder
@@ -47,7 +48,7 @@ class SQuADSpanScore(torchmetrics.Metric):
     def __init__(self, score: str = "f1") -> None:
         super().__init__()
         self.score = score
-        self.squad = torchmetrics.text.SQuAD()
+        self.squad = SQuAD()
 
     @staticmethod
     def _as_text(span: list[int]) -> str:
@@ -56,7 +57,8 @@ class SQuADSpanScore(torchmetrics.Metric):
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
         offset = int(self.squad.total)
-        predictions, targets = [], []
+        predictions: list[dict[str, Any]] = []
+        targets: list[dict[str, Any]] = []
         for row, (predicted, gold) in enumerate(zip(prediction.tolist(), target.tolist())):
             key = str(offset + row)
             predictions.append({"prediction_text": self._as_text(predicted), "id": key})
@@ -90,7 +92,7 @@ class SpanTask(Task):
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        start, text = self.config.label
+        start, text = self.columns
         context = spec.columns[1]
 
         def answer_in_context(frame: pd.DataFrame) -> pd.Series:
@@ -109,12 +111,12 @@ class SpanTask(Task):
     def required_label_columns(self) -> list[str]:
         """The answer text: the start stays null for an unanswerable question (SQuAD 2.0),
         whose answer text is "" instead."""
-        return [self.config.label[1]]
+        return [self.columns[1]]
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
         def aligned(text: InputEncoder, rows: pd.DataFrame) -> Tensor:
             assert isinstance(text, TextEncoder)
-            return text.answer_targets(rows, *self.config.label)
+            return text.answer_targets(rows, *self.columns)
 
         return self.on_own_rows(frame, encoder, aligned)
 

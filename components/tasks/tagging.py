@@ -41,6 +41,9 @@ class SeqevalScore(torchmetrics.Metric):
     """
 
     full_state_update = False
+    predicted: list[Tensor]
+    gold: list[Tensor]
+    lengths: list[Tensor]
 
     def __init__(self, tags: list[str], score: str = "f1") -> None:
         super().__init__()
@@ -92,12 +95,14 @@ class TaggingTask(Task):
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
 
-        tags, words, column = set(self.config.tags), spec.columns[0], self.config.label
+        tags, words, column = set(self.tags), spec.columns[0], self.column
         valid = pa.Check(lambda v: is_list(v) and set(v) <= tags, element_wise=True, name=f"tags_in{sorted(tags)}")
 
         def one_tag_per_word(frame: pd.DataFrame) -> pd.Series:
             labeled = frame[column].map(is_list)
-            return ~labeled | frame.apply(lambda row: is_list(row[words]) and len(row[words]) == len(row[column]), axis=1)
+            return ~labeled | frame.apply(
+                lambda row: is_list(row[words]) and len(row[words]) == len(row[column]), axis=1
+            )
 
         check = pa.Check(one_tag_per_word, name=f"one_tag_per_word({column})")
         return LabelSchema({column: pa.Column(object, valid, nullable=True)}, [(check, [words, column])])
@@ -105,12 +110,12 @@ class TaggingTask(Task):
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
         def aligned(text: InputEncoder, rows: pd.DataFrame) -> Tensor:
             assert isinstance(text, TextEncoder)
-            return text.word_tag_targets(rows, self.config.label, self.config.tags)
+            return text.word_tag_targets(rows, self.column, self.tags)
 
         return self.on_own_rows(frame, encoder, aligned)
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
-        return nn.Linear(in_features, len(self.config.tags))  # applied at every token
+        return nn.Linear(in_features, len(self.tags))  # applied at every token
 
     def labeled(self, target: Tensor) -> Tensor:
         return (target != IGNORE).any(dim=1)
@@ -119,14 +124,17 @@ class TaggingTask(Task):
         return F.cross_entropy(output.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
-        return {"entity_f1": SeqevalScore(self.config.tags), "token_accuracy": SeqevalScore(self.config.tags, "accuracy")}
+        return {
+            "entity_f1": SeqevalScore(self.tags),
+            "token_accuracy": SeqevalScore(self.tags, "accuracy"),
+        }
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return output.argmax(dim=-1)
 
     def row_answers(self, prediction: Tensor, rows: list[int], own: pd.DataFrame, encoder: InputEncoder) -> list[Any]:
         assert isinstance(encoder, TextEncoder)
-        tags = self.config.tags
+        tags = self.tags
         return [
             [tags[i] for i in prediction[row, positions].tolist()]
             for row, positions in zip(rows, encoder.first_subwords(own))

@@ -16,6 +16,7 @@ Example::
     >>> context = current()            # rank 0 of 1 outside torchrun
     >>> context.mean(torch.tensor([1.0, 3.0]))
     tensor([1., 3.])
+
     $ torchrun --standalone --nproc_per_node 2 -m components.cli train-mtl   # what launch() runs
 """
 
@@ -71,11 +72,14 @@ class Context:
         for parameter in params:
             if parameter.grad is None:
                 parameter.grad = torch.zeros_like(parameter)
-        flat = self.mean(torch.cat([p.grad.reshape(-1) for p in params])) if params else None
+        if not params:
+            return
+        grads = [p.grad for p in params if p.grad is not None]  # every one, filled above
+        flat = self.mean(torch.cat([g.reshape(-1) for g in grads]))
         offset = 0
-        for parameter in params:
-            size = parameter.numel()
-            parameter.grad.copy_(flat[offset : offset + size].view_as(parameter))
+        for grad in grads:
+            size = grad.numel()
+            grad.copy_(flat[offset : offset + size].view_as(grad))
             offset += size
 
     def broadcast_from_main(self, module: nn.Module) -> None:
@@ -89,7 +93,11 @@ class Context:
             dist.barrier()
 
 
+SINGLE_PROCESS = Context()
+
+
 def current() -> Context:
+    """This process's place in the torchrun process group (rank 0 of 1 outside it)."""
     if dist.is_available() and dist.is_initialized():
         return Context(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
     return Context()
@@ -106,6 +114,7 @@ def init_from_env(device_setting: str) -> Context:
 
 
 def shutdown() -> None:
+    """Leaves the process group, if one was joined."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -113,8 +122,14 @@ def shutdown() -> None:
 def launch(cli_args: list[str], processes: int, cwd: Path | None = None) -> None:
     """Runs ``mtl <cli_args>`` in ``processes`` torchrun workers and waits for them."""
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-        "-m", "components.cli", *cli_args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "components.cli",
+        *cli_args,
     ]
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     sys.stdout.write(result.stdout)

@@ -41,7 +41,10 @@ def evaluate_all(
         for name, target in zip(names, targets):
             prediction = tasks[name].predict(model.heads[name], outputs[name]).cpu()
             tasks[name].update_metrics(metrics[name], prediction, target)
-    return {name: {key: float(metric.compute()) for key, metric in task_metrics.items()} for name, task_metrics in metrics.items()}
+    return {
+        name: {key: float(metric.compute()) for key, metric in task_metrics.items()}
+        for name, task_metrics in metrics.items()
+    }
 
 
 def primary_metrics(scores: dict[str, dict[str, float]], tasks: dict[str, Task]) -> dict[str, float]:

@@ -40,7 +40,9 @@ class TensorSplit:
             return self
         keep = torch.tensor([self.group_names.index(name) for name in sorted(n for n in names if n is not None)])
         rows = torch.isin(self.groups, keep)
-        return TensorSplit(self.inputs[rows], {k: v[rows] for k, v in self.targets.items()}, self.groups[rows], self.group_names)
+        return TensorSplit(
+            self.inputs[rows], {k: v[rows] for k, v in self.targets.items()}, self.groups[rows], self.group_names
+        )
 
 
 def make_loader(
@@ -49,7 +51,7 @@ def make_loader(
     batch_size: int,
     shuffle: bool,
     seed: int,
-    context: distributed.Context = distributed.Context(),
+    context: distributed.Context = distributed.SINGLE_PROCESS,
     pin_memory: bool = False,
     config: TrainingConfig | None = None,
 ) -> DataLoader:

@@ -72,11 +72,16 @@ class EpochRecord:
     def as_metrics(self) -> dict[str, float]:
         """Flat metric names for a tracking store."""
         metrics = {f"train_loss.{task}": value for task, value in self.train_loss.items()}
-        metrics |= {f"val.{task}.{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()}
+        metrics |= {
+            f"val.{task}.{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()
+        }
         metrics |= {f"weight.{task}": value for task, value in self.weights.items()}
         metrics |= {f"examples.{task}": value for task, value in self.examples.items()}
-        return metrics | {"step_seconds": self.step_seconds, "peak_memory_mb": self.peak_memory_mb,
-                          "epoch_seconds": self.seconds}
+        return metrics | {
+            "step_seconds": self.step_seconds,
+            "peak_memory_mb": self.peak_memory_mb,
+            "epoch_seconds": self.seconds,
+        }
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -105,7 +110,9 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """One parameter group for the shared trunk (``shared_lr``), one per task (``lr × lr_scale``)."""
     groups = [{"params": model.shared_parameters(), "lr": config.shared_lr or config.lr}]
-    groups += [{"params": model.task_parameters(name), "lr": config.lr * task.config.lr_scale} for name, task in tasks.items()]
+    groups += [
+        {"params": model.task_parameters(name), "lr": config.lr * task.config.lr_scale} for name, task in tasks.items()
+    ]
     if weighting.trainable():
         groups.append({"params": weighting.trainable(), "lr": config.lr, "weight_decay": 0.0})
     if config.optimizer == "sgd":
@@ -116,7 +123,9 @@ def make_optimizer(
 def task_losses(model: MultiTaskNetwork, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
     """The vector of task losses on one batch."""
     outputs = model(inputs, list(tasks))
-    return torch.stack([task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)])
+    return torch.stack(
+        [task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)]
+    )
 
 
 @dataclass
@@ -203,7 +212,10 @@ def train_epoch(
     step_seconds = 0.0
     seen = 0
     bar = tqdm(
-        loader, desc=f"{label} epoch {epoch}/{config.epochs}", leave=False, unit="batch",
+        loader,
+        desc=f"{label} epoch {epoch}/{config.epochs}",
+        leave=False,
+        unit="batch",
         disable=None if context.is_main else True,
     )
     for inputs, *targets in bar:
@@ -274,12 +286,23 @@ def train(
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
     trainer = Trainer(
-        model, tasks, weighting, jacobian_combiner(config.gradient, len(names)),
-        make_optimizer(model, tasks, weighting, config), config, device, context,
+        model,
+        tasks,
+        weighting,
+        jacobian_combiner(config.gradient, len(names)),
+        make_optimizer(model, tasks, weighting, config),
+        config,
+        device,
+        context,
     )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     loader = make_loader(
-        train_split, names, config.batch_size, shuffle=True, seed=seed, context=context,
+        train_split,
+        names,
+        config.batch_size,
+        shuffle=True,
+        seed=seed,
+        context=context,
         pin_memory=device.type == "cuda",  # page-locked batches copy to the GPU asynchronously
         config=config,
     )

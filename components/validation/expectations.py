@@ -54,7 +54,9 @@ def _expectations(params: Params, split: str) -> list[Any]:
     tasks = build_tasks(params.tasks)
     for dataset, spec in params.data.inputs().items():
         # with several datasets, each column is checked on its own dataset's rows
-        where = {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
+        where: dict[str, Any] = (
+            {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
+        )
         own = [task for task in tasks.values() if task.config.dataset == dataset]
         labels = [column for task in own for column in task.required_label_columns()]
         for column in [*spec.columns, *labels]:
@@ -104,7 +106,9 @@ def check_statistics(
     failures: list[RuleFailure] = []
     summary: dict[str, dict[str, int]] = {}
     for split, frame in frames.items():
-        suite = context.suites.add(gx.ExpectationSuite(name=f"{params.data.source}_{split}", expectations=_expectations(params, split)))
+        suite = context.suites.add(
+            gx.ExpectationSuite(name=f"{params.data.source}_{split}", expectations=_expectations(params, split))
+        )
         batch = source.add_dataframe_asset(split).add_batch_definition_whole_dataframe(split)
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=split, data=batch, suite=suite))
         checkpoint = context.checkpoints.add(

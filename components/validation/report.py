@@ -52,7 +52,9 @@ class DataValidationError(PipelineError):
         lines = [f"data validation failed: {len(report.failures)} rule(s) broken"]
         lines += [f"  - {failure}" for failure in report.failures[:MAX_LISTED_FAILURES]]
         if len(report.failures) > MAX_LISTED_FAILURES:
-            lines.append(f"  ... and {len(report.failures) - MAX_LISTED_FAILURES} more, listed in reports/validation.json")
+            lines.append(
+                f"  ... and {len(report.failures) - MAX_LISTED_FAILURES} more, listed in reports/validation.json"
+            )
         super().__init__("\n".join(lines))
 
     @classmethod

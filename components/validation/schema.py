@@ -65,8 +65,10 @@ class CrossSplitSchema(pa.DataFrameModel):
     @classmethod
     def sources_disjoint(cls, frame: pd.DataFrame) -> Series[bool]:
         sources = pd.concat(
-            [frame[["split", "left_source"]].set_axis(["split", "source"], axis=1),
-             frame[["split", "right_source"]].set_axis(["split", "source"], axis=1)]
+            [
+                frame[["split", "left_source"]].set_axis(["split", "source"], axis=1),
+                frame[["split", "right_source"]].set_axis(["split", "source"], axis=1),
+            ]
         )
         splits_per_source = sources.groupby("source")["split"].nunique()
         shared = set(splits_per_source[splits_per_source > 1].index)
@@ -118,11 +120,18 @@ def _pandera_failures(
         failures.append(RuleFailure(file, "+".join(columns), check, len(rows), examples))
     for (column, check), group in cases[~by_row].groupby(["column", "check"], dropna=False, sort=False):
         if check in COLUMN_PRESENCE:
-            present = [f"columns present: {', '.join(map(str, frame.columns[:20]))}" + (" …" if len(frame.columns) > 20 else "")]
-            failures += [RuleFailure(file, str(name), COLUMN_PRESENCE[check], 1, present) for name in group["failure_case"]]
+            present = [
+                f"columns present: {', '.join(map(str, frame.columns[:20]))}"
+                + (" …" if len(frame.columns) > 20 else "")
+            ]
+            failures += [
+                RuleFailure(file, str(name), COLUMN_PRESENCE[check], 1, present) for name in group["failure_case"]
+            ]
             continue
         examples = [
-            f"id={frame.at[row, 'id']} value={_shown(value)}" if pd.notna(row) and "id" in frame.columns else _shown(value)
+            f"id={frame.at[row, 'id']} value={_shown(value)}"
+            if pd.notna(row) and "id" in frame.columns
+            else _shown(value)
             for value, row in zip(group["failure_case"].head(MAX_EXAMPLES), group["index"].head(MAX_EXAMPLES))
         ]
         failures.append(RuleFailure(file, str(column), str(check), len(group), examples))
@@ -154,7 +163,9 @@ def table_schema(params: Params) -> tuple[pa.DataFrameSchema, dict[str, list[str
         columns[DATASET_COLUMN] = pa.Column(str, pa.Check.isin(list(params.data.datasets)), nullable=False)
     for spec in params.data.inputs().values():
         if spec.kind in ("text", "text_pair"):
-            columns.update({c: pa.Column(str, pa.Check.str_length(min_value=1), nullable=several) for c in spec.columns})
+            columns.update(
+                {c: pa.Column(str, pa.Check.str_length(min_value=1), nullable=several) for c in spec.columns}
+            )
         elif spec.kind == "tokens":
             words = pa.Check(lambda v: is_list(v) and len(v) > 0, element_wise=True, name="non_empty_word_list")
             columns[spec.columns[0]] = pa.Column(object, words, nullable=several)
@@ -170,7 +181,7 @@ def table_schema(params: Params) -> tuple[pa.DataFrameSchema, dict[str, list[str
         columns.update(rules.columns)
         for check, read in rules.row_checks:
             checks.append(check)
-            row_checks[check.name] = read
+            row_checks[str(check.name)] = read
     return pa.DataFrameSchema(columns, checks=checks, strict=False, coerce=True), row_checks
 
 
@@ -199,5 +210,10 @@ def _shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], column
     leaked = seen[seen[column].isin(splits_per_text[splits_per_text > 1].index)]
     if leaked.empty:
         return []
-    examples = [f"id={row.id} ({row.split}) text={str(getattr(row, column))[:60]!r}" for row in leaked.head(MAX_EXAMPLES).itertuples()]
-    return [RuleFailure(" + ".join(files.values()), column, "text_in_one_split_only", leaked[column].nunique(), examples)]
+    examples = [
+        f"id={row.id} ({row.split}) text={str(getattr(row, column))[:60]!r}"
+        for row in leaked.head(MAX_EXAMPLES).itertuples()
+    ]
+    return [
+        RuleFailure(" + ".join(files.values()), column, "text_in_one_split_only", leaked[column].nunique(), examples)
+    ]

@@ -23,7 +23,9 @@ from components.validation.report import ValidationReport
 from components.validation.schema import check_structure
 
 
-def validate_splits(frames: dict[str, pd.DataFrame], params: Params, files: dict[str, str], docs_dir: Path) -> ValidationReport:
+def validate_splits(
+    frames: dict[str, pd.DataFrame], params: Params, files: dict[str, str], docs_dir: Path
+) -> ValidationReport:
     """pandera first; the GX suite only on data whose structure is sound."""
     rows = {split: len(frame) for split, frame in frames.items()}
     failures = check_structure(frames, files, params)

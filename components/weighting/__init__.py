@@ -44,7 +44,8 @@ class ScalarizerWeighting(LossWeighting):
         self.needs_losses_after_step = isinstance(scalarizer, scalarization.FAMO)
 
     def forward(self, losses: Tensor) -> Tensor:
-        return self.scalarizer(losses)
+        scalarized: Tensor = self.scalarizer(losses)
+        return scalarized
 
     def trainable(self) -> list[nn.Parameter]:
         # FAMO steps its own logits with an internal Adam in update()
@@ -55,11 +56,12 @@ class ScalarizerWeighting(LossWeighting):
             self.scalarizer.step()
 
     def after_step(self, losses_after: Tensor | None) -> None:
-        if self.needs_losses_after_step and losses_after is not None:
+        if isinstance(self.scalarizer, scalarization.FAMO) and losses_after is not None:
             self.scalarizer.update(losses_after)
 
 
 def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:
+    """The loss weighting ``config.loss_weighting`` names, for ``task_names`` in order."""
     n_tasks = len(task_names)
     method = config.loss_weighting
     if method == "equal":
@@ -76,7 +78,7 @@ def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer:
     if method == "gradnorm":
         return GradNorm(n_tasks, config.gradnorm_alpha, shared_layer)
     if method == "schedule":
-        return ScheduledWeighting(task_names, {k: [tuple(p) for p in v] for k, v in config.weight_schedule.items()})
+        return ScheduledWeighting(task_names, {k: [(p[0], p[1]) for p in v] for k, v in config.weight_schedule.items()})
     raise ValueError(f"unknown loss weighting {method!r}; valid: {', '.join(LOSS_WEIGHTINGS)}")
 
 

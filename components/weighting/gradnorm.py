@@ -15,7 +15,7 @@ renormalised to sum to the number of tasks.
 Example::
 
     >>> gradnorm_targets(torch.tensor([2.0, 4.0]), torch.tensor([1.0, 0.5]), torch.tensor([2.0, 2.0]), alpha=1.0)
-    tensor([4.0000, 2.0000])
+    tensor([4., 2.])
 """
 
 from __future__ import annotations
@@ -27,12 +27,17 @@ from components.weighting.base import LossWeighting
 
 
 def gradnorm_targets(grad_norms: Tensor, losses: Tensor, initial_losses: Tensor, alpha: float) -> Tensor:
+    """target_i = mean(G) · r_i^α, the norm each weighted gradient should have."""
     ratios = losses / initial_losses
     relative_rates = ratios / ratios.mean()
     return grad_norms.mean() * relative_rates**alpha
 
 
 class GradNorm(LossWeighting):
+    """Task weights learned so each weighted gradient norm tracks its target."""
+
+    initial_losses: Tensor
+
     def __init__(self, n_tasks: int, alpha: float, shared_layer: list[nn.Parameter]) -> None:
         super().__init__()
         self.alpha = alpha
@@ -59,7 +64,7 @@ class GradNorm(LossWeighting):
 
     def _grad_norm(self, weighted_loss: Tensor) -> Tensor:
         grads = torch.autograd.grad(weighted_loss, self.shared_layer, retain_graph=True, create_graph=True)
-        return torch.sqrt(sum((g**2).sum() for g in grads))
+        return torch.sqrt(torch.stack([(g**2).sum() for g in grads]).sum())
 
     def after_step(self, losses_after: Tensor | None) -> None:
         with torch.no_grad():

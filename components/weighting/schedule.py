@@ -22,11 +22,16 @@ from components.weighting.base import LossWeighting
 
 
 def weight_at(points: list[tuple[float, float]], epoch: float) -> float:
+    """The piecewise-linear weight at ``epoch``; constant beyond the first and last points."""
     epochs, weights = zip(*sorted(points))
     return float(np.interp(epoch, epochs, weights))
 
 
 class ScheduledWeighting(LossWeighting):
+    """Weights that follow ``training.weight_schedule`` over epochs (default 1)."""
+
+    weights: Tensor
+
     def __init__(self, task_names: list[str], schedule: dict[str, list[tuple[float, float]]]) -> None:
         super().__init__()
         self.task_names = task_names

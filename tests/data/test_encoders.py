@@ -22,7 +22,7 @@ from components.models import build_model
 from components.models.backbones import TextTransformerBackbone
 from components.tasks import build_tasks
 from components.validation.report import DataValidationError
-from tests.helpers import REPO, accepting, run_stages
+from tests.helpers import REPO, accepting, iris_dict, run_stages
 
 
 def tweets_dict(rows: int = 600) -> dict:
@@ -30,43 +30,18 @@ def tweets_dict(rows: int = 600) -> dict:
     raw = yaml.safe_load((REPO / "examples/tweets/params.yaml").read_text())
     raw["data"]["max_rows"] = rows
     raw["model"]["text_transformer"] = {
-        "vocab_size": 300, "max_length": 16, "d_model": 16, "heads": 2, "layers": 1, "feedforward": 32, "dropout": 0.0
+        "vocab_size": 300,
+        "max_length": 16,
+        "d_model": 16,
+        "heads": 2,
+        "layers": 1,
+        "feedforward": 32,
+        "dropout": 0.0,
     }
     raw["training"].update(epochs=2, batch_size=64, lr=0.003)
     raw["validation"]["min_rows"] = {"train": 100, "val": 20, "test": 20}
     raw["validation"]["min_class_share"] = 0.05  # 18 % of tweets are positive; a few dozen vary
     raw["registry"] = {"model_name": "tiny-tweets", "experiment": "tiny-tweets"}
-    return accepting(raw)
-
-
-def iris_dict(tmp_path) -> dict:
-    """Iris from scikit-learn as CSV files: species (3 classes) and petal width (regression)
-    from the other three measurements."""
-    from sklearn.datasets import load_iris
-
-    frame = load_iris(as_frame=True).frame.rename(
-        columns={"sepal length (cm)": "sepal_length", "sepal width (cm)": "sepal_width",
-                 "petal length (cm)": "petal_length", "petal width (cm)": "petal_width", "target": "species"}
-    )
-    frame = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    files = {}
-    for split, part in {"train": frame[:100], "val": frame[100:125], "test": frame[125:]}.items():
-        files[split] = f"tables/{split}.csv"
-        (tmp_path / "tables").mkdir(exist_ok=True)
-        part.to_csv(tmp_path / files[split], index=False)
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["data"] = {
-        "source": "files", "dir": "data", "files": files,
-        "input": {"kind": "features", "columns": ["sepal_length", "sepal_width", "petal_length"]},
-    }
-    raw["tasks"] = {
-        "species": {"type": "classification", "label": "species", "num_classes": 3},
-        "petal_width": {"type": "regression", "label": "petal_width"},
-    }
-    raw["model"].update(backbone="mlp", sharing="cross_stitch", mlp={"hidden": [16, 16], "dropout": 0.0})
-    raw["training"].update(epochs=3, batch_size=32, lr=0.01)
-    raw["validation"].update(min_rows={"train": 50, "val": 10, "test": 10}, min_class_share=0.1, max_class_share=0.6)
-    raw["registry"] = {"model_name": "tiny-iris", "experiment": "tiny-iris"}
     return accepting(raw)
 
 
@@ -143,6 +118,7 @@ def test_repeated_text_across_splits_and_invalid_labels_are_reported(tmp_path):
         validate.run(params, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
 def test_tiny_text_pipeline_registers_a_model_that_serves_raw_text(tmp_path, monkeypatch, mlflow_db, sharing):
     monkeypatch.chdir(tmp_path)
@@ -158,6 +134,7 @@ def test_tiny_text_pipeline_registers_a_model_that_serves_raw_text(tmp_path, mon
     assert set(predictions["sentiment"]) <= {0, 1, 2} and predictions["confidence"].between(-1, 2).all()
 
 
+@pytest.mark.slow
 def test_tiny_tabular_pipeline_with_mlp_and_cross_stitch(tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(iris_dict(tmp_path))
@@ -225,6 +202,7 @@ def test_mlp_reads_pixels_too(tiny_params, sharing):
     assert outputs["left"].shape == (2, 10) and outputs["sum"].shape == (2,)
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_fine_tunes_the_packaged_minilm_encoder(tmp_path, monkeypatch, mlflow_db):
     from safetensors.torch import load_file
 

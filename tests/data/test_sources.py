@@ -7,9 +7,7 @@ from components.data.sources import DIGIT_SIZE, build_multimnist, load_source_di
 
 
 def test_splits_use_disjoint_source_digits(tiny_frames):
-    pools = {
-        split: set(frame["left_source"]) | set(frame["right_source"]) for split, frame in tiny_frames.items()
-    }
+    pools = {split: set(frame["left_source"]) | set(frame["right_source"]) for split, frame in tiny_frames.items()}
     assert not pools["train"] & pools["val"]
     assert not pools["train"] & pools["test"]
     assert not pools["val"] & pools["test"]
@@ -31,7 +29,7 @@ def test_digits_sit_top_left_and_bottom_right(tiny_frames):
     offset = 36 - DIGIT_SIZE
     # outside the overlap each digit appears unchanged; inside, the brighter pixel wins
     assert (canvas[:offset, :DIGIT_SIZE] == left[:offset]).all()
-    assert (canvas[DIGIT_SIZE:, offset:] == right[DIGIT_SIZE - offset:]).all()
+    assert (canvas[DIGIT_SIZE:, offset:] == right[DIGIT_SIZE - offset :]).all()
     overlap = canvas[offset:DIGIT_SIZE, offset:DIGIT_SIZE]
     assert (overlap == np.maximum(left[offset:, offset:], right[: DIGIT_SIZE - offset, : DIGIT_SIZE - offset])).all()
 

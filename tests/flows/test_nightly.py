@@ -30,6 +30,8 @@ from tests.helpers import (
     tiny_params_dict,
 )
 
+pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
+
 TIMEZONE = "Europe/Paris"
 
 
@@ -107,10 +109,13 @@ def test_a_triggered_night_trains_on_the_gpu_pool_registers_pushes_then_skips(pr
 
     # the three baselines and the MTL model ran as `train` deployments on the gpu pool
     with get_client(sync_client=True) as client:
-        trainings = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train"]))
-        )
-    assert sorted(r.parameters.get("task") or r.parameters["kind"] for r in trainings) == ["left", "mtl", "right", "sum"]
+        trainings = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train"])))
+    assert sorted(r.parameters.get("task") or r.parameters["kind"] for r in trainings) == [
+        "left",
+        "mtl",
+        "right",
+        "sum",
+    ]
     assert all(r.state.is_completed() for r in trainings)
 
     uri = env["MLFLOW_TRACKING_URI"]
@@ -138,16 +143,29 @@ def test_a_triggered_night_trains_on_the_gpu_pool_registers_pushes_then_skips(pr
     "pool_type, template, gpu_request",
     [
         ("docker", "docker-gpu.json", lambda t: t["variables"]["properties"]["container_create_kwargs"]["default"]),
-        ("kubernetes", "kubernetes-gpu.json",
-         lambda t: t["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]["resources"]),
+        (
+            "kubernetes",
+            "kubernetes-gpu.json",
+            lambda t: t["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["containers"][0]["resources"],
+        ),
     ],
 )
 def test_gpu_job_templates_are_accepted_by_the_server(project, pool_type, template, gpu_request):
     root, env = project
     created = run(
-        [*local.prefect("work-pool", "create", f"gpu-{pool_type}", "--type", pool_type,
-                        "--base-job-template", str(root / "flows/job_templates" / template))],
-        root, env,
+        [
+            *local.prefect(
+                "work-pool",
+                "create",
+                f"gpu-{pool_type}",
+                "--type",
+                pool_type,
+                "--base-job-template",
+                str(root / "flows/job_templates" / template),
+            )
+        ],
+        root,
+        env,
     )
     assert created.returncode == 0, created.stdout + created.stderr
     with get_client(sync_client=True) as client:

@@ -19,6 +19,8 @@ from components.jobs import promote
 from flows.pipeline import pipeline
 from tests.helpers import accepting, tiny_params_dict
 
+pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
+
 
 @pytest.fixture(scope="module")
 def harness():
@@ -44,7 +46,12 @@ def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch,
     for report in ("validation", "baselines", "train_mtl", "selection", "registration"):
         assert (tmp_path / "reports" / f"{report}.json").exists()
     assert {p.stem for p in (tmp_path / "reports/timings").glob("*.json")} == {
-        "prepare", "validate", "baselines", "train_mtl", "select", "register"
+        "prepare",
+        "validate",
+        "baselines",
+        "train_mtl",
+        "select",
+        "register",
     }
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mtl-results"])))

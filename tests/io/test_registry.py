@@ -19,11 +19,18 @@ def versions(mlflow_db, tmp_path):
     """Three registered versions with the tags registration writes; none has aliases yet."""
     client = MlflowClient(mlflow_db, registry_uri=mlflow_db)
     client.create_registered_model(NAME)
-    for number, (verdict, delta, left) in enumerate([("accepted", 0.02, 0.95), ("rejected", -0.01, 0.90), ("accepted", 0.03, 0.96)], 1):
+    for number, (verdict, delta, left) in enumerate(
+        [("accepted", 0.02, 0.95), ("rejected", -0.01, 0.90), ("accepted", 0.03, 0.96)], 1
+    ):
         source = tmp_path / f"model{number}"
         source.mkdir()
         version = client.create_model_version(NAME, str(source))
-        for key, value in {"verdict": verdict, "delta_m": str(delta), "test.left": str(left), "data_version": f"dvc:{number}"}.items():
+        for key, value in {
+            "verdict": verdict,
+            "delta_m": str(delta),
+            "test.left": str(left),
+            "data_version": f"dvc:{number}",
+        }.items():
             client.set_model_version_tag(NAME, version.version, key, value)
     return client
 
@@ -68,19 +75,26 @@ def test_version_rows(versions):
     assert rows[0]["test"] == {"left": 0.96} and rows[0]["delta_m"] == pytest.approx(0.03)
 
 
+@pytest.mark.slow
 def test_cli_status_and_rollback(versions, mlflow_db, tmp_path):
     registry.apply_aliases(NAME, "1", PromotionDecision(True, "first"))
     registry.apply_aliases(NAME, "3", PromotionDecision(True, "better"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
     cli = [sys.executable, "-m", "components.cli"]
-    status = subprocess.run([*cli, "status", "-p", str(tmp_path / "params.yaml")], cwd=REPO, capture_output=True, text=True)
+    status = subprocess.run(
+        [*cli, "status", "-p", str(tmp_path / "params.yaml")], cwd=REPO, capture_output=True, text=True
+    )
     assert status.returncode == 0 and "champion" in status.stdout and "dvc:3" in status.stdout
-    rolled = subprocess.run([*cli, "rollback", "-p", str(tmp_path / "params.yaml")], cwd=REPO, capture_output=True, text=True)
+    rolled = subprocess.run(
+        [*cli, "rollback", "-p", str(tmp_path / "params.yaml")], cwd=REPO, capture_output=True, text=True
+    )
     assert rolled.returncode == 0 and "champion v3 -> v1" in rolled.stdout
     missing = tiny_params_dict()
     missing["registry"]["model_name"] = "nothing-here"
     (tmp_path / "missing.yaml").write_text(yaml.safe_dump(missing))
-    failed = subprocess.run([*cli, "status", "-p", str(tmp_path / "missing.yaml")], cwd=REPO, capture_output=True, text=True)
+    failed = subprocess.run(
+        [*cli, "status", "-p", str(tmp_path / "missing.yaml")], cwd=REPO, capture_output=True, text=True
+    )
     assert failed.returncode == 1 and "no registered model named 'nothing-here'" in failed.stderr
     assert "Traceback" not in failed.stderr
 

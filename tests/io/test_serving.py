@@ -20,6 +20,8 @@ from components.config import Params
 from components.io import tracking
 from tests.helpers import accepting, free_port, run_stages, tiny_params_dict
 
+pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
+
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
@@ -55,15 +57,30 @@ def test_mlflow_models_serve_answers_invocations_over_http(served):
     port = free_port()
     bin_dir = Path(sys.executable).parent  # mlflow starts `uvicorn` from PATH
     env = {
-        **os.environ, "MLFLOW_TRACKING_URI": served["uri"], "MLFLOW_REGISTRY_URI": served["uri"],
+        **os.environ,
+        "MLFLOW_TRACKING_URI": served["uri"],
+        "MLFLOW_REGISTRY_URI": served["uri"],
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
     }
     server = subprocess.Popen(
         [
-            str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/tiny-mtl@champion",
-            "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
+            str(bin_dir / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            "models:/tiny-mtl@champion",
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
         ],
-        cwd=served["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=served["root"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

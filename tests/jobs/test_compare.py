@@ -19,7 +19,9 @@ from components.jobs.compare import (
 
 def test_grid_varies_one_axis_at_a_time():
     assert method_grid(["equal", "uncertainty"], ["sum", "pcgrad"]) == [
-        ("equal", "sum"), ("uncertainty", "sum"), ("equal", "pcgrad")
+        ("equal", "sum"),
+        ("uncertainty", "sum"),
+        ("equal", "pcgrad"),
     ]
 
 
@@ -41,17 +43,28 @@ def test_summary_statistics_over_seeds():
 def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
     write_splits(build_multimnist(tiny_params.data, tiny_params.seed), tmp_path / "data")
     baseline = {
-        "left": {"val": 0.2, "test": 0.2}, "right": {"val": 0.2, "test": 0.2}, "sum": {"val": 3.0, "test": 3.0},
+        "left": {"val": 0.2, "test": 0.2},
+        "right": {"val": 0.2, "test": 0.2},
+        "sum": {"val": 3.0, "test": 3.0},
     }
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/baselines.json").write_text(json.dumps(baseline))
-    params = tiny_params.model_copy(update={"data": tiny_params.data.model_copy(update={"dir": str(tmp_path / "data")})})
+    params = tiny_params.model_copy(
+        update={"data": tiny_params.data.model_copy(update={"dir": str(tmp_path / "data")})}
+    )
     runs = compare_methods(params, tmp_path, ["equal", "uncertainty"], ["pcgrad"], seeds=[0, 1], log=lambda _: None)
     assert [(r.method, r.seed) for r in runs] == [
-        ("equal+sum", 0), ("equal+sum", 1), ("uncertainty+sum", 0), ("uncertainty+sum", 1), ("equal+pcgrad", 0), ("equal+pcgrad", 1)
+        ("equal+sum", 0),
+        ("equal+sum", 1),
+        ("uncertainty+sum", 0),
+        ("uncertainty+sum", 1),
+        ("equal+pcgrad", 0),
+        ("equal+pcgrad", 1),
     ]
     for run in runs:
-        expected = ((run.test["left"] - 0.2) / 0.2 + (run.test["right"] - 0.2) / 0.2 - (run.test["sum"] - 3.0) / 3.0) / 3
+        expected = (
+            (run.test["left"] - 0.2) / 0.2 + (run.test["right"] - 0.2) / 0.2 - (run.test["sum"] - 3.0) / 3.0
+        ) / 3
         assert run.delta_m == pytest.approx(expected)
     assert runs[0].test != runs[1].test  # seeds differ
     goals = objectives(tiny_params)
@@ -79,7 +92,9 @@ def test_sampling_strategies_compare_on_separate_datasets(tmp_path, monkeypatch)
     baseline = {name: {"val": 0.5, "test": 0.5} for name in params.tasks}
     (tmp_path / "reports").mkdir(exist_ok=True)  # prepare writes its timing there
     (tmp_path / "reports/baselines.json").write_text(json.dumps(baseline))
-    runs = compare_methods(params, tmp_path, ["equal"], [], seeds=[0], samplings=["uniform", "temperature"], log=lambda _: None)
+    runs = compare_methods(
+        params, tmp_path, ["equal"], [], seeds=[0], samplings=["uniform", "temperature"], log=lambda _: None
+    )
     # the configured sampling is the grid's own row, named and not run twice
     assert [r.method for r in runs] == ["equal+sum, temperature sampling", "equal+sum, uniform sampling"]
     assert all(set(run.test) == set(params.tasks) for run in runs)

@@ -12,6 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from tests.helpers import VENV_BIN, project_copy, run, tiny_params_dict
 
+pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
+
 
 def accepting(raw: dict) -> dict:
     """Tolerances so loose that the tiny model is accepted: the test is about the plumbing."""
@@ -48,7 +50,9 @@ def test_dvc_repro_registers_the_model(dvc_project):
     assert float(tags["delta_m"]) == pytest.approx(selection["delta_m"], abs=1e-6)
     assert tags["git_commit"] == head
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert tags["data_version"] == "dvc:" + next(o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data")
+    assert tags["data_version"] == "dvc:" + next(
+        o["md5"] for o in lock["stages"]["prepare"]["outs"] if o["path"] == "data"
+    )
     for task in ("left", "right", "sum"):
         assert float(tags[f"test.{task}"]) == pytest.approx(selection["tasks"][task]["test"], abs=1e-6)
     assert len(tags["params_hash"]) == 16

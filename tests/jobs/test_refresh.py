@@ -28,10 +28,19 @@ def write_tables(directory, marker: int) -> None:
 
 @pytest.fixture
 def dvc_repo(tmp_path):
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": f"{VENV_BIN}:/usr/bin:/bin"}
-    for command in (["git", "init", "-q"], [DVC, "init", "-q"], [DVC, "config", "core.analytics", "false"],
-                    [DVC, "remote", "add", "-d", "local", str(tmp_path / "remote")]):
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+    }
+    for command in (
+        ["git", "init", "-q"],
+        [DVC, "init", "-q"],
+        [DVC, "config", "core.analytics", "false"],
+        [DVC, "remote", "add", "-d", "local", str(tmp_path / "remote")],
+    ):
         assert run(command, tmp_path, env).returncode == 0, command
     return tmp_path, env
 

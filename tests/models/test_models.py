@@ -38,7 +38,9 @@ def test_mmoe_with_zero_gates_averages_the_experts(tiny_params, tasks):
     images = torch.rand(4, 1, 36, 36)
     expected = torch.stack([expert(images) for expert in model.experts]).mean(dim=0)
     features = model.task_features(images, ["left", "sum"])
-    assert torch.allclose(features["left"], expected, atol=1e-6) and torch.allclose(features["sum"], expected, atol=1e-6)
+    assert torch.allclose(features["left"], expected, atol=1e-6) and torch.allclose(
+        features["sum"], expected, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("sharing", SHARINGS)

@@ -98,7 +98,10 @@ def test_segmentation_loss_skips_ignored_pixels():
 
 def test_conll_reader_splits_sentences_and_skips_docstart(tmp_path):
     path = tmp_path / "a.conll"
-    path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n")
+    path.write_text(
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n"
+    )
     frame = read_split_file(path)
     assert frame["tokens"].tolist() == [["EU", "rejects"], ["Peter", "Blackburn"]]
     assert frame["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]
@@ -112,10 +115,25 @@ def test_squad_reader_reads_v1_and_v2(tmp_path):
     frame = read_split_file(tmp_path / "q.json")
     answered = frame.dropna(subset=["answer_start"])
     assert len(frame) == 40 and 0 < len(answered) < 40
-    assert all(c[s : s + len(t)] == t for c, s, t in zip(answered["context"], answered["answer_start"], answered["answer_text"]))
+    assert all(
+        c[s : s + len(t)] == t
+        for c, s, t in zip(answered["context"], answered["answer_start"], answered["answer_text"])
+    )
     assert (frame.loc[frame["answer_start"].isna(), "answer_text"] == "").all()
-    v1 = {"data": [{"paragraphs": [{"context": "Oslo is cold.", "qas": [{"id": "1", "question": "What is cold?",
-                                                                          "answers": [{"text": "Oslo", "answer_start": 0}]}]}]}]}
+    v1 = {
+        "data": [
+            {
+                "paragraphs": [
+                    {
+                        "context": "Oslo is cold.",
+                        "qas": [
+                            {"id": "1", "question": "What is cold?", "answers": [{"text": "Oslo", "answer_start": 0}]}
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
     (tmp_path / "v1.json").write_text(json.dumps(v1))
     assert read_split_file(tmp_path / "v1.json").iloc[0][["answer_start", "answer_text"]].tolist() == [0, "Oslo"]
     (tmp_path / "bad.json").write_text("[1, 2]")
@@ -195,10 +213,14 @@ def test_an_answer_not_at_its_start_fails_validation(tmp_path, monkeypatch):
     answered["answers"][0]["answer_start"] += 3
     (tmp_path / "raw/qa_train.json").write_text(json.dumps(squad))
     message = validation_error(raw, tmp_path)
-    assert "column 'answer_start+answer_text+context' failed rule answer_text_at_answer_start(answer_text) (1 failing)" in message
+    assert (
+        "column 'answer_start+answer_text+context' failed rule answer_text_at_answer_start(answer_text) (1 failing)"
+        in message
+    )
     assert f"id=qa-{answered['id']}" in message
 
 
+@pytest.mark.slow
 def test_an_unreadable_split_file_stops_prepare_with_file_and_reason(tmp_path):
     import subprocess
     import sys
@@ -210,8 +232,18 @@ def test_an_unreadable_split_file_stops_prepare_with_file_and_reason(tmp_path):
     (tmp_path / "raw/qa_val.json").write_text(json.dumps(no_context))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "prepare", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "components.cli",
+            "prepare",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--root",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "raw/qa_val.json: column '(file)' failed rule readable as its format" in result.stderr
@@ -230,11 +262,17 @@ def test_health_canary_takes_rows_of_every_dataset(tmp_path):
 
 def test_task_types_need_their_input_and_list_valid_choices():
     base = {
-        "data": {"source": "files", "files": {"train": "a", "val": "b", "test": "c"}, "input": {"kind": "text", "columns": ["t"]}},
+        "data": {
+            "source": "files",
+            "files": {"train": "a", "val": "b", "test": "c"},
+            "input": {"kind": "text", "columns": ["t"]},
+        },
         "model": {"backbone": "text_transformer"},
     }
     with pytest.raises(ParamsError, match="tasks.ner: a tagging task reads tokens input, not text"):
-        check_tasks(Params.model_validate(base | {"tasks": {"ner": {"type": "tagging", "label": "tags", "tags": ["O", "B-X"]}}}))
+        check_tasks(
+            Params.model_validate(base | {"tasks": {"ner": {"type": "tagging", "label": "tags", "tags": ["O", "B-X"]}}})
+        )
     with pytest.raises(ValueError, match="task 'x' names dataset 'news', but data.datasets is empty"):
         Params.model_validate(base | {"tasks": {"x": {"type": "regression", "label": "y", "dataset": "news"}}})
     with pytest.raises(ValueError, match="a span task takes two label columns"):
@@ -244,10 +282,15 @@ def test_task_types_need_their_input_and_list_valid_choices():
     with pytest.raises(ValueError, match="ignore_index 1 is a class id"):
         build_task("seg", TaskConfig(type="segmentation", label="mask", num_classes=3, ignore_index=1))
     with pytest.raises(ParamsError, match="tasks.seg: segmentation needs the cnn backbone"):
-        check_tasks(Params.model_validate(
-            {"data": {"source": "files", "files": {"train": "a", "val": "b", "test": "c"}}, "model": {"backbone": "mlp"},
-             "tasks": {"seg": {"type": "segmentation", "label": "mask", "num_classes": 2}}}
-        ))
+        check_tasks(
+            Params.model_validate(
+                {
+                    "data": {"source": "files", "files": {"train": "a", "val": "b", "test": "c"}},
+                    "model": {"backbone": "mlp"},
+                    "tasks": {"seg": {"type": "segmentation", "label": "mask", "num_classes": 2}},
+                }
+            )
+        )
 
 
 @pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
@@ -258,7 +301,11 @@ def test_dense_and_pooled_tasks_share_one_forward_pass(tmp_path, sharing):
     model = build_model(params, build_tasks(params.tasks))
     ids = torch.randint(1, 300, (4, 24))
     outputs = model(ids)
-    assert outputs["sentiment"].shape == (4, 3) and outputs["entities"].shape == (4, 24, 5) and outputs["answer"].shape == (4, 24, 2)
+    assert (
+        outputs["sentiment"].shape == (4, 3)
+        and outputs["entities"].shape == (4, 24, 5)
+        and outputs["answer"].shape == (4, 24, 2)
+    )
     assert model(ids, ["entities"]).keys() == {"entities"}
     # GradNorm's layer is one every task's loss reaches
     loss = outputs["entities"].sum() + outputs["sentiment"].sum() + outputs["answer"].sum()
@@ -267,6 +314,7 @@ def test_dense_and_pooled_tasks_share_one_forward_pass(tmp_path, sharing):
     assert torch.autograd.grad(loss, layer)[0].abs().sum() > 0
 
 
+@pytest.mark.slow
 def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(text_datasets_dict(tmp_path))
@@ -282,7 +330,9 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
     run = mlflow.get_run(registration.run_id)
     assert run.data.params["training.sampling"] == "temperature"
     logged = mlflow.search_runs(
-        experiment_names=[params.registry.experiment], filter_string="metrics.`examples.entities` > 0", output_format="list"
+        experiment_names=[params.registry.experiment],
+        filter_string="metrics.`examples.entities` > 0",
+        output_format="list",
     )
     assert logged and all(r.data.metrics["examples.entities"] > 0 for r in logged)
 
@@ -308,6 +358,7 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
     assert predictions["answer"].isna().tolist() == [True, True, False]
 
 
+@pytest.mark.slow
 def test_segmentation_classification_and_multilabel_from_png_files_train_and_serve(tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(images_dict(tmp_path))

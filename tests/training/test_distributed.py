@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from components.config import Params
@@ -10,6 +11,8 @@ from components.jobs import common, prepare, train_mtl, trainings
 from components.tasks import build_tasks
 from components.training import distributed
 from tests.helpers import tiny_params_dict
+
+pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
 
 def test_rank_slices_partition_the_single_process_batches():
@@ -61,9 +64,7 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
     for task, value in one["summary"]["final_val"].items():
         assert abs(value - two["summary"]["final_val"][task]) < 0.01
     # rank 0 logged one MLflow run for the two processes
-    runs = tracking.client().search_runs(
-        [tracking.experiment_id("tiny-mtl")], "tags.`mtl.role` = 'training'"
-    )
+    runs = tracking.client().search_runs([tracking.experiment_id("tiny-mtl")], "tags.`mtl.role` = 'training'")
     assert len(runs) == 2
 
 
@@ -77,8 +78,11 @@ def test_one_process_draws_the_batches_a_shuffling_dataloader_draws():
         return [[batch[0].tolist() for batch in loader] for _ in range(2)], torch.rand(1).item()
 
     torch.manual_seed(1)
-    plain = epochs(DataLoader(TensorDataset(torch.arange(300)), batch_size=64, shuffle=True,
-                              generator=torch.Generator().manual_seed(5)))
+    plain = epochs(
+        DataLoader(
+            TensorDataset(torch.arange(300)), batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(5)
+        )
+    )
     torch.manual_seed(1)
     split = TensorSplit(torch.arange(300), {})
     ours = epochs(make_loader(split, [], batch_size=64, shuffle=True, seed=5))

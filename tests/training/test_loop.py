@@ -26,7 +26,9 @@ def run(params, frames, directory, **kwargs):
     tasks = build_tasks(params.tasks)
     model = build_model(params, tasks)
     train_split, val_split = splits(frames, params)
-    history = train(model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs)
+    history = train(
+        model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs
+    )
     return model, history
 
 
@@ -90,13 +92,25 @@ def test_initial_weights_depend_only_on_the_seed(tiny_params):
 
 @pytest.mark.parametrize(
     ("weighting", "gradient"),
-    [("uncertainty", "pcgrad"), ("gradnorm", "sum"), ("famo", "upgrad"), ("dwa", "normalize"),
-     ("schedule", "mgda"), ("fixed", "cagrad"), ("equal", "nash_mtl"), ("equal", "graddrop")],
+    [
+        ("uncertainty", "pcgrad"),
+        ("gradnorm", "sum"),
+        ("famo", "upgrad"),
+        ("dwa", "normalize"),
+        ("schedule", "mgda"),
+        ("fixed", "cagrad"),
+        ("equal", "nash_mtl"),
+        ("equal", "graddrop"),
+    ],
 )
 def test_weighting_and_gradient_methods_train(tiny_params, tiny_frames, tmp_path, weighting, gradient):
     training = tiny_params.training.model_copy(
-        update={"loss_weighting": weighting, "gradient": gradient, "weight_schedule": {"sum": [(1, 0.0), (2, 1.0)]},
-                "fixed_weights": {"sum": 0.5}}
+        update={
+            "loss_weighting": weighting,
+            "gradient": gradient,
+            "weight_schedule": {"sum": [(1, 0.0), (2, 1.0)]},
+            "fixed_weights": {"sum": 0.5},
+        }
     )
     params = tiny_params.model_copy(update={"training": training})
     _, history = run(params, tiny_frames, tmp_path)
@@ -128,8 +142,12 @@ def test_per_task_and_shared_learning_rates(tiny_params):
     assert groups[-1]["params"] == weighting.trainable()
 
 
-@pytest.mark.parametrize(("sharing", "weighting", "gradient"), [("cross_stitch", "gradnorm", "pcgrad"), ("mmoe", "uncertainty", "mgda")])
-def test_soft_sharing_trains_with_weighting_and_gradient_methods(tiny_params, tiny_frames, tmp_path, sharing, weighting, gradient):
+@pytest.mark.parametrize(
+    ("sharing", "weighting", "gradient"), [("cross_stitch", "gradnorm", "pcgrad"), ("mmoe", "uncertainty", "mgda")]
+)
+def test_soft_sharing_trains_with_weighting_and_gradient_methods(
+    tiny_params, tiny_frames, tmp_path, sharing, weighting, gradient
+):
     params = tiny_params.model_copy(
         update={
             "model": tiny_params.model.model_copy(update={"sharing": sharing}),
@@ -140,7 +158,9 @@ def test_soft_sharing_trains_with_weighting_and_gradient_methods(tiny_params, ti
     assert all(math.isfinite(v) for v in history[-1].train_loss.values())
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
     if sharing == "cross_stitch":  # the mixing weights were learned
-        assert not torch.allclose(model.units[0].alpha, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]]))
+        assert not torch.allclose(
+            model.units[0].alpha, torch.tensor([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+        )
 
 
 def test_training_with_missing_labels(tiny_params, tiny_frames, tmp_path):
@@ -177,7 +197,9 @@ def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
 @pytest.mark.parametrize("bf16", [True, False])
 def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16):
     params = tiny_params.model_copy(
-        update={"training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})}
+        update={
+            "training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})
+        }
     )
     model, history = run(params, tiny_frames, tmp_path)
     assert all(p.device.type == "cuda" for p in model.parameters())

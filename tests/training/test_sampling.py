@@ -31,11 +31,15 @@ def test_temperature_one_is_proportional_and_a_high_temperature_nears_uniform():
     assert sampling_probabilities(SIZES, "temperature", temperature=1.0).tolist() == pytest.approx(
         sampling_probabilities(SIZES, "proportional").tolist()
     )
-    assert sampling_probabilities(SIZES, "temperature", temperature=1000.0).tolist() == pytest.approx([1 / 3] * 3, abs=1e-3)
+    assert sampling_probabilities(SIZES, "temperature", temperature=1000.0).tolist() == pytest.approx(
+        [1 / 3] * 3, abs=1e-3
+    )
 
 
 def test_unknown_strategy_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown sampling 'annealed'; valid: uniform, proportional, temperature, capped"):
+    with pytest.raises(
+        ValueError, match="unknown sampling 'annealed'; valid: uniform, proportional, temperature, capped"
+    ):
         sampling_probabilities(SIZES, "annealed")
 
 
@@ -57,6 +61,9 @@ def test_each_process_takes_its_slice_of_every_global_batch():
 
     groups = torch.tensor([0] * 30 + [1] * 10)
     probabilities = sampling_probabilities([30, 10], "uniform")
-    batches = [list(MixtureBatchSampler(groups, probabilities, 8, torch.Generator().manual_seed(1), Context(r, 2, r))) for r in (0, 1)]
+    batches = [
+        list(MixtureBatchSampler(groups, probabilities, 8, torch.Generator().manual_seed(1), Context(r, 2, r)))
+        for r in (0, 1)
+    ]
     whole = list(MixtureBatchSampler(groups, probabilities, 8, torch.Generator().manual_seed(1)))
     assert [sorted(a + b) for a, b in zip(*batches)] == [sorted(batch) for batch in whole]

@@ -36,22 +36,62 @@ def test_clean_data_passes_pandera(tiny_frames):
 @pytest.mark.parametrize(
     ("mutate", "column", "rule", "example"),
     [
-        (lambda f: f.__setitem__("left", f["left"].where(f.index != 3, 11)), "left", "isin", "id=train-000003 value=11"),
-        (lambda f: f.__setitem__("px_0100", f["px_0100"].astype("int64").where(f.index != 7, 300)),
-         "px_0100", "less_than_or_equal_to(255)", "id=train-000007 value=300"),
-        (lambda f: f.__setitem__("sum", f["sum"].where(f.index != 2, 99.0)), "sum", "less_than_or_equal_to(18)", "value=99"),
-        (lambda f: f.__setitem__("right", f["right"].where(f.index != 4, (f["right"] + 1) % 10)),
-         "left+right+sum", "sum_equals_left_plus_right", "id=train-000004"),
-        (lambda f: f.__setitem__("id", f["id"].where(f.index != 1, "train-000000")), "id", "field_uniqueness", "train-000000"),
-        (lambda f: f.__setitem__("left_source", f["left_source"].where(f.index != 0, -5)),
-         "left_source", "greater_than_or_equal_to(0)", "value=-5"),
-        (lambda f: f.__setitem__("left", f["left"].astype(object).where(f.index != 6, "seven")),
-         "left", "coerce_dtype('int64')", "seven"),
+        (
+            lambda f: f.__setitem__("left", f["left"].where(f.index != 3, 11)),
+            "left",
+            "isin",
+            "id=train-000003 value=11",
+        ),
+        (
+            lambda f: f.__setitem__("px_0100", f["px_0100"].astype("int64").where(f.index != 7, 300)),
+            "px_0100",
+            "less_than_or_equal_to(255)",
+            "id=train-000007 value=300",
+        ),
+        (
+            lambda f: f.__setitem__("sum", f["sum"].where(f.index != 2, 99.0)),
+            "sum",
+            "less_than_or_equal_to(18)",
+            "value=99",
+        ),
+        (
+            lambda f: f.__setitem__("right", f["right"].where(f.index != 4, (f["right"] + 1) % 10)),
+            "left+right+sum",
+            "sum_equals_left_plus_right",
+            "id=train-000004",
+        ),
+        (
+            lambda f: f.__setitem__("id", f["id"].where(f.index != 1, "train-000000")),
+            "id",
+            "field_uniqueness",
+            "train-000000",
+        ),
+        (
+            lambda f: f.__setitem__("left_source", f["left_source"].where(f.index != 0, -5)),
+            "left_source",
+            "greater_than_or_equal_to(0)",
+            "value=-5",
+        ),
+        (
+            lambda f: f.__setitem__("left", f["left"].astype(object).where(f.index != 6, "seven")),
+            "left",
+            "coerce_dtype('int64')",
+            "seven",
+        ),
         (lambda f: f.drop(columns=["right_source"], inplace=True), "right_source", "column is missing", None),
         (lambda f: f.__setitem__("notes", "x"), "notes", "column is not in the schema", None),
     ],
-    ids=["label-set", "pixel-range", "sum-range", "sum-consistency", "unique-id", "source-range", "dtype",
-         "missing-column", "extra-column"],
+    ids=[
+        "label-set",
+        "pixel-range",
+        "sum-range",
+        "sum-consistency",
+        "unique-id",
+        "source-range",
+        "dtype",
+        "missing-column",
+        "extra-column",
+    ],
 )
 def test_each_pandera_rule_fires(tiny_frames, mutate, column, rule, example):
     frames = copy(tiny_frames)
@@ -87,13 +127,19 @@ def test_id_shared_across_splits(tiny_frames):
     frames = copy(tiny_frames)
     frames["test"].loc[0, "id"] = frames["val"].loc[0, "id"]
     failures = check_structure(frames, FILES, MNIST)
-    assert any(f.column == "id" and f.rule == "field_uniqueness" and "val-000000" in " ".join(f.examples) for f in failures)
+    assert any(
+        f.column == "id" and f.rule == "field_uniqueness" and "val-000000" in " ".join(f.examples) for f in failures
+    )
 
 
 def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     frames = copy(tiny_frames)
     params = tiny_params.model_copy(
-        update={"validation": tiny_params.validation.model_copy(update={"min_rows": tiny_params.validation.min_rows.model_copy(update={"test": 10_000})})}
+        update={
+            "validation": tiny_params.validation.model_copy(
+                update={"min_rows": tiny_params.validation.min_rows.model_copy(update={"test": 10_000})}
+            )
+        }
     )
     train = frames["train"]
     train.loc[: int(len(train) * 0.6), "left"] = 3  # class 3 holds > 25 % of train
@@ -124,14 +170,26 @@ def test_structure_failures_skip_the_statistics_suite(tiny_frames, tiny_params, 
     assert "data/val.parquet: column 'left' failed rule isin" in message and "id=val-000000 value=10" in message
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_data_without_traceback(tiny_frames, tmp_path):
     frames = copy(tiny_frames)
     frames["train"].loc[[3, 8], "right"] = 12
     write_splits(frames, tmp_path / "data")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
     result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "validate", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "components.cli",
+            "validate",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--root",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
@@ -139,13 +197,25 @@ def test_cli_reports_bad_data_without_traceback(tiny_frames, tmp_path):
     assert "id=train-000003 value=12" in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_reports_unreadable_file(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.parquet").write_text("not parquet")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
     result = subprocess.run(
-        [sys.executable, "-m", "components.cli", "validate", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "components.cli",
+            "validate",
+            "--params",
+            str(tmp_path / "params.yaml"),
+            "--root",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "data/train.parquet" in result.stderr and "readable Parquet" in result.stderr
