@@ -312,3 +312,12 @@ def iris_dict(tmp_path: Path) -> dict:
     raw["validation"].update(min_rows={"train": 50, "val": 10, "test": 10}, min_class_share=0.1, max_class_share=0.6)
     raw["registry"] = {"model_name": "tiny-iris", "experiment": "tiny-iris"}
     return accepting(raw)
+
+
+def mtl(command: str, params: Path, root: Path) -> subprocess.CompletedProcess:
+    """``mtl <command>`` in a fresh process, as ``dvc repro`` runs it."""
+    return run(
+        [sys.executable, "-m", "components.cli", command, "--params", str(params), "--root", str(root)],
+        REPO,
+        os.environ.copy(),
+    )

@@ -26,6 +26,7 @@ from components.validation.report import DataValidationError
 from tests.helpers import (
     TAGS,
     images_dict,
+    mtl,
     run_stages,
     shapes,
     targets,
@@ -222,8 +223,6 @@ def test_an_answer_not_at_its_start_fails_validation(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_an_unreadable_split_file_stops_prepare_with_file_and_reason(tmp_path):
-    import subprocess
-    import sys
 
     import yaml
 
@@ -231,20 +230,7 @@ def test_an_unreadable_split_file_stops_prepare_with_file_and_reason(tmp_path):
     no_context = {"data": [{"paragraphs": [{"qas": [{"id": "1", "question": "Who?", "answers": []}]}]}]}
     (tmp_path / "raw/qa_val.json").write_text(json.dumps(no_context))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.cli",
-            "prepare",
-            "--params",
-            str(tmp_path / "params.yaml"),
-            "--root",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = mtl("prepare", tmp_path / "params.yaml", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "raw/qa_val.json: column '(file)' failed rule readable as its format" in result.stderr
     assert "not SQuAD JSON" in result.stderr and not (tmp_path / "data").exists()

@@ -1,8 +1,5 @@
 """Validation with bad data: each rule fires and its message names file, column, rule, examples."""
 
-import subprocess
-import sys
-
 import pytest
 import yaml
 
@@ -13,7 +10,7 @@ from components.validation.expectations import check_statistics
 from components.validation.report import DataValidationError
 from components.validation.schema import check_structure
 from components.validation.suite import validate_splits
-from tests.helpers import REPO, tiny_params_dict
+from tests.helpers import mtl, tiny_params_dict
 
 FILES = {split: f"data/{split}.parquet" for split in ("train", "val", "test")}
 
@@ -176,21 +173,7 @@ def test_cli_reports_bad_data_without_traceback(tiny_frames, tmp_path):
     frames["train"].loc[[3, 8], "right"] = 12
     write_splits(frames, tmp_path / "data")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.cli",
-            "validate",
-            "--params",
-            str(tmp_path / "params.yaml"),
-            "--root",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    result = mtl("validate", tmp_path / "params.yaml", tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert "data/train.parquet: column 'right' failed rule isin" in result.stderr
@@ -202,20 +185,6 @@ def test_cli_reports_unreadable_file(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "train.parquet").write_text("not parquet")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params_dict()))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.cli",
-            "validate",
-            "--params",
-            str(tmp_path / "params.yaml"),
-            "--root",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    result = mtl("validate", tmp_path / "params.yaml", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "data/train.parquet" in result.stderr and "readable Parquet" in result.stderr
