@@ -103,6 +103,17 @@ def deploy(params: Params, env: dict[str, str], project: Path) -> str:
     return _run(prefect("--no-prompt", "deploy", "--all"), env | deploy_env(params), project)
 
 
+def stop(process: subprocess.Popen, grace: float = 30) -> None:
+    """Asks ``process`` to stop (SIGTERM), and kills it if it has not within ``grace``
+    seconds: a busy worker can take longer than that to finish shutting down."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start_worker(pool: str, env: dict[str, str], project: Path, log: Path) -> subprocess.Popen:
     """A process worker on ``pool``, logging to ``log``."""
     handle = open(log, "w")
@@ -153,8 +164,7 @@ def main(
         pass
     finally:
         for process in reversed(processes):
-            process.terminate()
-            process.wait(timeout=30)
+            stop(process)
 
 
 if __name__ == "__main__":

@@ -57,8 +57,7 @@ def project(tmp_path_factory):
             yield root, env
     finally:
         for process in [*workers, server]:
-            process.terminate()
-            process.wait(timeout=30)
+            local.stop(process)
 
 
 def wait_for(flow_run_id, timeout: float = 420):
