@@ -267,6 +267,9 @@ class TrainingConfig(Strict):
     devices: Annotated[int, Field(ge=1)] = 1
     # bf16 autocast for forward passes on CUDA; CPU always trains in float32.
     bf16: bool = True
+    # Stop a training whose task loss exceeds this many times its first value (a
+    # non-finite loss always stops it); null: only non-finite losses stop it.
+    max_loss_growth: Annotated[float, Field(gt=1)] | None = 100.0
     # 0 lets torch pick; set it when several trainings share the machine.
     num_threads: Annotated[int, Field(ge=0)] = 0
 

@@ -7,7 +7,8 @@ Multiple Tasks")::
 
     Δm  = (1/T) Σ_t Δ_t
 
-A task passes when Δ_t >= -max_relative_regression_t (:func:`task_passes`); a checkpoint
+A task passes when Δ_t >= -max_relative_regression_t (:func:`task_passes`), and never when
+either metric is not a finite number; a checkpoint
 passes when every task passes and Δm >= min_delta_m. Among passing checkpoints the best
 weighted mean of Δ_t wins (ties go to the earlier epoch); if none passes, the verdict is
 ``rejected`` and the best-scoring one is reported (:func:`choose_checkpoint`). The same
@@ -28,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -79,7 +81,10 @@ class Candidate:
 
 
 def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> float:
-    """Δ_t: positive when the MTL metric is better than the baseline's."""
+    """Δ_t: positive when the MTL metric is better than the baseline's; NaN when either is
+    not a finite number (a NaN never passes, and makes Δm NaN)."""
+    if not (math.isfinite(mtl) and math.isfinite(baseline)):
+        return math.nan
     if baseline == 0:
         raise ValueError("relative change is undefined for a baseline metric of 0")
     sign = 1.0 if higher_is_better else -1.0
@@ -87,8 +92,9 @@ def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> floa
 
 
 def task_passes(change: float, tolerance: float) -> bool:
-    """The rule every comparison uses: a task may regress by at most its tolerance."""
-    return change >= -tolerance
+    """The rule every comparison uses: a task may regress by at most its tolerance; a
+    non-finite change (a NaN metric on either side) never passes."""
+    return math.isfinite(change) and change >= -tolerance
 
 
 def compare_tasks(
@@ -130,7 +136,7 @@ def score_checkpoint(
         raise ValueError("selection weights sum to 0; give at least one task a positive weight")
     score = sum(objectives[t].weight * c.relative_change for t, c in comparisons.items()) / total_weight
     mean_change = delta_m(comparisons)
-    accepted = all(c.passed for c in comparisons.values()) and mean_change >= min_delta_m
+    accepted = all(c.passed for c in comparisons.values()) and math.isfinite(mean_change) and mean_change >= min_delta_m
     return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted)
 
 
@@ -152,7 +158,7 @@ def choose_checkpoint(
     if not scores:
         raise ValueError("no checkpoints to select from")
     passing = [s for s in scores if s.accepted]
-    chosen = max(passing or scores, key=lambda s: (s.score, -s.epoch))
+    chosen = max(passing or scores, key=lambda s: (s.score if math.isfinite(s.score) else -math.inf, -s.epoch))
     return Choice(chosen, "accepted" if passing else "rejected", scores)
 
 
@@ -242,6 +248,20 @@ class SelectionReport:
     @property
     def accepted(self) -> bool:
         return self.verdict == "accepted"
+
+    def non_finite(self) -> list[str]:
+        """``task (metric)`` for every value of the chosen checkpoint that is not a finite number."""
+        return [
+            f"{name} ({label})"
+            for name, result in self.tasks.items()
+            for label, value in (
+                ("MTL val", result.mtl),
+                ("baseline val", result.baseline),
+                ("MTL test", result.test),
+                ("baseline test", result.baseline_test),
+            )
+            if not math.isfinite(value)
+        ]
 
     def test_metrics(self) -> dict[str, float]:
         """The chosen checkpoint's test metric per task."""

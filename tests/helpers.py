@@ -321,3 +321,30 @@ def mtl(command: str, params: Path, root: Path) -> subprocess.CompletedProcess:
         REPO,
         os.environ.copy(),
     )
+
+
+def train_tiny(params: Params, frames: dict, directory: Path, **kwargs):
+    """A real training of ``params`` on MultiMNIST ``frames``; returns (model, history)."""
+    from components.data.encoders import PixelEncoder
+    from components.models import build_model
+    from components.tasks import build_tasks
+    from components.training.loader import TensorSplit
+    from components.training.loop import train
+
+    def tensors(frame):
+        return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
+
+    tasks = build_tasks(params.tasks)
+    model = build_model(params, tasks)
+    history = train(
+        model,
+        tasks,
+        tensors(frames["train"]),
+        tensors(frames["val"]),
+        params.training,
+        params.seed,
+        directory,
+        log=lambda _: None,
+        **kwargs,
+    )
+    return model, history

@@ -102,3 +102,24 @@ def test_champion_guard():
     assert not blocked.promote and "sum" in blocked.reason and "v1" in blocked.reason
     # a rejected model never becomes champion, even with no champion at all
     assert not promotion_decision("rejected", candidate, None, objectives).promote
+
+
+def test_a_nan_never_passes_on_either_side():
+    nan = float("nan")
+    assert not task_passes(relative_change(nan, 0.8, True), 1.0)
+    assert not task_passes(relative_change(0.8, nan, True), 1.0)
+    # the finite checkpoint wins even where a NaN one would compare as "no change"
+    choice = choose_checkpoint(
+        [Candidate("e1", 1, {"left": nan, "sum": nan}), Candidate("e2", 2, {"left": 0.81, "sum": 1.9})],
+        BASELINE,
+        OBJECTIVES,
+        0.0,
+    )
+    assert choice.chosen.checkpoint == "e2" and choice.verdict == "accepted"
+    all_nan = choose_checkpoint(
+        [Candidate("e1", 1, {"left": nan, "sum": nan})], {"left": nan, "sum": nan}, OBJECTIVES, -1.0
+    )
+    assert all_nan.verdict == "rejected"
+    assert not promotion_decision(
+        "accepted", {"left": nan, "sum": 1.0}, {"left": 0.8, "sum": 1.0}, OBJECTIVES, "1"
+    ).promote

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from components.config import Params
 from components.data.encoders import encoder_dir
+from components.errors import PipelineError
 from components.jobs.common import (
     BASELINES_REPORT,
     MTL_DIR,
@@ -27,6 +28,10 @@ from components.tasks import build_tasks
 from components.training.checkpoints import load_checkpoint, read_manifest
 from components.training.evaluation import evaluate
 from components.training.loop import resolve_device
+
+
+class NonFiniteMetrics(PipelineError):
+    """The chosen checkpoint or a baseline scores NaN or infinity: nothing to select."""
 
 
 @timed("select")
@@ -58,6 +63,12 @@ def run(params: Params, root: Path) -> SelectionReport:
         {name: baseline[name]["test"] for name in tasks},
         params.selection.min_delta_m,
     )
+    broken = report.non_finite()
+    if broken:  # a NaN model is never reported as a candidate, let alone registered
+        raise NonFiniteMetrics(
+            f"select: {report.checkpoint} has non-finite metrics: {', '.join(broken)}; the training or "
+            "a baseline diverged: lower training.lr and run again"
+        )
     write_json(root / SELECTION_REPORT, report.to_dict())
     print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")
     return report

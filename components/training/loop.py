@@ -44,6 +44,7 @@ from components.tasks import Task
 from components.training import distributed
 from components.training.checkpoints import save_checkpoint, write_manifest
 from components.training.evaluation import evaluate_all, primary_metrics
+from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
 from components.training.seeding import seed_everything
 from components.weighting import LossWeighting, build_weighting, effective_weights
@@ -141,6 +142,7 @@ class Trainer:
     config: TrainingConfig
     device: torch.device
     context: distributed.Context
+    guard: LossGuard
 
 
 @dataclass
@@ -169,9 +171,10 @@ def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor) -> None:
     context.average_gradients([*specific, *weighting.trainable()])
 
 
-def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor]) -> StepResult:
+def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: int, step: int) -> StepResult:
     """One optimizer step on one batch; returns the task losses (averaged over processes)
-    and the weights the loss weighting gave them."""
+    and the weights the loss weighting gave them. A diverged loss stops the training
+    before the step is applied."""
     started = time.perf_counter()
     config, device, context, weighting = trainer.config, trainer.device, trainer.context, trainer.weighting
     pinned = device.type == "cuda"
@@ -183,6 +186,7 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor]) -> StepR
     # Weightings see the losses averaged over processes (so their state agrees
     # everywhere) while gradients still flow through this process's losses.
     losses = local_losses + (context.mean(local_losses.detach()) - local_losses.detach())
+    trainer.guard.check(losses, epoch, step)  # the same averaged values on every process
     weighting.learn(losses)  # a weighting's own objective, e.g. GradNorm's L_grad
     combined = weighting(losses)
     weights = effective_weights(combined, losses)
@@ -218,8 +222,8 @@ def train_epoch(
         unit="batch",
         disable=None if context.is_main else True,
     )
-    for inputs, *targets in bar:
-        step = train_step(trainer, inputs, targets)
+    for index, (inputs, *targets) in enumerate(bar, start=1):
+        step = train_step(trainer, inputs, targets, epoch, index)
         step_seconds += step.seconds
         batch = len(inputs) * context.world_size
         seen += batch
@@ -294,6 +298,7 @@ def train(
         config,
         device,
         context,
+        LossGuard(names, config.max_loss_growth),
     )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     loader = make_loader(

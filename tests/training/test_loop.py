@@ -6,34 +6,14 @@ import math
 import pytest
 import torch
 
-from components.data.encoders import PixelEncoder
 from components.models import build_model
 from components.tasks import build_tasks
 from components.training.checkpoints import MANIFEST, load_checkpoint, sha256_file
-from components.training.loader import TensorSplit
-from components.training.loop import train
-from tests.helpers import targets
-
-
-def splits(frames, params):
-    def convert(frame):
-        return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
-
-    return convert(frames["train"]), convert(frames["val"])
-
-
-def run(params, frames, directory, **kwargs):
-    tasks = build_tasks(params.tasks)
-    model = build_model(params, tasks)
-    train_split, val_split = splits(frames, params)
-    history = train(
-        model, tasks, train_split, val_split, params.training, params.seed, directory, log=lambda _: None, **kwargs
-    )
-    return model, history
+from tests.helpers import train_tiny
 
 
 def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_frames, tmp_path):
-    _, history = run(tiny_params, tiny_frames, tmp_path)
+    _, history = train_tiny(tiny_params, tiny_frames, tmp_path)
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert [e["checkpoint"] for e in manifest] == ["epoch_001.pt", "epoch_002.pt"]
     for entry in manifest:
@@ -48,7 +28,7 @@ def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_
 
 
 def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
-    run(tiny_params, tiny_frames, tmp_path)
+    train_tiny(tiny_params, tiny_frames, tmp_path)
     entry = json.loads((tmp_path / MANIFEST).read_text())[0]
     with open(tmp_path / entry["checkpoint"], "ab") as handle:
         handle.write(b"tampered")
@@ -58,21 +38,21 @@ def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
 
 def test_baseline_keeps_only_its_best_epoch(tiny_params, tiny_frames, tmp_path):
     params = tiny_params.model_copy(update={"tasks": {"sum": tiny_params.tasks["sum"]}})
-    _, history = run(params, tiny_frames, tmp_path, keep_best_for="sum")
+    _, history = train_tiny(params, tiny_frames, tmp_path, keep_best_for="sum")
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt"]
     best = torch.load(tmp_path / "best.pt", weights_only=False)
     assert best["val_metrics"]["sum"] == min(r.val_metrics["sum"] for r in history)
 
 
 def test_same_seed_same_weights(tiny_params, tiny_frames, tmp_path):
-    first, _ = run(tiny_params, tiny_frames, tmp_path / "a")
-    second, _ = run(tiny_params, tiny_frames, tmp_path / "b")
+    first, _ = train_tiny(tiny_params, tiny_frames, tmp_path / "a")
+    second, _ = train_tiny(tiny_params, tiny_frames, tmp_path / "b")
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
 
 def test_regression_head_predicts_in_target_units(tiny_params, tiny_frames, tmp_path):
-    model, _ = run(tiny_params, tiny_frames, tmp_path)
+    model, _ = train_tiny(tiny_params, tiny_frames, tmp_path)
     head = model.heads["sum"]
     assert head.target_mean.item() == pytest.approx(tiny_frames["train"]["sum"].mean(), rel=1e-5)
     task = build_tasks(tiny_params.tasks)["sum"]
@@ -113,7 +93,7 @@ def test_weighting_and_gradient_methods_train(tiny_params, tiny_frames, tmp_path
         }
     )
     params = tiny_params.model_copy(update={"training": training})
-    _, history = run(params, tiny_frames, tmp_path)
+    _, history = train_tiny(params, tiny_frames, tmp_path)
     last = history[-1]
     assert all(math.isfinite(v) for v in last.train_loss.values())
     assert last.step_seconds > 0 and last.peak_memory_mb > 0
@@ -154,7 +134,7 @@ def test_soft_sharing_trains_with_weighting_and_gradient_methods(
             "training": tiny_params.training.model_copy(update={"loss_weighting": weighting, "gradient": gradient}),
         }
     )
-    model, history = run(params, tiny_frames, tmp_path)
+    model, history = train_tiny(params, tiny_frames, tmp_path)
     assert all(math.isfinite(v) for v in history[-1].train_loss.values())
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
     if sharing == "cross_stitch":  # the mixing weights were learned
@@ -168,7 +148,7 @@ def test_training_with_missing_labels(tiny_params, tiny_frames, tmp_path):
     train_frame = frames["train"]
     train_frame["left"] = train_frame["left"].astype("float64").mask(train_frame.index % 3 == 0)
     train_frame["sum"] = train_frame["sum"].mask(train_frame.index % 4 == 1)
-    _, history = run(tiny_params, frames, tmp_path)
+    _, history = train_tiny(tiny_params, frames, tmp_path)
     assert all(math.isfinite(v) for v in history[-1].train_loss.values())
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
 
@@ -188,7 +168,7 @@ def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
         "sum": TaskConfig(type="regression", label="sum", loss="l1"),
     }
     params = tiny_params.model_copy(update={"tasks": tasks})
-    _, history = run(params, frames, tmp_path)
+    _, history = train_tiny(params, frames, tmp_path)
     assert history[-1].train_loss["parity"] < history[0].train_loss["parity"]
     assert 0 <= history[-1].val_metrics["parity"] <= 1 and "macro_f1" in history[-1].val_scores["parity"]
 
@@ -201,7 +181,7 @@ def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, 
             "training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})
         }
     )
-    model, history = run(params, tiny_frames, tmp_path)
+    model, history = train_tiny(params, tiny_frames, tmp_path)
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
