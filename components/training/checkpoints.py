@@ -1,5 +1,13 @@
-"""Checkpoints: one file per kept epoch with model, optimizer, epoch and RNG state, and a
-manifest of the epochs with each file's sha256.
+"""Checkpoints that cannot run code when loaded: per kept epoch, the weights as
+``<name>.safetensors`` and the rest of the state (optimizer, epoch, RNG state, validation
+metrics) as ``<name>.pt`` of plain tensors and containers, read with
+``torch.load(weights_only=True)``; a manifest lists the epochs with a sha256 of both files.
+
+A pickle is a program: ``weights_only=False`` would run whatever a crafted ``.pt`` file
+holds at ``select`` or ``register``. Here a file that is anything but tensors, numbers,
+strings and containers is refused (:class:`CheckpointError`), and the sha256 catches
+accidental corruption (it lives beside the files, so it is no defence against someone who
+can write them; README, "Threat model").
 
 Example::
 
@@ -9,14 +17,16 @@ Example::
     >>> with tempfile.TemporaryDirectory() as scratch:
     ...     path = Path(scratch) / "epoch_001.pt"
     ...     digest = save_checkpoint(path, model, torch.optim.SGD(model.parameters(), lr=0.1), 1, {"y": 0.5})
-    ...     load_checkpoint(path, digest)["val_metrics"]
-    {'y': 0.5}
+    ...     loaded = load_checkpoint(path, digest)
+    ...     sorted(path.parent.iterdir()) == [path, weights_path(path)], loaded["val_metrics"], sorted(loaded["model"])
+    (True, {'y': 0.5}, ['bias', 'weight'])
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
@@ -25,17 +35,45 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from components.errors import PipelineError
+
 MANIFEST = "checkpoints.json"
+WEIGHTS_SUFFIX = ".safetensors"
+
+
+class CheckpointError(PipelineError):
+    """A checkpoint that was modified, or holds anything but plain tensors and containers."""
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states, to resume a training's randomness."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, NumPy, torch (and CUDA) generator states, to resume a training's randomness,
+    as types ``weights_only`` loading accepts (NumPy's key array as a tensor)."""
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, cached_gaussian],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def weights_path(path: Path) -> Path:
+    """Where the weights of checkpoint ``path`` (``epoch_001.pt``) live."""
+    return path.with_suffix(WEIGHTS_SUFFIX)
+
+
+def checkpoint_digest(path: Path) -> str:
+    """sha256 over the weights file and the state file of one checkpoint."""
+    digest = hashlib.sha256()
+    for part in (weights_path(path), path):
+        digest.update(bytes.fromhex(sha256_file(part)))
+    return digest.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -50,25 +88,29 @@ def sha256_file(path: Path) -> str:
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, val_metrics: dict[str, float]
 ) -> str:
-    """Writes one checkpoint; returns its sha256."""
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "epoch": epoch,
-            "rng": rng_state(),
-            "val_metrics": val_metrics,
-        },
-        path,
+    """Writes one checkpoint (``path`` and its ``.safetensors``); returns its sha256."""
+    save_file(
+        {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}, weights_path(path)
     )
-    return sha256_file(path)
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "epoch": epoch, "rng": rng_state(), "val_metrics": val_metrics}, path
+    )
+    return checkpoint_digest(path)
 
 
 def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str, Any]:
-    """Loads a checkpoint, refusing one whose bytes no longer match the recorded sha256."""
-    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
-        raise RuntimeError(f"{path}: sha256 does not match the manifest; the checkpoint was modified")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The checkpoint's state with its weights under ``model``; refuses one whose bytes no
+    longer match ``expected_sha256`` or that holds anything a ``weights_only`` load refuses."""
+    try:
+        if expected_sha256 is not None and checkpoint_digest(path) != expected_sha256:
+            raise CheckpointError(f"{path}: sha256 does not match the manifest; the checkpoint was modified")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return {"model": load_file(weights_path(path)), **state}
+    except FileNotFoundError as error:
+        raise CheckpointError(f"{path}: missing {Path(str(error.filename)).name}; run the training again") from None
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError) as error:
+        reason = str(error).splitlines()[0][:200]
+        raise CheckpointError(f"{path}: refused, not a checkpoint of plain tensors ({reason})") from None
 
 
 def write_manifest(directory: Path, records: Sequence[object]) -> None:

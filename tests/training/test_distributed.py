@@ -10,6 +10,7 @@ from components.io import tracking
 from components.jobs import common, prepare, train_mtl, trainings
 from components.tasks import build_tasks
 from components.training import distributed
+from components.training.checkpoints import load_checkpoint
 from tests.helpers import tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
@@ -42,7 +43,7 @@ def _train(tmp_path, name: str, devices: int) -> dict:
     prepare.run(params, root)
     parent = tracking.start_pipeline_run(params.registry.experiment)
     summary = train_mtl.run(params, root, parent)
-    checkpoint = torch.load(root / common.MTL_DIR / "epoch_002.pt", weights_only=False)
+    checkpoint = load_checkpoint(root / common.MTL_DIR / "epoch_002.pt")
     model = trainings.seeded_model(params, build_tasks(params.tasks))
     model.load_state_dict(checkpoint["model"])
     model.eval()

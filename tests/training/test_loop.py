@@ -8,7 +8,7 @@ import torch
 
 from components.models import build_model
 from components.tasks import build_tasks
-from components.training.checkpoints import MANIFEST, load_checkpoint, sha256_file
+from components.training.checkpoints import MANIFEST, CheckpointError, checkpoint_digest, load_checkpoint
 from tests.helpers import train_tiny
 
 
@@ -17,7 +17,7 @@ def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_
     manifest = json.loads((tmp_path / MANIFEST).read_text())
     assert [e["checkpoint"] for e in manifest] == ["epoch_001.pt", "epoch_002.pt"]
     for entry in manifest:
-        assert sha256_file(tmp_path / entry["checkpoint"]) == entry["sha256"]
+        assert checkpoint_digest(tmp_path / entry["checkpoint"]) == entry["sha256"]
         checkpoint = load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
         assert checkpoint["epoch"] == entry["epoch"]
         assert {"model", "optimizer", "rng", "val_metrics"} <= set(checkpoint)
@@ -32,15 +32,48 @@ def test_modified_checkpoint_is_refused(tiny_params, tiny_frames, tmp_path):
     entry = json.loads((tmp_path / MANIFEST).read_text())[0]
     with open(tmp_path / entry["checkpoint"], "ab") as handle:
         handle.write(b"tampered")
-    with pytest.raises(RuntimeError, match="sha256 does not match"):
+    with pytest.raises(CheckpointError, match="sha256 does not match"):
         load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+    (tmp_path / "epoch_002.safetensors").write_bytes(b"not weights")  # a whole-file swap is caught too
+    entry = json.loads((tmp_path / MANIFEST).read_text())[1]
+    with pytest.raises(CheckpointError, match="sha256 does not match"):
+        load_checkpoint(tmp_path / entry["checkpoint"], entry["sha256"])
+
+
+class Payload:
+    """What a crafted checkpoint holds: unpickling it runs a command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_crafted_checkpoint_is_refused_without_running_its_payload(tiny_params, tiny_frames, tmp_path):
+    import pickle
+
+    train_tiny(tiny_params, tiny_frames, tmp_path)
+    marker = tmp_path / "payload-ran"
+    torch.save({"epoch": 1, "val_metrics": {}, "optimizer": Payload(marker)}, tmp_path / "epoch_001.pt")
+    with open(tmp_path / "epoch_001.pt", "rb") as handle:
+        assert b"payload-ran" in handle.read()  # the payload is there, as a pickle would run it
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    manifest[0]["sha256"] = checkpoint_digest(tmp_path / "epoch_001.pt")  # the attacker updates the manifest too
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=r"epoch_001.pt: refused, not a checkpoint of plain tensors"):
+        load_checkpoint(tmp_path / "epoch_001.pt", manifest[0]["sha256"])
+    assert not marker.exists()
+    with pytest.raises(pickle.UnpicklingError):  # what the refusal stands on
+        torch.load(tmp_path / "epoch_001.pt", weights_only=True)
 
 
 def test_baseline_keeps_only_its_best_epoch(tiny_params, tiny_frames, tmp_path):
     params = tiny_params.model_copy(update={"tasks": {"sum": tiny_params.tasks["sum"]}})
     _, history = train_tiny(params, tiny_frames, tmp_path, keep_best_for="sum")
-    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["best.pt"]
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert sorted(p.name for p in tmp_path.glob("best*")) == ["best.pt", "best.safetensors"]
+    assert not list(tmp_path.glob("epoch_*"))
+    best = load_checkpoint(tmp_path / "best.pt")
     assert best["val_metrics"]["sum"] == min(r.val_metrics["sum"] for r in history)
 
 
