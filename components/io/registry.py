@@ -20,8 +20,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,8 @@ from components.errors import PipelineError
 from components.io.tracking import client
 from components.selection import PromotionDecision
 
+REGISTRATION_KEY = "registration_key"
+INCOMPLETE = "incomplete"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
@@ -52,6 +59,20 @@ class Registration:
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
+    def of_version(cls, model_name: str, version: Any) -> Registration:
+        """The registration a complete registered version records."""
+        return cls(
+            model_name=model_name,
+            version=str(version.version),
+            aliases=sorted(client().get_model_version(model_name, str(version.version)).aliases),
+            champion_moved=False,
+            reason=f"already registered as v{version.version}: {version.tags.get('promotion', '')}",
+            run_id=str(version.run_id),
+            model_uri=f"models:/{model_name}/{version.version}",
+            tags=dict(version.tags),
+        )
+
+    @classmethod
     def read(cls, path: Path) -> Registration | None:
         """The registration recorded at ``path`` (``reports/registration.json``), if any."""
         return cls(**json.loads(path.read_text())) if path.exists() else None
@@ -59,6 +80,41 @@ class Registration:
 
 class RegistryError(PipelineError, RuntimeError):
     """A registry operation that cannot be done as asked; the message says why."""
+
+
+def registration_key(data_version: str, params_hash: str, checkpoint_sha256: str) -> str:
+    """What makes two registrations the same: same data, parameters and checkpoint."""
+    return hashlib.sha256(f"{data_version}|{params_hash}|{checkpoint_sha256}".encode()).hexdigest()[:32]
+
+
+def lock_path(root: Path) -> Path:
+    """The lock registrations of one registry take: beside a SQLite database (so every
+    project that shares it is serialised), else in the project root."""
+    uri = os.environ.get("MLFLOW_REGISTRY_URI") or os.environ.get("MLFLOW_TRACKING_URI", "")
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        return (database if database.is_absolute() else root / database).with_name(database.name + ".register.lock")
+    return root / ".register.lock"
+
+
+@contextlib.contextmanager
+def registration_lock(path: Path) -> Iterator[None]:
+    """One registration at a time (an exclusive ``flock``, released when the holder exits,
+    even if it is killed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def version_with_key(model_name: str, key: str) -> Any:
+    """The version registered under ``key``, if any (complete or not)."""
+    # the key is hex; the model name is compared here, so no name needs quoting in a filter
+    found = [v for v in client().search_model_versions(f"tags.{REGISTRATION_KEY} = '{key}'") if v.name == model_name]
+    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def _version_by_alias(model_name: str, alias: str) -> Any:
@@ -109,13 +165,20 @@ def move_champion(model_name: str, version: str) -> None:
 
 
 def apply_aliases(model_name: str, version: str, decision: PromotionDecision) -> list[str]:
-    """``challenger`` to ``version``, ``champion`` too when the decision says so; returns its aliases."""
+    """``challenger`` to ``version``, ``champion`` too when the decision says so, each read
+    back; then the version is no longer ``incomplete``. Returns its aliases."""
     tracker = client()
-    tracker.set_registered_model_alias(model_name, CHALLENGER, version)
     tracker.set_model_version_tag(model_name, version, "promotion", decision.reason)
+    tracker.set_registered_model_alias(model_name, CHALLENGER, version)
     if decision.promote:
         move_champion(model_name, version)
-    return sorted(tracker.get_model_version(model_name, version).aliases)
+    for alias in (CHALLENGER, CHAMPION) if decision.promote else (CHALLENGER,):
+        if alias_version(model_name, alias) != version:
+            raise RegistryError(f"{model_name}: alias {alias!r} does not point at v{version} after moving it")
+    registered = tracker.get_model_version(model_name, version)
+    if INCOMPLETE in registered.tags:
+        tracker.delete_model_version_tag(model_name, version, INCOMPLETE)
+    return sorted(registered.aliases)
 
 
 def load_version(model_name: str, version: str) -> Any:

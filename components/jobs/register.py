@@ -47,25 +47,38 @@ def methods(params: Params) -> dict[str, str]:
 
 @timed("register")
 def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration:
-    """Registers the selected checkpoint; ``champion`` moves only under the champion guard."""
-    tracker = tracking.client()
+    """Registers the selected checkpoint once; ``champion`` moves only under the champion guard.
+
+    A registration is a transaction keyed by data version, params hash and checkpoint sha256
+    (``registration_key``) under a lock on the registry: a rerun with the same key returns the
+    version already registered; a version left ``incomplete`` by a crash (created, not yet
+    tagged or aliased) is completed; two registrations at once create one version.
+    """
+    selection = read_report(root)
+    name = params.registry.model_name
+    version_of_data = data_version(root, params.data.dir)
+    key = registry.registration_key(version_of_data, params.fingerprint(), selection.sha256)
+    with registry.registration_lock(registry.lock_path(root)):
+        existing = registry.version_with_key(name, key)
+        if existing is not None and registry.INCOMPLETE not in existing.tags:
+            result = registry.Registration.of_version(name, existing)
+            write_json(root / REGISTRATION_REPORT, asdict(result))
+            return result
+        version = str(existing.version) if existing is not None else _log_and_register(params, root, parent_run_id, key)
+        result = _complete(params, root, version, version_of_data, parent_run_id)
+    write_json(root / REGISTRATION_REPORT, asdict(result))
+    return result
+
+
+def _log_and_register(params: Params, root: Path, parent_run_id: str, key: str) -> str:
+    """Logs the pyfunc model on the pipeline run and registers it as a new version tagged
+    with its key and ``incomplete`` in one call; returns the version."""
     selection = read_report(root)
     checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
-    name = params.registry.model_name
-    test = selection.test_metrics()
-    champion = registry.current_champion(name)
-    decision = promotion_decision(
-        selection.verdict,
-        test,
-        champion[1] if champion else None,
-        objectives(params),
-        champion[0] if champion else None,
-    )
     test_frame = read_split(root / params.data.dir, "test")
     # a few rows of every dataset, so the signature holds every input column
     rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
     example = request_frame(params, rows)
-
     with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
         mlflow.log_params(tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()})
         mlflow.log_metrics(
@@ -81,14 +94,36 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
             code_paths=[str(Path(__file__).parents[1])],
             # the example carries the optional `tasks` parameter into the signature
             input_example=(example, {"tasks": list(params.tasks)}),
-            registered_model_name=name,
             pip_requirements=pip_requirements(),
         )
-    version = str(info.registered_model_version)
+    registered = mlflow.register_model(
+        info.model_uri, params.registry.model_name, tags={registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
+    )
+    return str(registered.version)
+
+
+def _complete(
+    params: Params, root: Path, version: str, version_of_data: str, parent_run_id: str
+) -> registry.Registration:
+    """Tags, model card and aliases of a version; the alias move comes last."""
+    tracker = tracking.client()
+    selection = read_report(root)
+    name = params.registry.model_name
+    test = selection.test_metrics()
+    champion = registry.current_champion(name)
+    if champion is not None and champion[0] == version:
+        champion = None  # completing a version that already became champion
+    decision = promotion_decision(
+        selection.verdict,
+        test,
+        champion[1] if champion else None,
+        objectives(params),
+        champion[0] if champion else None,
+    )
     tags = {
         "verdict": selection.verdict,
         "delta_m": f"{selection.delta_m:.6f}",
-        "data_version": data_version(root, params.data.dir),
+        "data_version": version_of_data,
         "git_commit": git_commit(root),
         "params_hash": params.fingerprint(),
         "checkpoint": selection.checkpoint,
@@ -99,7 +134,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     tracker.update_model_version(name, version, description=card)
     tracker.log_text(parent_run_id, card, "model_card.md")
     aliases = registry.apply_aliases(name, version, decision)
-    result = registry.Registration(
+    return registry.Registration(
         model_name=name,
         version=version,
         aliases=aliases,
@@ -109,8 +144,6 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         model_uri=f"models:/{name}@{registry.CHALLENGER}",
         tags=tags,
     )
-    write_json(root / REGISTRATION_REPORT, asdict(result))
-    return result
 
 
 def pip_requirements() -> list[str]:

@@ -1,0 +1,83 @@
+"""One registration = one version: a rerun returns it, a crashed one is completed, and two
+registrations at once create one version (real MLflow on SQLite, real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from components.config import Params
+from components.io import registry, tracking
+from components.jobs import baselines, prepare, register, select, train_mtl, validate
+from tests.helpers import REPO, accepting, tiny_params_dict
+
+pytestmark = pytest.mark.slow  # whole tiny pipelines and concurrent processes
+
+
+@pytest.fixture
+def selected(tmp_path, mlflow_db, monkeypatch):
+    """A tiny pipeline run up to `select`, ready to register."""
+    monkeypatch.chdir(tmp_path)
+    raw = accepting(tiny_params_dict())
+    raw["training"]["epochs"] = 1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    params = Params.model_validate(raw)
+    prepare.run(params, tmp_path)
+    validate.run(params, tmp_path)
+    parent = tracking.start_pipeline_run(params.registry.experiment)
+    baselines.run(params, tmp_path, parent)
+    train_mtl.run(params, tmp_path, parent)
+    select.run(params, tmp_path)
+    return params, tmp_path, parent, MlflowClient(mlflow_db, registry_uri=mlflow_db)
+
+
+def versions(client: MlflowClient) -> list:
+    return client.search_model_versions("name = 'tiny-mtl'")
+
+
+def test_registering_the_same_selection_again_returns_the_same_version(selected):
+    params, root, parent, client = selected
+    first = register.run(params, root, parent)
+    again = register.run(params, root, tracking.start_pipeline_run(params.registry.experiment))
+    assert (first.version, again.version) == ("1", "1") and len(versions(client)) == 1
+    assert again.reason.startswith("already registered as v1") and "champion" in again.aliases
+    assert json.loads((root / "reports/registration.json").read_text())["version"] == "1"
+
+
+def test_a_version_left_incomplete_by_a_crash_is_completed_not_duplicated(selected):
+    params, root, parent, client = selected
+    register.run(params, root, parent)
+    # the state a crash between version creation and the alias move leaves behind
+    client.set_model_version_tag("tiny-mtl", "1", registry.INCOMPLETE, "true")
+    for alias in (registry.CHALLENGER, registry.CHAMPION):
+        client.delete_registered_model_alias("tiny-mtl", alias)
+    completed = register.run(params, root, parent)
+    version = client.get_model_version("tiny-mtl", "1")
+    assert completed.version == "1" and len(versions(client)) == 1
+    assert registry.INCOMPLETE not in version.tags and sorted(version.aliases) == ["challenger", "champion"]
+
+
+def test_two_registrations_at_once_create_one_version(selected):
+    params, root, _, client = selected
+    command = [
+        sys.executable,
+        "-m",
+        "components.cli",
+        "register",
+        "--params",
+        str(root / "params.yaml"),
+        "--root",
+        str(root),
+    ]
+    both = [
+        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=300) for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert len(versions(client)) == 1
+    assert sum("already registered as v1" in out for out, _ in outputs) == 1  # the second waited and found it
