@@ -256,14 +256,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def run_stages(params: Params, root: Path) -> Registration:
-    """The pipeline's stages in this process, as the flow runs them."""
+def run_until_select(params: Params, root: Path) -> str:
+    """The pipeline's stages up to ``select`` in this process; returns the pipeline run."""
     prepare.run(params, root)
     validate.run(params, root)
     parent = tracking.start_pipeline_run(params.registry.experiment)
     baselines.run(params, root, parent)
     train_mtl.run(params, root, parent)
     select.run(params, root)
+    return parent
+
+
+def run_stages(params: Params, root: Path) -> Registration:
+    """The pipeline's stages in this process, as the flow runs them."""
+    parent = run_until_select(params, root)
     registration = register.run(params, root, parent)
     tracking.end_run(parent)
     return registration

@@ -13,8 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from components.config import Params
 from components.io import registry, tracking
-from components.jobs import baselines, prepare, register, select, train_mtl, validate
-from tests.helpers import REPO, accepting, tiny_params_dict
+from components.jobs import register
+from tests.helpers import REPO, accepting, run_until_select, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # whole tiny pipelines and concurrent processes
 
@@ -27,12 +27,7 @@ def selected(tmp_path, mlflow_db, monkeypatch):
     raw["training"]["epochs"] = 1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     params = Params.model_validate(raw)
-    prepare.run(params, tmp_path)
-    validate.run(params, tmp_path)
-    parent = tracking.start_pipeline_run(params.registry.experiment)
-    baselines.run(params, tmp_path, parent)
-    train_mtl.run(params, tmp_path, parent)
-    select.run(params, tmp_path)
+    parent = run_until_select(params, tmp_path)
     return params, tmp_path, parent, MlflowClient(mlflow_db, registry_uri=mlflow_db)
 
 
