@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import zoneinfo
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, get_args
 
 import yaml
@@ -286,7 +287,8 @@ class SelectionConfig(Strict):
 
 
 class RegistryConfig(Strict):
-    model_name: str = "multimnist-mtl"
+    # Letters, digits, '.', '_' and '-': registry searches quote the name, so quotes are refused.
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "multimnist-mtl"
     experiment: str = "multimnist-mtl"
 
 
@@ -362,6 +364,32 @@ class Params(Strict):
     validation: ValidationConfig = ValidationConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    # Paths in these parameters stay inside the project (relative, no ".." out of it) unless
+    # this is true: a typo or a copied config must not write outside it.
+    allow_external_paths: bool = False
+
+    @model_validator(mode="after")
+    def _paths_inside_project(self) -> Params:
+        if self.allow_external_paths:
+            return self
+        for key, value in self.paths().items():
+            path = PurePosixPath(value)
+            if path.is_absolute() or ".." in PurePosixPath(posixpath.normpath(value)).parts:
+                raise ValueError(
+                    f"{key}: {value!r} is outside the project; use a path inside it, or set allow_external_paths: true"
+                )
+        return self
+
+    def paths(self) -> dict[str, str]:
+        """Every path these parameters name, by its key."""
+        found = {"data.dir": self.data.dir, "validation.docs_dir": self.validation.docs_dir}
+        if self.orchestration.refresh.path:
+            found["orchestration.refresh.path"] = self.orchestration.refresh.path
+        if self.data.files:
+            found |= {f"data.files.{split}": path for split, path in self.data.files.model_dump().items()}
+        for name, dataset in self.data.datasets.items():
+            found |= {f"data.datasets.{name}.files.{split}": path for split, path in dataset.files.model_dump().items()}
+        return found
 
     @model_validator(mode="after")
     def _tasks_nonempty(self) -> Params:
@@ -403,10 +431,13 @@ class Params(Strict):
     def fingerprint(self) -> str:
         """Stable hash of what determines the model, recorded with every registered version.
 
-        Orchestration settings (schedules, pools, remotes) change where and when training
-        runs, not its result, so they are left out: editing them does not force a retrain.
+        Orchestration settings (schedules, pools, remotes) and ``allow_external_paths`` change
+        where and when training runs, not its result, so they are left out: editing them does
+        not force a retrain.
         """
-        canonical = json.dumps(self.model_dump(mode="json", exclude={"orchestration"}), sort_keys=True)
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude={"orchestration", "allow_external_paths"}), sort_keys=True
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

@@ -66,3 +66,34 @@ def test_fingerprint_tracks_values():
 
     assert a.fingerprint() == load_params(REPO / "params.yaml").fingerprint()
     assert a.fingerprint() != Params.model_validate(raw).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("data", "dir", "../elsewhere"), ("validation", "docs_dir", "/tmp/docs"), ("data", "dir", "data/../../up")],
+)
+def test_paths_stay_inside_the_project_unless_allowed(tmp_path, section, key, value):
+    raw = tiny_params_dict()
+    raw[section][key] = value
+    with pytest.raises(
+        ParamsError, match=rf"{section}\.{key}: '{value}' is outside the project; .*allow_external_paths"
+    ):
+        load_params(write(tmp_path, raw))
+    raw["allow_external_paths"] = True
+    assert getattr(getattr(load_params(write(tmp_path, raw)), section), key) == value
+
+
+def test_refresh_and_input_files_are_confined_too(tmp_path):
+    raw = tiny_params_dict()
+    raw["orchestration"]["refresh"] = {"source": "path", "path": "/srv/incoming"}
+    with pytest.raises(ParamsError, match="orchestration.refresh.path: '/srv/incoming' is outside the project"):
+        load_params(write(tmp_path, raw))
+    raw["orchestration"]["refresh"] = {"source": "path", "path": "incoming/today"}
+    assert load_params(write(tmp_path, raw)).orchestration.refresh.path == "incoming/today"
+
+
+def test_a_model_name_with_a_quote_is_refused(tmp_path):
+    raw = tiny_params_dict()
+    raw["registry"]["model_name"] = "bob's-model"
+    with pytest.raises(ParamsError, match=r"registry\.model_name: String should match pattern"):
+        load_params(write(tmp_path, raw))

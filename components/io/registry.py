@@ -110,6 +110,15 @@ def registration_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def is_registered(model_name: str) -> bool:
+    """Whether the registry knows ``model_name``."""
+    try:
+        client().get_registered_model(model_name)
+    except MlflowException:
+        return False
+    return True
+
+
 def version_with_key(model_name: str, key: str) -> Any:
     """The version registered under ``key``, if any (complete or not)."""
     # the key is hex; the model name is compared here, so no name needs quoting in a filter

@@ -54,6 +54,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     version already registered; a version left ``incomplete`` by a crash (created, not yet
     tagged or aliased) is completed; two registrations at once create one version.
     """
+    _refuse_a_lost_registry(root)
     selection = read_report(root)
     name = params.registry.model_name
     version_of_data = data_version(root, params.data.dir)
@@ -68,6 +69,18 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         result = _complete(params, root, version, version_of_data, parent_run_id)
     write_json(root / REGISTRATION_REPORT, asdict(result))
     return result
+
+
+def _refuse_a_lost_registry(root: Path) -> None:
+    """A registry that no longer knows the model the last registration recorded was deleted
+    or moved: registering now would silently start a new one with a new v1 champion."""
+    last = registry.Registration.read(root / REGISTRATION_REPORT)
+    if last is not None and not registry.is_registered(last.model_name):
+        raise registry.RegistryError(
+            f"{REGISTRATION_REPORT} records {last.model_name} v{last.version}, but the registry at "
+            f"{tracking.tracking_uri()} has no model {last.model_name!r} (was the database deleted or moved?); "
+            f"restore it or point MLFLOW_TRACKING_URI at it, or delete {REGISTRATION_REPORT} to start a new registry"
+        )
 
 
 def _log_and_register(params: Params, root: Path, parent_run_id: str, key: str) -> str:

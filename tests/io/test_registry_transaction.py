@@ -4,8 +4,10 @@ registrations at once create one version (real MLflow on SQLite, real processes)
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from components.config import Params
 from components.io import registry, tracking
 from components.jobs import register
-from tests.helpers import REPO, accepting, run_until_select, tiny_params_dict
+from tests.helpers import REPO, accepting, mtl, run_until_select, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # whole tiny pipelines and concurrent processes
 
@@ -76,3 +78,18 @@ def test_two_registrations_at_once_create_one_version(selected):
     assert [process.returncode for process in both] == [0, 0], outputs
     assert len(versions(client)) == 1
     assert sum("already registered as v1" in out for out, _ in outputs) == 1  # the second waited and found it
+
+
+def test_a_deleted_registry_is_an_error_not_a_fresh_v1_champion(selected, mlflow_db):
+    params, root, parent, _ = selected
+    register.run(params, root, parent)
+    database = Path(mlflow_db.removeprefix("sqlite:///"))
+    database.unlink()  # rm mlflow.db, then the next registration in a new process
+    result = mtl("register", root / "params.yaml", root)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "records tiny-mtl v1, but the registry at" in result.stderr
+        and "delete reports/registration.json" in result.stderr
+    )
+    with sqlite3.connect(database) as fresh:  # what the failed run left: no version registered
+        assert fresh.execute("select count(*) from model_versions").fetchone() == (0,)
