@@ -26,10 +26,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow.exceptions import MlflowException
 
@@ -37,6 +37,7 @@ from components.errors import PipelineError
 from components.io.tracking import client
 from components.selection import PromotionDecision
 
+T = TypeVar("T")
 REGISTRATION_KEY = "registration_key"
 INCOMPLETE = "incomplete"
 CHAMPION = "champion"
@@ -108,6 +109,31 @@ def registration_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def with_retries(
+    action: Callable[[], T],
+    attempts: int = 5,
+    first_wait: float = 1.0,
+    on_retry: Callable[[str], None] = lambda message: None,
+) -> T:
+    """``action()``, again after 1, 2, 4, … s while the database is locked by another writer
+    (SQLite already waits 5 s per statement); a lock that outlasts every attempt is a
+    :class:`RegistryError`. Safe for registrations: each step can run again."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as error:  # MLflow wraps SQLAlchemy's OperationalError in several types
+            if "database is locked" not in str(error):
+                raise
+            if attempt == attempts - 1:
+                raise RegistryError(
+                    f"the registry stayed locked by another writer through {attempts} attempts"
+                ) from None
+            wait = first_wait * 2**attempt
+            on_retry(f"the registry is locked by another writer; retrying in {wait:g} s ({attempt + 1}/{attempts})")
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def is_registered(model_name: str) -> bool:

@@ -59,14 +59,17 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     name = params.registry.model_name
     version_of_data = data_version(root, params.data.dir)
     key = registry.registration_key(version_of_data, params.fingerprint(), selection.sha256)
-    with registry.registration_lock(registry.lock_path(root)):
+
+    def transaction() -> registry.Registration:
         existing = registry.version_with_key(name, key)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
-            result = registry.Registration.of_version(name, existing)
-            write_json(root / REGISTRATION_REPORT, asdict(result))
-            return result
+            return registry.Registration.of_version(name, existing)
         version = str(existing.version) if existing is not None else _log_and_register(params, root, parent_run_id, key)
-        result = _complete(params, root, version, version_of_data, parent_run_id)
+        return _complete(params, root, version, version_of_data, parent_run_id)
+
+    with registry.registration_lock(registry.lock_path(root)):
+        # every step can run again: a retry finds the version by its key and completes it
+        result = registry.with_retries(transaction, on_retry=print)
     write_json(root / REGISTRATION_REPORT, asdict(result))
     return result
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,20 @@ def test_a_deleted_registry_is_an_error_not_a_fresh_v1_champion(selected, mlflow
     )
     with sqlite3.connect(database) as fresh:  # what the failed run left: no version registered
         assert fresh.execute("select count(*) from model_versions").fetchone() == (0,)
+
+
+def test_a_registry_locked_by_another_writer_is_retried_until_it_frees(selected, mlflow_db, capsys):
+    params, root, parent, client = selected
+    database, held = mlflow_db.removeprefix("sqlite:///"), root / "lock-held"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "c.execute('BEGIN EXCLUSIVE'); open(sys.argv[2], 'w').close(); time.sleep(7); c.execute('COMMIT')",
+         database, str(held)]
+    )  # fmt: skip
+    while not held.exists():
+        assert holder.poll() is None
+        time.sleep(0.05)
+    registration = register.run(params, root, parent)
+    holder.wait(timeout=30)
+    assert "the registry is locked by another writer; retrying in 1 s (1/5)" in capsys.readouterr().out
+    assert registration.version == "1" and "champion" in client.get_model_version("tiny-mtl", "1").aliases
