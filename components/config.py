@@ -139,7 +139,9 @@ class DataConfig(Strict):
 
 class TaskConfig(Strict):
     """One task. Which keys apply, and what they must hold, is the task type's rule
-    (``components/tasks/<type>.py``, checked by ``components.tasks.check_tasks``)."""
+    (``components/tasks/<type>.py``, checked by ``components.tasks.check_tasks`` when a job
+    loads its parameters; this model checks structure only, so that config stays below the
+    task types, which import torch)."""
 
     # A registered task type: classification, multilabel, regression, tagging, span,
     # segmentation, or one you add (README, "Add your own task type").

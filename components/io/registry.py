@@ -140,7 +140,9 @@ def is_registered(model_name: str) -> bool:
     """Whether the registry knows ``model_name``."""
     try:
         client().get_registered_model(model_name)
-    except MlflowException:
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         return False
     return True
 

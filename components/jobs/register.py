@@ -54,13 +54,13 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     version already registered; a version left ``incomplete`` by a crash (created, not yet
     tagged or aliased) is completed; two registrations at once create one version.
     """
-    _refuse_a_lost_registry(root)
     selection = read_report(root)
     name = params.registry.model_name
     version_of_data = data_version(root, params.data.dir)
     key = registry.registration_key(version_of_data, params.fingerprint(), selection.sha256)
 
     def transaction() -> registry.Registration:
+        _refuse_a_lost_registry(root)
         existing = registry.version_with_key(name, key)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
             return registry.Registration.of_version(name, existing)
