@@ -336,11 +336,13 @@ def train_tiny(params: Params, frames: dict, directory: Path, **kwargs):
     from components.tasks import build_tasks
     from components.training.loader import TensorSplit
     from components.training.loop import train
+    from components.training.seeding import seed_everything
 
     def tensors(frame):
         return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
 
     tasks = build_tasks(params.tasks)
+    seed_everything(params.seed)  # initial weights from the seed alone, not from earlier tests in this worker
     model = build_model(params, tasks)
     history = train(
         model,
