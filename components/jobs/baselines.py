@@ -27,6 +27,7 @@ from components.jobs.common import (
     write_json,
 )
 from components.jobs.trainings import (
+    epoch_logger,
     launch,
     launches_processes,
     load_tensor_splits,
@@ -98,9 +99,7 @@ def train_one(
             directory,
             keep_best_for=task_name,
             label=f"baseline {task_name}",
-            on_epoch=lambda record: (
-                tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None
-            ),
+            on_epoch=epoch_logger(run_id),
         )
         if run_id is None:  # not rank 0: that process reports
             return None

@@ -29,7 +29,7 @@ from components.jobs.common import (
 )
 from components.jobs.select import read_report
 from components.report import model_card
-from components.selection import promotion_decision
+from components.selection import SelectionReport, promotion_decision
 from components.training.checkpoints import load_checkpoint
 
 
@@ -64,8 +64,11 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         existing = registry.version_with_key(name, key)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
             return registry.Registration.of_version(name, existing)
-        version = str(existing.version) if existing is not None else _log_and_register(params, root, parent_run_id, key)
-        return _complete(params, root, version, version_of_data, parent_run_id)
+        if existing is not None:
+            version = str(existing.version)
+        else:
+            version = _log_and_register(params, root, selection, parent_run_id, key)
+        return _complete(params, root, selection, version, version_of_data, parent_run_id)
 
     with registry.registration_lock(registry.lock_path(root)):
         # every step can run again: a retry finds the version by its key and completes it
@@ -86,10 +89,9 @@ def _refuse_a_lost_registry(root: Path) -> None:
         )
 
 
-def _log_and_register(params: Params, root: Path, parent_run_id: str, key: str) -> str:
+def _log_and_register(params: Params, root: Path, selection: SelectionReport, parent_run_id: str, key: str) -> str:
     """Logs the pyfunc model on the pipeline run and registers it as a new version tagged
     with its key and ``incomplete`` in one call; returns the version."""
-    selection = read_report(root)
     checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
     test_frame = read_split(root / params.data.dir, "test")
     # a few rows of every dataset, so the signature holds every input column
@@ -119,11 +121,10 @@ def _log_and_register(params: Params, root: Path, parent_run_id: str, key: str) 
 
 
 def _complete(
-    params: Params, root: Path, version: str, version_of_data: str, parent_run_id: str
+    params: Params, root: Path, selection: SelectionReport, version: str, version_of_data: str, parent_run_id: str
 ) -> registry.Registration:
     """Tags, model card and aliases of a version; the alias move comes last."""
     tracker = tracking.client()
-    selection = read_report(root)
     name = params.registry.model_name
     test = selection.test_metrics()
     champion = registry.current_champion(name)

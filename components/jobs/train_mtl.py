@@ -20,6 +20,7 @@ from components.jobs.common import (
     write_json,
 )
 from components.jobs.trainings import (
+    epoch_logger,
     launch,
     launches_processes,
     load_tensor_splits,
@@ -53,9 +54,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
             params.seed,
             root / MTL_DIR,
             label="mtl",
-            on_epoch=lambda record: (
-                tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch) if run_id else None
-            ),
+            on_epoch=epoch_logger(run_id),
         )
         if run_id is None:  # not rank 0: that process reports
             return {}

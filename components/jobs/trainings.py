@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+import yaml
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
@@ -27,6 +29,7 @@ from components.models import MultiTaskNetwork, build_model
 from components.tasks import Task, build_tasks
 from components.training import distributed
 from components.training.loader import TensorSplit
+from components.training.loop import EpochRecord
 from components.training.seeding import seed_everything
 
 
@@ -75,6 +78,13 @@ def training_run(parent_run_id: str, name: str, run_params: dict[str, object]) -
     tracking.end_run(run_id)
 
 
+def epoch_logger(run_id: str | None) -> Callable[[EpochRecord], None] | None:
+    """Logs each epoch's metrics on the training's run; None where this process logs nothing."""
+    if run_id is None:
+        return None
+    return lambda record: tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch)
+
+
 def write_curves(path: Path, curves: dict[str, list[float]]) -> None:
     """Validation metric per epoch and task, as the CSV ``dvc plots`` reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,10 +102,6 @@ def launches_processes(params: Params) -> bool:
 
 def launch(params: Params, root: Path, cli_args: list[str]) -> None:
     """Runs a training stage in ``training.devices`` torchrun processes, on these parameters."""
-    import tempfile
-
-    import yaml
-
     with tempfile.TemporaryDirectory() as scratch:
         params_file = Path(scratch) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))

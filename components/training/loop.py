@@ -319,13 +319,12 @@ def train(
     for epoch in range(1, config.epochs + 1):
         record = train_epoch(trainer, loader, epoch, val_split, label)
         path = None
-        if not context.is_main:  # rank 0 writes checkpoints and logs for all processes
-            pass
-        elif keep_best_for is None:
-            path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
-        elif _improved(tasks[keep_best_for], record.val_metrics[keep_best_for], best):
-            best = record.val_metrics[keep_best_for]
-            path = checkpoint_dir / "best.pt"
+        if context.is_main:  # rank 0 writes checkpoints and logs for all processes
+            if keep_best_for is None:
+                path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
+            elif _improved(tasks[keep_best_for], record.val_metrics[keep_best_for], best):
+                best = record.val_metrics[keep_best_for]
+                path = checkpoint_dir / "best.pt"
         if path is not None:
             record.sha256 = save_checkpoint(path, model, trainer.optimizer, epoch, record.val_metrics)
             record.checkpoint = path.name
