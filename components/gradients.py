@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -95,3 +96,29 @@ def backward_per_task(
         offset += size
     # Each head depends on its own task's loss only, so the sum gives each its own gradient.
     torch.autograd.backward(torch.stack(list(task_losses)).sum(), inputs=list(specific))
+
+
+def combiner_state(combiner: Combiner | None) -> dict[str, Tensor]:
+    """What a stateful combiner carries between steps, for a resumed training: Nash-MTL's
+    step count and previous α (read from torchjd's attributes: the aggregator has no state
+    dict of its own); empty for the stateless methods."""
+    if not isinstance(combiner, aggregation.NashMTL):
+        return {}
+    nash: Any = combiner.weighting  # its state is numpy arrays, which nn.Module's typing does not know
+    return {
+        "step": torch.tensor(nash.step),
+        "prvs_alpha": torch.from_numpy(nash.prvs_alpha.copy()),
+        "normalization_factor": torch.from_numpy(nash.normalization_factor.copy()),
+    }
+
+
+def load_combiner_state(combiner: Combiner | None, state: dict[str, Tensor]) -> None:
+    """Restores what :func:`combiner_state` saved."""
+    if not isinstance(combiner, aggregation.NashMTL) or not state:
+        return
+    nash: Any = combiner.weighting
+    nash.step = float(state["step"])
+    nash.prvs_alpha = state["prvs_alpha"].numpy().copy()
+    nash.normalization_factor = state["normalization_factor"].numpy().copy()
+    if nash.step > 0:  # the solver's problem is built on step 0, which is past
+        nash._init_optim_problem()

@@ -28,6 +28,7 @@ import os
 import time
 
 from mlflow.entities import RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -85,6 +86,24 @@ def end_run(run_id: str, failed: bool = False) -> None:
     """Ends a run FINISHED, or FAILED."""
     status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
     client().set_terminated(run_id, status=status)
+
+
+def end_orphaned_run(run_id: str) -> bool:
+    """Ends as KILLED a run a killed process left RUNNING; False if it had ended or is gone."""
+    try:
+        run = client().get_run(run_id)
+    except MlflowException:
+        return False
+    if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+        return False
+    client().set_terminated(run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    return True
+
+
+def set_tags(run_id: str, tags: dict[str, str]) -> None:
+    """Tags ``run_id``."""
+    for key, value in tags.items():
+        client().set_tag(run_id, key, value)
 
 
 def fail_open_pipeline_run(experiment: str) -> None:

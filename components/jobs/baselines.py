@@ -2,7 +2,8 @@
 epochs as the MTL model; each keeps its best epoch by its validation metric.
 
 Sharing, loss weighting and gradient handling have nothing to balance with one task, so a
-baseline is the backbone with one head, trained on its plain loss.
+baseline is the backbone with one head, trained on its plain loss. A killed baseline
+continues from its last complete epoch when started again.
 
     $ mtl baselines          # every task, one after the other, in one process
     $ mtl train-baseline --task left
@@ -31,6 +32,7 @@ from components.jobs.trainings import (
     launch,
     launches_processes,
     load_tensor_splits,
+    resume_key,
     seeded_model,
     training_params,
     training_run,
@@ -86,9 +88,10 @@ def train_one(
     splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks)
     metric = tasks[task_name].metric_name
-    with training_run(
-        parent_run_id, f"baseline-{task_name}", training_params(baseline) | {"task": task_name}
-    ) as run_id:
+    run_params = training_params(baseline) | {"task": task_name}
+    key = resume_key(baseline, root, f"baseline-{task_name}")
+    with training_run(parent_run_id, f"baseline-{task_name}", run_params, directory, key) as resume:
+        run_id = resume.run_id
         history = train(
             model,
             tasks,
@@ -100,6 +103,7 @@ def train_one(
             keep_best_for=task_name,
             label=f"baseline {task_name}",
             on_epoch=epoch_logger(run_id),
+            resume=resume,
         )
         if run_id is None:  # not rank 0: that process reports
             return None

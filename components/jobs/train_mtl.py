@@ -1,5 +1,6 @@
 """Stage ``train_mtl``: the multi-task model with the configured sharing, loss weighting and
-gradient method; a checkpoint every epoch, for ``select`` to choose from.
+gradient method; a checkpoint every epoch, for ``select`` to choose from. A killed training
+continues from its last complete epoch when started again (``components.training.resume``).
 
     $ mtl train-mtl
 """
@@ -24,6 +25,7 @@ from components.jobs.trainings import (
     launch,
     launches_processes,
     load_tensor_splits,
+    resume_key,
     seeded_model,
     training_params,
     training_run,
@@ -44,7 +46,10 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
     splits = load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(params, tasks)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    with training_run(parent_run_id, name, training_params(params)) as run_id:
+    directory = root / MTL_DIR
+    key = resume_key(params, root, "mtl")
+    with training_run(parent_run_id, name, training_params(params), directory, key) as resume:
+        run_id = resume.run_id
         history = train(
             model,
             tasks,
@@ -52,9 +57,10 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
             splits["val"],
             params.training,
             params.seed,
-            root / MTL_DIR,
+            directory,
             label="mtl",
             on_epoch=epoch_logger(run_id),
+            resume=resume,
         )
         if run_id is None:  # not rank 0: that process reports
             return {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,9 +29,15 @@ from components.io import tracking
 from components.models import MultiTaskNetwork, build_model
 from components.tasks import Task, build_tasks
 from components.training import distributed
+from components.training.checkpoints import sha256_file
 from components.training.loader import TensorSplit
 from components.training.loop import EpochRecord
+from components.training.resume import Resume, find_state, training_key
 from components.training.seeding import seed_everything
+
+#: tags of a training run that continued a killed one
+RESUMED_FROM_TAG = "mtl.resumed_from_run"
+RESUMED_AFTER_TAG = "mtl.resumed_after_epoch"
 
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
@@ -62,16 +69,39 @@ def training_params(params: Params) -> dict[str, object]:
     }
 
 
+def resume_key(params: Params, root: Path, label: str) -> str:
+    """What a killed training's resume state must match to be continued: these parameters,
+    the bytes of the prepared data (splits and fitted encoder) and which training it is."""
+    data = hashlib.sha256()
+    data_dir = root / params.data.dir
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        data.update(str(path.relative_to(data_dir)).encode())
+        data.update(bytes.fromhex(sha256_file(path)))
+    return training_key(params.fingerprint(), data.hexdigest(), label)
+
+
 @contextlib.contextmanager
-def training_run(parent_run_id: str, name: str, run_params: dict[str, object]) -> Iterator[str | None]:
-    """The nested MLflow run of one training, ended FINISHED or FAILED; ``None`` on the
-    torchrun processes other than rank 0, which log nothing."""
+def training_run(
+    parent_run_id: str, name: str, run_params: dict[str, object], directory: Path, key: str
+) -> Iterator[Resume]:
+    """The nested MLflow run of one training, ended FINISHED or FAILED, and the resume state a
+    killed run of the same training left in ``directory``, if any: that run is ended KILLED,
+    and the new one is tagged with where it resumed and gets the earlier epochs' metrics.
+    The torchrun processes other than rank 0 log nothing (``run_id`` None)."""
+    state = find_state(directory, key)
     if not distributed.current().is_main:
-        yield None
+        yield Resume(key, None, state)
         return
     run_id = tracking.start_child_run(parent_run_id, name, run_params)
+    if state is not None:
+        killed = state["run_id"]
+        if killed:
+            tracking.end_orphaned_run(killed)
+        tracking.set_tags(run_id, {RESUMED_FROM_TAG: killed or "", RESUMED_AFTER_TAG: str(state["epoch"])})
+        for record in state["history"]:
+            tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
     try:
-        yield run_id
+        yield Resume(key, run_id, state)
     except BaseException:
         tracking.end_run(run_id, failed=True)
         raise

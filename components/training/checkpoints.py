@@ -27,19 +27,18 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-import random
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from components.errors import PipelineError
+from components.training.seeding import rng_state
 
 MANIFEST = "checkpoints.json"
 WEIGHTS_SUFFIX = ".safetensors"
@@ -47,20 +46,6 @@ WEIGHTS_SUFFIX = ".safetensors"
 
 class CheckpointError(PipelineError):
     """A checkpoint that was modified, or holds anything but plain tensors and containers."""
-
-
-def rng_state() -> dict[str, Any]:
-    """Python, NumPy, torch (and CUDA) generator states, to resume a training's randomness,
-    as types ``weights_only`` loading accepts (NumPy's key array as a tensor)."""
-    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, cached_gaussian],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def weights_path(path: Path) -> Path:
@@ -111,6 +96,13 @@ def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str,
     except (pickle.UnpicklingError, SafetensorError, RuntimeError) as error:
         reason = str(error).splitlines()[0][:200]
         raise CheckpointError(f"{path}: refused, not a checkpoint of plain tensors ({reason})") from None
+
+
+def clear_checkpoints(directory: Path) -> None:
+    """Deletes the checkpoints and manifest a previous training left in ``directory``."""
+    for pattern in ("epoch_*.pt", f"epoch_*{WEIGHTS_SUFFIX}", "best.pt", f"best{WEIGHTS_SUFFIX}", MANIFEST):
+        for path in directory.glob(pattern):
+            path.unlink()
 
 
 def write_manifest(directory: Path, records: Sequence[object]) -> None:

@@ -30,23 +30,31 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
-from components.gradients import Combiner, backward_per_task, jacobian_combiner
+from components.gradients import (
+    Combiner,
+    backward_per_task,
+    combiner_state,
+    jacobian_combiner,
+    load_combiner_state,
+)
 from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
-from components.training.checkpoints import save_checkpoint, write_manifest
+from components.training.checkpoints import clear_checkpoints, save_checkpoint, write_manifest
 from components.training.evaluation import evaluate_all, primary_metrics
 from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
-from components.training.seeding import seed_everything
+from components.training.resume import Resume, clear_state, save_state, state_path
+from components.training.seeding import rng_state, seed_everything, set_rng_state
 from components.weighting import LossWeighting, build_weighting, effective_weights
 
 
@@ -266,12 +274,15 @@ def train(
     label: str = "mtl",
     on_epoch: Callable[[EpochRecord], None] | None = None,
     log: Callable[[str], None] = print,
+    resume: Resume | None = None,
 ) -> list[EpochRecord]:
     """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method.
 
     With ``keep_best_for=None`` every epoch's checkpoint is kept (``epoch_XXX.pt``) for
     later selection; with a task name only the best epoch by that task's validation
-    metric is kept (``best.pt``), as for a single-task baseline.
+    metric is kept (``best.pt``), as for a single-task baseline. With ``resume`` every
+    epoch also leaves a resume state, and a ``resume.state`` found from a killed run is
+    continued after its epoch; the history returned covers every epoch either way.
     """
     seed_everything(seed)
     if config.num_threads:
@@ -316,7 +327,12 @@ def train(
 
     history: list[EpochRecord] = []
     best: float | None = None
-    for epoch in range(1, config.epochs + 1):
+    if resume is not None and resume.state is not None:
+        history, best = _restore(trainer, loader, resume.state)
+        log(f"[{label}] resuming after epoch {len(history)}/{config.epochs} from {state_path(checkpoint_dir)}")
+    elif context.is_main:
+        clear_checkpoints(checkpoint_dir)  # a previous training's epochs must not mix with this one's
+    for epoch in range(len(history) + 1, config.epochs + 1):
         record = train_epoch(trainer, loader, epoch, val_split, label)
         path = None
         if context.is_main:  # rank 0 writes checkpoints and logs for all processes
@@ -329,14 +345,57 @@ def train(
             record.sha256 = save_checkpoint(path, model, trainer.optimizer, epoch, record.val_metrics)
             record.checkpoint = path.name
         history.append(record)
+        if resume is not None and context.is_main:
+            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume))
         log(_epoch_line(label, record, tasks, config.epochs))
         if on_epoch is not None and context.is_main:
             on_epoch(record)
 
     if context.is_main:
         write_manifest(checkpoint_dir, history)
+        clear_state(checkpoint_dir)
     context.barrier()
     return history
+
+
+def _snapshot(
+    trainer: Trainer,
+    loader: torch.utils.data.DataLoader,
+    history: list[EpochRecord],
+    best: float | None,
+    resume: Resume,
+) -> dict[str, Any]:
+    """Everything the next epoch depends on, after the last one finished."""
+    assert loader.generator is not None  # make_loader always gives one: the data order is seeded
+    return {
+        "key": resume.key,
+        "run_id": resume.run_id,
+        "epoch": history[-1].epoch,
+        "history": [asdict(record) for record in history],
+        "best": best,
+        "model": {name: tensor.detach().cpu() for name, tensor in trainer.model.state_dict().items()},
+        "optimizer": trainer.optimizer.state_dict(),
+        "weighting": trainer.weighting.state_dict(),
+        "combiner": combiner_state(trainer.combiner),
+        "guard": list(trainer.guard.initial),
+        "data_order": loader.generator.get_state(),
+        "rng": rng_state(),
+    }
+
+
+def _restore(
+    trainer: Trainer, loader: torch.utils.data.DataLoader, state: dict[str, Any]
+) -> tuple[list[EpochRecord], float | None]:
+    """Puts every part back as :func:`_snapshot` saved it; returns the history and best value."""
+    assert loader.generator is not None
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.weighting.load_state_dict(state["weighting"])
+    load_combiner_state(trainer.combiner, state["combiner"])
+    trainer.guard.initial = list(state["guard"])
+    loader.generator.set_state(state["data_order"])
+    set_rng_state(state["rng"])
+    return [EpochRecord(**record) for record in state["history"]], state["best"]
 
 
 def _epoch_line(label: str, record: EpochRecord, tasks: dict[str, Task], epochs: int) -> str:

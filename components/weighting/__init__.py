@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 from torchjd import scalarization
@@ -58,6 +60,40 @@ class ScalarizerWeighting(LossWeighting):
     def after_step(self, losses_after: Tensor | None) -> None:
         if isinstance(self.scalarizer, scalarization.FAMO) and losses_after is not None:
             self.scalarizer.update(losses_after)
+
+    # torch includes these in ``state_dict``, so a resumed training gets them back. They read
+    # torchjd's private attributes (pinned in the lock file): DWA keeps its loss history and
+    # FAMO its previous losses and Adam state outside any parameter or buffer.
+    def get_extra_state(self) -> dict[str, Any]:
+        scalarizer = self.scalarizer
+        if isinstance(scalarizer, scalarization.DWA):
+            return {
+                "loss_sum": scalarizer._loss_sum,
+                "n_batches": scalarizer._n_batches,
+                "previous_averages": list(scalarizer._previous_averages),
+            }
+        if isinstance(scalarizer, scalarization.FAMO):
+            optimizer = scalarizer._optimizer
+            return {
+                "prev_losses": scalarizer._prev_losses,
+                "optimizer": None if optimizer is None else optimizer.state_dict(),
+            }
+        return {}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        scalarizer = self.scalarizer
+        if isinstance(scalarizer, scalarization.DWA):
+            scalarizer._loss_sum = state["loss_sum"]
+            scalarizer._n_batches = state["n_batches"]
+            scalarizer._previous_averages = list(state["previous_averages"])
+        elif isinstance(scalarizer, scalarization.FAMO):
+            scalarizer._prev_losses = state["prev_losses"]
+            scalarizer._optimizer = None
+            if state["optimizer"] is not None:
+                scalarizer._optimizer = torch.optim.Adam(
+                    [scalarizer._w], lr=scalarizer.lr, weight_decay=scalarizer.weight_decay
+                )
+                scalarizer._optimizer.load_state_dict(state["optimizer"])
 
 
 def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:

@@ -1,0 +1,94 @@
+"""Resuming a killed training from its last complete epoch.
+
+After every epoch the training writes ``resume.pt`` beside its checkpoints: the model
+weights, the optimizer, the loss weighting's state (DWA's loss history, FAMO's logits and
+Adam state, GradNorm's weights), the gradient method's state (Nash-MTL's previous α), the
+loss guard's first losses, the data order's generator, every global RNG, the epoch records
+so far and the tracking run's id. It is replaced atomically (written aside, then
+``os.replace``), so a kill leaves either the previous epoch's state or this one, never a
+torn file, and it holds plain tensors and containers only (read with ``weights_only=True``).
+
+The next start with the same key (parameters, data, training) continues at the following
+epoch and ends bit-identical to an uninterrupted run on the same machine; a state with
+another key is ignored and the training starts over. A finished training deletes it.
+Written here because the loop is hand-written (``components.training.loop``): no library
+knows which of its parts hold state.
+
+Example::
+
+    >>> import tempfile, torch
+    >>> from pathlib import Path
+    >>> model = torch.nn.Linear(2, 1)
+    >>> with tempfile.TemporaryDirectory() as scratch:
+    ...     directory = Path(scratch)
+    ...     save_state(directory, {"key": "abc", "epoch": 3, "model": model.state_dict()})
+    ...     found = find_state(directory, "abc")
+    ...     (found["epoch"], find_state(directory, "another key"))
+    (3, None)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.training.checkpoints import CheckpointError
+
+STATE_FILE = "resume.pt"
+
+
+def state_path(directory: Path) -> Path:
+    """Where the resume state of the training writing to ``directory`` lives."""
+    return directory / STATE_FILE
+
+
+def training_key(*parts: str) -> str:
+    """What a resume state must match: a hash of the parameters, data and training that made it."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def save_state(directory: Path, state: dict[str, Any]) -> None:
+    """Replaces the resume state atomically: a kill mid-write leaves the previous one."""
+    path = state_path(directory)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    with open(partial, "rb") as handle:  # on disk before it replaces the previous state
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def find_state(directory: Path, key: str) -> dict[str, Any] | None:
+    """The resume state left in ``directory`` for ``key``; None when there is none or it was
+    made with other parameters or data. A state that is not plain tensors is refused."""
+    path = state_path(directory)
+    if not path.exists():
+        return None
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: refused, not a resume state of plain tensors ({reason})") from None
+    return state if state.get("key") == key else None
+
+
+def clear_state(directory: Path) -> None:
+    """Deletes the resume state: the training it belonged to finished."""
+    state_path(directory).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """How one training records its progress, and where it continues from."""
+
+    #: what a state must match to be resumed (:func:`training_key`)
+    key: str
+    #: the tracking run of this training, recorded so that a later start can end it as killed
+    run_id: str | None = None
+    #: the state :func:`find_state` found: the training continues after its epoch
+    state: dict[str, Any] | None = None

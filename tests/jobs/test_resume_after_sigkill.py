@@ -1,0 +1,93 @@
+"""A real training process killed with SIGKILL mid-run: the next ``dvc repro`` continues from
+its last complete epoch, ends with the checkpoints of a run that was never interrupted, and
+MLflow shows the killed run as KILLED and the new one as its resumption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from components.jobs.trainings import RESUMED_AFTER_TAG, RESUMED_FROM_TAG
+from components.training.resume import state_path
+from tests.helpers import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+
+pytestmark = pytest.mark.slow  # real processes and a whole DVC pipeline
+
+EPOCHS = 6
+
+
+def _project(root, raw):
+    root.mkdir()
+    return project_copy(root, raw, ("components",), ("dvc.yaml", ".gitignore"))
+
+
+def _kill_after_an_epoch(root, env) -> int:
+    """Starts ``dvc repro train_mtl`` and SIGKILLs it (and the training it runs) as soon as a
+    resume state exists before the last epoch; returns the epoch that state holds."""
+    process = subprocess.Popen(
+        [str(VENV_BIN / "dvc"), "repro", "train_mtl"],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = state_path(root / "models/mtl")
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if state.exists():
+                epoch = torch.load(state, weights_only=True)["epoch"]
+                if epoch < EPOCHS:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+                    return int(epoch)
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    pytest.fail("the training ended before it could be killed mid-run")
+
+
+def test_sigkilled_training_resumes_on_the_next_repro_and_ends_as_if_never_killed(tmp_path):
+    raw = accepting(tiny_params_dict())
+    raw["training"]["epochs"] = EPOCHS
+    dvc = str(VENV_BIN / "dvc")
+
+    straight = tmp_path / "straight"
+    env = _project(straight, raw)
+    assert run([dvc, "repro", "train_mtl"], straight, env).returncode == 0
+
+    killed = tmp_path / "killed"
+    env = _project(killed, raw)
+    epoch = _kill_after_an_epoch(killed, env)
+    rerun = run([dvc, "repro", "train_mtl"], killed, env)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"resuming after epoch {epoch}/{EPOCHS}" in rerun.stdout + rerun.stderr
+
+    def checkpoints(root):
+        return [
+            (e["epoch"], e["sha256"], e["val_metrics"])
+            for e in json.loads((root / "models/mtl/checkpoints.json").read_text())
+        ]
+
+    assert checkpoints(killed) == checkpoints(straight)  # bit-identical weights and state, every epoch
+    assert not state_path(killed / "models/mtl").exists()
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(raw["registry"]["experiment"]).experiment_id
+    runs = [r for r in client.search_runs([experiment]) if r.info.run_name.startswith("mtl-")]
+    by_status = {r.info.status: r for r in runs}
+    assert sorted(by_status) == ["FINISHED", "KILLED"], [r.info.status for r in runs]
+    resumed = by_status["FINISHED"]
+    assert resumed.data.tags[RESUMED_FROM_TAG] == by_status["KILLED"].info.run_id
+    assert resumed.data.tags[RESUMED_AFTER_TAG] == str(epoch)
+    history = client.get_metric_history(resumed.info.run_id, "val.left.accuracy")
+    assert [m.step for m in history] == list(range(1, EPOCHS + 1))  # the earlier epochs are on the new run too

@@ -1,0 +1,82 @@
+"""Resume: a training stopped after an epoch continues from its resume state and ends with
+the same weights, bit for bit, as one that ran through (same machine, same process here;
+tests/jobs/test_resume_after_sigkill.py kills a real process)."""
+
+import pytest
+import torch
+
+from components.training.resume import Resume, find_state, state_path, training_key
+from tests.helpers import train_tiny
+
+
+class Killed(Exception):
+    """Stands for the process dying right after an epoch's resume state was written."""
+
+
+def _stop_after(epoch: int):
+    def on_epoch(record):
+        if record.epoch == epoch:
+            raise Killed
+
+    return on_epoch
+
+
+@pytest.mark.parametrize(
+    ("weighting", "gradient"),
+    [("equal", "sum"), ("dwa", "pcgrad"), ("famo", "graddrop"), ("gradnorm", "nash_mtl"), ("uncertainty", "upgrad")],
+)
+def test_a_resumed_training_ends_bit_identical(tiny_params, tiny_frames, tmp_path, weighting, gradient):
+    params = tiny_params.model_copy(
+        update={
+            "training": tiny_params.training.model_copy(
+                update={"epochs": 4, "loss_weighting": weighting, "gradient": gradient}
+            )
+        }
+    )
+    key = training_key(params.fingerprint(), "mtl")
+    straight, straight_history = train_tiny(params, tiny_frames, tmp_path / "straight", resume=Resume(key))
+    with pytest.raises(Killed):
+        train_tiny(params, tiny_frames, tmp_path / "killed", resume=Resume(key, "run-1"), on_epoch=_stop_after(2))
+    state = find_state(tmp_path / "killed", key)
+    assert state is not None and state["epoch"] == 2 and state["run_id"] == "run-1"
+    resumed, resumed_history = train_tiny(params, tiny_frames, tmp_path / "killed", resume=Resume(key, "run-2", state))
+
+    assert [r.epoch for r in resumed_history] == [1, 2, 3, 4]
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    assert [r.val_metrics for r in resumed_history] == [r.val_metrics for r in straight_history]
+    assert [r.sha256 for r in resumed_history] == [r.sha256 for r in straight_history]
+    assert not state_path(tmp_path / "killed").exists()  # a finished training leaves no resume state
+
+
+def test_a_state_from_other_parameters_is_not_resumed(tiny_params, tiny_frames, tmp_path):
+    with pytest.raises(Killed):
+        train_tiny(tiny_params, tiny_frames, tmp_path, resume=Resume("old key"), on_epoch=_stop_after(1))
+    assert find_state(tmp_path, "old key") is not None
+    assert find_state(tmp_path, "new key") is None
+
+
+def test_a_fresh_start_removes_another_trainings_checkpoints(tiny_params, tiny_frames, tmp_path):
+    (tmp_path / "epoch_009.pt").write_bytes(b"from a run with more epochs")
+    (tmp_path / "epoch_009.safetensors").write_bytes(b"")
+    train_tiny(tiny_params, tiny_frames, tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("epoch_*")) == [
+        "epoch_001.pt",
+        "epoch_001.safetensors",
+        "epoch_002.pt",
+        "epoch_002.safetensors",
+    ]
+
+
+def test_a_crafted_resume_state_is_refused(tiny_params, tmp_path):
+    import pickle
+
+    from components.training.checkpoints import CheckpointError
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    state_path(tmp_path).write_bytes(pickle.dumps({"key": "k", "x": Payload()}))
+    with pytest.raises(CheckpointError, match="refused"):
+        find_state(tmp_path, "k")
