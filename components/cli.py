@@ -12,11 +12,13 @@ Example::
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 
@@ -33,6 +35,9 @@ from components.startup import configure
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
 errors = Console(stderr=True)
 
+#: set (``--debug``) to see the traceback of an unexpected error
+DEBUG_ENV = "MTL_DEBUG"
+
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
 RootOption = typer.Option(Path("."), "--root", help="Project root holding data/, models/ and reports/.")
 ParentRunOption = typer.Option(
@@ -40,8 +45,12 @@ ParentRunOption = typer.Option(
 )
 
 
-def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = False) -> None:
-    """Loads the parameters, runs ``action``; expected failures print one clear message."""
+def _run(
+    params_path: Path, action: Callable[[Params], object], tracked: bool = False, root: Path | None = None
+) -> None:
+    """Loads the parameters, runs ``action`` (holding the project at ``root`` when given:
+    one pipeline per project). Expected failures print one clear message; an unexpected
+    one prints its type and message, and its traceback only with ``--debug``."""
     from components.jobs.common import load_checked_params
 
     try:
@@ -50,16 +59,46 @@ def _run(params_path: Path, action: Callable[[Params], object], tracked: bool = 
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     try:
-        action(params)
+        if root is None:
+            action(params)
+        else:
+            from components.io.project_lock import project_lock
+
+            command = " ".join(["mtl", *sys.argv[1:]])
+            with project_lock(root, command, params.orchestration.project_lock_wait_s):
+                action(params)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise  # typer's own: usage errors and deliberate exit codes
     except (PipelineError, FileNotFoundError) as error:
         if tracked:
             _fail_pipeline_run(params)
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+    except Exception as error:
+        if tracked:
+            _fail_pipeline_run(params)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        errors.print(
+            f"[bold red]error:[/] unexpected {type(error).__name__}: {error}\n"
+            f"(run `mtl --debug ...` or set {DEBUG_ENV}=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
     except BaseException:
         if tracked:
             _fail_pipeline_run(params)
         raise
+
+
+@app.callback()
+def options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error."),
+) -> None:
+    """Multi-task learning pipeline stages."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # the environment, so torchrun workers show it too
 
 
 def _fail_pipeline_run(params: Params) -> None:
@@ -96,7 +135,7 @@ def prepare(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Build the train/val/test splits under data/."""
     from components.jobs import prepare as job
 
-    _run(params, lambda p: job.run(p, root))
+    _run(params, lambda p: job.run(p, root), root=root)
 
 
 @app.command()
@@ -104,7 +143,7 @@ def validate(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Validate the splits with pandera and Great Expectations; write Data Docs."""
     from components.jobs import validate as job
 
-    _run(params, lambda p: job.run(p, root))
+    _run(params, lambda p: job.run(p, root), root=root)
 
 
 @app.command()
@@ -112,7 +151,7 @@ def baselines(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Train one single-task baseline per task."""
     from components.jobs import baselines as job
 
-    _run(params, _training(lambda p, parent: job.run(p, root, parent)), tracked=True)
+    _run(params, _training(lambda p, parent: job.run(p, root, parent)), tracked=True, root=root)
 
 
 @app.command("train-baseline")
@@ -130,7 +169,7 @@ def train_baseline(
             raise typer.BadParameter(f"unknown task {task!r}; valid: {', '.join(p.tasks)}", param_hint="--task")
         return _training(lambda q, parent: job.train_one(q, root, task, parent), parent_run_id)(p)
 
-    _run(params, action, tracked=True)
+    _run(params, action, tracked=True, root=root)
 
 
 @app.command("train-mtl")
@@ -138,7 +177,7 @@ def train_mtl(params: Path = ParamsOption, root: Path = RootOption, parent_run_i
     """Train the multi-task model, keeping a checkpoint per epoch."""
     from components.jobs import train_mtl as job
 
-    _run(params, _training(lambda p, parent: job.run(p, root, parent), parent_run_id), tracked=True)
+    _run(params, _training(lambda p, parent: job.run(p, root, parent), parent_run_id), tracked=True, root=root)
 
 
 @app.command()
@@ -146,7 +185,7 @@ def select(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Score every MTL checkpoint against the baselines and pick one under the acceptance policy."""
     from components.jobs import select as job
 
-    _run(params, lambda p: job.run(p, root))
+    _run(params, lambda p: job.run(p, root), root=root)
 
 
 @app.command()
@@ -162,7 +201,7 @@ def register(params: Path = ParamsOption, root: Path = RootOption) -> None:
         tracking.end_run(parent)
         _console().print(summary.run(p, root))
 
-    _run(params, action, tracked=True)
+    _run(params, action, tracked=True, root=root)
 
 
 @app.command()
@@ -189,7 +228,7 @@ def compare(
             )
         _console().print(job.run(p, root, chosen_weightings, chosen_gradients, seeds, chosen_samplings))
 
-    _run(params, action)
+    _run(params, action, root=root)
 
 
 def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:

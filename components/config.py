@@ -354,6 +354,9 @@ class OrchestrationConfig(Strict):
     gpu_pool: str | None = None
     train_deployment: str = "mtl-train/train"
     health: HealthConfig = HealthConfig()
+    # One run per project directory: how long a second start waits for the first to finish
+    # before it stops with a message naming the holder.
+    project_lock_wait_s: Annotated[float, Field(ge=0)] = 0
 
 
 class Params(Strict):

@@ -18,6 +18,8 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
+from components.config import Params
+from components.io.project_lock import ProjectBusy, project_lock
 from components.jobs import refresh
 from components.jobs.common import load_checked_params
 from components.startup import configure
@@ -48,6 +50,15 @@ def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bo
     """Refresh, skip if unchanged, else the pipeline, register, push."""
     configure()
     params = load_checked_params(params_path)
+    try:
+        with project_lock(Path(root), "flow nightly-retrain", params.orchestration.project_lock_wait_s):
+            return _retrain(params, params_path, root, force)
+    except ProjectBusy as error:
+        return Failed(message=str(error))
+
+
+def _retrain(params: Params, params_path: str, root: str, force: bool) -> Any:
+    """The refresh, the decision, the pipeline and the push, while this flow holds the project."""
     try:
         print(f"refresh: {refresh_data(params_path, root)}")
     except refresh.OperationError as error:

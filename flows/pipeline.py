@@ -3,7 +3,9 @@
 Thin orchestration over ``components/jobs/``, the same functions ``dvc.yaml`` runs through
 ``mtl``, so both write the same outputs. The results table is attached as a markdown
 artifact. With ``orchestration.gpu_pool`` set, each training runs as a ``train``
-deployment on that work pool (``flows/train.py``); otherwise in this process.
+deployment on that work pool (``flows/train.py``); otherwise in this process. The flow holds
+the project while it runs (``components.io.project_lock``): a second pipeline in the same
+directory fails with a message naming the first.
 
     $ .venv/bin/python -m flows.pipeline [--params params.yaml]
 """
@@ -22,6 +24,7 @@ from prefect.states import Failed, State
 
 from components.config import Params
 from components.io import tracking
+from components.io.project_lock import ProjectBusy, project_lock
 from components.io.registry import Registration
 from components.jobs import (
     baselines,
@@ -131,6 +134,15 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
     """Every stage; ``prepare_data=False`` keeps the data already in ``data.dir`` (a refresh put it there)."""
     configure()
     params = load_checked_params(params_path)
+    try:
+        with project_lock(Path(root), "flow mtl-pipeline", params.orchestration.project_lock_wait_s):
+            return _stages(params, params_path, root, prepare_data)
+    except ProjectBusy as error:
+        return Failed(message=str(error))
+
+
+def _stages(params: Params, params_path: str, root: str, prepare_data: bool) -> Any:
+    """The pipeline's tasks, in order, while this flow holds the project."""
     if prepare_data:
         preparation: State = prepare_splits(params_path, root, return_state=True)
         if preparation.is_failed():

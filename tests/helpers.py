@@ -4,6 +4,7 @@ format the loaders read (CoNLL, SQuAD, PNG) written by the tests themselves."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -356,3 +357,28 @@ def train_tiny(params: Params, frames: dict, directory: Path, **kwargs):
         **kwargs,
     )
     return model, history
+
+
+HOLD_PROJECT = """
+import sys, time
+from pathlib import Path
+from components.io.project_lock import project_lock
+with project_lock(Path(sys.argv[1]), "the other pipeline"):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+@contextlib.contextmanager
+def hold_project(root: Path, seconds: float = 120):
+    """A real process holding the project at ``root`` (``components.io.project_lock``)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PROJECT, str(root), str(seconds)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "held"
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()

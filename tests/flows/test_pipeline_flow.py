@@ -17,7 +17,7 @@ from components.config import load_params
 from components.io import registry
 from components.jobs import promote
 from flows.pipeline import pipeline
-from tests.helpers import accepting, tiny_params_dict
+from tests.helpers import accepting, hold_project, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
@@ -124,3 +124,28 @@ def test_flow_stops_on_an_unreadable_split_file(harness, tmp_path, monkeypatch, 
     assert "a token line needs a word and a tag" in state.message
     assert not (tmp_path / "data").exists() and not (tmp_path / "models").exists()
     assert MlflowClient(mlflow_db, registry_uri=mlflow_db).search_registered_models() == []
+
+
+def test_the_flow_gives_the_same_numbers_every_run_and_one_run_per_project(harness, tmp_path, monkeypatch, mlflow_db):
+    """The gate's verdict must not depend on the run: baselines, MTL and selection are equal
+    to the last digit across two flow runs on the same seed, data and params."""
+    monkeypatch.chdir(tmp_path)
+    params = write_params(tmp_path, accepting(tiny_params_dict()))
+    numbers = []
+    for _ in range(2):
+        state = pipeline(params, str(tmp_path), return_state=True)
+        assert state.is_completed(), state.message
+        baselines = json.loads((tmp_path / "reports/baselines.json").read_text())
+        numbers.append(
+            {
+                "baselines": {task: (r["val"], r["test"], r["best_epoch"]) for task, r in baselines.items()},
+                "mtl": json.loads((tmp_path / "reports/train_mtl.json").read_text())["final_val"],
+                "selection": json.loads((tmp_path / "reports/selection.json").read_text()),
+            }
+        )
+    assert numbers[0] == numbers[1]
+    assert state.result().version == "1"  # the same model, data and params: the registration is not repeated
+
+    with hold_project(tmp_path) as other:
+        state = pipeline(params, str(tmp_path), return_state=True)
+    assert state.is_failed() and f"PID {other.pid}" in state.message and "busy" in state.message
