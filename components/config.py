@@ -294,6 +294,15 @@ class RegistryConfig(Strict):
     experiment: str = "multimnist-mtl"
 
 
+class ServingConfig(Strict):
+    """What a registered model accepts per request (read when it is registered)."""
+
+    # A request with more rows is refused with HTTP 413 naming this limit; clients split it.
+    max_batch_rows: Annotated[int, Field(ge=1)] = 10000
+    # Rows per forward pass within a request: bounds the server's memory, not the batch size.
+    chunk_rows: Annotated[int, Field(ge=1)] = 1024
+
+
 class ValidationConfig(Strict):
     min_rows: SplitSizes = SplitSizes(train=1000, val=200, test=200)
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -368,6 +377,7 @@ class Params(Strict):
     selection: SelectionConfig = SelectionConfig()
     validation: ValidationConfig = ValidationConfig()
     registry: RegistryConfig = RegistryConfig()
+    serving: ServingConfig = ServingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
     # Paths in these parameters stay inside the project (relative, no ".." out of it) unless
     # this is true: a typo or a copied config must not write outside it.

@@ -22,20 +22,25 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pandera.pandas as pa
 import torch
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
+from pandera.errors import SchemaErrors
 
 from components.config import Params
 from components.data.encoders import load_encoder
 from components.models import build_model
 from components.tasks import build_tasks
+from components.validation.schema import request_schema
 
 WEIGHTS = "weights"
 SPEC = "spec"
@@ -79,15 +84,41 @@ class MultiTaskPyfunc(PythonModel):
         self.network = build_model(self.params, self.tasks, inputs)
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
+        self.request_schema = request_schema(self.params)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One column per requested task (``params={"tasks": [...]}``, default all); the
-        backbone runs once per batch for all of them, the other heads not at all."""
+        backbone runs once per chunk of rows for all of them, the other heads not at all.
+        A request outside the input contract is refused before the model runs."""
         names = requested_tasks(params, list(self.tasks))
-        predictions = self._predict(model_input, names)
+        limits = self.params.serving
+        if len(model_input) > limits.max_batch_rows:
+            raise RequestRefused(
+                f"{len(model_input)} rows is over this model's limit of {limits.max_batch_rows} per request "
+                "(serving.max_batch_rows); send them in smaller batches",
+                status=413,
+            )
+        check_request(model_input, self.request_schema)
+        answers = [
+            self._answer(model_input.iloc[start : start + limits.chunk_rows], names)
+            for start in range(0, len(model_input), limits.chunk_rows)
+        ]
+        if not answers:
+            return pd.DataFrame(columns=names, index=model_input.index)
+        return pd.concat(answers)
+
+    def _answer(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+        predictions = self._predict(frame, names)
+        for name, values in predictions.items():
+            if values.is_floating_point() and not bool(torch.isfinite(values).all()):
+                raise RequestRefused(
+                    f"task {name!r} produced a non-finite value on valid input; the model is faulty, "
+                    "roll back to the previous champion",
+                    status=500,
+                )
         return pd.DataFrame(
-            {name: self.tasks[name].answers(predictions[name], model_input, self.encoder) for name in names},
-            index=model_input.index,
+            {name: self.tasks[name].answers(predictions[name], frame, self.encoder) for name in names},
+            index=frame.index,
         )
 
     def score(self, frame: pd.DataFrame) -> dict[str, float]:
@@ -102,6 +133,84 @@ class MultiTaskPyfunc(PythonModel):
         with torch.no_grad():
             outputs = self.network(self.encoder.encode(frame), names)
         return {name: self.tasks[name].predict(self.network.heads[name], outputs[name]) for name in names}
+
+
+class RequestRefused(MlflowException):
+    """A request the model will not answer, with its HTTP status (400, 413, or 500 for a
+    fault of the model). The message names columns, rules and row positions, never values:
+    MLflow's scoring server prefixes an error's message with the whole request
+    (``Failed to predict data '...'``), which this class ignores, so no payload is echoed."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        self._reason = message
+        self.status = status
+        super().__init__(message, INVALID_PARAMETER_VALUE if status < 500 else INTERNAL_ERROR)
+
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, value: str) -> None:
+        pass  # the scoring server's rewrite with the request's data
+
+    def get_http_status_code(self) -> int:
+        """The status the scoring server answers with."""
+        return self.status
+
+
+def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> None:
+    """Refuses a request outside the training data's input rules (``request_schema``): each
+    failing column with its rule and the first failing row positions."""
+    remaining = _numeric_columns_pass(frame, schema)
+    if remaining is not None and not remaining:
+        return
+    try:
+        (schema if remaining is None else schema.select_columns(remaining)).validate(frame, lazy=True)
+    except SchemaErrors as error:
+        raise RequestRefused(f"request refused: {'; '.join(_refusals(error.failure_cases, frame))}") from None
+
+
+def _numeric_columns_pass(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[str] | None:
+    """The schema's number columns (an image's pixels) checked as one array in one pass: the
+    columns left for pandera when they all pass, else None (pandera checks everything, to
+    say what failed). pandera alone costs ~0.3 ms per column per request: 0.44 s for the
+    1,296 pixels of one image, whatever the rows."""
+    ranges: dict[tuple[float, float], list[str]] = {}
+    others = []
+    for name, column in schema.columns.items():
+        checks = {check.name: check.statistics for check in column.checks}
+        if str(column.dtype) != "float64" or column.nullable or not set(checks) <= {"in_range", "finite"}:
+            others.append(name)
+            continue
+        bounds = checks.get("in_range", {})
+        if not bounds.get("include_min", True) or not bounds.get("include_max", True):
+            others.append(name)
+            continue
+        ranges.setdefault((bounds.get("min_value", -math.inf), bounds.get("max_value", math.inf)), []).append(name)
+    for (low, high), names in ranges.items():
+        if not set(names) <= set(frame.columns):
+            return None
+        try:
+            values = frame[names].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if not (np.isfinite(values).all() and (values >= low).all() and (values <= high).all()):
+            return None
+    return others
+
+
+def _refusals(cases: pd.DataFrame, frame: pd.DataFrame, shown: int = 5) -> list[str]:
+    reasons = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        if check == "column_in_dataframe":
+            reasons.append(f"column {group['failure_case'].iloc[0]} is missing")
+            continue
+        failing = group["index"].dropna().unique()
+        rows = [str(frame.index.get_loc(i)) for i in failing[:shown]]
+        where = f" at rows {', '.join(rows)}{' …' if len(failing) > shown else ''}" if rows else ""
+        reasons.append(f"column {column}: rule {check} failed on {len(failing) or len(group)} row(s){where}")
+    return reasons[:shown] + ([f"and {len(reasons) - shown} more"] if len(reasons) > shown else [])
 
 
 def requested_tasks(params: dict[str, Any] | None, valid: list[str]) -> list[str]:

@@ -13,6 +13,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import torch
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
@@ -110,7 +112,7 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
             python_model=MultiTaskPyfunc(),
             artifacts=write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir)),
             code_paths=[str(Path(__file__).parents[1])],
-            # the example carries the optional `tasks` parameter into the signature
+            signature=request_signature(example, list(params.tasks)),
             input_example=(example, {"tasks": list(params.tasks)}),
             pip_requirements=pip_requirements(),
         )
@@ -118,6 +120,18 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
         info.model_uri, params.registry.model_name, tags={registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
     )
     return str(registered.version)
+
+
+def request_signature(example: pd.DataFrame, tasks: list[str]) -> ModelSignature:
+    """The example's columns, and the optional ``tasks`` parameter. Columns are declared
+    optional: MLflow's own check of a missing column answers with the whole request in its
+    message, so the model's input contract (``check_request``) names it instead."""
+    inferred = infer_signature(example, params={"tasks": tasks})
+    assert inferred.inputs is not None  # a DataFrame example always has columns
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(column.type, column.name, required=False) for column in inferred.inputs.inputs
+    ]
+    return ModelSignature(inputs=Schema(columns), params=inferred.params)
 
 
 def _complete(

@@ -13,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow.exceptions import MlflowException
 
@@ -21,6 +22,9 @@ from components.io import tracking
 from tests.helpers import accepting, free_port, run_stages, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
+
+
+MAX_ROWS = 160
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,9 @@ def served(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("MLFLOW_REGISTRY_URI", uri)
         patch.chdir(root)
-        params = Params.model_validate(accepting(tiny_params_dict()))
+        raw = accepting(tiny_params_dict())
+        raw["serving"] = {"max_batch_rows": MAX_ROWS, "chunk_rows": 64}  # a request of 150 test rows takes 3 chunks
+        params = Params.model_validate(raw)
         registration = run_stages(params, root)
         assert "champion" in registration.aliases
         pixels = pd.read_parquet(root / "data/test.parquet").head(5).filter(like="px_").astype("float64")
@@ -150,3 +156,83 @@ def test_health_check_flow_reports_a_table_and_fails_below_tolerance(served):
         assert degraded.is_failed()
         assert f"tiny-mtl v{version} below tolerance: left accuracy" in degraded.message
         assert "right" not in degraded.message
+
+
+def _no_nan(text: str) -> object:
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a response: not valid JSON"))
+
+
+@pytest.fixture(scope="module")
+def scoring(served):
+    """MLflow's own scoring server app (what `mlflow models serve` runs) on the champion, in process."""
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    tracking.client()
+    model = mlflow.pyfunc.load_model("models:/tiny-mtl@champion")
+    test_pixels = pd.read_parquet(served["root"] / "data/test.parquet").filter(like="px_").astype("float64")
+
+    def post(frame: pd.DataFrame):
+        payload = {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
+        return client.post(
+            "/invocations",
+            content=json.dumps(payload, allow_nan=True),
+            headers={"Content-Type": "application/json"},
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("_MLFLOW_IS_IN_SERVING_ENVIRONMENT", "true")  # init() sets it; restored afterwards
+        with TestClient(scoring_server.init(model)) as client:
+            yield post, model, test_pixels
+
+
+def test_requests_outside_the_input_contract_are_refused_without_echoing_them(scoring):
+    post, _, pixels = scoring
+    frame = pixels.head(3).copy()
+    nan = frame.copy()
+    nan.iloc[1, 7] = float("nan")
+    huge = frame.copy()
+    huge.iloc[0, 7], huge.iloc[2, 7] = 1e30, -1.0
+    cases = {
+        "null": (nan, "column px_0007: rule not_nullable failed on 1 row(s) at rows 1"),
+        "out of range": (huge, "column px_0007: rule in_range(0, 255) failed on 2 row(s) at rows 0, 2"),
+        "missing column": (frame.drop(columns=["px_0007"]), "column px_0007 is missing"),
+    }
+    for name, (request, reason) in cases.items():
+        response = post(request)
+        assert response.status_code == 400, name
+        body = _no_nan(response.text)
+        assert body["message"] == f"request refused: {reason}", name
+        assert "Failed to predict data" not in response.text and "stack_trace" not in body, name
+
+
+def test_a_batch_over_the_limit_gets_413_and_a_large_one_is_answered_in_chunks(scoring):
+    post, model, pixels = scoring
+    over = pd.concat([pixels, pixels], ignore_index=True).head(MAX_ROWS + 1)
+    response = post(over)
+    assert response.status_code == 413
+    assert f"{MAX_ROWS + 1} rows is over this model's limit of {MAX_ROWS}" in response.json()["message"]
+
+    response = post(pixels)  # 150 rows: three chunks of 64
+    assert response.status_code == 200
+    predictions = pd.DataFrame(_no_nan(response.text)["predictions"])
+    one_by_one = pd.concat([model.predict(pixels.iloc[[i]]) for i in range(0, 150, 37)])
+    pd.testing.assert_frame_equal(
+        predictions.iloc[list(range(0, 150, 37))].reset_index(drop=True), one_by_one.reset_index(drop=True)
+    )
+
+
+def test_a_model_that_answers_nan_is_a_server_fault_not_a_nan_in_json(scoring):
+    post, model, pixels = scoring
+    head = model.unwrap_python_model().network.heads["sum"]
+    last = [p for p in head.parameters()][-1]
+    saved = last.detach().clone()
+    try:
+        with torch.no_grad():
+            last.fill_(float("nan"))  # a real fault inside the served network
+        response = post(pixels.head(2))
+    finally:
+        with torch.no_grad():
+            last.copy_(saved)
+    assert response.status_code == 500
+    assert "task 'sum' produced a non-finite value" in _no_nan(response.text)["message"]

@@ -188,3 +188,32 @@ def test_cli_reports_unreadable_file(tmp_path):
     result = mtl("validate", tmp_path / "params.yaml", tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "data/train.parquet" in result.stderr and "readable Parquet" in result.stderr
+
+
+def test_images_of_another_size_in_one_split_are_named(tiny_frames):
+    frames = copy(tiny_frames)
+    frames["val"] = frames["val"].drop(columns=pixel_columns(36)[28 * 28 :])  # 28×28 images in val only
+    (failure,) = check_structure(frames, FILES, MNIST)
+    assert (failure.file, failure.column, failure.rule) == (
+        "data/val.parquet",
+        "px_*",
+        "pixel_count_matches_canvas_size",
+    )
+    assert failure.examples == ["784 pixel columns (28×28 images); data.canvas_size 36 needs 1296"]
+
+
+def test_fractional_pixels_are_refused_not_truncated(tiny_frames):
+    frames = copy(tiny_frames)
+    frames["train"] = frames["train"].astype({"px_0100": "float64"})
+    frames["train"].loc[3, "px_0100"] = 12.5
+    (failure,) = check_structure(frames, FILES, MNIST)
+    assert (failure.rule, failure.count) == ("whole_number", 1)
+    assert failure.examples == [f"id={frames['train'].at[3, 'id']} px_0100=12.5"]
+
+
+def test_labels_beyond_the_declared_num_classes_fail_before_training(tiny_frames):
+    raw = tiny_params_dict()
+    raw["tasks"]["left"]["num_classes"] = 5  # MultiMNIST digits go to 9
+    failures = rules(check_structure(copy(tiny_frames), FILES, Params.model_validate(raw)))
+    failure = failures[("data/train.parquet", "left", "isin([0, 1, 2, 3, 4])")]
+    assert failure.count > 0 and "left" in str(failure)
