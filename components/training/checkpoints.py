@@ -6,8 +6,9 @@ metrics) as ``<name>.pt`` of plain tensors and containers, read with
 A pickle is a program: ``weights_only=False`` would run whatever a crafted ``.pt`` file
 holds at ``select`` or ``register``. Here a file that is anything but tensors, numbers,
 strings and containers is refused (:class:`CheckpointError`), and the sha256 catches
-accidental corruption (it lives beside the files, so it is no defence against someone who
-can write them; README, "Threat model").
+accidental corruption; it lives beside the files, so only a signature
+(``components.training.integrity``, with ``MTL_SIGNING_KEY`` set) stops someone who can
+write them (README, "Threat model").
 
 Example::
 
@@ -37,15 +38,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from components.errors import PipelineError
+from components.training.integrity import CheckpointError, sign, verify
 from components.training.seeding import rng_state
 
 MANIFEST = "checkpoints.json"
 WEIGHTS_SUFFIX = ".safetensors"
-
-
-class CheckpointError(PipelineError):
-    """A checkpoint that was modified, or holds anything but plain tensors and containers."""
 
 
 def weights_path(path: Path) -> Path:
@@ -80,15 +77,19 @@ def save_checkpoint(
     torch.save(
         {"optimizer": optimizer.state_dict(), "epoch": epoch, "rng": rng_state(), "val_metrics": val_metrics}, path
     )
-    return checkpoint_digest(path)
+    digest = checkpoint_digest(path)
+    sign(path, digest)
+    return digest
 
 
 def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str, Any]:
     """The checkpoint's state with its weights under ``model``; refuses one whose bytes no
     longer match ``expected_sha256`` or that holds anything a ``weights_only`` load refuses."""
     try:
-        if expected_sha256 is not None and checkpoint_digest(path) != expected_sha256:
+        digest = checkpoint_digest(path)
+        if expected_sha256 is not None and digest != expected_sha256:
             raise CheckpointError(f"{path}: sha256 does not match the manifest; the checkpoint was modified")
+        verify(path, digest)
         state = torch.load(path, map_location="cpu", weights_only=True)
         return {"model": load_file(weights_path(path)), **state}
     except FileNotFoundError as error:
@@ -100,7 +101,7 @@ def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str,
 
 def clear_checkpoints(directory: Path) -> None:
     """Deletes the checkpoints and manifest a previous training left in ``directory``."""
-    for pattern in ("epoch_*.pt", f"epoch_*{WEIGHTS_SUFFIX}", "best.pt", f"best{WEIGHTS_SUFFIX}", MANIFEST):
+    for pattern in ("epoch_*", "best.*", MANIFEST):
         for path in directory.glob(pattern):
             path.unlink()
 

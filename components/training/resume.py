@@ -38,7 +38,8 @@ from typing import Any
 
 import torch
 
-from components.training.checkpoints import CheckpointError
+from components.training.checkpoints import sha256_file
+from components.training.integrity import CheckpointError, sign, signature_path, verify
 
 STATE_FILE = "resume.pt"
 
@@ -60,14 +61,22 @@ def save_state(directory: Path, state: dict[str, Any]) -> None:
     torch.save(state, partial)
     with open(partial, "rb") as handle:  # on disk before it replaces the previous state
         os.fsync(handle.fileno())
+    # signed before it is in place: a kill between the two leaves a state whose signature does
+    # not match, which find_state treats as no state (the training starts over), never as valid
+    sign(path, sha256_file(partial))
     os.replace(partial, path)
 
 
 def find_state(directory: Path, key: str) -> dict[str, Any] | None:
-    """The resume state left in ``directory`` for ``key``; None when there is none or it was
-    made with other parameters or data. A state that is not plain tensors is refused."""
+    """The resume state left in ``directory`` for ``key``; None when there is none, it was
+    made with other parameters or data, or (with ``MTL_SIGNING_KEY``) its signature does not
+    match. A state that is not plain tensors is refused."""
     path = state_path(directory)
     if not path.exists():
+        return None
+    try:
+        verify(path, sha256_file(path))
+    except CheckpointError:  # with a signing key, a state it did not sign is never loaded
         return None
     try:
         state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
@@ -80,6 +89,7 @@ def find_state(directory: Path, key: str) -> dict[str, Any] | None:
 def clear_state(directory: Path) -> None:
     """Deletes the resume state: the training it belonged to finished."""
     state_path(directory).unlink(missing_ok=True)
+    signature_path(state_path(directory)).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
