@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: install demo test test-fast check flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test test-fast check chaos flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ check: install  ## ruff (lint, pydocstyle for public functions, formatting) and 
 	$(BIN)/ruff check components flows tests
 	$(BIN)/ruff format --check components flows tests
 	$(BIN)/mypy
+
+chaos: install  ## reliability scenarios end to end on a tiny config (a few minutes): one table, exit 1 on a failure
+	$(BIN)/python -m tests.chaos
 
 flow: install  ## run the same pipeline as one Prefect flow
 	$(BIN)/python -m flows.pipeline
@@ -72,4 +75,4 @@ lock: install  ## regenerate requirements.lock from the current environment
 	mv requirements.lock.new requirements.lock
 
 clean:  ## remove pipeline outputs (keeps .venv and the MLflow database)
-	rm -rf data models reports
+	rm -rf data models reports .mtl

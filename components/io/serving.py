@@ -92,13 +92,7 @@ class MultiTaskPyfunc(PythonModel):
         A request outside the input contract is refused before the model runs."""
         names = requested_tasks(params, list(self.tasks))
         limits = self.params.serving
-        if len(model_input) > limits.max_batch_rows:
-            raise RequestRefused(
-                f"{len(model_input)} rows is over this model's limit of {limits.max_batch_rows} per request "
-                "(serving.max_batch_rows); send them in smaller batches",
-                status=413,
-            )
-        check_request(model_input, self.request_schema)
+        check_request(model_input, self.request_schema, limits.max_batch_rows)
         answers = [
             self._answer(model_input.iloc[start : start + limits.chunk_rows], names)
             for start in range(0, len(model_input), limits.chunk_rows)
@@ -159,9 +153,15 @@ class RequestRefused(MlflowException):
         return self.status
 
 
-def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> None:
-    """Refuses a request outside the training data's input rules (``request_schema``): each
-    failing column with its rule and the first failing row positions."""
+def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema, max_rows: int) -> None:
+    """Refuses a request over ``max_rows`` (413), or outside the training data's input rules
+    (``request_schema``; 400): each failing column with its rule and first failing rows."""
+    if len(frame) > max_rows:
+        raise RequestRefused(
+            f"{len(frame)} rows is over this model's limit of {max_rows} per request "
+            "(serving.max_batch_rows); send them in smaller batches",
+            status=413,
+        )
     remaining = _numeric_columns_pass(frame, schema)
     if remaining is not None and not remaining:
         return

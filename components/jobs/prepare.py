@@ -12,19 +12,26 @@ from components.config import Params
 from components.data.encoders import encoder_dir, fit_encoder
 from components.data.readers import FileFormatError
 from components.data.sources import build_splits
-from components.data.splits import write_splits
+from components.data.splits import split_path, write_splits
 from components.jobs.common import timed
-from components.validation.report import DataValidationError
+from components.validation.report import DataValidationError, ValidationReport
+from components.validation.schema import input_schema, run_schema
 
 
 @timed("prepare")
 def run(params: Params, root: Path) -> dict[str, int]:
-    """Writes ``data.dir``; an unreadable source file is a validation error naming it."""
+    """Writes ``data.dir``; an unreadable source file, or training inputs the encoder cannot
+    be fitted on, is a validation error naming file, column and rule."""
     try:
         frames = build_splits(params, root)
     except FileFormatError as error:
         raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
     write_splits(frames, root / params.data.dir)
+    # the encoder is fitted on the training inputs: they must be there and well-typed first
+    train_file = split_path(params.data.dir, "train")
+    failures = run_schema(input_schema(params), frames["train"], str(train_file))
+    if failures:
+        raise DataValidationError(ValidationReport(False, {}, failures))
     fit_encoder(params, frames["train"], encoder_dir(root / params.data.dir))
     rows = {split: len(frame) for split, frame in frames.items()}
     print(f"prepare: wrote {rows} to {root / params.data.dir}")

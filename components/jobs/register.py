@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 import torch
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types.schema import ColSpec, Schema, TensorSpec
+from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
@@ -123,13 +123,15 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
 
 
 def request_signature(example: pd.DataFrame, tasks: list[str]) -> ModelSignature:
-    """The example's columns, and the optional ``tasks`` parameter. Columns are declared
-    optional: MLflow's own check of a missing column answers with the whole request in its
-    message, so the model's input contract (``check_request``) names it instead."""
+    """The example's column names, and the optional ``tasks`` parameter. Columns are declared
+    optional and of any type: MLflow's own checks answer a missing column with the whole
+    request and a wrong type with the offending value, so the model's input contract
+    (``components.io.serving.check_request``) judges them instead, naming column, rule
+    and row only."""
     inferred = infer_signature(example, params={"tasks": tasks})
     assert inferred.inputs is not None  # a DataFrame example always has columns
     columns: list[ColSpec | TensorSpec] = [
-        ColSpec(column.type, column.name, required=False) for column in inferred.inputs.inputs
+        ColSpec(AnyType(), column.name, required=False) for column in inferred.inputs.inputs
     ]
     return ModelSignature(inputs=Schema(columns), params=inferred.params)
 

@@ -26,6 +26,7 @@ from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
 from components.data.splits import SPLITS, read_split
 from components.io import tracking
+from components.io.project_lock import project_lock
 from components.models import MultiTaskNetwork, build_model
 from components.tasks import Task, build_tasks
 from components.training import distributed
@@ -131,8 +132,11 @@ def launches_processes(params: Params) -> bool:
 
 
 def launch(params: Params, root: Path, cli_args: list[str]) -> None:
-    """Runs a training stage in ``training.devices`` torchrun processes, on these parameters."""
-    with tempfile.TemporaryDirectory() as scratch:
+    """Runs a training stage in ``training.devices`` torchrun processes, on these parameters.
+    The project is held meanwhile (already, when a stage command or flow called this), and
+    the workers, its child processes, share the hold."""
+    wait = params.orchestration.project_lock_wait_s
+    with project_lock(root, f"torchrun {' '.join(cli_args)}", wait), tempfile.TemporaryDirectory() as scratch:
         params_file = Path(scratch) / "params.yaml"
         params_file.write_text(yaml.safe_dump(params.model_dump(mode="json")))
         distributed.launch(

@@ -227,6 +227,11 @@ def check_pixels(frame: pd.DataFrame, file: str, canvas_size: int) -> list[RuleF
     return [RuleFailure(file, f"{PIXEL_PREFIX}*", "whole_number", int(fractional.sum()), examples)]
 
 
+def input_schema(params: Params) -> pa.DataFrameSchema:
+    """The input columns of a split: what the input encoder is fitted on."""
+    return pa.DataFrameSchema(input_columns(params), strict=False, coerce=True)
+
+
 def request_schema(params: Params) -> pa.DataFrameSchema:
     """What a served model accepts: the training splits' input rules (types, ranges, no
     missing values), labels not needed."""

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from components.config import Params
 from components.io import registry, tracking
 from components.jobs import register
-from tests.helpers import REPO, accepting, mtl, run_until_select, tiny_params_dict
+from tests.helpers import accepting, mtl, run_until_select, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # whole tiny pipelines and concurrent processes
 
@@ -61,24 +61,36 @@ def test_a_version_left_incomplete_by_a_crash_is_completed_not_duplicated(select
 
 
 def test_two_registrations_at_once_create_one_version(selected):
+    """Two copies of one project (their own folders, so the project lock does not serialise
+    them) register the same model into one registry at the same moment."""
+    import shutil
+
     params, root, _, client = selected
-    command = [
-        sys.executable,
-        "-m",
-        "components.cli",
-        "register",
-        "--params",
-        str(root / "params.yaml"),
-        "--root",
-        str(root),
-    ]
+    other = root.parent / f"{root.name}-copy"
+    shutil.copytree(root, other, ignore=shutil.ignore_patterns(".mtl", "mlflow.db*"))
+
+    command = [sys.executable, "-m", "components.cli", "register", "--params", "params.yaml", "--root", "."]
     both = [
-        subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+        subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for project in (root, other)
     ]
     outputs = [process.communicate(timeout=300) for process in both]
     assert [process.returncode for process in both] == [0, 0], outputs
     assert len(versions(client)) == 1
     assert sum("already registered as v1" in out for out, _ in outputs) == 1  # the second waited and found it
+
+
+def test_a_second_register_in_the_same_project_is_told_it_is_busy(selected):
+    params, root, _, client = selected
+    command = [sys.executable, "-m", "components.cli", "register", "--params", "params.yaml", "--root", "."]
+    both = [subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    both.append(subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [process.communicate(timeout=300) for process in both]
+    codes = sorted(process.returncode for process in both)
+    busy = [err for _, err in outputs if "is busy" in err]
+    # usually one is refused; on a loaded machine the first can finish before the second starts
+    assert codes in ([0, 1], [0, 0]) and len(busy) == codes.count(1), outputs
+    assert len(versions(client)) == 1
 
 
 def test_a_deleted_registry_is_an_error_not_a_fresh_v1_champion(selected, mlflow_db):

@@ -1,0 +1,88 @@
+"""The bad-input corpus (tests/data/bad/, listed in cases.yaml): every bad config, data file
+and request gets a clear error naming what is wrong, never a traceback, never an answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+from components.config import Params
+from components.io.serving import RequestRefused, check_request
+from components.jobs import prepare, validate
+from components.validation.report import DataValidationError
+from components.validation.schema import request_schema
+from tests.helpers import iris_dict, mtl, tiny_params_dict
+
+BAD = Path(__file__).parent / "data" / "bad"
+CASES = yaml.safe_load((BAD / "cases.yaml").read_text())
+ALL = [(kind, name) for kind, entries in CASES.items() for name in entries]
+
+
+def test_the_corpus_lists_every_file_and_holds_at_least_thirty():
+    on_disk = {(folder.name, path.name) for folder in BAD.iterdir() if folder.is_dir() for path in folder.iterdir()}
+    assert on_disk == set(ALL)
+    assert len(ALL) >= 30
+
+
+def _merged(base: dict, overlay: dict) -> dict:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merged(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _config(name: str, expected: list[str], tmp_path: Path) -> None:
+    text = (BAD / "config" / name).read_text()
+    params = tmp_path / "params.yaml"
+    try:
+        params.write_text(yaml.safe_dump(_merged(tiny_params_dict(), yaml.safe_load(text))))
+    except yaml.YAMLError:
+        params.write_text(text)  # not YAML at all: it is the whole params file
+    result = mtl("validate", params, tmp_path)
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())  # rich wraps long lines
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not (tmp_path / "data").exists()  # nothing ran
+
+
+def _data(name: str, expected: list[str], tmp_path: Path) -> None:
+    params = Params.model_validate(iris_dict(tmp_path))
+    shutil.copy(BAD / "data" / name, tmp_path / "tables" / "train.csv")
+    with pytest.raises(DataValidationError) as caught:
+        prepare.run(params, tmp_path)
+        validate.run(params, tmp_path)
+    message = str(caught.value)
+    assert "data/train.parquet" in message or "tables/train.csv" in message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def _request(name: str, case: dict, tmp_path: Path) -> None:
+    raw = iris_dict(tmp_path)
+    raw["serving"] = {"max_batch_rows": 10, "chunk_rows": 4}
+    params = Params.model_validate(raw)
+    frame = infer_and_parse_data(json.loads((BAD / "requests" / name).read_text()))  # as the scoring server parses
+    with pytest.raises(RequestRefused) as caught:
+        check_request(frame, request_schema(params), params.serving.max_batch_rows)
+    refused = caught.value
+    assert refused.get_http_status_code() == case["status"]
+    for fragment in case["expect"]:
+        assert fragment in refused.message, f"{fragment!r} not in {refused.message!r}"
+    refused.message = f"Failed to predict data '{frame}'"  # what MLflow's scoring server does to an error
+    for value in case.get("not_echoed", []):
+        assert value not in refused.message and value not in refused.serialize_as_json()
+
+
+@pytest.mark.parametrize(("kind", "name"), ALL)
+def test_each_bad_input_gets_a_clear_error(kind, name, tmp_path):
+    case = CASES[kind][name]
+    {"config": _config, "data": _data, "requests": _request}[kind](name, case, tmp_path)
