@@ -78,6 +78,7 @@ def _on_training_pool(params: Params, params_path: str, root: str, parameters: d
             parameters={
                 "params_path": str(Path(params_path).resolve()),
                 "root": str(Path(root).resolve()),
+                "held_by_pipeline": True,  # this flow holds the project while it waits
                 **parameters,
             },
             timeout=None,

@@ -18,6 +18,7 @@ import typer
 from prefect import flow
 
 from components.io import tracking
+from components.io.project_lock import held_by_caller, project_lock
 from components.jobs import baselines, train_mtl
 from components.jobs.common import load_checked_params
 from components.startup import configure
@@ -31,17 +32,26 @@ def train(
     kind: Literal["baseline", "mtl"] = "mtl",
     task: str | None = None,
     parent_run_id: str | None = None,
+    held_by_pipeline: bool = False,
 ) -> Any:
     """Trains one baseline (``kind="baseline"``, ``task``) or the MTL model, nested under
-    ``parent_run_id`` (default: the open pipeline run, else a new one)."""
+    ``parent_run_id`` (default: the open pipeline run, else a new one). Holds the project
+    while it trains, unless the pipeline flow that started it holds it (``held_by_pipeline``)."""
     configure()
     params = load_checked_params(params_path)
-    parent = parent_run_id or tracking.open_pipeline_run(params.registry.experiment)
-    if kind == "baseline":
-        if task not in params.tasks:
-            raise ValueError(f"unknown task {task!r}; valid: {', '.join(params.tasks)}")
-        return baselines.train_one(params, Path(root), task, parent)
-    return train_mtl.run(params, Path(root), parent)
+    if kind == "baseline" and task not in params.tasks:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(params.tasks)}")
+    hold = (
+        held_by_caller(Path(root))
+        if held_by_pipeline
+        else project_lock(Path(root), f"flow mtl-train {kind}", params.orchestration.project_lock_wait_s)
+    )
+    with hold:
+        parent = parent_run_id or tracking.open_pipeline_run(params.registry.experiment)
+        if kind == "baseline":
+            assert task is not None
+            return baselines.train_one(params, Path(root), task, parent)
+        return train_mtl.run(params, Path(root), parent)
 
 
 def main(

@@ -114,6 +114,24 @@ def project_lock(root: Path, command: str | None = None, wait_s: float = 0.0) ->
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def held_by_caller(root: Path) -> Iterator[None]:
+    """Runs the block under a hold another process took and keeps while it waits for this
+    one: a training the pipeline flow hands to a GPU worker. Child processes share it too."""
+    path = lock_path(root)
+    token = _held.set(_held.get() | {str(path)})
+    previous = os.environ.get(HOLDER_ENV)
+    os.environ[HOLDER_ENV] = f"{os.getpid()}:{path}"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(HOLDER_ENV, None)
+        else:
+            os.environ[HOLDER_ENV] = previous
+        _held.reset(token)
+
+
 def _busy_message(root: Path, wait_s: float) -> str:
     found = holder(root)
     who = (

@@ -14,7 +14,6 @@ import mlflow
 import pandas as pd
 import torch
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types.schema import AnyType, ColSpec, Schema, TensorSpec
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
@@ -96,7 +95,7 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
     with its key and ``incomplete`` in one call; returns the version."""
     checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
     test_frame = read_split(root / params.data.dir, "test")
-    # a few rows of every dataset, so the signature holds every input column
+    # a few rows of every dataset, so the input example shows every input column
     rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
     example = request_frame(params, rows)
     with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
@@ -112,7 +111,7 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
             python_model=MultiTaskPyfunc(),
             artifacts=write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir)),
             code_paths=[str(Path(__file__).parents[1])],
-            signature=request_signature(example, list(params.tasks)),
+            signature=request_signature(list(params.tasks)),
             input_example=(example, {"tasks": list(params.tasks)}),
             pip_requirements=pip_requirements(),
         )
@@ -122,18 +121,14 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
     return str(registered.version)
 
 
-def request_signature(example: pd.DataFrame, tasks: list[str]) -> ModelSignature:
-    """The example's column names, and the optional ``tasks`` parameter. Columns are declared
-    optional and of any type: MLflow's own checks answer a missing column with the whole
-    request and a wrong type with the offending value, so the model's input contract
-    (``components.io.serving.check_request``) judges them instead, naming column, rule
-    and row only."""
-    inferred = infer_signature(example, params={"tasks": tasks})
-    assert inferred.inputs is not None  # a DataFrame example always has columns
-    columns: list[ColSpec | TensorSpec] = [
-        ColSpec(AnyType(), column.name, required=False) for column in inferred.inputs.inputs
-    ]
-    return ModelSignature(inputs=Schema(columns), params=inferred.params)
+def request_signature(tasks: list[str]) -> ModelSignature:
+    """The optional ``tasks`` parameter, and no input schema: the model's own input contract
+    (``components.io.serving.check_request``) judges every request, naming column, rule and
+    rows. MLflow's input checks would answer a missing column with the whole request and a
+    mistyped one with the offending value, and for columns of any type they check value by
+    value: 6 s of a 10,000-row request of 1,296 pixels, against 0.02 s for the contract. The
+    input example still shows the columns."""
+    return ModelSignature(inputs=None, params=infer_signature(params={"tasks": tasks}).params)
 
 
 def _complete(

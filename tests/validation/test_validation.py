@@ -217,3 +217,11 @@ def test_labels_beyond_the_declared_num_classes_fail_before_training(tiny_frames
     failures = rules(check_structure(copy(tiny_frames), FILES, Params.model_validate(raw)))
     failure = failures[("data/train.parquet", "left", "isin([0, 1, 2, 3, 4])")]
     assert failure.count > 0 and "left" in str(failure)
+
+
+def test_a_task_whose_label_column_does_not_exist_is_named(tiny_frames):
+    raw = tiny_params_dict()
+    raw["tasks"]["left"]["label"] = "lefty"
+    failures = rules(check_structure(copy(tiny_frames), FILES, Params.model_validate(raw)))
+    failure = failures[("data/train.parquet", "lefty", "column is missing")]
+    assert "columns present: id, left, right, sum" in failure.examples[0]
