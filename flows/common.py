@@ -13,9 +13,11 @@ from typing import Any
 import typer
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 from rich.console import Console
 
-from components.config import ParamsError
+from components.config import Params, ParamsError
+from components.io.project_lock import ProjectBusy, project_lock
 from components.startup import configure
 
 # Stages write files and MLflow runs: never skip one on a cached result.
@@ -23,6 +25,16 @@ stage_task = task(cache_policy=NO_CACHE, persist_result=False)
 
 ParamsOption = typer.Option(Path("params.yaml"), "--params", "-p", help="Parameters file.")
 RootOption = typer.Option(Path("."), "--root", help="Project root.")
+
+
+def holding_project(params: Params, root: str, holder: str, body: Callable[[], Any]) -> Any:
+    """``body()`` while this flow holds the project at ``root``; a Failed state naming the
+    holder when another run has it (``components.io.project_lock``)."""
+    try:
+        with project_lock(Path(root), holder, params.orchestration.project_lock_wait_s):
+            return body()
+    except ProjectBusy as error:
+        return Failed(message=str(error))
 
 
 def run_from_cli(flow: Callable[..., Any], params: Path, root: Path, *args: Any, label: str = "error") -> None:

@@ -19,11 +19,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed, Failed, State
 
 from components.config import Params
-from components.io.project_lock import ProjectBusy, project_lock
 from components.jobs import refresh
 from components.jobs.common import load_checked_params
 from components.startup import configure
-from flows.common import ParamsOption, RootOption, run_from_cli, stage_task
+from flows.common import ParamsOption, RootOption, holding_project, run_from_cli, stage_task
 from flows.pipeline import pipeline
 
 
@@ -50,11 +49,7 @@ def nightly_retrain(params_path: str = "params.yaml", root: str = ".", force: bo
     """Refresh, skip if unchanged, else the pipeline, register, push."""
     configure()
     params = load_checked_params(params_path)
-    try:
-        with project_lock(Path(root), "flow nightly-retrain", params.orchestration.project_lock_wait_s):
-            return _retrain(params, params_path, root, force)
-    except ProjectBusy as error:
-        return Failed(message=str(error))
+    return holding_project(params, root, "flow nightly-retrain", lambda: _retrain(params, params_path, root, force))
 
 
 def _retrain(params: Params, params_path: str, root: str, force: bool) -> Any:

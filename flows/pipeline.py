@@ -24,7 +24,6 @@ from prefect.states import Failed, State
 
 from components.config import Params
 from components.io import tracking
-from components.io.project_lock import ProjectBusy, project_lock
 from components.io.registry import Registration
 from components.jobs import (
     baselines,
@@ -47,7 +46,7 @@ from components.report import results_markdown
 from components.selection import SelectionReport
 from components.startup import configure
 from components.validation.report import DataValidationError
-from flows.common import ParamsOption, RootOption, run_from_cli, stage_task
+from flows.common import ParamsOption, RootOption, holding_project, run_from_cli, stage_task
 
 
 @stage_task
@@ -135,11 +134,7 @@ def pipeline(params_path: str = "params.yaml", root: str = ".", prepare_data: bo
     """Every stage; ``prepare_data=False`` keeps the data already in ``data.dir`` (a refresh put it there)."""
     configure()
     params = load_checked_params(params_path)
-    try:
-        with project_lock(Path(root), "flow mtl-pipeline", params.orchestration.project_lock_wait_s):
-            return _stages(params, params_path, root, prepare_data)
-    except ProjectBusy as error:
-        return Failed(message=str(error))
+    return holding_project(params, root, "flow mtl-pipeline", lambda: _stages(params, params_path, root, prepare_data))
 
 
 def _stages(params: Params, params_path: str, root: str, prepare_data: bool) -> Any:

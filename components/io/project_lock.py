@@ -97,17 +97,10 @@ def project_lock(root: Path, command: str | None = None, wait_s: float = 0.0) ->
         handle.truncate()
         handle.write(json.dumps(record))
         handle.flush()
-        token = _held.set(_held.get() | {str(path)})
-        previous = os.environ.get(HOLDER_ENV)
-        os.environ[HOLDER_ENV] = f"{os.getpid()}:{path}"
         try:
-            yield
+            with _holding(path):
+                yield
         finally:
-            if previous is None:
-                os.environ.pop(HOLDER_ENV, None)
-            else:
-                os.environ[HOLDER_ENV] = previous
-            _held.reset(token)
             handle.seek(0)
             handle.truncate()
             handle.flush()
@@ -118,7 +111,13 @@ def project_lock(root: Path, command: str | None = None, wait_s: float = 0.0) ->
 def held_by_caller(root: Path) -> Iterator[None]:
     """Runs the block under a hold another process took and keeps while it waits for this
     one: a training the pipeline flow hands to a GPU worker. Child processes share it too."""
-    path = lock_path(root)
+    with _holding(lock_path(root)):
+        yield
+
+
+@contextlib.contextmanager
+def _holding(path: Path) -> Iterator[None]:
+    """Marks ``path`` held for this call chain and, through the environment, for child processes."""
     token = _held.set(_held.get() | {str(path)})
     previous = os.environ.get(HOLDER_ENV)
     os.environ[HOLDER_ENV] = f"{os.getpid()}:{path}"
