@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
+from importlib import metadata
 from pathlib import Path
 
 import mlflow
-import pandas as pd
-import torch
 from mlflow.models import ModelSignature, infer_signature
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
+from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
 from components.io import registry, tracking
 from components.io.dvc import data_version, git_commit
@@ -113,7 +112,7 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, pa
             code_paths=[str(Path(__file__).parents[1])],
             signature=request_signature(list(params.tasks)),
             input_example=(example, {"tasks": list(params.tasks)}),
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(params),
         )
     registered = mlflow.register_model(
         info.model_uri, params.registry.model_name, tags={registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
@@ -174,17 +173,15 @@ def _complete(
     )
 
 
-def pip_requirements() -> list[str]:
-    """What the pyfunc imports, pinned to the versions trained with."""
-    import numpy
-    import pydantic
-    import torchmetrics
-
-    return [
-        f"torch=={torch.__version__.split('+')[0]}",
-        f"torchmetrics=={torchmetrics.__version__}",
-        f"numpy=={numpy.__version__}",
-        f"pandas=={pd.__version__}",
-        f"pydantic=={pydantic.__version__}",
-        f"mlflow=={mlflow.__version__}",
-    ]
+def pip_requirements(params: Params) -> list[str]:
+    """The distributions the served model imports for these inputs, backbone and tasks,
+    pinned to the versions installed from the lock (a test checks the list against what a
+    loaded model really imports)."""
+    names = ["torch", "torchmetrics", "numpy", "pandas", "pandera", "pydantic", "PyYAML", "mlflow"]
+    if {spec.kind for spec in params.data.inputs().values()} & set(TEXT_INPUTS):
+        names.append("tokenizers")
+    if params.model.backbone == "hf_encoder":
+        names += ["tokenizers", "transformers"]
+    if any(task.type == "tagging" for task in params.tasks.values()):
+        names.append("seqeval")  # the health check scores tagging with it
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in dict.fromkeys(names)]

@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 
 from components.config import Params
 from components.io import tracking
-from tests.helpers import accepting, free_port, run_stages, tiny_params_dict
+from tests.helpers import accepting, free_port, run_stages, tiny_params_dict, unlisted_imports
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
@@ -236,3 +236,9 @@ def test_a_model_that_answers_nan_is_a_server_fault_not_a_nan_in_json(scoring):
             last.copy_(saved)
     assert response.status_code == 500
     assert "task 'sum' produced a non-finite value" in _no_nan(response.text)["message"]
+
+
+def test_the_registered_requirements_cover_what_the_served_model_imports(served):
+    env = os.environ | {"MLFLOW_TRACKING_URI": served["uri"], "MLFLOW_REGISTRY_URI": served["uri"]}
+    labeled = pd.read_parquet(served["root"] / "data/test.parquet").head(20)
+    assert unlisted_imports("models:/tiny-mtl@champion", served["pixels"], labeled, env) == set()

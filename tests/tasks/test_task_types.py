@@ -5,6 +5,7 @@ end to end (prepare → validate → baselines → MTL → select → register �
 from __future__ import annotations
 
 import json
+import os
 
 import mlflow
 import numpy as np
@@ -31,6 +32,7 @@ from tests.helpers import (
     shapes,
     targets,
     text_datasets_dict,
+    unlisted_imports,
     write_png_split,
     write_squad,
 )
@@ -333,6 +335,10 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
         }
     )
     predictions = model.predict(request)
+    env = os.environ | {"MLFLOW_TRACKING_URI": mlflow_db, "MLFLOW_REGISTRY_URI": mlflow_db}
+    labeled = pd.read_parquet(tmp_path / "data/test.parquet")
+    uri = f"models:/{params.registry.model_name}/1"
+    assert unlisted_imports(uri, request, labeled, env) == set()  # tokenizers, seqeval listed
     assert predictions.loc[0, "sentiment"] in {0, 1, 2}
     assert predictions.loc[1, "entities"] is not None and len(predictions.loc[1, "entities"]) == 5
     assert set(predictions.loc[1, "entities"]) <= set(TAGS)
