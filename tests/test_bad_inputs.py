@@ -82,7 +82,11 @@ def _request(name: str, case: dict, tmp_path: Path) -> None:
         assert value not in refused.message and value not in refused.serialize_as_json()
 
 
-@pytest.mark.parametrize(("kind", "name"), ALL)
+# configs run the real CLI and data files prepare + validate: end to end, so not in the inner loop
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [pytest.param(kind, name, marks=[pytest.mark.slow] if kind != "requests" else []) for kind, name in ALL],
+)
 def test_each_bad_input_gets_a_clear_error(kind, name, tmp_path):
     case = CASES[kind][name]
     {"config": _config, "data": _data, "requests": _request}[kind](name, case, tmp_path)
