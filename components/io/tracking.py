@@ -1,9 +1,11 @@
 """MLflow tracking: one parent run per pipeline run, one nested run per training.
 
 ``dvc repro`` runs each stage in its own process, so the parent run cannot live in one
-process's memory: the first stage that needs it opens a run tagged as a pipeline run,
-later stages find the open one, and ``register`` closes it. A failing stage marks it
-failed. The Prefect flow opens the parent itself and passes its id down.
+process's memory: the first stage that needs it opens a run tagged as a pipeline run and
+with its invocation (the ``dvc`` process running the stages), later stages of the same
+invocation find the open one, and ``register`` closes it. A failing stage marks it
+failed; one an ended invocation left open is ended KILLED instead of adopted. The Prefect
+flow opens the parent itself and passes its id down.
 
 All calls go through ``MlflowClient`` with explicit run ids, never the fluent API's
 active-run stack, so concurrent trainings in one process cannot cross-log. The store is
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
+import psutil
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -35,6 +39,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from components.startup import DEFAULT_TRACKING_URI
 
 ROLE_TAG = "mtl.role"
+#: the process that owns a pipeline run's invocation (:func:`invocation`)
+INVOCATION_TAG = "mtl.invocation"
 
 
 def tracking_uri() -> str:
@@ -54,17 +60,47 @@ def experiment_id(name: str) -> str:
     return found.experiment_id if found else client().create_experiment(name)
 
 
+def invocation() -> str:
+    """Which pipeline invocation this process belongs to, as ``pid@start time`` of the
+    process that owns it: the ``dvc`` process running this as a stage (every stage of one
+    ``dvc repro`` or ``dvc exp run`` shares it), else this process's parent (stages typed
+    one after another in one shell share that)."""
+    me = psutil.Process()
+    ancestors = me.parents()
+    owner = next((p for p in ancestors if _is_dvc(p)), ancestors[0] if ancestors else me)
+    return f"{owner.pid}@{owner.create_time():.3f}"
+
+
+def _is_dvc(process: psutil.Process) -> bool:
+    try:
+        return process.name() == "dvc" or any(Path(arg).name == "dvc" for arg in process.cmdline()[:2])
+    except psutil.Error:
+        return False
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process an invocation names still runs (the same process, not a reused pid)."""
+    pid, _, started = owner.partition("@")
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+    except (psutil.Error, ValueError):
+        return False
+
+
 def start_pipeline_run(experiment: str, name: str | None = None) -> str:
-    """A new parent run for one pipeline run."""
+    """A new parent run for one pipeline run, tagged with this process's invocation."""
     run = client().create_run(
         experiment_id(experiment),
         run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
-        tags={ROLE_TAG: "pipeline"},
+        tags={ROLE_TAG: "pipeline", INVOCATION_TAG: invocation()},
     )
     return run.info.run_id
 
 
 def _running_pipeline_run(experiment: str) -> str | None:
+    """The RUNNING pipeline run of this invocation. One left RUNNING by an invocation that
+    has ended (a stage that finished on its own, a killed ``dvc repro``) is stale: it is
+    ended KILLED, never adopted. One of another invocation still running is left alone."""
     found = client().get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -72,13 +108,19 @@ def _running_pipeline_run(experiment: str) -> str | None:
         [found.experiment_id],
         filter_string=f"tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'RUNNING'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
     )
-    return running[0].info.run_id if running else None
+    mine = invocation()
+    for run in running:
+        owner = run.data.tags.get(INVOCATION_TAG, "")
+        if owner == mine:
+            return run.info.run_id
+        if not _alive(owner):
+            client().set_terminated(run.info.run_id, status=RunStatus.to_string(RunStatus.KILLED))
+    return None
 
 
 def open_pipeline_run(experiment: str) -> str:
-    """The pipeline run still in progress in ``experiment``, or a new one."""
+    """This invocation's pipeline run still in progress in ``experiment``, or a new one."""
     return _running_pipeline_run(experiment) or start_pipeline_run(experiment)
 
 

@@ -1,0 +1,70 @@
+"""Pipeline runs belong to one invocation: a stage adopts its own invocation's open run,
+ends one an invocation that has ended left RUNNING, and leaves a live one alone."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from components.io import tracking
+from tests.helpers import VENV_BIN, project_copy, run, tiny_params_dict
+
+
+def _pipeline_run_of(owner: str, experiment: str) -> str:
+    run_id = tracking.start_pipeline_run(experiment)
+    tracking.client().set_tag(run_id, tracking.INVOCATION_TAG, owner)
+    return run_id
+
+
+def _owner(process: subprocess.Popen) -> str:
+    import psutil
+
+    return f"{process.pid}@{psutil.Process(process.pid).create_time():.3f}"
+
+
+def test_a_stale_run_is_ended_a_live_one_left_alone_and_our_own_adopted(mlflow_db):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended_owner = _owner(ended)
+    ended.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = _pipeline_run_of(ended_owner, "e")
+        other = _pipeline_run_of(_owner(live), "e")
+        opened = tracking.open_pipeline_run("e")
+        assert opened not in (stale, other)
+        client = MlflowClient(mlflow_db)
+        assert client.get_run(stale).info.status == "KILLED"
+        assert client.get_run(other).info.status == "RUNNING"  # another pipeline, still going
+        assert tracking.open_pipeline_run("e") == opened  # this invocation's run is adopted
+    finally:
+        live.kill()
+        live.wait()
+
+
+@pytest.mark.slow
+def test_a_second_dvc_repro_does_not_adopt_the_run_the_first_left_open(tmp_path):
+    raw = tiny_params_dict()
+    raw["training"]["epochs"] = 1
+    env = project_copy(tmp_path, raw, ("components",), ("dvc.yaml", ".gitignore"))
+    dvc = str(VENV_BIN / "dvc")
+    first = run([dvc, "repro", "baselines"], tmp_path, env)  # ends before register: its run stays open
+    assert first.returncode == 0, first.stderr
+    raw["training"]["epochs"] = 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    second = run([dvc, "repro", "baselines"], tmp_path, env)
+    assert second.returncode == 0, second.stderr
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(raw["registry"]["experiment"]).experiment_id
+    pipelines = client.search_runs([experiment], f"tags.`{tracking.ROLE_TAG}` = 'pipeline'", order_by=["start_time"])
+    assert [r.info.status for r in pipelines] == ["KILLED", "RUNNING"]
+    children = client.search_runs([experiment], f"tags.`{tracking.ROLE_TAG}` = 'training'")
+    epochs_under = [
+        sorted(c.data.params["training.epochs"] for c in children if c.data.tags["mlflow.parentRunId"] == p.info.run_id)
+        for p in pipelines
+    ]
+    assert epochs_under == [["1", "1", "1"], ["2", "2", "2"]]  # no parent mixes the two
