@@ -1,12 +1,10 @@
-"""Versions of what a model came from: the DVC md5 of the data, the git commit, and the
-``dvc`` commands the scheduled runs call.
+"""Versions of what a model came from: the DVC md5 of the data, the git commit, the
+``dvc`` commands the scheduled runs call, and the params ``dvc.yaml`` reads.
 
 Example::
 
     >>> import tempfile
     >>> from pathlib import Path
-
-from components.errors import PipelineError
     >>> root = Path(tempfile.mkdtemp()); (root / "data").mkdir(); _ = (root / "data" / "a.txt").write_text("a")
     >>> data_version(root, "data")
     'dvc:1710014904e6b7e979d3965269bd0f83.dir'
@@ -19,6 +17,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from components.errors import PipelineError
 
@@ -41,6 +41,32 @@ def data_version(root: Path, data_dir: str) -> str:
         if path.is_file()
     ]
     return f"dvc:{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
+
+
+def params_dvc_lacks(root: Path) -> list[str]:
+    """The ``params.yaml`` keys that ``dvc.yaml``'s stages read but the file does not hold,
+    each with the first stage that reads it. DVC checks a stage's params only when it
+    reaches that stage, after the trainings before it; the typed config fills defaults,
+    DVC does not."""
+    dvc_file, params_file = root / "dvc.yaml", root / "params.yaml"
+    if not dvc_file.exists() or not params_file.exists():
+        return []
+    stages = (yaml.safe_load(dvc_file.read_text()) or {}).get("stages", {})
+    values = yaml.safe_load(params_file.read_text()) or {}
+    lacking: dict[str, str] = {}
+    for stage, spec in stages.items():
+        for key in spec.get("params", []):
+            if isinstance(key, str) and not _holds(values, key.split(".")):
+                lacking.setdefault(key, stage)
+    return [f"{key} (stage {stage})" for key, stage in lacking.items()]
+
+
+def _holds(values: object, path: list[str]) -> bool:
+    for part in path:
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
 
 
 def git_commit(root: Path) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.config import Params
+from components.config import Params, ParamsError
 from components.data.encoders import encoder_dir, fit_encoder
 from components.data.readers import FileFormatError
 from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
+from components.io.dvc import params_dvc_lacks
 from components.jobs.common import timed
 from components.validation.report import DataValidationError, ValidationReport
 from components.validation.schema import input_schema, run_schema
@@ -21,7 +22,14 @@ from components.validation.schema import input_schema, run_schema
 @timed("prepare")
 def run(params: Params, root: Path) -> dict[str, int]:
     """Writes ``data.dir``; an unreadable source file, or training inputs the encoder cannot
-    be fitted on, is a validation error naming file, column and rule."""
+    be fitted on, is a validation error naming file, column and rule. Under DVC, a section
+    ``dvc.yaml`` reads that ``params.yaml`` leaves out stops it here, not hours later."""
+    lacking = params_dvc_lacks(root)
+    if lacking:
+        raise ParamsError(
+            f"{root / 'params.yaml'}: dvc.yaml reads {', '.join(lacking)}, which params.yaml does not hold; "
+            "DVC does not fill defaults: add them (an empty section, e.g. `selection: {}`, keeps every default)"
+        )
     try:
         frames = build_splits(params, root)
     except FileFormatError as error:
