@@ -46,15 +46,19 @@ ParentRunOption = typer.Option(
 
 
 def _run(
-    params_path: Path, action: Callable[[Params], object], tracked: bool = False, root: Path | None = None
+    params_path: Path,
+    action: Callable[[Params], object],
+    tracked: bool = False,
+    root: Path | None = None,
+    task_rules: bool = True,
 ) -> None:
     """Loads the parameters, runs ``action`` (holding the project at ``root`` when given:
     one pipeline per project). Expected failures print one clear message; an unexpected
-    one prints its type and message, and its traceback only with ``--debug``."""
-    from components.jobs.common import load_checked_params
-
+    one prints its type and message, and its traceback only with ``--debug``.
+    ``task_rules=False`` checks the structure only, for commands that read nothing but the
+    registry's names: the task types' rules import torch, seconds before the answer."""
     try:
-        params = load_checked_params(params_path)
+        params = _load(params_path, task_rules)
     except ParamsError as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -99,6 +103,16 @@ def options(
     """Multi-task learning pipeline stages."""
     if debug:
         os.environ[DEBUG_ENV] = "1"  # the environment, so torchrun workers show it too
+
+
+def _load(params_path: Path, task_rules: bool) -> Params:
+    if not task_rules:
+        from components.config import load_params
+
+        return load_params(params_path)
+    from components.jobs.common import load_checked_params
+
+    return load_checked_params(params_path)
 
 
 def _fail_pipeline_run(params: Params) -> None:
@@ -250,6 +264,7 @@ def status(params: Path = ParamsOption) -> None:
     _run(
         params,
         lambda p: _console().print(versions_table(p.registry.model_name, registry.version_rows(p.registry.model_name))),
+        task_rules=False,
     )
 
 
@@ -283,7 +298,7 @@ def rollback(params: Path = ParamsOption) -> None:
         moved_from, moved_to = registry.rollback(p.registry.model_name)
         _console().print(f"{p.registry.model_name}: champion v{moved_from} -> v{moved_to}")
 
-    _run(params, action)
+    _run(params, action, task_rules=False)
 
 
 @app.command()

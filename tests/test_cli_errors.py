@@ -38,3 +38,18 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path)
     debug = _status(tmp_path, "--debug")
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr and "UnsupportedModelRegistryStoreURIException" in debug.stderr
+
+
+def test_registry_commands_answer_without_loading_torch(tmp_path, mlflow_db):
+    """`mtl status` reads names from params.yaml and the registry: the task types' rules
+    (which import torch and torchmetrics, seconds of start-up) are not needed for it."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict()))
+    script = (
+        "import runpy, sys\n"
+        f"sys.argv = ['mtl', 'status', '--params', {str(params)!r}]\n"
+        "try:\n    runpy.run_module('components.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('torch loaded' if 'torch' in sys.modules else 'no torch')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "no torch", result.stdout + result.stderr
