@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,11 +25,11 @@ from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
 from components.data.splits import SPLITS, read_split
 from components.io import tracking
+from components.io.dvc import data_version
 from components.io.project_lock import project_lock
 from components.models import MultiTaskNetwork, build_model
 from components.tasks import Task, build_tasks
 from components.training import distributed
-from components.training.checkpoints import sha256_file
 from components.training.loader import TensorSplit
 from components.training.loop import EpochRecord
 from components.training.resume import Resume, find_state, training_key
@@ -72,13 +71,9 @@ def training_params(params: Params) -> dict[str, object]:
 
 def resume_key(params: Params, root: Path, label: str) -> str:
     """What a killed training's resume state must match to be continued: these parameters,
-    the bytes of the prepared data (splits and fitted encoder) and which training it is."""
-    data = hashlib.sha256()
-    data_dir = root / params.data.dir
-    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
-        data.update(str(path.relative_to(data_dir)).encode())
-        data.update(bytes.fromhex(sha256_file(path)))
-    return training_key(params.fingerprint(), data.hexdigest(), label)
+    the prepared data (splits and fitted encoder, by the version DVC gives them) and which
+    training it is."""
+    return training_key(params.fingerprint(), data_version(root, params.data.dir), label)
 
 
 @contextlib.contextmanager

