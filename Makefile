@@ -8,6 +8,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+# dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install demo test test-fast check chaos flow summary ui push lock clean nightly deploy retrain health serve image
 

@@ -18,9 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
-import typer
-from rich.console import Console
+try:
+    import click
+    import typer
+    from rich.console import Console
+except ModuleNotFoundError as missing:  # a stage command run by a `python` outside the project's environment
+    sys.exit(
+        f"error: {sys.executable} lacks the project's packages ({missing.name} is missing): "
+        "activate its environment first (`source .venv/bin/activate`), or run `make demo`"
+    )
 
 from components.config import (
     GRADIENT_METHODS,

@@ -292,6 +292,8 @@ class RegistryConfig(Strict):
     # Letters, digits, '.', '_' and '-': registry searches quote the name, so quotes are refused.
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "multimnist-mtl"
     experiment: str = "multimnist-mtl"
+    # A DVC experiment (`dvc exp run`) registers a version only when this is true.
+    register_experiments: bool = False
 
 
 class ServingConfig(Strict):

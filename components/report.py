@@ -9,7 +9,7 @@ Example::
     >>> report = SelectionReport("accepted", "epoch_002.pt", "ab12", 2, 0.01, 0.01, 0.0,
     ...                          {"left": TaskResult("accuracy", True, 0.9, 0.909, 0.01, 0.02, True, 0.91, 0.9)})
     >>> print(tasks_markdown(report).splitlines()[2])
-    | left | accuracy ↑ | 0.9000 | 0.9090 | +1.00% | pass | 0.9000 | 0.9100 |
+    | left | accuracy ↑ | 0.9000 | 0.9090 | +1.00% | pass | 0.9000 | 0.9100 | +1.11% |
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from components.config import InputConfig, Params
-from components.io.registry import Registration
+from components.io.registry import NotRegistered, Registration
 from components.selection import SelectionReport
 
 
@@ -33,6 +33,7 @@ def console() -> Console:
 
 def _rows(selection: SelectionReport) -> list[list[str]]:
     rows = []
+    test_changes, beyond = selection.test_changes(), selection.test_regressions()
     for task, entry in selection.tasks.items():
         direction = "↑" if entry.higher_is_better else "↓"
         verdict = "pass" if entry.passed else f"FAIL (< -{entry.tolerance:.0%})"
@@ -46,22 +47,48 @@ def _rows(selection: SelectionReport) -> list[list[str]]:
                 verdict,
                 f"{entry.baseline_test:.4f}",
                 f"{entry.test:.4f}",
+                f"{test_changes[task]:+.2%}" + (" ⚠" if task in beyond else ""),
             ]
         )
     return rows
 
 
-HEADERS = ["task", "metric", "baseline val", "MTL val", "Δ relative", "verdict", "baseline test", "MTL test"]
+HEADERS = [
+    "task",
+    "metric",
+    "baseline val",
+    "MTL val",
+    "Δ val",
+    "verdict (val)",
+    "baseline test",
+    "MTL test",
+    "Δ test",
+]
 
 
 def _headline(selection: SelectionReport) -> str:
     return (
-        f"Δm = {selection.delta_m:+.2%} (min {selection.min_delta_m:+.2%}) · "
-        f"verdict: {selection.verdict.upper()} · checkpoint {selection.checkpoint}"
+        f"verdict: {selection.verdict.upper()} · Δm (val) = {selection.delta_m:+.2%} "
+        f"(min {selection.min_delta_m:+.2%}) · {selection.reason()} · checkpoint {selection.checkpoint}"
     )
 
 
-def _registration_line(registration: Registration) -> str:
+def test_warning(selection: SelectionReport) -> str | None:
+    """The line that flags test regressions beyond tolerance, if any."""
+    warnings = selection.test_warnings()
+    if not warnings:
+        return None
+    return (
+        f"warning: beyond tolerance on the test split: {', '.join(warnings)}. The verdict rests on "
+        "validation; the test split disagrees (a small or noisy validation split, or a checkpoint "
+        "chosen by chance): check before promoting."
+    )
+
+
+def registration_line(registration: Registration | NotRegistered) -> str:
+    """What ``register`` did, in one line."""
+    if isinstance(registration, NotRegistered):
+        return registration.reason
     aliases = ", ".join(registration.aliases) or "none"
     return (
         f"registered {registration.model_name} v{registration.version} · aliases: {aliases} · "
@@ -69,18 +96,29 @@ def _registration_line(registration: Registration) -> str:
     )
 
 
-def render_summary(selection: SelectionReport, registration: Registration | None, timings: dict[str, float]) -> Group:
-    """The results table, the verdict, the registration and the stage timings."""
+def render_summary(
+    selection: SelectionReport,
+    registration: Registration | NotRegistered | None,
+    timings: dict[str, float],
+    run_line: str | None = None,
+) -> Group:
+    """The results table, the verdict and its reason, any test warning, the registration,
+    and the stage timings of one pipeline run (``run_line`` names it)."""
     table = Table(title="MTL vs single-task baselines", title_justify="left")
     for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("task", "metric", "verdict") else "right")
+        table.add_column(header, justify="left" if header in ("task", "metric", "verdict (val)") else "right")
     for row in _rows(selection):
-        style = "red" if row[5] != "pass" else None
+        style = "red" if row[5] != "pass" else "yellow" if row[8].endswith("⚠") else None
         table.add_row(*row, style=style)
     colour = "green" if selection.accepted else "red"
     parts: list[Table | Text] = [table, Text(_headline(selection), style=f"bold {colour}")]
+    warning = test_warning(selection)
+    if warning:
+        parts.append(Text(warning, style="bold yellow"))
     if registration:
-        parts.append(Text(_registration_line(registration)))
+        parts.append(Text(registration_line(registration)))
+    if run_line:
+        parts.append(Text(run_line))
     if timings:
         parts.append(
             Text(
@@ -99,33 +137,44 @@ def tasks_markdown(selection: SelectionReport) -> str:
     return "\n".join(lines)
 
 
-def results_markdown(selection: SelectionReport, registration: Registration | None = None) -> str:
-    """Table, verdict and registration as markdown (the Prefect artifact)."""
+def results_markdown(selection: SelectionReport, registration: Registration | NotRegistered | None = None) -> str:
+    """Table, verdict, any test warning and the registration as markdown (the Prefect artifact)."""
     lines = [tasks_markdown(selection), "", f"**{_headline(selection)}**"]
+    warning = test_warning(selection)
+    if warning:
+        lines += ["", f"**{warning}**"]
     if registration:
-        lines += ["", _registration_line(registration)]
+        lines += ["", registration_line(registration)]
     return "\n".join(lines) + "\n"
 
 
 def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
-    """``mtl status``: every registered version, the champion highlighted."""
+    """``mtl status``: every registered version, the champion highlighted. The verdict and Δm
+    are the policy's, on validation; the metrics are on test, flagged where a task regresses
+    beyond tolerance there."""
     tasks = sorted({task for row in rows for task in row["test"]})
     table = Table(title=f"{model_name}: registered versions", title_justify="left")
-    for header in ["version", "aliases", "verdict", "Δm", *[f"{t} (test)" for t in tasks], "data version"]:
-        table.add_column(header)
+    for header in ["version", "aliases", "verdict", "Δm (val)", "reason", *[f"{t} (test)" for t in tasks], "data"]:
+        table.add_column(header, overflow="fold")
     for row in rows:
         delta = f"{row['delta_m']:+.2%}" if row["delta_m"] is not None else "-"
-        metrics = [f"{row['test'][t]:.4f}" if t in row["test"] else "-" for t in tasks]
+        metrics = [
+            f"{row['test'][t]:.4f}" + (" ⚠" if t in row["test_warnings"] else "") if t in row["test"] else "-"
+            for t in tasks
+        ]
         style = "bold green" if "champion" in row["aliases"] else None
         table.add_row(
             row["version"],
             ", ".join(row["aliases"]) or "-",
             row["verdict"],
             delta,
+            row["reason"],
             *metrics,
             row["data_version"],
             style=style,
         )
+    if any(row["test_warnings"] for row in rows):
+        table.caption = "⚠ regresses beyond tolerance against its baseline on test"
     return table
 
 
@@ -154,11 +203,23 @@ def model_card(
     methods: dict[str, str],
     params: Params,
 ) -> str:
-    """Markdown model card for one registered version (also its registry description)."""
+    """Markdown model card for one registered version (also its registry description): it
+    opens with the verdict and why, then any test warning, so the registry's version list
+    shows them first; inputs are described by their kind and answers by their task type."""
+    from components.tasks import build_tasks  # imports torch: not for `mtl status`, which shares this module
+
     lines = [
+        f"**Verdict: {selection.verdict}** ({selection.reason()}) · champion: {decision_reason}",
+    ]
+    warning = test_warning(selection)
+    if warning:
+        lines += ["", f"**⚠ {warning}**"]
+    lines += [
+        "",
         f"# {name} v{version}",
         "",
-        f"**Verdict: {selection.verdict}** · Δm = {selection.delta_m:+.2%} · champion decision: {decision_reason}",
+        f"Δm (val) = {selection.delta_m:+.2%} (min {selection.min_delta_m:+.2%}); checkpoint "
+        f"`{selection.checkpoint}` (epoch {selection.epoch}).",
         "",
         "## Tasks and metrics",
         "",
@@ -182,7 +243,10 @@ def model_card(
         ]
     else:
         request = [f"- Input: a DataFrame of {describe_input(params.data.input, params.data.canvas_size)}."]
-    answers = ", ".join(f"`{task}` ({config.type})" for task, config in params.tasks.items())
+    answers = [
+        f"  - `{task_name}` ({task.type_name}, {task.metric_name}): {task.describe_answer()}"
+        for task_name, task in build_tasks(params.tasks).items()
+    ]
     lines += [
         "",
         "## Provenance",
@@ -195,10 +259,25 @@ def model_card(
         "## Intended use and limits",
         "",
         *request,
-        f"- Output: one column per task: {answers}.",
+        "- Output: one column per task (ask for fewer with the `tasks` parameter):",
+        *answers,
         "- Selected on validation against single-task baselines trained with the same backbone and budget; "
         "test metrics are from the held-out test split of the same data version.",
         "- Not validated on data from another source or distribution; re-run the pipeline "
         "(and its validation) before using it on new data.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def registered_model_description(params: Params) -> str:
+    """What the registered model is, whichever version: the registry's model page shows it."""
+    tasks = ", ".join(f"`{name}` ({config.type})" for name, config in params.tasks.items())
+    return (
+        f"One multi-task network: a shared `{params.model.backbone}` backbone with a light head per task "
+        f"({tasks}), trained on `{params.data.source}` data and registered by the pipeline only after "
+        "it is compared with single-task baselines trained on the same data.\n\n"
+        "Aliases: `champion` is the version to serve; it moves only to a version accepted by the "
+        "acceptance policy that does not regress against the previous champion. `challenger` is the "
+        "newest version, `previous-champion` the one `mtl rollback` returns to. Each version's "
+        "description is its model card, opening with the verdict and why.\n"
+    )

@@ -263,9 +263,61 @@ class SelectionReport:
             if not math.isfinite(value)
         ]
 
+    def reason(self) -> str:
+        """Why the verdict is what it is, in one line: the tasks beyond tolerance and Δm
+        against its minimum, on validation, where the policy judged."""
+        failing = [
+            f"{name} {r.relative_change:+.2%} (tolerance -{r.tolerance:.0%})"
+            for name, r in self.tasks.items()
+            if not r.passed
+        ]
+        low_mean = not (math.isfinite(self.delta_m) and self.delta_m >= self.min_delta_m)
+        if not failing and not low_mean:
+            return f"every task within tolerance and Δm {self.delta_m:+.2%} ≥ {self.min_delta_m:+.2%} on validation"
+        parts = [f"regresses on validation: {', '.join(failing)}"] if failing else []
+        if low_mean:
+            parts.append(f"Δm {self.delta_m:+.2%} below the minimum {self.min_delta_m:+.2%}")
+        return "; ".join(parts)
+
+    def test_changes(self) -> dict[str, float]:
+        """Δ_t on the test split: the chosen checkpoint's test metric against the baseline's."""
+        return {name: relative_change(r.test, r.baseline_test, r.higher_is_better) for name, r in self.tasks.items()}
+
+    def test_regressions(self) -> dict[str, float]:
+        """Δ_t on test of the tasks that regress beyond their tolerance there, though the
+        verdict, made on validation, let them pass: what a reader must not miss. The verdict
+        stays the policy's; these flag evidence from the test split that contradicts it."""
+        return {
+            name: change
+            for name, change in self.test_changes().items()
+            if not task_passes(change, self.tasks[name].tolerance)
+        }
+
+    def test_warnings(self) -> list[str]:
+        """:meth:`test_regressions` in words."""
+        return [
+            f"{name} {change:+.2%} on test (tolerance -{self.tasks[name].tolerance:.0%})"
+            for name, change in self.test_regressions().items()
+        ]
+
     def test_metrics(self) -> dict[str, float]:
         """The chosen checkpoint's test metric per task."""
         return {name: result.test for name, result in self.tasks.items()}
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Numbers only, one level deep (``reports/metrics.json``, what ``dvc metrics diff`` and
+        ``dvc exp show`` compare): per task the validation metrics and Δ_t the verdict rests
+        on and the test metrics, then Δm and the verdict as 1 (accepted) or 0."""
+        flat: dict[str, float] = {}
+        for name, result in self.tasks.items():
+            flat |= {
+                f"{name}.baseline_val": result.baseline,
+                f"{name}.mtl_val": result.mtl,
+                f"{name}.delta": result.relative_change,
+                f"{name}.baseline_test": result.baseline_test,
+                f"{name}.mtl_test": result.test,
+            }
+        return flat | {"delta_m": self.delta_m, "accepted": int(self.accepted)}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``reports/selection.json``)."""

@@ -24,7 +24,7 @@ from prefect.states import Failed, State
 
 from components.config import Params
 from components.io import tracking
-from components.io.registry import Registration
+from components.io.registry import NotRegistered, Registration
 from components.jobs import (
     baselines,
     prepare,
@@ -152,7 +152,7 @@ def _stages(params: Params, params_path: str, root: str, prepare_data: bool) -> 
         train_baselines(params_path, root, parent)
         train_multitask(params_path, root, parent)
         selection = cast(SelectionReport, select_checkpoint(params_path, root))
-        registration = cast(Registration, register_model(params_path, root, parent))
+        registration = cast(Registration | NotRegistered, register_model(params_path, root, parent))
     except BaseException:
         tracking.end_run(parent, failed=True)
         raise

@@ -41,6 +41,7 @@ def project_copy(root: Path, raw_params: dict, packages: tuple[str, ...], files:
     (root / "params.yaml").write_text(yaml.safe_dump(raw_params))
     (root / ".venv").symlink_to(VENV_BIN.parent)
     env = os.environ | {
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the stages' `python`
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "MLFLOW_REGISTRY_URI": f"sqlite:///{root / 'mlflow.db'}",
         "GIT_AUTHOR_NAME": "test",
@@ -275,6 +276,7 @@ def run_stages(params: Params, root: Path) -> Registration:
     parent = run_until_select(params, root)
     registration = register.run(params, root, parent)
     tracking.end_run(parent)
+    assert isinstance(registration, Registration), registration
     return registration
 
 

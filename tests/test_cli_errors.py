@@ -53,3 +53,13 @@ def test_registry_commands_answer_without_loading_torch(tmp_path, mlflow_db):
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "no torch", result.stdout + result.stderr
+
+
+def test_a_stage_run_by_a_python_without_the_packages_says_what_to_do():
+    """``python -S``: no site-packages, as with a system ``python`` ahead of the project's."""
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "components.cli", "status"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "lacks the project's packages" in result.stderr and "source .venv/bin/activate" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,9 +1,13 @@
-"""What a person reads: the model card describes the input the model really takes."""
+"""What a person reads: the model card describes the input the model really takes and the
+answers its tasks give, opens with the verdict and why, and nothing hides a test regression."""
 
 from __future__ import annotations
 
+import pytest
+from rich.console import Console
+
 from components.config import Params
-from components.report import model_card
+from components.report import model_card, render_summary, versions_table
 from components.selection import SelectionReport, TaskResult
 from tests.helpers import tiny_params_dict
 
@@ -22,7 +26,8 @@ def card(params: Params) -> str:
 def test_a_pixel_model_card_names_pixel_columns_and_canvas():
     text = card(Params.model_validate(tiny_params_dict()))
     assert "pixel columns `px_0000`… (0–255) of 36×36 greyscale images" in text
-    assert "`left` (classification), `right` (classification), `sum` (regression)" in text
+    assert "`left` (classification, accuracy): the class id, 0 to 9" in text
+    assert "`sum` (regression, mae): a number in the units of `sum`" in text
 
 
 def test_a_text_model_card_names_its_text_column_not_pixels():
@@ -52,3 +57,55 @@ def test_a_card_of_several_datasets_lists_each_input():
     text = card(Params.model_validate(raw))
     assert "`dataset` column (`reviews`, `qa`)" in text
     assert "`qa`: two text columns `question`, `context`" in text and "`reviews`: one text column `review`" in text
+
+
+def regressing_on_test() -> SelectionReport:
+    """Accepted on validation (+0.26%), but -2.5% on test against a 2% tolerance: the demo's
+    `right` task on a fresh clone."""
+    result = TaskResult("accuracy", True, 0.950, 0.9525, 0.0026, 0.02, True, 0.936, 0.96)
+    return SelectionReport("accepted", "epoch_003.pt", "ab", 3, 0.0026, 0.0026, 0.0, {"right": result})
+
+
+def test_the_card_opens_with_the_verdict_and_flags_a_test_regression():
+    params = Params.model_validate(tiny_params_dict())
+    text = model_card("m", "2", regressing_on_test(), TAGS, "accepted; no champion yet", None, {}, params)
+    first, _, warning = text.splitlines()[:3]
+    assert first.startswith("**Verdict: accepted** (every task within tolerance")
+    assert "champion: accepted; no champion yet" in first
+    assert "right -2.50% on test (tolerance -2%)" in warning and warning.startswith("**⚠ warning")
+    assert "| right | accuracy ↑ | 0.9500 | 0.9525 | +0.26% | pass | 0.9600 | 0.9360 | -2.50% ⚠ |" in text
+
+
+def test_a_rejection_names_the_task_and_the_minimum_it_missed():
+    failing = TaskResult("mae", False, 1.0, 1.1, -0.1, 0.02, False, 1.1, 1.0)
+    report = SelectionReport("rejected", "epoch_001.pt", "ab", 1, -0.1, -0.1, 0.0, {"sum": failing})
+    assert (
+        report.reason() == "regresses on validation: sum -10.00% (tolerance -2%); Δm -10.00% below the minimum +0.00%"
+    )
+    assert report.test_regressions() == {"sum": pytest.approx(-0.1)}
+
+
+def test_the_results_table_and_status_show_the_test_warning():
+    console = Console(width=250, record=True)
+    console.print(render_summary(regressing_on_test(), None, {}))
+    printed = console.export_text()
+    assert "-2.50% ⚠" in printed and "warning: beyond tolerance on the test split: right -2.50% on test" in printed
+    assert "verdict: ACCEPTED · Δm (val) = +0.26%" in printed
+    rows = [
+        {
+            "version": "2",
+            "aliases": ["challenger"],
+            "verdict": "rejected",
+            "delta_m": 0.0111,
+            "reason": "regresses on validation: right -3.00% (tolerance -2%)",
+            "test": {"right": 0.9},
+            "test_warnings": ["right"],
+            "data_version": "dvc:abc",
+        }
+    ]
+    console = Console(width=250, record=True)
+    console.print(versions_table("m", rows))
+    printed = console.export_text()
+    assert "Δm (val)" in printed and "right (test)" in printed and "reason" in printed
+    assert "regresses on validation: right -3.00%" in printed and "0.9000 ⚠" in printed
+    assert "regresses beyond tolerance against its baseline on test" in printed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,12 @@ from components.errors import PipelineError
 
 class DvcError(PipelineError, RuntimeError):
     """A ``dvc`` command failed; the message says which and why."""
+
+
+def experiment_name() -> str | None:
+    """The name of the DVC experiment this stage runs in (``dvc exp run``, ``--temp``, a
+    queued one), from the environment DVC gives its stages; None for ``dvc repro``."""
+    return os.environ.get("DVC_EXP_NAME") or None
 
 
 def data_version(root: Path, data_dir: str) -> str:

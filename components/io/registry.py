@@ -44,6 +44,10 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 TEST_METRIC_TAG = "test."
+#: why the verdict is what it is (``SelectionReport.reason``)
+REASON_TAG = "verdict_reason"
+#: the tasks that regress beyond tolerance on test, comma-separated
+TEST_WARNINGS_TAG = "test_warnings"
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,22 @@ class Registration:
     @classmethod
     def read(cls, path: Path) -> Registration | None:
         """The registration recorded at ``path`` (``reports/registration.json``), if any."""
-        return cls(**json.loads(path.read_text())) if path.exists() else None
+        raw = json.loads(path.read_text()) if path.exists() else {}
+        return cls(**raw) if "version" in raw else None
+
+
+@dataclass(frozen=True)
+class NotRegistered:
+    """Why ``register`` registered nothing (a DVC experiment), as ``reports/registration.json`` holds it."""
+
+    reason: str
+    registered: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> NotRegistered | None:
+        """The record at ``path``, if the last ``register`` registered nothing."""
+        raw = json.loads(path.read_text()) if path.exists() else {}
+        return cls(**raw) if raw.get("registered") is False else None
 
 
 class RegistryError(PipelineError, RuntimeError):
@@ -279,7 +298,9 @@ def version_rows(model_name: str) -> list[dict[str, object]]:
                 "aliases": sorted(aliases.get(str(version.version), [])),
                 "verdict": tags.get("verdict", "-"),
                 "delta_m": float(tags["delta_m"]) if "delta_m" in tags else None,
+                "reason": tags.get(REASON_TAG, "-"),
                 "test": _test_metrics(tags),
+                "test_warnings": [t for t in tags.get(TEST_WARNINGS_TAG, "").split(",") if t],
                 "data_version": tags.get("data_version", "-"),
             }
         )

@@ -31,10 +31,11 @@ import time
 from pathlib import Path
 
 import psutil
-from mlflow.entities import RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.tracking.context.registry import resolve_tags
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from components.startup import DEFAULT_TRACKING_URI
 
@@ -92,7 +93,7 @@ def start_pipeline_run(experiment: str, name: str | None = None) -> str:
     run = client().create_run(
         experiment_id(experiment),
         run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
-        tags={ROLE_TAG: "pipeline", INVOCATION_TAG: invocation()},
+        tags=resolve_tags({ROLE_TAG: "pipeline", INVOCATION_TAG: invocation()}),
     )
     return run.info.run_id
 
@@ -144,8 +145,7 @@ def end_orphaned_run(run_id: str) -> bool:
 
 def set_tags(run_id: str, tags: dict[str, str]) -> None:
     """Tags ``run_id``."""
-    for key, value in tags.items():
-        client().set_tag(run_id, key, value)
+    client().log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
 
 def fail_open_pipeline_run(experiment: str) -> None:
@@ -155,24 +155,37 @@ def fail_open_pipeline_run(experiment: str) -> None:
         end_run(run_id, failed=True)
 
 
-def start_child_run(parent_run_id: str, name: str, params: dict[str, object]) -> str:
-    """A run nested under ``parent_run_id`` with ``params`` logged."""
+def start_child_run(parent_run_id: str, name: str, params: dict[str, object], role: str = "training") -> str:
+    """A run nested under ``parent_run_id`` with ``params`` logged. Like every run here it
+    carries the tags MLflow's fluent API would give it: source file and type, user, and the
+    git commit, branch and repository of the code when it runs from a git checkout."""
     parent = client().get_run(parent_run_id)
     run = client().create_run(
         parent.info.experiment_id,
         run_name=name,
-        tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name, ROLE_TAG: "training"},
+        tags=resolve_tags({MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name, ROLE_TAG: role}),
     )
-    for key, value in params.items():
-        client().log_param(run.info.run_id, key, value)
+    log_params(run.info.run_id, params)
     return run.info.run_id
 
 
+def log_params(run_id: str, params: dict[str, object]) -> None:
+    """Logs ``params`` on ``run_id``, in as few requests as MLflow allows."""
+    client().log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
+
+
 def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    """Logs ``metrics`` on ``run_id`` at ``step``."""
-    tracker = client()
-    for key, value in metrics.items():
-        tracker.log_metric(run_id, key, value, step=step)
+    """Logs ``metrics`` on ``run_id`` at ``step``, in one request."""
+    now = int(time.time() * 1000)
+    batch = [Metric(key, float(value), now, step or 0) for key, value in metrics.items()]
+    client().log_batch(run_id, metrics=batch)
+
+
+def log_dataset(run_id: str, name: str, digest: str, source: str, context: str, profile: str) -> None:
+    """Records that ``run_id`` read dataset ``name`` (a split), identified by ``digest``
+    (the md5 DVC gives the file), in ``context`` (training, validation or test)."""
+    dataset = Dataset(name=name, digest=digest, source_type="dvc", source=source, profile=profile)
+    client().log_inputs(run_id, [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
 
 
 def flatten(prefix: str, value: object) -> dict[str, object]:

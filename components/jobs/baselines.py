@@ -90,7 +90,7 @@ def train_one(
     metric = tasks[task_name].metric_name
     run_params = training_params(baseline) | {"task": task_name}
     key = resume_key(baseline, root, f"baseline-{task_name}")
-    with training_run(parent_run_id, f"baseline-{task_name}", run_params, directory, key) as resume:
+    with training_run(parent_run_id, f"baseline-{task_name}", run_params, directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
             model,
@@ -111,7 +111,7 @@ def train_one(
         model.load_state_dict(best["model"])
         device = resolve_device(params.training.device)
         test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
-        tracking.log_metrics(run_id, {f"test.{task_name}.{metric}": test})
+        tracking.log_metrics(run_id, {f"test/{task_name}/{metric}": test})
     result = BaselineResult(
         task=task_name,
         metric=metric,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from components.config import Params, load_params
+from components.io.tracking import invocation
 from components.selection import Objective
 from components.tasks import build_tasks, check_tasks
 
@@ -30,6 +31,8 @@ MTL_DIR = Path("models/mtl")
 BASELINES_REPORT = REPORTS / "baselines.json"
 MTL_REPORT = REPORTS / "train_mtl.json"
 SELECTION_REPORT = REPORTS / "selection.json"
+METRICS_REPORT = REPORTS / "metrics.json"
+PLOTS = REPORTS / "plots"
 REGISTRATION_REPORT = REPORTS / "registration.json"
 VALIDATION_REPORT = REPORTS / "validation.json"
 METHODS_REPORT = REPORTS / "methods.md"
@@ -60,9 +63,17 @@ def read_json(path: Path) -> Any:
 
 
 def record_timing(stage: str, seconds: float, root: Path) -> None:
-    """Wall time of ``stage`` under ``reports/timings/`` (rank 0 only)."""
+    """Wall time of ``stage`` under ``reports/timings/`` (rank 0 only), with the pipeline
+    invocation it ran in and when it finished, so a summary never adds up timings of
+    different runs (``dvc repro`` leaves the files of the stages it skips)."""
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 reports
-        write_json(root / TIMINGS / f"{stage}.json", {"stage": stage, "seconds": round(seconds, 2)})
+        record = {
+            "stage": stage,
+            "seconds": round(seconds, 2),
+            "invocation": invocation(),
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
+        write_json(root / TIMINGS / f"{stage}.json", record)
 
 
 def timed(stage: str) -> Callable[[StageFunction], StageFunction]:

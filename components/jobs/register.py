@@ -18,17 +18,19 @@ from components.config import Params
 from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
 from components.io import registry, tracking
-from components.io.dvc import data_version, git_commit
+from components.io.dvc import data_version, experiment_name, git_commit
 from components.io.serving import MultiTaskPyfunc, write_model_files
 from components.jobs.common import (
     MTL_DIR,
+    MTL_REPORT,
     REGISTRATION_REPORT,
     objectives,
+    read_json,
     timed,
     write_json,
 )
 from components.jobs.select import read_report
-from components.report import model_card
+from components.report import model_card, registered_model_description
 from components.selection import SelectionReport, promotion_decision
 from components.training.checkpoints import load_checkpoint
 
@@ -46,15 +48,29 @@ def methods(params: Params) -> dict[str, str]:
 
 
 @timed("register")
-def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration:
+def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration | registry.NotRegistered:
     """Registers the selected checkpoint once; ``champion`` moves only under the champion guard.
 
     A registration is a transaction keyed by data version, params hash and checkpoint sha256
     (``registration_key``) under a lock on the registry: a rerun with the same key returns the
     version already registered; a version left ``incomplete`` by a crash (created, not yet
     tagged or aliased) is completed; two registrations at once create one version.
+
+    Inside a DVC experiment (``dvc exp run``) nothing is registered unless
+    ``registry.register_experiments`` is true: trying a setting must not create versions or
+    move ``challenger``. The results are logged on the runs either way.
     """
     selection = read_report(root)
+    mtl_run_id = read_json(root / MTL_REPORT)["run_id"]
+    experiment = experiment_name()
+    if experiment and not params.registry.register_experiments:
+        registry.with_retries(lambda: _log_results(params, selection, parent_run_id, mtl_run_id), on_retry=print)
+        skipped = registry.NotRegistered(
+            f"not registered: DVC experiment {experiment} "
+            "(set registry.register_experiments: true to register experiments)"
+        )
+        write_json(root / REGISTRATION_REPORT, asdict(skipped))
+        return skipped
     name = params.registry.model_name
     version_of_data = data_version(root, params.data.dir)
     key = registry.registration_key(version_of_data, params.fingerprint(), selection.sha256)
@@ -62,12 +78,13 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     def transaction() -> registry.Registration:
         _refuse_a_lost_registry(root)
         existing = registry.version_with_key(name, key)
+        _log_results(params, selection, parent_run_id, mtl_run_id)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
             return registry.Registration.of_version(name, existing)
         if existing is not None:
             version = str(existing.version)
         else:
-            version = _log_and_register(params, root, selection, parent_run_id, key)
+            version = _log_and_register(params, root, selection, mtl_run_id, key)
         return _complete(params, root, selection, version, version_of_data, parent_run_id)
 
     with registry.registration_lock(registry.lock_path(root)):
@@ -89,22 +106,34 @@ def _refuse_a_lost_registry(root: Path) -> None:
         )
 
 
-def _log_and_register(params: Params, root: Path, selection: SelectionReport, parent_run_id: str, key: str) -> str:
-    """Logs the pyfunc model on the pipeline run and registers it as a new version tagged
-    with its key and ``incomplete`` in one call; returns the version."""
+def _log_results(params: Params, selection: SelectionReport, parent_run_id: str, mtl_run_id: str) -> None:
+    """The chosen checkpoint's test metrics on the MTL run, under the keys the baseline runs
+    use (``test/<task>/<metric>``, so the run-compare view lines them up), and the parameters
+    and the policy's numbers on the pipeline run."""
+    tracking.log_params(
+        parent_run_id, tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()}
+    )
+    test = {f"test/{t}/{r.metric}": r.test for t, r in selection.tasks.items()}
+    tracking.log_metrics(mtl_run_id, test)
+    tracking.log_metrics(
+        parent_run_id,
+        test
+        | {"delta_m": selection.delta_m, "accepted": int(selection.accepted)}
+        | {f"delta/{t}": r.relative_change for t, r in selection.tasks.items()},
+    )
+    tracking.client().log_dict(parent_run_id, selection.to_dict(), "selection.json")
+
+
+def _log_and_register(params: Params, root: Path, selection: SelectionReport, mtl_run_id: str, key: str) -> str:
+    """Logs the pyfunc model on the MTL training's run (beside its curves and test metrics)
+    and registers it as a new version tagged with its key and ``incomplete`` in one call;
+    returns the version."""
     checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
     test_frame = read_split(root / params.data.dir, "test")
     # a few rows of every dataset, so the input example shows every input column
     rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
     example = request_frame(params, rows)
-    with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=parent_run_id):
-        mlflow.log_params(tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()})
-        mlflow.log_metrics(
-            {"delta_m": selection.delta_m}
-            | {f"test.{t}.{r.metric}": r.test for t, r in selection.tasks.items()}
-            | {f"relative_change.{t}": r.relative_change for t, r in selection.tasks.items()}
-        )
-        mlflow.log_dict(selection.to_dict(), "selection.json")
+    with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=mtl_run_id):
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=MultiTaskPyfunc(),
@@ -149,6 +178,8 @@ def _complete(
     )
     tags = {
         "verdict": selection.verdict,
+        registry.REASON_TAG: selection.reason(),
+        registry.TEST_WARNINGS_TAG: ",".join(selection.test_regressions()),
         "delta_m": f"{selection.delta_m:.6f}",
         "data_version": version_of_data,
         "git_commit": git_commit(root),
@@ -159,6 +190,15 @@ def _complete(
         tracker.set_model_version_tag(name, version, key, value)
     card = model_card(name, version, selection, tags, decision.reason, champion, methods(params), params)
     tracker.update_model_version(name, version, description=card)
+    tracker.update_registered_model(name, description=registered_model_description(params))
+    model_tags = {
+        "tasks": ",".join(params.tasks),
+        "inputs": ",".join(sorted({spec.kind for spec in params.data.inputs().values()})),
+        "backbone": params.model.backbone,
+        "data_source": params.data.source,
+    }
+    for key, value in model_tags.items():
+        tracker.set_registered_model_tag(name, key, value)
     tracker.log_text(parent_run_id, card, "model_card.md")
     aliases = registry.apply_aliases(name, version, decision)
     return registry.Registration(

@@ -14,14 +14,17 @@ from components.data.encoders import encoder_dir
 from components.errors import PipelineError
 from components.jobs.common import (
     BASELINES_REPORT,
+    CURVES,
+    METRICS_REPORT,
     MTL_DIR,
+    PLOTS,
     SELECTION_REPORT,
     objectives,
     read_json,
     timed,
     write_json,
 )
-from components.jobs.trainings import load_tensor_splits
+from components.jobs.trainings import load_tensor_splits, read_curves, write_curves
 from components.models import build_model
 from components.selection import Candidate, SelectionReport, choose_checkpoint
 from components.tasks import build_tasks
@@ -70,8 +73,20 @@ def run(params: Params, root: Path) -> SelectionReport:
             "a baseline diverged: lower training.lr and run again"
         )
     write_json(root / SELECTION_REPORT, report.to_dict())
+    write_json(root / METRICS_REPORT, report.flat_metrics())
+    write_task_plots(root, list(tasks))
     print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")
     return report
+
+
+def write_task_plots(root: Path, tasks: list[str]) -> None:
+    """``reports/plots/<task>.csv``: one task's validation curve, baseline against MTL, the
+    series ``dvc plots show`` draws for whichever tasks ``params.yaml`` configures."""
+    baseline, mtl = read_curves(root / CURVES / "baselines.csv"), read_curves(root / CURVES / "mtl.csv")
+    for stale in (root / PLOTS).glob("*.csv"):
+        stale.unlink()  # a task no longer configured
+    for task in tasks:
+        write_curves(root / PLOTS / f"{task}.csv", {"baseline": baseline[task], "MTL": mtl[task]})
 
 
 def read_report(root: Path) -> SelectionReport:

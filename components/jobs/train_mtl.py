@@ -48,7 +48,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     directory = root / MTL_DIR
     key = resume_key(params, root, "mtl")
-    with training_run(parent_run_id, name, training_params(params), directory, key) as resume:
+    with training_run(parent_run_id, name, training_params(params), directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
             model,

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
+import itertools
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 import yaml
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
-from components.data.splits import SPLITS, read_split
+from components.data.splits import SPLITS, read_split, split_path
 from components.io import tracking
 from components.io.dvc import data_version
 from components.io.project_lock import project_lock
@@ -76,19 +80,39 @@ def resume_key(params: Params, root: Path, label: str) -> str:
     return training_key(params.fingerprint(), data_version(root, params.data.dir), label)
 
 
+SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
+
+
+def log_split_inputs(run_id: str, params: Params, root: Path) -> None:
+    """The splits a training reads, as the run's dataset inputs: named by source and split,
+    identified by the md5 DVC gives each file, with their row counts."""
+    for split, context in SPLIT_CONTEXTS.items():
+        path = split_path(root / params.data.dir, split)
+        tracking.log_dataset(
+            run_id,
+            name=f"{params.data.source}-{split}",
+            digest=hashlib.md5(path.read_bytes()).hexdigest(),
+            source=path.as_posix(),
+            context=context,
+            profile=json.dumps({"num_rows": pq.read_metadata(path).num_rows}),
+        )
+
+
 @contextlib.contextmanager
 def training_run(
-    parent_run_id: str, name: str, run_params: dict[str, object], directory: Path, key: str
+    parent_run_id: str, name: str, run_params: dict[str, object], directory: Path, key: str, data: tuple[Params, Path]
 ) -> Iterator[Resume]:
     """The nested MLflow run of one training, ended FINISHED or FAILED, and the resume state a
     killed run of the same training left in ``directory``, if any: that run is ended KILLED,
     and the new one is tagged with where it resumed and gets the earlier epochs' metrics.
-    The torchrun processes other than rank 0 log nothing (``run_id`` None)."""
+    The run records the splits of ``data`` (params, project root) as its inputs. The
+    torchrun processes other than rank 0 log nothing (``run_id`` None)."""
     state = find_state(directory, key)
     if not distributed.current().is_main:
         yield Resume(key, None, state)
         return
     run_id = tracking.start_child_run(parent_run_id, name, run_params)
+    log_split_inputs(run_id, *data)
     if state is not None:
         killed = state["run_id"]
         if killed:
@@ -112,13 +136,22 @@ def epoch_logger(run_id: str | None) -> Callable[[EpochRecord], None] | None:
 
 
 def write_curves(path: Path, curves: dict[str, list[float]]) -> None:
-    """Validation metric per epoch and task, as the CSV ``dvc plots`` reads."""
+    """Validation metric per epoch and task, as the CSV ``dvc plots`` reads; a curve shorter
+    than the others (a baseline trained for fewer epochs) leaves its later cells empty."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["epoch", *curves])
-        for epoch, values in enumerate(zip(*curves.values()), start=1):
-            writer.writerow([epoch, *(f"{v:.6f}" for v in values)])
+        for epoch, values in enumerate(itertools.zip_longest(*curves.values()), start=1):
+            writer.writerow([epoch, *("" if v is None else f"{v:.6f}" for v in values)])
+
+
+def read_curves(path: Path) -> dict[str, list[float]]:
+    """What :func:`write_curves` wrote: each column's values by epoch."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
+    return {column: [float(row[column]) for row in rows if row[column]] for column in columns}
 
 
 def launches_processes(params: Params) -> bool:

@@ -64,6 +64,9 @@ class Task(ABC):
     higher_is_better: ClassVar[bool]
     #: reads per-token or per-pixel features instead of the pooled vector
     dense: ClassVar[bool] = False
+    #: what one served answer is, in words, for the model card (``describe_answer`` fills in
+    #: the config's values); a type of your own may say more
+    answer_description: ClassVar[str] = "one answer per row"
     #: the input kind this task's labels refer to (e.g. ``tokens`` for tagging); None: any
     reads_input: ClassVar[str | None] = None
     #: how many label columns the type takes; 1 means ``label`` is one column name
@@ -99,6 +102,14 @@ class Task(ABC):
         """``tags`` (types whose ``keys`` include it)."""
         assert self.config.tags is not None, "check_config guarantees tags"
         return self.config.tags
+
+    def describe_answer(self) -> str:
+        """:attr:`answer_description` with this task's classes, labels and tags filled in."""
+        return self.answer_description.format(
+            num_classes_minus_one=(self.config.num_classes or 1) - 1,
+            labels=", ".join(f"`{column}`" for column in self.config.label_columns),
+            tags=", ".join(self.config.tags or []),
+        )
 
     # --- config rules -------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from components.tasks.base import MISSING_CLASS, LabelSchema, Task
 
 class ClassificationTask(Task):
     type_name = "classification"
+    answer_description = "the class id, 0 to {num_classes_minus_one}"
     metric_name = "accuracy"
     higher_is_better = True
     keys = frozenset({"num_classes"})

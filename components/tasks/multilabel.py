@@ -30,6 +30,7 @@ from components.tasks.base import LabelSchema, Task
 
 class MultilabelTask(Task):
     type_name = "multilabel"
+    answer_description = "a list of 0/1 flags, one per label column {labels}"
     metric_name = "micro_f1"
     higher_is_better = True
     label_count = None

@@ -53,6 +53,7 @@ class StandardizedRegressionHead(nn.Module):
 
 class RegressionTask(Task):
     type_name = "regression"
+    answer_description = "a number in the units of {labels}"
     metric_name = "mae"
     higher_is_better = False
     keys = frozenset({"loss"})

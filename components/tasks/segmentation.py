@@ -43,6 +43,7 @@ class SegmentationHead(nn.Module):
 
 class SegmentationTask(Task):
     type_name = "segmentation"
+    answer_description = "a flat mask of class ids, one per pixel"
     metric_name = "miou"
     higher_is_better = True
     dense = True

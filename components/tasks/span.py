@@ -77,6 +77,7 @@ class SQuADSpanScore(torchmetrics.Metric):
 
 class SpanTask(Task):
     type_name = "span"
+    answer_description = "the answer text taken from the context, empty when there is none"
     metric_name = "f1"
     higher_is_better = True
     dense = True

@@ -77,6 +77,7 @@ class SeqevalScore(torchmetrics.Metric):
 
 class TaggingTask(Task):
     type_name = "tagging"
+    answer_description = "one tag per word, from {tags}"
     metric_name = "entity_f1"
     higher_is_better = True
     dense = True

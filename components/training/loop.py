@@ -79,17 +79,20 @@ class EpochRecord:
     sha256: str | None = None
 
     def as_metrics(self) -> dict[str, float]:
-        """Flat metric names for a tracking store."""
-        metrics = {f"train_loss.{task}": value for task, value in self.train_loss.items()}
-        metrics |= {
-            f"val.{task}.{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()
+        """Metric names for a tracking store. The ``/`` groups them into the MLflow UI's chart
+        sections (``val``, ``train_loss``, …), and timings go under ``system/``, which it shows
+        apart from the model's metrics; the key of a validation metric is the same for a
+        baseline and the MTL model, so the run-compare view lines them up."""
+        metrics = {
+            f"val/{task}/{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()
         }
-        metrics |= {f"weight.{task}": value for task, value in self.weights.items()}
-        metrics |= {f"examples.{task}": value for task, value in self.examples.items()}
+        metrics |= {f"train_loss/{task}": value for task, value in self.train_loss.items()}
+        metrics |= {f"loss_weight/{task}": value for task, value in self.weights.items()}
+        metrics |= {f"examples/{task}": value for task, value in self.examples.items()}
         return metrics | {
-            "step_seconds": self.step_seconds,
-            "peak_memory_mb": self.peak_memory_mb,
-            "epoch_seconds": self.seconds,
+            "system/step_seconds": self.step_seconds,
+            "system/peak_memory_mb": self.peak_memory_mb,
+            "system/epoch_seconds": self.seconds,
         }
 
 
