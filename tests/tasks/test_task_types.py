@@ -319,10 +319,10 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
     assert run.data.params["training.sampling"] == "temperature"
     logged = mlflow.search_runs(
         experiment_names=[params.registry.experiment],
-        filter_string="metrics.`examples.entities` > 0",
+        filter_string="metrics.`examples/entities` > 0",
         output_format="list",
     )
-    assert logged and all(r.data.metrics["examples.entities"] > 0 for r in logged)
+    assert logged and all(r.data.metrics["examples/entities"] > 0 for r in logged)
 
     model = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}/1")
     request = pd.DataFrame(
