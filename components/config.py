@@ -311,6 +311,9 @@ class ValidationConfig(Strict):
     # Each class of a classification task holds between these shares of a split.
     min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.04
     max_class_share: Annotated[float, Field(ge=0, le=1)] = 0.20
+    # A classification label's distribution in val and test may differ from train's by at
+    # most this KL divergence (nats); sampling noise alone gives about (classes - 1) / (2 rows).
+    max_label_divergence: Annotated[float, Field(ge=0)] = 0.1
     docs_dir: str = "reports/data_docs"
 
 

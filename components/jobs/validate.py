@@ -12,6 +12,7 @@ import pandas as pd
 
 from components.config import Params
 from components.data.splits import SPLITS, split_path
+from components.io.dvc import data_version
 from components.jobs.common import VALIDATION_REPORT, timed, write_json
 from components.validation.report import DataValidationError
 from components.validation.suite import validate_splits
@@ -35,7 +36,8 @@ def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataF
 def run(params: Params, root: Path) -> dict[str, Any]:
     """Writes ``reports/validation.json``; raises :class:`DataValidationError` on failure."""
     frames, files = _read_for_validation(params, root)
-    report = validate_splits(frames, params, files, root / params.validation.docs_dir)
+    run_name = f"{params.data.source} {data_version(root, params.data.dir)}"
+    report = validate_splits(frames, params, files, root / params.validation.docs_dir, run_name)
     write_json(root / VALIDATION_REPORT, report.to_dict())
     if not report.passed:
         raise DataValidationError(report)

