@@ -88,12 +88,13 @@ def _alive(owner: str) -> bool:
         return False
 
 
-def start_pipeline_run(experiment: str, name: str | None = None) -> str:
-    """A new parent run for one pipeline run, tagged with this process's invocation."""
+def start_pipeline_run(experiment: str, name: str | None = None, role: str = "pipeline") -> str:
+    """A new parent run for one pipeline run (or, with another ``role``, for runs such as a
+    method comparison's, which stages never adopt), tagged with this process's invocation."""
     run = client().create_run(
         experiment_id(experiment),
-        run_name=name or time.strftime("pipeline-%Y%m%d-%H%M%S"),
-        tags=resolve_tags({ROLE_TAG: "pipeline", INVOCATION_TAG: invocation()}),
+        run_name=name or time.strftime(f"{role}-%Y%m%d-%H%M%S"),
+        tags=resolve_tags({ROLE_TAG: role, INVOCATION_TAG: invocation()}),
     )
     return run.info.run_id
 

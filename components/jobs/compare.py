@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import Params
+from components.io import tracking
 from components.jobs.common import (
     BASELINES_REPORT,
     METHODS_REPORT,
     objectives,
     read_json,
 )
-from components.jobs.trainings import load_tensor_splits, seeded_model
+from components.jobs.trainings import epoch_logger, load_tensor_splits, seeded_model, training_params
 from components.selection import (
     Candidate,
     Objective,
@@ -88,8 +90,10 @@ def run_method(
     seed: int,
     log: Callable[[str], None],
     sampling: str | None = None,
+    parent_run_id: str | None = None,
 ) -> MethodRun:
-    """One method with one seed: trained, its checkpoint chosen on validation, scored on test."""
+    """One method with one seed: trained, its checkpoint chosen on validation, scored on test;
+    under ``parent_run_id``, as a nested MLflow run with its curves and test metrics."""
     update = {"loss_weighting": weighting, "gradient": gradient} | ({"sampling": sampling} if sampling else {})
     training = params.training.model_copy(update=update)
     sampling = training.sampling if params.data.datasets else None  # named wherever it applies
@@ -98,9 +102,21 @@ def run_method(
     goals = objectives(params)
     model = seeded_model(run_params, tasks)
     label = f"{method_label(weighting, gradient, sampling)} seed {seed}"
+    run_id = None
+    if parent_run_id is not None:
+        run_id = tracking.start_child_run(parent_run_id, label, training_params(run_params), role="comparison")
     with tempfile.TemporaryDirectory() as scratch:
         history = train(
-            model, tasks, splits["train"], splits["val"], training, seed, Path(scratch), label=label, log=log
+            model,
+            tasks,
+            splits["train"],
+            splits["val"],
+            training,
+            seed,
+            Path(scratch),
+            label=label,
+            log=log,
+            on_epoch=epoch_logger(run_id),
         )
         # the checkpoint `select` would choose, on validation
         candidates = [Candidate(str(r.checkpoint), r.epoch, r.val_metrics) for r in history]
@@ -111,6 +127,11 @@ def run_method(
     device = resolve_device(training.device)
     test = evaluate(model.to(device), tasks, splits["test"], training.batch_size, device)
     changes = compare_tasks(test, {name: baseline[name]["test"] for name in tasks}, goals)
+    if run_id is not None:
+        tracking.log_metrics(
+            run_id, {f"test/{t}/{goals[t].metric}": v for t, v in test.items()} | {"delta_m": delta_m(changes)}
+        )
+        tracking.end_run(run_id)
     return MethodRun(
         method=method_label(weighting, gradient, sampling),
         seed=seed,
@@ -129,24 +150,30 @@ def compare_methods(
     seeds: Sequence[int],
     log: Callable[[str], None] = print,
     samplings: Sequence[str] = (),
+    parent_run_id: str | None = None,
 ) -> list[MethodRun]:
-    """Every method of the grid (and sampling strategy) over ``seeds``."""
+    """Every method of the grid (and sampling strategy) over ``seeds``, saying before each
+    which of how many it is and when the whole comparison should end."""
     if samplings and not params.data.datasets:
         raise ValueError("sampling strategies mix separate datasets; params.yaml declares no data.datasets")
     baseline = read_json(root / BASELINES_REPORT)
     splits = load_tensor_splits(params, root)
-    runs = [
-        run_method(params, splits, baseline, weighting, gradient, seed, log)
-        for weighting, gradient in method_grid(weightings, gradients)
-        for seed in seeds
-    ]
-    done = {run.method for run in runs}
-    return runs + [
-        run_method(params, splits, baseline, "equal", "sum", seed, log, sampling)
-        for sampling in samplings
-        if method_label("equal", "sum", sampling) not in done
-        for seed in seeds
-    ]
+    plan: list[tuple[str, str, str | None]] = [(w, g, None) for w, g in method_grid(weightings, gradients)]
+    # the grid's equal+sum already ran with the configured sampling
+    default_sampling = params.training.sampling if params.data.datasets else None
+    covered = {method_label(w, g, default_sampling) for w, g, _ in plan}
+    plan += [("equal", "sum", s) for s in samplings if method_label("equal", "sum", s) not in covered]
+    trainings = [(*method, seed) for method in plan for seed in seeds]
+    runs: list[MethodRun] = []
+    started = time.monotonic()
+    for done, (weighting, gradient, sampling, seed) in enumerate(trainings):
+        eta = ""
+        if done:
+            left = (time.monotonic() - started) / done * (len(trainings) - done)
+            eta = f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
+        log(f"compare: {done + 1}/{len(trainings)} {method_label(weighting, gradient, sampling)} seed {seed}{eta}")
+        runs.append(run_method(params, splits, baseline, weighting, gradient, seed, log, sampling, parent_run_id))
+    return runs
 
 
 def _std(values: list[float]) -> float:
@@ -194,8 +221,11 @@ def methods_markdown(summaries: list[MethodSummary], goals: dict[str, Objective]
     return "\n".join(lines) + "\n"
 
 
-def plot_methods(summaries: list[MethodSummary], goals: dict[str, Objective], path: Path) -> None:
-    """One panel per task: mean test metric by method, with the standard deviation over seeds."""
+def plot_methods(
+    summaries: list[MethodSummary], goals: dict[str, Objective], path: Path, baseline_test: dict[str, float]
+) -> None:
+    """One panel per task: mean test metric by method, with the standard deviation over
+    seeds, against the single-task baseline's test metric (the dashed line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -208,15 +238,18 @@ def plot_methods(summaries: list[MethodSummary], goals: dict[str, Objective], pa
         means = [s.test_mean[task] for s in summaries]
         stds = [s.test_std[task] for s in summaries]
         # points, not bars: the axis is zoomed to the spread, where bar lengths would mislead
-        axis.errorbar(means, range(len(labels)), xerr=stds, fmt="o", capsize=4, color="tab:blue")
+        axis.errorbar(means, range(len(labels)), xerr=stds, fmt="o", capsize=4, color="tab:blue", label="MTL")
+        axis.axvline(baseline_test[task], color="tab:red", linestyle="--", label="single-task baseline")
         axis.set_yticks(range(len(labels)), labels)
         axis.grid(axis="x", alpha=0.3)
-        low, high = min(m - e for m, e in zip(means, stds)), max(m + e for m, e in zip(means, stds))
+        low = min([m - e for m, e in zip(means, stds)] + [baseline_test[task]])
+        high = max([m + e for m, e in zip(means, stds)] + [baseline_test[task]])
         margin = (high - low) * 0.2 or 0.01
         axis.set_xlim(low - margin, high + margin)
         direction = "higher is better" if goals[task].higher_is_better else "lower is better"
         axis.set_title(f"{task}: test {goals[task].metric} ({direction})")
         axis.invert_yaxis()
+    axes[0][0].legend(loc="best", fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -231,11 +264,22 @@ def run(
     seeds: int,
     samplings: Sequence[str] = (),
 ) -> str:
-    """Compares the methods; writes ``reports/methods.md`` and ``.png``; returns the table."""
-    summaries = summarize(compare_methods(params, root, weightings, gradients, list(range(seeds)), samplings=samplings))
+    """Compares the methods, each method and seed a run nested under one comparison run in
+    MLflow; writes ``reports/methods.md`` and ``.png``; returns the table."""
+    parent = tracking.start_pipeline_run(params.registry.experiment, role="comparison")
+    try:
+        runs = compare_methods(
+            params, root, weightings, gradients, list(range(seeds)), samplings=samplings, parent_run_id=parent
+        )
+    except BaseException:
+        tracking.end_run(parent, failed=True)
+        raise
+    tracking.end_run(parent)
+    summaries = summarize(runs)
     goals = objectives(params)
     table = methods_markdown(summaries, goals)
     (root / METHODS_REPORT).parent.mkdir(parents=True, exist_ok=True)
     (root / METHODS_REPORT).write_text(f"# MTL methods on {params.registry.experiment}, {seeds} seed(s)\n\n{table}")
-    plot_methods(summaries, goals, root / METHODS_REPORT.with_suffix(".png"))
+    baseline = read_json(root / BASELINES_REPORT)
+    plot_methods(summaries, goals, root / METHODS_REPORT.with_suffix(".png"), {t: baseline[t]["test"] for t in goals})
     return table

@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
@@ -120,7 +121,9 @@ def shutdown() -> None:
 
 
 def launch(cli_args: list[str], processes: int, cwd: Path | None = None) -> None:
-    """Runs ``mtl <cli_args>`` in ``processes`` torchrun workers and waits for them."""
+    """Runs ``mtl <cli_args>`` in ``processes`` torchrun workers and waits for them, their
+    output streamed to this console as it comes (progress included); the last lines are
+    kept for the error when they fail."""
     command = [
         sys.executable,
         "-m",
@@ -131,11 +134,16 @@ def launch(cli_args: list[str], processes: int, cwd: Path | None = None) -> None
         "components.cli",
         *cli_args,
     ]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    sys.stdout.write(result.stdout)
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-25:])
-        raise DistributedLaunchError(f"torchrun with {processes} processes exited with {result.returncode}:\n{tail}")
+    tail: collections.deque[str] = collections.deque(maxlen=25)
+    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as workers:
+        assert workers.stdout is not None
+        for line in workers.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            tail.append(line.rstrip("\n"))
+    if workers.returncode != 0:
+        lines = "\n".join(tail)
+        raise DistributedLaunchError(f"torchrun with {processes} processes exited with {workers.returncode}:\n{lines}")
 
 
 class RankSlicedBatchSampler(Sampler[list[int]]):

@@ -6,6 +6,7 @@ import pytest
 
 from components.data.sources import build_multimnist
 from components.data.splits import write_splits
+from components.io import tracking
 from components.jobs.common import objectives
 from components.jobs.compare import (
     MethodRun,
@@ -40,7 +41,7 @@ def test_summary_statistics_over_seeds():
     assert second.method == "b" and second.test_std["left"] == 0.0
 
 
-def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
+def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db):
     write_splits(build_multimnist(tiny_params.data, tiny_params.seed), tmp_path / "data")
     baseline = {
         "left": {"val": 0.2, "test": 0.2},
@@ -52,7 +53,21 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
     params = tiny_params.model_copy(
         update={"data": tiny_params.data.model_copy(update={"dir": str(tmp_path / "data")})}
     )
-    runs = compare_methods(params, tmp_path, ["equal", "uncertainty"], ["pcgrad"], seeds=[0, 1], log=lambda _: None)
+    logged: list[str] = []
+    parent = tracking.start_pipeline_run("tiny-mtl", role="comparison")
+    runs = compare_methods(
+        params, tmp_path, ["equal", "uncertainty"], ["pcgrad"], seeds=[0, 1], log=logged.append, parent_run_id=parent
+    )
+    progress = [line for line in logged if line.startswith("compare: ")]
+    assert progress[0] == "compare: 1/6 equal+sum seed 0" and len(progress) == 6
+    assert progress[5].startswith("compare: 6/6 equal+pcgrad seed 1 · about ") and progress[5].endswith(" left")
+    children = tracking.client().search_runs(
+        [tracking.experiment_id("tiny-mtl")], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'"
+    )
+    assert sorted(r.info.run_name for r in children) == sorted(f"{r.method} seed {r.seed}" for r in runs)
+    for child in children:  # each method and seed a run: its curves and its test metrics, under the same keys
+        assert child.info.status == "FINISHED" and child.data.tags["mtl.role"] == "comparison"
+        assert {"test/left/accuracy", "val/left/accuracy", "delta_m"} <= set(child.data.metrics)
     assert [(r.method, r.seed) for r in runs] == [
         ("equal+sum", 0),
         ("equal+sum", 1),
@@ -70,7 +85,7 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path):
     goals = objectives(tiny_params)
     table = methods_markdown(summarize(runs), goals)
     assert table.count("\n") == 2 + 3 and "left accuracy ↑" in table and "sum mae ↓" in table
-    plot_methods(summarize(runs), goals, tmp_path / "methods.png")
+    plot_methods(summarize(runs), goals, tmp_path / "methods.png", {t: baseline[t]["test"] for t in goals})
     assert (tmp_path / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
