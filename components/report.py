@@ -153,9 +153,20 @@ def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
     are the policy's, on validation; the metrics are on test, flagged where a task regresses
     beyond tolerance there."""
     tasks = sorted({task for row in rows for task in row["test"]})
-    table = Table(title=f"{model_name}: registered versions", title_justify="left")
-    for header in ["version", "aliases", "verdict", "Δm (val)", "reason", *[f"{t} (test)" for t in tasks], "data"]:
-        table.add_column(header, overflow="fold")
+    table = Table(
+        title=f"{model_name}: registered versions · Δm and verdict on validation, task columns on test",
+        title_justify="left",
+    )
+    for header in ["version", "aliases", "verdict", "Δm (val)", "reason", *tasks, "data"]:
+        # the reason and the aliases wrap; the rest stays on one line, the data version cut short
+        wraps = header in ("reason", "aliases")
+        table.add_column(
+            header,
+            no_wrap=not wraps,
+            overflow="fold" if wraps else "ellipsis",
+            min_width=20 if header == "reason" else None,
+            max_width=10 if header == "data" else None,
+        )
     for row in rows:
         delta = f"{row['delta_m']:+.2%}" if row["delta_m"] is not None else "-"
         metrics = [

@@ -106,6 +106,7 @@ def test_the_results_table_and_status_show_the_test_warning():
     console = Console(width=250, record=True)
     console.print(versions_table("m", rows))
     printed = console.export_text()
-    assert "Δm (val)" in printed and "right (test)" in printed and "reason" in printed
+    assert "Δm and verdict on validation, task columns on test" in printed
+    assert "Δm (val)" in printed and "reason" in printed
     assert "regresses on validation: right -3.00%" in printed and "0.9000 ⚠" in printed
     assert "regresses beyond tolerance against its baseline on test" in printed

@@ -36,7 +36,8 @@ def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataF
 def run(params: Params, root: Path) -> dict[str, Any]:
     """Writes ``reports/validation.json``; raises :class:`DataValidationError` on failure."""
     frames, files = _read_for_validation(params, root)
-    run_name = f"{params.data.source} {data_version(root, params.data.dir)}"
+    # Data Docs name the run (and its folder) by the data it checked
+    run_name = "data-" + data_version(root, params.data.dir).removeprefix("dvc:")[:12]
     report = validate_splits(frames, params, files, root / params.validation.docs_dir, run_name)
     write_json(root / VALIDATION_REPORT, report.to_dict())
     if not report.passed:

