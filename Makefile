@@ -11,7 +11,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-fast check chaos flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ check: install  ## ruff (lint, pydocstyle for public functions, formatting) and 
 
 chaos: install  ## reliability scenarios end to end on a tiny config (a few minutes): one table, exit 1 on a failure
 	$(BIN)/python -m tests.chaos
+
+screenshots: install  ## the README's screenshots of the last run (MLflow UI, Data Docs, dvc plots), by headless chromium
+	$(BIN)/python -m tests.screenshots
 
 flow: install  ## run the same pipeline as one Prefect flow
 	$(BIN)/python -m flows.pipeline

@@ -59,20 +59,22 @@ class Registration:
     aliases: list[str]
     champion_moved: bool
     reason: str
+    #: the pipeline run that registered the version (or found it registered already)
     run_id: str
     model_uri: str
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of_version(cls, model_name: str, version: Any) -> Registration:
-        """The registration a complete registered version records."""
+    def of_version(cls, model_name: str, version: Any, run_id: str) -> Registration:
+        """The registration a complete registered version records, found again by the
+        pipeline run ``run_id``."""
         return cls(
             model_name=model_name,
             version=str(version.version),
             aliases=sorted(client().get_model_version(model_name, str(version.version)).aliases),
             champion_moved=False,
             reason=f"already registered as v{version.version}: {version.tags.get('promotion', '')}",
-            run_id=str(version.run_id),
+            run_id=run_id,
             model_uri=f"models:/{model_name}/{version.version}",
             tags=dict(version.tags),
         )

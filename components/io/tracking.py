@@ -42,6 +42,9 @@ from components.startup import DEFAULT_TRACKING_URI
 ROLE_TAG = "mtl.role"
 #: the process that owns a pipeline run's invocation (:func:`invocation`)
 INVOCATION_TAG = "mtl.invocation"
+#: what the MLflow UI reads to open an experiment on its training runs
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -56,9 +59,14 @@ def client() -> MlflowClient:
 
 
 def experiment_id(name: str) -> str:
-    """The id of experiment ``name``, created if needed."""
+    """The id of experiment ``name``, created if needed, and marked as model training so the
+    MLflow UI opens it on its runs rather than on GenAI traces."""
     found = client().get_experiment_by_name(name)
-    return found.experiment_id if found else client().create_experiment(name)
+    if found is None:
+        return client().create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+    return found.experiment_id
 
 
 def invocation() -> str:

@@ -111,7 +111,7 @@ def train_one(
         model.load_state_dict(best["model"])
         device = resolve_device(params.training.device)
         test = evaluate(model.to(device), tasks, splits["test"], params.training.batch_size, device)[task_name]
-        tracking.log_metrics(run_id, {f"test/{task_name}/{metric}": test})
+        tracking.log_metrics(run_id, {f"test/{task_name}.{metric}": test})
     result = BaselineResult(
         task=task_name,
         metric=metric,

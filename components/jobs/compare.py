@@ -129,7 +129,7 @@ def run_method(
     changes = compare_tasks(test, {name: baseline[name]["test"] for name in tasks}, goals)
     if run_id is not None:
         tracking.log_metrics(
-            run_id, {f"test/{t}/{goals[t].metric}": v for t, v in test.items()} | {"delta_m": delta_m(changes)}
+            run_id, {f"test/{t}.{goals[t].metric}": v for t, v in test.items()} | {"delta_m": delta_m(changes)}
         )
         tracking.end_run(run_id)
     return MethodRun(

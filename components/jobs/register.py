@@ -80,7 +80,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         existing = registry.version_with_key(name, key)
         _log_results(params, selection, parent_run_id, mtl_run_id)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
-            return registry.Registration.of_version(name, existing)
+            return registry.Registration.of_version(name, existing, parent_run_id)
         if existing is not None:
             version = str(existing.version)
         else:
@@ -108,12 +108,12 @@ def _refuse_a_lost_registry(root: Path) -> None:
 
 def _log_results(params: Params, selection: SelectionReport, parent_run_id: str, mtl_run_id: str) -> None:
     """The chosen checkpoint's test metrics on the MTL run, under the keys the baseline runs
-    use (``test/<task>/<metric>``, so the run-compare view lines them up), and the parameters
+    use (``test/<task>.<metric>``, so the run-compare view lines them up), and the parameters
     and the policy's numbers on the pipeline run."""
     tracking.log_params(
         parent_run_id, tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()}
     )
-    test = {f"test/{t}/{r.metric}": r.test for t, r in selection.tasks.items()}
+    test = {f"test/{t}.{r.metric}": r.test for t, r in selection.tasks.items()}
     tracking.log_metrics(mtl_run_id, test)
     tracking.log_metrics(
         parent_run_id,

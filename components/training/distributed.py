@@ -122,8 +122,8 @@ def shutdown() -> None:
 
 def launch(cli_args: list[str], processes: int, cwd: Path | None = None) -> None:
     """Runs ``mtl <cli_args>`` in ``processes`` torchrun workers and waits for them, their
-    output streamed to this console as it comes (progress included); the last lines are
-    kept for the error when they fail."""
+    output streamed to this console as it comes (progress included); when they fail, the
+    error names the workers' own error lines, else the last lines."""
     command = [
         sys.executable,
         "-m",
@@ -135,14 +135,17 @@ def launch(cli_args: list[str], processes: int, cwd: Path | None = None) -> None
         *cli_args,
     ]
     tail: collections.deque[str] = collections.deque(maxlen=25)
+    errors: list[str] = []  # the workers' own one-line errors, which torchrun's report would bury
     with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as workers:
         assert workers.stdout is not None
         for line in workers.stdout:
             sys.stdout.write(line)
             sys.stdout.flush()
             tail.append(line.rstrip("\n"))
+            if line.startswith("error:"):
+                errors.append(line.rstrip("\n"))
     if workers.returncode != 0:
-        lines = "\n".join(tail)
+        lines = "\n".join(errors or tail)
         raise DistributedLaunchError(f"torchrun with {processes} processes exited with {workers.returncode}:\n{lines}")
 
 

@@ -84,7 +84,7 @@ class EpochRecord:
         apart from the model's metrics; the key of a validation metric is the same for a
         baseline and the MTL model, so the run-compare view lines them up."""
         metrics = {
-            f"val/{task}/{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()
+            f"val/{task}.{key}": value for task, scores in self.val_scores.items() for key, value in scores.items()
         }
         metrics |= {f"train_loss/{task}": value for task, value in self.train_loss.items()}
         metrics |= {f"loss_weight/{task}": value for task, value in self.weights.items()}

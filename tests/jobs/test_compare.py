@@ -67,7 +67,7 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db)
     assert sorted(r.info.run_name for r in children) == sorted(f"{r.method} seed {r.seed}" for r in runs)
     for child in children:  # each method and seed a run: its curves and its test metrics, under the same keys
         assert child.info.status == "FINISHED" and child.data.tags["mtl.role"] == "comparison"
-        assert {"test/left/accuracy", "val/left/accuracy", "delta_m"} <= set(child.data.metrics)
+        assert {"test/left.accuracy", "val/left.accuracy", "delta_m"} <= set(child.data.metrics)
     assert [(r.method, r.seed) for r in runs] == [
         ("equal+sum", 0),
         ("equal+sum", 1),

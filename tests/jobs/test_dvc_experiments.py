@@ -86,7 +86,7 @@ def test_an_experiment_registers_when_the_project_says_so(project):
     mtl_run = registry(root).get_run(version.run_id)
     # the model, its test metrics and its data sit on the MTL training's run
     assert mtl_run.info.run_name.startswith("mtl-")
-    assert {"test/left/accuracy", "test/right/accuracy", "test/sum/mae", "val/left/accuracy"} <= set(
+    assert {"test/left.accuracy", "test/right.accuracy", "test/sum.mae", "val/left.accuracy"} <= set(
         mtl_run.data.metrics
     )
     contexts = {i.dataset.name: i.tags[0].value for i in mtl_run.inputs.dataset_inputs}

@@ -70,7 +70,7 @@ def test_one_parent_run_with_nested_trainings_and_curves(dvc_project):
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert set(children) == {"baseline-left", "baseline-right", "baseline-sum", "mtl-hard-equal-sum"}
-    curve = client.get_metric_history(children["mtl-hard-equal-sum"].info.run_id, "val/sum/mae")
+    curve = client.get_metric_history(children["mtl-hard-equal-sum"].info.run_id, "val/sum.mae")
     assert [m.step for m in curve] == [1, 2]
     assert "delta_m" in parents[0].data.metrics
 

@@ -89,5 +89,5 @@ def test_sigkilled_training_resumes_on_the_next_repro_and_ends_as_if_never_kille
     resumed = by_status["FINISHED"]
     assert resumed.data.tags[RESUMED_FROM_TAG] == by_status["KILLED"].info.run_id
     assert resumed.data.tags[RESUMED_AFTER_TAG] == str(epoch)
-    history = client.get_metric_history(resumed.info.run_id, "val/left/accuracy")
+    history = client.get_metric_history(resumed.info.run_id, "val/left.accuracy")
     assert [m.step for m in history] == list(range(1, EPOCHS + 1))  # the earlier epochs are on the new run too

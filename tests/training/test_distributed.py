@@ -88,3 +88,14 @@ def test_one_process_draws_the_batches_a_shuffling_dataloader_draws():
     split = TensorSplit(torch.arange(300), {})
     ours = epochs(make_loader(split, [], batch_size=64, shuffle=True, seed=5))
     assert ours == plain
+
+
+def test_torchrun_output_streams_to_the_console_and_a_failure_keeps_its_last_lines(capfd):
+    from components.training.distributed import DistributedLaunchError, launch
+
+    launch(["--help"], 1)
+    assert "Multi-task learning pipeline stages." in capfd.readouterr().out  # written as it came
+    with pytest.raises(DistributedLaunchError, match="exited with 1") as failure:
+        launch(["status", "--params", "no-such-params.yaml"], 1)
+    assert "no-such-params.yaml" in str(failure.value)
+    assert "no-such-params.yaml" in capfd.readouterr().out
