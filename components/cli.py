@@ -151,6 +151,14 @@ def _console() -> Console:
 
 
 @app.command()
+def sources(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Fingerprint the raw data prepare reads (reports/sources.json): prepare re-runs when it changes."""
+    from components.jobs import sources as job
+
+    _run(params, lambda p: job.run(p, root), root=root, task_rules=False)
+
+
+@app.command()
 def prepare(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Build the train/val/test splits under data/."""
     from components.jobs import prepare as job

@@ -38,16 +38,22 @@ def data_version(root: Path, data_dir: str) -> str:
     """The md5 DVC gives the data directory (as ``dvc.lock`` records it), from its contents.
 
     Computed here rather than read from ``dvc.lock``, which is stale whenever the data
-    changed outside ``dvc repro`` (a nightly refresh): same files, same version. DVC hashes
-    a directory as the md5 of its sorted ``{md5, relpath}`` listing, plus ``.dir``.
+    changed outside ``dvc repro`` (a nightly refresh): same files, same version.
     """
-    directory = root / data_dir
+    return f"dvc:{content_md5(root / data_dir)}"
+
+
+def content_md5(path: Path) -> str:
+    """The md5 DVC gives ``path``: a file's bytes, or, for a directory, the md5 of its
+    sorted ``{md5, relpath}`` listing plus ``.dir``."""
+    if path.is_file():
+        return hashlib.md5(path.read_bytes()).hexdigest()
     listing = [
-        {"md5": hashlib.md5(path.read_bytes()).hexdigest(), "relpath": path.relative_to(directory).as_posix()}
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
+        {"md5": hashlib.md5(file.read_bytes()).hexdigest(), "relpath": file.relative_to(path).as_posix()}
+        for file in sorted(path.rglob("*"))
+        if file.is_file()
     ]
-    return f"dvc:{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
+    return f"{hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()}.dir"
 
 
 def params_dvc_lacks(root: Path) -> list[str]:
