@@ -81,6 +81,9 @@ def _describe_expectation(result: Any, file: str) -> RuleFailure:
     details = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
     rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
     outcome = result.result or {}
+    plain = _in_plain_words(config.type, kwargs, outcome)
+    if plain:
+        return RuleFailure(file, column, rule, 1, [plain])
     examples: list[str] = []
     if "observed_value" in outcome:
         examples.append(f"observed {outcome['observed_value']}")
@@ -92,6 +95,31 @@ def _describe_expectation(result: Any, file: str) -> RuleFailure:
             examples.append(f"id={item.get('id')} value={item.get(column)}")
     count = int(outcome.get("unexpected_count") or 1)
     return RuleFailure(file, column, rule, count, examples)
+
+
+def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any]) -> str | None:
+    """The label-distribution rules in words and with the setting to change: GX's own
+    wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of the
+    split", which only a GX expert decodes."""
+    value_set, mostly, share = kwargs.get("value_set") or [], kwargs.get("mostly"), outcome.get("unexpected_percent")
+    if kind.endswith("_in_set") and len(value_set) == 1 and mostly is not None and share is not None:
+        if kind == "expect_column_values_to_not_be_in_set":
+            return (
+                f"class {value_set[0]} is {share:.1f}% of the split; the limit is "
+                f"{1 - mostly:.0%}: raise validation.max_class_share, or re-split"
+            )
+        if kind == "expect_column_values_to_be_in_set":
+            return (
+                f"class {value_set[0]} is {100 - share:.1f}% of the split; the minimum is "
+                f"{mostly:.0%}: lower validation.min_class_share, or re-split"
+            )
+    if kind == "expect_column_kl_divergence_to_be_less_than" and outcome.get("observed_value") is not None:
+        return (
+            f"the classes are distributed unlike the training split's: KL divergence "
+            f"{outcome['observed_value']:.3f} over the limit {kwargs['threshold']}: re-split, or raise "
+            "validation.max_label_divergence"
+        )
+    return None
 
 
 def check_statistics(

@@ -154,6 +154,10 @@ def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     assert "observed 150" in rows.examples
     share = found[("data/train.parquet", "left", "expect_column_values_to_not_be_in_set")]
     assert "value_set=[3]" in share.rule
+    (words,) = share.examples  # in plain words, with the setting to change
+    assert re.fullmatch(
+        r"class 3 is 6\d\.\d% of the split; the limit is 25%: raise validation.max_class_share, or re-split", words
+    )
     blank = found[("data/train.parquet", "pixel_max", "expect_column_values_to_be_between")]
     assert "id=train-000005 value=0" in blank.examples
     nulls = found[("data/val.parquet", "right_source", "expect_column_values_to_not_be_null")]
@@ -173,7 +177,8 @@ def test_a_label_distribution_that_drifts_from_train_fails_with_its_divergence(t
     assert (drift.file, drift.column) == ("data/val.parquet", "right")
     threshold = float(re.search(r"threshold=([0-9.]+)", drift.rule).group(1))
     assert 0.1 < threshold < 0.3  # 0.1 plus the sampling allowance for 150 rows against 400
-    assert float(drift.examples[0].removeprefix("observed ")) > threshold
+    observed = float(re.search(r"KL divergence ([0-9.]+)", drift.examples[0]).group(1))
+    assert observed > threshold and "raise validation.max_label_divergence" in drift.examples[0]
 
 
 def test_data_docs_render_offline_under_a_named_run(tiny_frames, tiny_params, tmp_path):
