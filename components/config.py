@@ -159,6 +159,9 @@ class TaskConfig(Strict):
     # segmentation: a column of flat masks (one class id per pixel).
     label: str | list[str]
     num_classes: Annotated[int, Field(ge=2)] | None = None
+    # classification with labels as names (e.g. [setosa, versicolor, virginica]): the label
+    # column holds these values, read as ids 0.. in this order; answers come back as names.
+    classes: list[str] | None = None
     # tagging: the BIO tag set, e.g. [O, B-PER, I-PER]
     tags: list[str] | None = None
     # segmentation: the mask value of pixels that carry no label

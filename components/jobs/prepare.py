@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from components.config import Params, ParamsError
 from components.data.encoders import encoder_dir, fit_encoder
 from components.data.readers import FileFormatError
@@ -15,8 +17,27 @@ from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
 from components.io.dvc import params_dvc_lacks
 from components.jobs.common import timed
-from components.validation.report import DataValidationError, ValidationReport
+from components.tasks import build_tasks
+from components.validation.report import DataValidationError, RuleFailure, ValidationReport
 from components.validation.schema import input_schema, run_schema
+
+
+def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Each task's labels as ids (class names to 0..); a value a task cannot read is a
+    validation error naming the file it came from, the column and the values."""
+    for name, task in build_tasks(params.tasks).items():
+        try:
+            frame = task.label_ids(frame)
+        except ValueError as error:
+            dataset = params.tasks[name].dataset
+            files = params.data.datasets[dataset].files if dataset else params.data.files
+            file = getattr(files, split) if files else str(split_path(params.data.dir, split))
+            raise DataValidationError(
+                ValidationReport(
+                    False, {}, [RuleFailure(file, task.column, f"in tasks.{name}.classes", 1, [str(error)])]
+                )
+            ) from None
+    return frame
 
 
 @timed("prepare")
@@ -34,6 +55,7 @@ def run(params: Params, root: Path) -> dict[str, int]:
         frames = build_splits(params, root)
     except FileFormatError as error:
         raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
+    frames = {split: _label_ids(params, frame, split) for split, frame in frames.items()}
     write_splits(frames, root / params.data.dir)
     # the encoder is fitted on the training inputs: they must be there and well-typed first
     train_file = split_path(params.data.dir, "train")

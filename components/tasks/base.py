@@ -71,7 +71,7 @@ class Task(ABC):
     reads_input: ClassVar[str | None] = None
     #: how many label columns the type takes; 1 means ``label`` is one column name
     label_count: ClassVar[int | None] = 1
-    #: type-specific keys it takes among ``num_classes``, ``tags``, ``loss``
+    #: type-specific keys it takes among ``num_classes``, ``classes``, ``tags``, ``loss``
     keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: TaskConfig) -> None:
@@ -118,6 +118,7 @@ class Task(ABC):
         """Raises ``ValueError`` when ``config`` does not fit this type; subclasses add rules."""
         given = {
             "num_classes": config.num_classes is not None,
+            "classes": config.classes is not None,
             "tags": config.tags is not None,
             "loss": config.loss != "mse",
         }
@@ -137,6 +138,11 @@ class Task(ABC):
             raise ValueError(f"a {cls.type_name} task reads {cls.reads_input} input, not {kind}")
 
     # --- validation ---------------------------------------------------------------------
+
+    def label_ids(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with this task's labels as the ids training reads (``prepare`` calls it on
+        every split); unchanged by default. Raises ``ValueError`` naming values it cannot read."""
+        return frame
 
     @abstractmethod
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:

@@ -35,13 +35,48 @@ class ClassificationTask(Task):
     answer_description = "the class id, 0 to {num_classes_minus_one}"
     metric_name = "accuracy"
     higher_is_better = True
-    keys = frozenset({"num_classes"})
+    keys = frozenset({"num_classes", "classes"})
 
     @classmethod
     def check_config(cls, config: TaskConfig) -> None:
         super().check_config(config)
-        if config.num_classes is None:
-            raise ValueError("a classification task needs num_classes")
+        if config.num_classes is None and config.classes is None:
+            raise ValueError("a classification task needs num_classes (labels 0..K-1) or classes (label names)")
+        if config.classes is not None:
+            if len(config.classes) < 2 or len(set(config.classes)) != len(config.classes):
+                raise ValueError(f"classes must name at least 2 distinct labels (got {config.classes})")
+            if config.num_classes is not None and config.num_classes != len(config.classes):
+                raise ValueError(f"num_classes is {config.num_classes} but classes names {len(config.classes)}")
+
+    @property
+    def num_classes(self) -> int:
+        """``num_classes``, or how many ``classes`` are named."""
+        return len(self.config.classes) if self.config.classes else super().num_classes
+
+    def describe_answer(self) -> str:
+        if self.config.classes:
+            return f"the class name, one of {', '.join(self.config.classes)}"
+        return super().describe_answer()
+
+    def label_ids(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Label names (``classes``) as ids 0.. in their order; a value that is not one of
+        them is refused with up to five of them and their row ids."""
+        names = self.config.classes
+        if not names or self.column not in frame.columns:
+            return frame
+        values = frame[self.column]
+        text = values.where(values.isna(), values.astype(str))
+        unknown = text.notna() & ~text.isin(names)
+        if unknown.any():
+            shown = ", ".join(f"id={i} value={v!r}" for i, v in zip(frame["id"][unknown][:5], text[unknown][:5]))
+            raise ValueError(f"{int(unknown.sum())} label(s) not among classes {names}: {shown}")
+        ids = text.map({name: index for index, name in enumerate(names)})
+        return frame.assign(**{self.column: ids.astype("Int64")})
+
+    def row_answers(self, prediction: Tensor, rows: list[int], own: pd.DataFrame, encoder: InputEncoder) -> list[Any]:
+        ids = super().row_answers(prediction, rows, own, encoder)
+        names = self.config.classes
+        return [names[i] for i in ids] if names else ids
 
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
