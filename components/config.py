@@ -325,6 +325,9 @@ class ValidationConfig(Strict):
     # A classification label's distribution in val and test may differ from train's by at
     # most this KL divergence (nats); sampling noise alone gives about (classes - 1) / (2 rows).
     max_label_divergence: Annotated[float, Field(ge=0)] = 0.1
+    # The same text in two splits lets evaluation score memorisation: fail (default), or
+    # warn and go on (titles such as "Untitled" recur in any real corpus).
+    shared_text: Literal["fail", "warn"] = "fail"
     docs_dir: str = "reports/data_docs"
 
 

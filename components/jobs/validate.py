@@ -42,5 +42,7 @@ def run(params: Params, root: Path) -> dict[str, Any]:
     write_json(root / VALIDATION_REPORT, report.to_dict())
     if not report.passed:
         raise DataValidationError(report)
+    for warning in report.warnings:
+        print(f"validate: warning: {warning}")
     print(f"validate: {sum(report.rows.values())} rows passed pandera and GX; Data Docs at {report.data_docs}")
     return report.to_dict()

@@ -39,6 +39,8 @@ class ValidationReport:
     failures: list[RuleFailure] = field(default_factory=list)
     expectations: dict[str, dict[str, int]] = field(default_factory=dict)
     data_docs: str | None = None
+    #: rules broken that the settings turn into warnings (``validation.shared_text: warn``)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -263,10 +263,19 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
     shared = ["id", "left_source", "right_source"] if mnist else ["id"]
     stacked = pd.concat([frame[shared].assign(split=split) for split, frame in frames.items()], ignore_index=True)
     failures = run_schema(CrossSplitSchema if mnist else TableCrossSplitSchema, stacked, " + ".join(files.values()))
+    if params.validation.shared_text == "fail":
+        failures += shared_texts(frames, files, params)
+    return failures
+
+
+def shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], params: Params) -> list[RuleFailure]:
+    """Text inputs that appear in two splits (``validation.shared_text`` says whether that
+    fails validation or is reported as a warning)."""
+    found: list[RuleFailure] = []
     for spec in params.data.inputs().values():
         if spec.kind == "text":
-            failures += _shared_texts(frames, files, spec.columns[0])
-    return failures
+            found += _shared_texts(frames, files, spec.columns[0])
+    return found
 
 
 def _shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], column: str) -> list[RuleFailure]:

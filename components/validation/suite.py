@@ -20,7 +20,7 @@ import pandas as pd
 from components.config import Params
 from components.validation.expectations import check_statistics
 from components.validation.report import ValidationReport
-from components.validation.schema import check_structure
+from components.validation.schema import check_structure, shared_texts
 
 
 def validate_splits(
@@ -32,6 +32,14 @@ def validate_splits(
     failures = check_structure(frames, files, params)
     if failures:
         return ValidationReport(False, rows, failures)
+    warned = [] if params.validation.shared_text == "fail" else shared_texts(frames, files, params)
     failures, summary = check_statistics(frames, files, params, docs_dir, run_name)
     index = docs_dir / "index.html"
-    return ValidationReport(not failures, rows, failures, summary, str(index) if index.exists() else None)
+    return ValidationReport(
+        not failures,
+        rows,
+        failures,
+        summary,
+        str(index) if index.exists() else None,
+        [f"{warning} (validation.shared_text: warn)" for warning in map(str, warned)],
+    )

@@ -116,6 +116,12 @@ def test_repeated_text_across_splits_and_invalid_labels_are_reported(tmp_path):
     write_splits(frames, tmp_path / "data")
     with pytest.raises(DataValidationError, match="column 'text' failed rule text_in_one_split_only"):
         validate.run(params, tmp_path)
+    # a corpus where titles recur: the same finding as a warning, and validation passes
+    lenient = params.model_copy(update={"validation": params.validation.model_copy(update={"shared_text": "warn"})})
+    report = validate.run(lenient, tmp_path)
+    assert report["passed"] and len(report["warnings"]) == 1
+    assert "column 'text' failed rule text_in_one_split_only" in report["warnings"][0]
+    assert report["warnings"][0].endswith("(validation.shared_text: warn)")
 
 
 @pytest.mark.slow
