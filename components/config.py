@@ -170,6 +170,9 @@ class TaskConfig(Strict):
     dataset: str | None = None
     # Regression loss: mse or l1 (the metric is MAE either way).
     loss: Literal["mse", "l1"] = "mse"
+    # Share of rows whose label may be missing (masked in training); default
+    # validation.max_null_fraction. Input columns keep that global limit.
+    max_missing_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
     # Relative regression tolerated against the single-task baseline (0.02 = 2 %).
     max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
     # Weight of this task's relative change in the checkpoint-selection score.

@@ -62,9 +62,13 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
             {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
         )
         own = [task for task in tasks.values() if task.config.dataset == dataset]
-        labels = [column for task in own for column in task.required_label_columns()]
-        for column in [*spec.columns, *labels]:
+        for column in spec.columns:
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep, **where))
+        for task in own:  # a task may allow more missing labels than the inputs may have gaps
+            missing = task.config.max_missing_fraction
+            present = keep if missing is None else 1.0 - missing
+            for column in task.required_label_columns():
+                expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=present, **where))
         for task in own:
             expectations += task.expectations(rules.min_class_share, rules.max_class_share, where)
             if split != "train":

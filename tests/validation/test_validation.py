@@ -265,3 +265,20 @@ def test_a_task_whose_label_column_does_not_exist_is_named(tiny_frames):
     failures = rules(check_structure(copy(tiny_frames), FILES, Params.model_validate(raw)))
     failure = failures[("data/train.parquet", "lefty", "column is missing")]
     assert "columns present: id, left, right, sum" in failure.examples[0]
+
+
+def test_a_task_may_allow_missing_labels_without_loosening_the_inputs(tmp_path):
+    from components.data.sources import build_splits
+    from tests.helpers import iris_dict
+
+    raw = iris_dict(tmp_path)
+    frames = build_splits(Params.model_validate(raw), tmp_path)
+    val = frames["val"]
+    val.loc[val.index[:10], "species"] = None  # 40 % of val unlabelled for species
+    files = {split: f"tables/{split}.csv" for split in frames}
+    strict = validate_splits(copy(frames), Params.model_validate(raw), files, tmp_path / "a")
+    (missing,) = strict.failures
+    assert (missing.file, missing.column) == ("tables/val.csv", "species")
+    assert missing.rule == "expect_column_values_to_not_be_null()" and missing.count == 10
+    raw["tasks"]["species"]["max_missing_fraction"] = 0.5
+    assert validate_splits(copy(frames), Params.model_validate(raw), files, tmp_path / "b").passed
