@@ -16,7 +16,7 @@ from components.data.splits import SPLITS, split_path
 from components.errors import PipelineError
 from components.io import registry
 from components.io.dvc import DvcError, data_version, dvc
-from components.jobs import prepare
+from components.jobs import prepare, sources
 
 
 class OperationError(PipelineError, RuntimeError):
@@ -87,7 +87,10 @@ def push_artifacts(params: Params, root: Path) -> str:
 
     The flow runs the stages itself, not through ``dvc repro``, so ``dvc commit`` first
     hashes their outputs into the lock file and the cache; ``dvc push`` then uploads them.
+    The ``sources`` stage is DVC's own (it decides when ``prepare`` runs): its fingerprint
+    is written here, so that every output ``dvc.yaml`` declares exists to be committed.
     """
+    sources.run(params, root)
     _dvc(root, "commit", "--force")
     remote = ["-r", params.orchestration.dvc_remote] if params.orchestration.dvc_remote else []
     _dvc(root, "push", *remote)
