@@ -173,6 +173,10 @@ class TaskConfig(Strict):
     # Share of rows whose label may be missing (masked in training); default
     # validation.max_null_fraction. Input columns keep that global limit.
     max_missing_fraction: Annotated[float, Field(ge=0, le=1)] | None = None
+    # classification: bounds on each class's share of a split for this task; default
+    # validation.min_class_share / max_class_share (a 2-class task is rarely within 4-20 %).
+    min_class_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_class_share: Annotated[float, Field(ge=0, le=1)] | None = None
     # Relative regression tolerated against the single-task baseline (0.02 = 2 %).
     max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
     # Weight of this task's relative change in the checkpoint-selection score.

@@ -70,7 +70,10 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
             for column in task.required_label_columns():
                 expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=present, **where))
         for task in own:
-            expectations += task.expectations(rules.min_class_share, rules.max_class_share, where)
+            low, high = task.config.min_class_share, task.config.max_class_share
+            expectations += task.expectations(
+                rules.min_class_share if low is None else low, rules.max_class_share if high is None else high, where
+            )
             if split != "train":
                 own_rows = len(frame) if dataset is None else int((frame[DATASET_COLUMN] == dataset).sum())
                 train_rows = reference if dataset is None else reference[reference[DATASET_COLUMN] == dataset]
@@ -78,14 +81,14 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
     return expectations
 
 
-def _describe_expectation(result: Any, file: str) -> RuleFailure:
+def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> RuleFailure:
     config = result.expectation_config
     kwargs = config.kwargs
     column = kwargs.get("column", "(table)")
     details = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
     rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
     outcome = result.result or {}
-    plain = _in_plain_words(config.type, kwargs, outcome)
+    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column))
     if plain:
         return RuleFailure(file, column, rule, 1, [plain])
     examples: list[str] = []
@@ -101,21 +104,22 @@ def _describe_expectation(result: Any, file: str) -> RuleFailure:
     return RuleFailure(file, column, rule, count, examples)
 
 
-def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any]) -> str | None:
-    """The label-distribution rules in words and with the setting to change: GX's own
-    wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of the
-    split", which only a GX expert decodes."""
+def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], task: str | None) -> str | None:
+    """The label-distribution rules of ``task`` in words and with the setting to change:
+    GX's own wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of
+    the split", which only a GX expert decodes."""
+    where = f"tasks.{task}." if task else "validation."
     value_set, mostly, share = kwargs.get("value_set") or [], kwargs.get("mostly"), outcome.get("unexpected_percent")
     if kind.endswith("_in_set") and len(value_set) == 1 and mostly is not None and share is not None:
         if kind == "expect_column_values_to_not_be_in_set":
             return (
                 f"class {value_set[0]} is {share:.1f}% of the split; the limit is "
-                f"{1 - mostly:.0%}: raise validation.max_class_share, or re-split"
+                f"{1 - mostly:.0%}: raise {where}max_class_share, or re-split"
             )
         if kind == "expect_column_values_to_be_in_set":
             return (
                 f"class {value_set[0]} is {100 - share:.1f}% of the split; the minimum is "
-                f"{mostly:.0%}: lower validation.min_class_share, or re-split"
+                f"{mostly:.0%}: lower {where}min_class_share, or re-split"
             )
     if kind == "expect_column_kl_divergence_to_be_less_than" and outcome.get("observed_value") is not None:
         return (
@@ -146,6 +150,7 @@ def check_statistics(
         },
     )
     source = context.data_sources.add_pandas(params.data.source)
+    owners = {column: name for name, task in build_tasks(params.tasks).items() for column in task.config.label_columns}
     failures: list[RuleFailure] = []
     summary: dict[str, dict[str, int]] = {}
     for split, frame in frames.items():
@@ -171,7 +176,7 @@ def check_statistics(
         (validation,) = result.run_results.values()
         evaluated = validation.results
         summary[split] = {"evaluated": len(evaluated), "failed": sum(not r.success for r in evaluated)}
-        failures += [_describe_expectation(r, files[split]) for r in evaluated if not r.success]
+        failures += [_describe_expectation(r, files[split], owners) for r in evaluated if not r.success]
     still_online = make_offline(docs_dir)
     if still_online:  # a GX release linking files the vendored set lacks: the pages still work online
         warnings.warn(f"Data Docs still load {', '.join(still_online)} from the network", stacklevel=2)

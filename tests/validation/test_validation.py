@@ -156,7 +156,7 @@ def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     assert "value_set=[3]" in share.rule
     (words,) = share.examples  # in plain words, with the setting to change
     assert re.fullmatch(
-        r"class 3 is 6\d\.\d% of the split; the limit is 25%: raise validation.max_class_share, or re-split", words
+        r"class 3 is 6\d\.\d% of the split; the limit is 25%: raise tasks.left.max_class_share, or re-split", words
     )
     blank = found[("data/train.parquet", "pixel_max", "expect_column_values_to_be_between")]
     assert "id=train-000005 value=0" in blank.examples
@@ -282,3 +282,16 @@ def test_a_task_may_allow_missing_labels_without_loosening_the_inputs(tmp_path):
     assert missing.rule == "expect_column_values_to_not_be_null()" and missing.count == 10
     raw["tasks"]["species"]["max_missing_fraction"] = 0.5
     assert validate_splits(copy(frames), Params.model_validate(raw), files, tmp_path / "b").passed
+
+
+def test_a_task_sets_its_own_class_share_bounds(tiny_frames, tiny_params, tmp_path):
+    frames = copy(tiny_frames)
+    train = frames["train"]
+    train.loc[: int(len(train) * 0.6), "left"] = 3  # class 3 holds > 25 % of train
+    failures, _ = check_statistics(frames, FILES, tiny_params, tmp_path / "a", "test run")
+    assert any(f.column == "left" and "raise tasks.left.max_class_share" in f.examples[0] for f in failures)
+    tasks = dict(tiny_params.tasks)
+    tasks["left"] = tasks["left"].model_copy(update={"max_class_share": 0.8, "min_class_share": 0.0})
+    relaxed = tiny_params.model_copy(update={"tasks": tasks})
+    failures, _ = check_statistics(frames, FILES, relaxed, tmp_path / "b", "test run")
+    assert not [f for f in failures if f.column == "left" and "class_share" in f.examples[0]]
