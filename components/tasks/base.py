@@ -71,7 +71,8 @@ class Task(ABC):
     reads_input: ClassVar[str | None] = None
     #: how many label columns the type takes; 1 means ``label`` is one column name
     label_count: ClassVar[int | None] = 1
-    #: type-specific keys it takes among ``num_classes``, ``classes``, ``tags``, ``loss``
+    #: type-specific keys it takes among ``num_classes``, ``classes``, ``tags``, ``loss``,
+    #: ``min_class_share``, ``max_class_share``
     keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: TaskConfig) -> None:
@@ -119,6 +120,8 @@ class Task(ABC):
         given = {
             "num_classes": config.num_classes is not None,
             "classes": config.classes is not None,
+            "min_class_share": config.min_class_share is not None,
+            "max_class_share": config.max_class_share is not None,
             "tags": config.tags is not None,
             "loss": config.loss != "mse",
         }

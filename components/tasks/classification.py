@@ -35,7 +35,7 @@ class ClassificationTask(Task):
     answer_description = "the class id, 0 to {num_classes_minus_one}"
     metric_name = "accuracy"
     higher_is_better = True
-    keys = frozenset({"num_classes", "classes"})
+    keys = frozenset({"num_classes", "classes", "min_class_share", "max_class_share"})
 
     @classmethod
     def check_config(cls, config: TaskConfig) -> None:

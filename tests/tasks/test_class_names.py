@@ -76,3 +76,10 @@ def test_classes_must_be_distinct_and_agree_with_num_classes(tmp_path, task, mes
     raw["tasks"]["species"] = {"type": "classification", "label": "species", **task}
     with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_tasks(Params.model_validate(raw))
+
+
+def test_class_share_bounds_belong_to_classification_tasks(tmp_path):
+    raw = iris_dict(tmp_path)
+    raw["tasks"]["petal_width"]["max_class_share"] = 0.5
+    with pytest.raises(ParamsError, match="tasks.petal_width: a regression task takes no max_class_share"):
+        check_tasks(Params.model_validate(raw))
