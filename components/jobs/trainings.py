@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import itertools
 import json
 import tempfile
@@ -29,7 +28,7 @@ from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
 from components.data.splits import SPLITS, read_split, split_path
 from components.io import tracking
-from components.io.dvc import data_version
+from components.io.dvc import content_md5, data_version
 from components.io.project_lock import project_lock
 from components.models import MultiTaskNetwork, build_model
 from components.tasks import Task, build_tasks
@@ -91,7 +90,7 @@ def log_split_inputs(run_id: str, params: Params, root: Path) -> None:
         tracking.log_dataset(
             run_id,
             name=f"{params.data.source}-{split}",
-            digest=hashlib.md5(path.read_bytes()).hexdigest(),
+            digest=content_md5(path),
             source=path.as_posix(),
             context=context,
             profile=json.dumps({"num_rows": pq.read_metadata(path).num_rows}),
