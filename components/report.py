@@ -194,14 +194,23 @@ INPUT_DESCRIPTIONS = {
     "text": "one text column {columns}, tokenised by the tokenizer shipped with the model",
     "tokens": "one column {columns} of word lists (one tag per word comes back)",
     "text_pair": "two text columns {columns} (question, then the context the answer is taken from)",
-    "features": "numeric columns {columns}, standardised with the training split's statistics",
+    "features": "feature columns {columns}: numbers standardised with the training split's statistics, "
+    "categories one-hot over the training split's values (an unseen one encodes as all zeros)",
 }
 
 
 def describe_input(spec: InputConfig, canvas_size: int) -> str:
     """What a request must carry for one input, in words."""
-    columns = ", ".join(f"`{column}`" for column in spec.columns)
-    return INPUT_DESCRIPTIONS[spec.kind].format(canvas=canvas_size, columns=columns)
+    columns = ", ".join(f"`{column}`" for column in [*spec.columns, *spec.categorical])
+    described = INPUT_DESCRIPTIONS[spec.kind].format(canvas=canvas_size, columns=columns)
+    if spec.kind == "features" and spec.missing != "fail":
+        handled = (
+            "a row missing one is refused"
+            if spec.missing == "drop"
+            else f"a missing number is imputed ({spec.missing})"
+        )
+        described += f"; {handled}"
+    return described
 
 
 def model_card(

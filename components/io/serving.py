@@ -37,7 +37,7 @@ from mlflow.pyfunc import PythonModel
 from pandera.errors import SchemaErrors
 
 from components.config import Params
-from components.data.encoders import load_encoder
+from components.data.encoders import fitted_input_width, load_encoder
 from components.models import build_model
 from components.tasks import build_tasks
 from components.validation.schema import request_schema
@@ -81,7 +81,7 @@ class MultiTaskPyfunc(PythonModel):
         # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
         inputs = Path(context.artifacts.get(INPUTS, "."))
         self.encoder = load_encoder(self.params, inputs)
-        self.network = build_model(self.params, self.tasks, inputs)
+        self.network = build_model(self.params, self.tasks, inputs, fitted_input_width(self.params, inputs))
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
         self.request_schema = request_schema(self.params)

@@ -86,7 +86,7 @@ def train_one(
     tasks = build_tasks({task_name: params.tasks[task_name]})
     baseline = baseline_params(params)
     splits = splits or load_tensor_splits(params, root)
-    model = seeded_model(baseline, tasks)
+    model = seeded_model(baseline, tasks, root)
     metric = tasks[task_name].metric_name
     run_params = training_params(baseline) | {"task": task_name}
     key = resume_key(baseline, root, f"baseline-{task_name}")

@@ -89,6 +89,7 @@ def run_method(
     gradient: str,
     seed: int,
     log: Callable[[str], None],
+    root: Path,
     sampling: str | None = None,
     parent_run_id: str | None = None,
 ) -> MethodRun:
@@ -100,7 +101,7 @@ def run_method(
     run_params = params.model_copy(update={"training": training, "seed": seed})
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
-    model = seeded_model(run_params, tasks)
+    model = seeded_model(run_params, tasks, root)
     label = f"{method_label(weighting, gradient, sampling)} seed {seed}"
     run_id = None
     if parent_run_id is not None:
@@ -172,7 +173,7 @@ def compare_methods(
             left = (time.monotonic() - started) / done * (len(trainings) - done)
             eta = f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
         log(f"compare: {done + 1}/{len(trainings)} {method_label(weighting, gradient, sampling)} seed {seed}{eta}")
-        runs.append(run_method(params, splits, baseline, weighting, gradient, seed, log, sampling, parent_run_id))
+        runs.append(run_method(params, splits, baseline, weighting, gradient, seed, log, root, sampling, parent_run_id))
     return runs
 
 

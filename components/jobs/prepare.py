@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import Params, ParamsError
-from components.data.encoders import encoder_dir, fit_encoder
+from components.data.encoders import DATASET_COLUMN, encoder_dir, fit_encoder
 from components.data.readers import FileFormatError
 from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
@@ -31,13 +31,34 @@ def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
         except ValueError as error:
             dataset = params.tasks[name].dataset
             files = params.data.datasets[dataset].files if dataset else params.data.files
-            file = getattr(files, split) if files else str(split_path(params.data.dir, split))
+            if isinstance(files, str):
+                file = files
+            else:
+                file = getattr(files, split) if files else str(split_path(params.data.dir, split))
             raise DataValidationError(
                 ValidationReport(
                     False, {}, [RuleFailure(file, task.column, f"in tasks.{name}.classes", 1, [str(error)])]
                 )
             ) from None
     return frame
+
+
+def _drop_missing_features(params: Params, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Rows missing a numeric feature of an input whose ``missing`` policy is ``drop``,
+    dropped from every split, the counts printed (nothing is dropped silently)."""
+    dropped = dict.fromkeys(frames, 0)
+    for dataset, spec in params.data.inputs().items():
+        if spec.kind != "features" or spec.missing != "drop":
+            continue
+        for split, frame in frames.items():
+            own = pd.Series(True, index=frame.index) if dataset is None else frame[DATASET_COLUMN] == dataset
+            gaps = own & frame[spec.columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
+            dropped[split] += int(gaps.sum())
+            frames[split] = frame[~gaps].reset_index(drop=True)
+    if any(dropped.values()):
+        counts = ", ".join(f"{split} {count}" for split, count in dropped.items())
+        print(f"prepare: dropped rows missing a feature (data.input.missing: drop): {counts}")
+    return frames
 
 
 @timed("prepare")
@@ -55,7 +76,7 @@ def run(params: Params, root: Path) -> dict[str, int]:
         frames = build_splits(params, root)
     except FileFormatError as error:
         raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
-    frames = {split: _label_ids(params, frame, split) for split, frame in frames.items()}
+    frames = _drop_missing_features(params, {split: _label_ids(params, f, split) for split, f in frames.items()})
     write_splits(frames, root / params.data.dir)
     # the encoder is fitted on the training inputs: they must be there and well-typed first
     train_file = split_path(params.data.dir, "train")

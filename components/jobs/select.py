@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.config import Params
-from components.data.encoders import encoder_dir
+from components.data.encoders import encoder_dir, fitted_input_width
 from components.errors import PipelineError
 from components.jobs.common import (
     BASELINES_REPORT,
@@ -46,7 +46,8 @@ def run(params: Params, root: Path) -> SelectionReport:
     goals = objectives(params)
     splits = load_tensor_splits(params, root, ("val", "test"))
     device = resolve_device(params.training.device)
-    model = build_model(params, tasks, encoder_dir(root / params.data.dir)).to(device)
+    fitted = encoder_dir(root / params.data.dir)
+    model = build_model(params, tasks, fitted, fitted_input_width(params, fitted)).to(device)
 
     def metrics_of(entry: dict, split: str) -> dict[str, float]:
         checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])

@@ -43,6 +43,8 @@ def source_paths(params: Params) -> dict[str, str]:
             for split, path in spec.files.model_dump().items()
         }
     assert params.data.files is not None, "the config's rules require files for source 'files'"
+    if isinstance(params.data.files, str):
+        return {"table": params.data.files}
     return dict(params.data.files.model_dump())
 
 

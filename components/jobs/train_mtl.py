@@ -44,7 +44,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
         return dict(read_json(root / MTL_REPORT))
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
-    model = seeded_model(params, tasks)
+    model = seeded_model(params, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     directory = root / MTL_DIR
     key = resume_key(params, root, "mtl")

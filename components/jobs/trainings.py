@@ -25,7 +25,7 @@ import torch
 import yaml
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
+from components.data.encoders import DATASET_COLUMN, encoder_dir, fitted_input_width, load_encoder
 from components.data.splits import SPLITS, read_split, split_path
 from components.io import tracking
 from components.io.dvc import content_md5, data_version
@@ -57,10 +57,12 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
     return tensors
 
 
-def seeded_model(params: Params, tasks: dict[str, Task]) -> MultiTaskNetwork:
-    """Initial weights depend on the seed alone, not on what ran earlier in the process."""
+def seeded_model(params: Params, tasks: dict[str, Task], root: Path) -> MultiTaskNetwork:
+    """Initial weights depend on the seed alone, not on what ran earlier in the process;
+    a features input's width is what ``prepare`` fitted under ``root``."""
+    width = fitted_input_width(params, encoder_dir(root / params.data.dir))
     seed_everything(params.seed)
-    return build_model(params, tasks)
+    return build_model(params, tasks, input_width=width)
 
 
 def training_params(params: Params) -> dict[str, object]:

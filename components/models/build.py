@@ -38,17 +38,22 @@ from components.models.sharing import (
 from components.tasks import Task
 
 
-def flat_input_width(params: Params) -> int:
-    """Width of the flat input an MLP or an MMoE gate reads."""
+def flat_input_width(params: Params, input_width: int | None = None) -> int:
+    """Width of the flat input an MLP or an MMoE gate reads; a features input's is
+    ``input_width``, what its fitted encoder gives (``fitted_input_width``)."""
     spec = next(iter(params.data.inputs().values()))  # several datasets differ only in text inputs
     if spec.kind == "pixels":
         return params.data.canvas_size**2
     if spec.kind == "features":
-        return len(spec.columns)
+        if input_width is None:
+            raise ValueError("a features input's width comes from its fitted encoder: pass input_width")
+        return input_width
     return params.model.text_transformer.vocab_size  # an hf_encoder's gate reads its own vocabulary
 
 
-def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | None = None) -> MultiTaskNetwork:
+def build_model(
+    params: Params, tasks: dict[str, Task], fitted_inputs: Path | None = None, input_width: int | None = None
+) -> MultiTaskNetwork:
     """The network ``params`` describe. A pretrained ``hf_encoder`` starts from its
     pretrained weights, unless ``fitted_inputs`` (the files ``prepare`` fitted, shipped with
     a registered model) is given: then only its architecture is built, to receive a
@@ -57,7 +62,7 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
 
     def backbone() -> Backbone:
         if config.backbone == "mlp":
-            return MLPBackbone(config.mlp, flat_input_width(params))
+            return MLPBackbone(config.mlp, flat_input_width(params, input_width))
         if config.backbone == "text_transformer":
             return TextTransformerBackbone(config.text_transformer)
         if config.backbone == "hf_encoder":
@@ -81,7 +86,7 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
     else:  # heads first: the seeded initialisation order every earlier result used
         widths = {
             "cnn": (config.cnn.hidden, config.cnn.channels[-1]),
-            "mlp": (config.mlp.hidden[-1], ([flat_input_width(params)] + config.mlp.hidden)[-2]),
+            "mlp": (config.mlp.hidden[-1], ([flat_input_width(params, input_width)] + config.mlp.hidden)[-2]),
             "text_transformer": (config.text_transformer.d_model, config.text_transformer.d_model),
         }
         heads = heads_of(*widths[config.backbone])
@@ -90,6 +95,6 @@ def build_model(params: Params, tasks: dict[str, Task], fitted_inputs: Path | No
         return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight, dense)
     if config.sharing == "mmoe":
         first = backbones[0]
-        gate_size = first.vocab_size if isinstance(first, HFEncoderBackbone) else flat_input_width(params)
+        gate_size = first.vocab_size if isinstance(first, HFEncoderBackbone) else flat_input_width(params, input_width)
         return MMoEModel(backbones, heads, gate_size, dense)
     return HardSharingModel(backbones[0], heads, dense)

@@ -65,6 +65,8 @@ class ClassificationTask(Task):
         if not names or self.column not in frame.columns:
             return frame
         values = frame[self.column]
+        if pd.api.types.is_float_dtype(values) and bool((values.dropna() % 1 == 0).all()):
+            values = values.astype("Int64")  # whole numbers read as floats (a column with gaps): 3, not "3.0"
         text = values.where(values.isna(), values.astype(str))
         unknown = text.notna() & ~text.isin(names)
         if unknown.any():

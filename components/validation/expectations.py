@@ -62,8 +62,10 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
             {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
         )
         own = [task for task in tasks.values() if task.config.dataset == dataset]
-        for column in spec.columns:
-            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=keep, **where))
+        for column in [*spec.columns, *spec.categorical]:
+            limit = rules.max_null_fraction_per_column.get(column)
+            present = keep if limit is None else 1.0 - limit
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=present, **where))
         for task in own:  # a task may allow more missing labels than the inputs may have gaps
             missing = task.config.max_missing_fraction
             present = keep if missing is None else 1.0 - missing
@@ -88,9 +90,10 @@ def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> Rul
     details = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
     rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
     outcome = result.result or {}
+    count = int(outcome.get("unexpected_count") or 1)
     plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column))
-    if plain:
-        return RuleFailure(file, column, rule, 1, [plain])
+    if plain:  # a share of the split breaks these rules, not rows (but for missing values)
+        return RuleFailure(file, column, rule, count if config.type.endswith("not_be_null") else 1, [plain])
     examples: list[str] = []
     if "observed_value" in outcome:
         examples.append(f"observed {outcome['observed_value']}")
@@ -100,7 +103,6 @@ def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> Rul
     for item in (outcome.get("partial_unexpected_index_list") or [])[:MAX_EXAMPLES]:
         if isinstance(item, dict):
             examples.append(f"id={item.get('id')} value={item.get(column)}")
-    count = int(outcome.get("unexpected_count") or 1)
     return RuleFailure(file, column, rule, count, examples)
 
 
@@ -121,6 +123,13 @@ def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], 
                 f"class {value_set[0]} is {100 - share:.1f}% of the split; the minimum is "
                 f"{mostly:.0%}: lower {where}min_class_share, or re-split"
             )
+    if kind == "expect_column_values_to_not_be_null" and mostly is not None and share is not None:
+        setting = (
+            f"tasks.{task}.max_missing_fraction"
+            if task
+            else f"validation.max_null_fraction_per_column.{kwargs['column']} (or validation.max_null_fraction)"
+        )
+        return f"{share:.1f}% of the split's values are missing; the limit is {1 - mostly:.1%}: raise {setting}"
     if kind == "expect_column_kl_divergence_to_be_less_than" and outcome.get("observed_value") is not None:
         return (
             f"the classes are distributed unlike the training split's: KL divergence "

@@ -25,7 +25,7 @@ from pandera.errors import SchemaErrors
 from pandera.typing import Series
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, PIXEL_PREFIX, pixel_columns
+from components.data.encoders import DATASET_COLUMN, IMPUTED, PIXEL_PREFIX, pixel_columns
 from components.data.splits import SPLITS
 from components.tasks import build_tasks
 from components.tasks.base import finite_check, is_list
@@ -196,8 +196,10 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
         elif spec.kind == "tokens":
             words = pa.Check(lambda v: is_list(v) and len(v) > 0, element_wise=True, name="non_empty_word_list")
             columns[spec.columns[0]] = pa.Column(object, words, nullable=several)
-        elif spec.kind == "features":
-            columns.update({c: pa.Column(float, finite_check(), nullable=several) for c in spec.columns})
+        elif spec.kind == "features":  # missing numbers only where the input imputes them
+            gaps = several or spec.missing in IMPUTED
+            columns.update({c: pa.Column(float, finite_check(), nullable=gaps) for c in spec.columns})
+            columns.update({c: pa.Column(nullable=True) for c in spec.categorical})  # any value: a category
         elif for_requests:  # each pixel by name: a request missing one is told which
             pixel = pa.Column(float, pa.Check.in_range(0, 255), nullable=False)
             columns.update({name: pixel for name in pixel_columns(params.data.canvas_size)})
@@ -263,7 +265,7 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
     shared = ["id", "left_source", "right_source"] if mnist else ["id"]
     stacked = pd.concat([frame[shared].assign(split=split) for split, frame in frames.items()], ignore_index=True)
     failures = run_schema(CrossSplitSchema if mnist else TableCrossSplitSchema, stacked, " + ".join(files.values()))
-    if params.validation.shared_text == "fail":
+    if params.validation.shared_text != "warn":  # group splits at random with each text in one split
         failures += shared_texts(frames, files, params)
     return failures
 

@@ -32,7 +32,7 @@ def validate_splits(
     failures = check_structure(frames, files, params)
     if failures:
         return ValidationReport(False, rows, failures)
-    warned = [] if params.validation.shared_text == "fail" else shared_texts(frames, files, params)
+    warned = shared_texts(frames, files, params) if params.validation.shared_text == "warn" else []
     failures, summary = check_statistics(frames, files, params, docs_dir, run_name)
     index = docs_dir / "index.html"
     return ValidationReport(

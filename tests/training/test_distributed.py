@@ -44,7 +44,7 @@ def _train(tmp_path, name: str, devices: int) -> dict:
     parent = tracking.start_pipeline_run(params.registry.experiment)
     summary = train_mtl.run(params, root, parent)
     checkpoint = load_checkpoint(root / common.MTL_DIR / "epoch_002.pt")
-    model = trainings.seeded_model(params, build_tasks(params.tasks))
+    model = trainings.seeded_model(params, build_tasks(params.tasks), root)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     with torch.no_grad():
