@@ -151,6 +151,32 @@ def _console() -> Console:
 
 
 @app.command()
+def init(
+    data_file: Path = typer.Argument(..., help="Your table: a CSV or Parquet file inside the project."),
+    task: list[str] = typer.Option(
+        [], "--task", "-t", help="A label column to learn (repeat); NAME=COL1,COL2,... for a multilabel task."
+    ),
+    inputs: list[str] = typer.Option(
+        [], "--input", "-i", help="A column the model reads (repeat); default: the text column, else all features."
+    ),
+    max_rows: int = typer.Option(None, "--max-rows", min=1, help="Use at most this many rows (a quick first run)."),
+    output: Path = typer.Option(Path("params.yaml"), "--params", "-p", help="The parameters file to write."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing parameters file."),
+    root: Path = RootOption,
+) -> None:
+    """Write a commented params.yaml for DATA_FILE: column roles, task types and validation limits from the data."""
+    from components.jobs import init as job
+
+    try:
+        params = job.run(data_file, task, output, root, force, inputs, max_rows)
+    except (PipelineError, ValueError, FileNotFoundError) as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    tasks = ", ".join(f"{name} ({task.type})" for name, task in params.tasks.items())
+    _console().print(f"wrote {output}: tasks {tasks}; input {params.data.input.kind}. Next: dvc repro")
+
+
+@app.command()
 def sources(params: Path = ParamsOption, root: Path = RootOption) -> None:
     """Fingerprint the raw data prepare reads (reports/sources.json): prepare re-runs when it changes."""
     from components.jobs import sources as job

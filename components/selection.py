@@ -82,13 +82,14 @@ class Candidate:
 
 def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> float:
     """Δ_t: positive when the MTL metric is better than the baseline's; NaN when either is
-    not a finite number (a NaN never passes, and makes Δm NaN)."""
+    not a finite number (a NaN never passes, and makes Δm NaN). A baseline of exactly 0 (an
+    F1 whose head never predicts a positive, a perfect error) has no relative scale: the
+    change is then the plain difference, as if against a metric of scale 1, so that a gain
+    over nothing counts and a loss against perfection fails."""
     if not (math.isfinite(mtl) and math.isfinite(baseline)):
         return math.nan
-    if baseline == 0:
-        raise ValueError("relative change is undefined for a baseline metric of 0")
     sign = 1.0 if higher_is_better else -1.0
-    return sign * (mtl - baseline) / abs(baseline)
+    return sign * (mtl - baseline) / (abs(baseline) or 1.0)
 
 
 def task_passes(change: float, tolerance: float) -> bool:

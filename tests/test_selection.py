@@ -27,9 +27,12 @@ def test_relative_change_is_sign_aware():
     assert relative_change(2.5, 2.0, higher_is_better=False) == pytest.approx(-0.25)
 
 
-def test_relative_change_refuses_zero_baseline():
-    with pytest.raises(ValueError, match="baseline metric of 0"):
-        relative_change(0.1, 0.0, higher_is_better=True)
+def test_a_zero_baseline_compares_by_plain_difference():
+    # a multilabel head that never predicts a positive scores F1 0: MTL's 0.1 is a gain,
+    # an equal 0 no change; a perfect MAE of 0 against 0.5 is a 50 % loss, beyond any tolerance
+    assert relative_change(0.1, 0.0, higher_is_better=True) == pytest.approx(0.1)
+    assert relative_change(0.0, 0.0, higher_is_better=True) == 0.0
+    assert relative_change(0.5, 0.0, higher_is_better=False) == pytest.approx(-0.5)
 
 
 def test_delta_m_and_weighted_score():

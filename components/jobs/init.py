@@ -1,0 +1,255 @@
+"""``mtl init``: a commented ``params.yaml`` for your own table, from the table itself.
+
+Columns get roles (``components.data.profile``), the tasks you name get types, and the
+validation limits come from the data: row minimums from the split sizes, class-share
+bounds from the observed shares with slack, missing-value limits per label and input
+column from the observed gaps. Every section ``dvc.yaml`` reads is written, so
+``dvc repro`` runs on it as it is.
+
+    $ mtl init raw/penguins.csv --task species --task sex --task body_mass_g
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from components.config import SPLIT_NAMES, Params, ParamsError
+from components.data.profile import ColumnProfile, profile_columns, task_guess
+from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
+
+#: slack on each limit read off the data: a nightly split differs from today's by chance
+SHARE_SLACK, MISSING_SLACK = 0.05, 0.05
+RANDOM_SPLIT = {"val": 0.1, "test": 0.1}
+
+
+def parse_task(option: str) -> tuple[str, str | list[str]]:
+    """``--task COLUMN`` or ``--task NAME=COL1,COL2,...`` (a multilabel task) as (name, label)."""
+    name, _, columns = option.partition("=")
+    if columns:
+        return name.strip(), [c.strip() for c in columns.split(",") if c.strip()]
+    return re.sub(r"[^A-Za-z0-9_]+", "_", option.strip()).strip("_") or "task", option.strip()
+
+
+def _floor(value: float, digits: int = 3) -> float:
+    return math.floor(value * 10**digits) / 10**digits
+
+
+def _ceil(value: float, digits: int = 2) -> float:
+    return min(1.0, math.ceil(value * 10**digits) / 10**digits)
+
+
+def _split_sizes(frame: pd.DataFrame, split_column: str | None, max_rows: int | None) -> dict[str, int]:
+    if split_column:
+        counts = frame[split_column].astype(str).value_counts()
+        return {split: min(int(counts.get(split, 0)), max_rows or len(frame)) for split in SPLIT_NAMES}
+    rows = min(len(frame), max_rows or len(frame))
+    held = {split: round(rows * share) for split, share in RANDOM_SPLIT.items()}
+    return {"train": rows - sum(held.values()), **held}
+
+
+def _task_entry(frame: pd.DataFrame, label: str | list[str], smallest_split: int) -> dict[str, Any]:
+    """A task's settings, with its label limits read off the data. A class expected fewer
+    than five times in the smallest split may be absent from it by chance: then no minimum."""
+    entry = task_guess(frame, label)
+    columns = label if isinstance(label, list) else [label]
+    missing = float(frame[columns].isna().any(axis=1).mean())
+    if missing > 0:
+        entry["max_missing_fraction"] = _ceil(missing + MISSING_SLACK)
+    if entry["type"] == "classification":
+        shares = frame[label].dropna().astype(str).value_counts(normalize=True)
+        rarest = float(shares.min())
+        expected = rarest * smallest_split * (1 - missing)
+        entry["min_class_share"] = _floor(rarest / 2) if expected >= 5 else 0.0
+        entry["max_class_share"] = _ceil(float(shares.max()) * 1.25 + SHARE_SLACK)
+    entry["max_relative_regression"] = 0.02
+    return entry
+
+
+def _input(
+    profiles: list[ColumnProfile], taken: set[str], frame: pd.DataFrame, chosen: list[str]
+) -> tuple[dict[str, Any], str]:
+    """The input and the backbone that reads it: the ``chosen`` columns if any (one text
+    column, or feature columns), else the longest text column if there is one (text and
+    numbers cannot be mixed in one model yet), else the numeric and categorical columns."""
+    free = [p for p in profiles if p.name not in taken and (not chosen or p.name in chosen)]
+    texts = [p for p in free if p.role == "text"]
+    odd = [f"{p.name} ({p.role}: {p.why})" for p in free if p.role not in ("text", "numeric", "categorical")]
+    if chosen and odd:
+        raise ParamsError(f"--input: {', '.join(odd)} cannot be read as text, numbers or categories")
+    if chosen and texts and len(chosen) > 1:
+        raise ParamsError(
+            f"--input {', '.join(chosen)}: one text column, or feature columns (they cannot be mixed yet)"
+        )
+    if texts:
+        longest = max(texts, key=lambda p: frame[p.name].astype(str).str.len().mean())
+        return {"kind": "text", "columns": [longest.name]}, "text_transformer"
+    numeric = [p.name for p in free if p.role == "numeric"]
+    categorical = [p.name for p in free if p.role == "categorical"]
+    if not numeric and not categorical:
+        raise ParamsError("no input column left: every column is a task, an id, a split or ignored")
+    spec: dict[str, Any] = {"kind": "features", "columns": numeric}
+    if categorical:
+        spec["categorical"] = categorical
+    if frame[numeric].isna().any().any():
+        spec["missing"] = "median"
+    return spec, "mlp"
+
+
+def build(
+    path: str,
+    frame: pd.DataFrame,
+    tasks: dict[str, str | list[str]],
+    inputs: list[str] | None = None,
+    max_rows: int | None = None,
+) -> tuple[dict[str, Any], list[ColumnProfile]]:
+    """The parameters for ``frame`` (read from ``path``), the named ``tasks`` and, if
+    given, the ``inputs`` columns the model reads and ``data.max_rows``."""
+    profiles = profile_columns(frame)
+    taken = {c for label in tasks.values() for c in ([label] if isinstance(label, str) else label)}
+    for option, named in (("--task", taken), ("--input", set(inputs or []))):
+        missing = sorted(named - set(frame.columns))
+        if missing:
+            columns = ", ".join(map(str, frame.columns))
+            raise ParamsError(f"{path}: no column(s) {missing} for {option}; columns: {columns}")
+    split_column = next((p.name for p in profiles if p.role == "split"), None)
+    spec, backbone = _input(profiles, taken, frame, inputs or [])
+    sizes = _split_sizes(frame, split_column, max_rows)
+    task_entries = {name: _task_entry(frame, label, min(sizes.values())) for name, label in tasks.items()}
+    data: dict[str, Any] = {"source": "files", "dir": "data", "files": path}
+    if max_rows:
+        data["max_rows"] = max_rows
+    if split_column:
+        data["split_column"] = split_column
+    else:
+        data["split"] = dict(RANDOM_SPLIT)
+        classification = [e["label"] for e in task_entries.values() if e["type"] == "classification"]
+        if classification:
+            data["stratify"] = classification[0]
+    data["input"] = spec
+    validation: dict[str, Any] = {
+        "min_rows": {split: max(1, size // 2) for split, size in sizes.items()},
+        "max_null_fraction": 0.0,
+    }
+    # categories may be missing (a category of their own), numbers only where imputed
+    nullable = [*spec.get("categorical", []), *(spec["columns"] if spec.get("missing") == "median" else [])]
+    per_column = {c: _ceil(float(frame[c].isna().mean()) + MISSING_SLACK) for c in nullable}
+    if per_column:
+        validation["max_null_fraction_per_column"] = per_column
+    if spec["kind"] == "text":
+        duplicated = bool(frame[spec["columns"][0]].dropna().duplicated().any())
+        validation["shared_text"] = ("warn" if split_column else "group") if duplicated else "fail"
+    validation["docs_dir"] = "reports/data_docs"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-.") or "my"
+    small = sizes["train"] < 2000
+    params = {
+        "seed": 0,
+        "data": data,
+        "tasks": task_entries,
+        "model": {"backbone": backbone, "sharing": "hard"}
+        | ({"mlp": {"hidden": [64, 64], "dropout": 0.1}} if backbone == "mlp" else {}),
+        "training": {
+            "epochs": 20 if small else 8,
+            "batch_size": 32 if small else 128,
+            "lr": 0.001,
+            "loss_weighting": "equal",
+            "gradient": "sum",
+        },
+        "selection": {"min_delta_m": 0.0},
+        "validation": validation,
+        "registry": {"model_name": f"{name}-mtl", "experiment": f"{name}-mtl"},
+        "serving": {"max_batch_rows": 10000, "chunk_rows": 1024},
+    }
+    return params, profiles
+
+
+SECTION_NOTES = {
+    "data": "Where the rows come from and what the model reads (the input).",
+    "tasks": "One entry per task: its label column and type. Keep, drop or add tasks here;\n"
+    "the limits below each were read off the data with some slack.",
+    "model": "backbone: mlp reads features, text_transformer reads text. sharing: hard | cross_stitch | mmoe",
+    "training": "Shared by the single-task baselines and the MTL model. Other choices:\n"
+    "loss_weighting: equal | fixed | uncertainty | dwa | famo | gradnorm | schedule;\n"
+    "gradient: sum | normalize | pcgrad | cagrad | mgda | upgrad | nash_mtl | imtl_g | aligned_mtl | graddrop",
+    "selection": "The gate: accept the MTL model only if its mean relative change over tasks (Δm) is at least this\n"
+    "and no task regresses beyond its max_relative_regression.",
+    "validation": "Limits every split must meet before any training, read off this file with slack.",
+    "registry": "The MLflow registered model and experiment.",
+    "serving": "What a registered model accepts per request.",
+}
+
+
+class _Dumper(yaml.SafeDumper):
+    """Lists of plain values on one line ([64, 64]); everything else in block style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, items: list) -> yaml.Node:
+    flat = all(not isinstance(item, dict | list) for item in items)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def render(params: dict[str, Any], profiles: list[ColumnProfile], path: str) -> str:
+    """``params`` as YAML, each section with a comment, and the columns' roles on top."""
+    width = max(len(p.name) for p in profiles)
+    lines = [
+        f"# Written by `mtl init {path}`: edit the task choices, then `dvc repro`.",
+        "# Every key is checked (components/config.py); the README's params section explains the rest.",
+        "#",
+        "# Columns of the file, as `mtl init` read them:",
+    ]
+    lines += [
+        f"#   {p.name:<{width}}  {p.role:<11}  {p.why}" + (f"; {p.missing:.0%} missing" if p.missing else "")
+        for p in profiles
+    ]
+    lines.append("")
+    for key, value in params.items():
+        if key in SECTION_NOTES:
+            lines += ["# " + note for note in SECTION_NOTES[key].splitlines()]
+        lines.append(yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100).rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The table ``mtl init`` profiles: a CSV or Parquet file."""
+    if path.suffix.lower() not in TABLE_READERS:
+        raise FileFormatError(path, f"mtl init reads a table: {', '.join(TABLE_READERS)}")
+    return read_split_file(path)
+
+
+def run(
+    data_file: Path,
+    task_options: list[str],
+    output: Path,
+    root: Path,
+    force: bool,
+    inputs: list[str] | None = None,
+    max_rows: int | None = None,
+) -> Params:
+    """Writes ``output`` for ``data_file``, the tasks named and the ``inputs`` columns (default:
+    chosen from the columns' roles); returns it validated."""
+    if output.exists() and not force:
+        raise ParamsError(f"{output} exists; pass --force to replace it (git keeps the old one)")
+    if not task_options:
+        raise ParamsError("name at least one task: --task COLUMN (or --task NAME=COL1,COL2 for multilabel)")
+    relative = data_file.resolve()
+    if not relative.is_relative_to(root.resolve()):
+        raise ParamsError(f"{data_file} is outside the project {root.resolve()}: copy it in, e.g. under raw/")
+    path = relative.relative_to(root.resolve()).as_posix()
+    if path.split("/")[0] == "data":
+        raise ParamsError(f"{path}: data/ holds what prepare writes; keep your file elsewhere, e.g. raw/")
+    frame = read_table(data_file)
+    tasks = dict(parse_task(option) for option in task_options)
+    params, profiles = build(path, frame, tasks, inputs, max_rows)
+    text = render(params, profiles, path)
+    checked = Params.model_validate(yaml.safe_load(text))  # what was written must load
+    output.write_text(text)
+    return checked

