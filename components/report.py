@@ -7,9 +7,9 @@ Example::
 
     >>> from components.selection import SelectionReport, TaskResult
     >>> report = SelectionReport("accepted", "epoch_002.pt", "ab12", 2, 0.01, 0.01, 0.0,
-    ...                          {"left": TaskResult("accuracy", True, 0.9, 0.909, 0.01, 0.02, True, 0.91, 0.9)})
+    ...                          {"left": TaskResult("accuracy", True, 0.9, 0.909, 0.01, 0.02, True, 0.91, 0.9, 0.34)})
     >>> print(tasks_markdown(report).splitlines()[2])
-    | left | accuracy ↑ | 0.9000 | 0.9090 | +1.00% | pass | 0.9000 | 0.9100 | +1.11% |
+    | left | accuracy ↑ | 0.9000 | 0.9090 | 0.3400 | +1.00% | pass | 0.9000 | 0.9100 | +1.11% |
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def _rows(selection: SelectionReport) -> list[list[str]]:
                 f"{entry.metric} {direction}",
                 f"{entry.baseline:.4f}",
                 f"{entry.mtl:.4f}",
+                "-" if entry.trivial is None else f"{entry.trivial:.4f}",
                 f"{entry.relative_change:+.2%}",
                 verdict,
                 f"{entry.baseline_test:.4f}",
@@ -58,6 +59,7 @@ HEADERS = [
     "metric",
     "baseline val",
     "MTL val",
+    "trivial val",  # a constant answer's score: the level a head must beat to have learned anything
     "Δ val",
     "verdict (val)",
     "baseline test",
@@ -71,6 +73,18 @@ def _headline(selection: SelectionReport) -> str:
         f"verdict: {selection.verdict.upper()} · Δm (val) = {selection.delta_m:+.2%} "
         f"(min {selection.min_delta_m:+.2%}) · {selection.reason()} · checkpoint {selection.checkpoint}"
     )
+
+
+def _finding_label(selection: SelectionReport) -> str:
+    return "note" if selection.accepted else "why"
+
+
+def diagnosis_markdown(selection: SelectionReport) -> list[str]:
+    """The run's findings (``components.diagnosis``) as a markdown section, if any."""
+    if not selection.diagnosis:
+        return []
+    title = "## Notes" if selection.accepted else "## Why it was rejected, and what to try"
+    return ["", title, "", *[f"- {finding}" for finding in selection.diagnosis]]
 
 
 def test_warning(selection: SelectionReport) -> str | None:
@@ -105,16 +119,18 @@ def render_summary(
     """The results table, the verdict and its reason, any test warning, the registration,
     and the stage timings of one pipeline run (``run_line`` names it)."""
     table = Table(title="MTL vs single-task baselines", title_justify="left")
-    for header in HEADERS:
-        table.add_column(header, justify="left" if header in ("task", "metric", "verdict (val)") else "right")
+    for header in HEADERS:  # on two lines ("baseline" over "val"): ten columns fit 120 characters
+        justify = "left" if header in ("task", "metric", "verdict (val)") else "right"
+        table.add_column(header.replace(" ", "\n", 1), justify=justify)
     for row in _rows(selection):
-        style = "red" if row[5] != "pass" else "yellow" if row[8].endswith("⚠") else None
+        style = "red" if row[6] != "pass" else "yellow" if row[9].endswith("⚠") else None
         table.add_row(*row, style=style)
     colour = "green" if selection.accepted else "red"
     parts: list[Table | Text] = [table, Text(_headline(selection), style=f"bold {colour}")]
     warning = test_warning(selection)
     if warning:
         parts.append(Text(warning, style="bold yellow"))
+    parts += [Text(f"{_finding_label(selection)}: {finding}") for finding in selection.diagnosis]
     if registration:
         parts.append(Text(registration_line(registration)))
     if run_line:
@@ -143,6 +159,7 @@ def results_markdown(selection: SelectionReport, registration: Registration | No
     warning = test_warning(selection)
     if warning:
         lines += ["", f"**{warning}**"]
+    lines += diagnosis_markdown(selection)
     if registration:
         lines += ["", registration_line(registration)]
     return "\n".join(lines) + "\n"
@@ -244,6 +261,7 @@ def model_card(
         "## Tasks and metrics",
         "",
         tasks_markdown(selection),
+        *diagnosis_markdown(selection),
     ]
     if champion is not None:
         champion_version, champion_test = champion

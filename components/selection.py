@@ -221,6 +221,9 @@ class TaskResult:
     passed: bool
     test: float
     baseline_test: float
+    #: the metric on validation of a constant answer (majority class, median); None where
+    #: the task type has none
+    trivial: float | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,8 @@ class SelectionReport:
     min_delta_m: float
     tasks: dict[str, TaskResult]
     candidates: list[CandidateSummary] = field(default_factory=list)
+    #: what the run's own measurements suggest trying (``components.diagnosis``)
+    diagnosis: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
@@ -342,8 +347,10 @@ class SelectionReport:
         test: dict[str, float],
         baseline_test: dict[str, float],
         min_delta_m: float,
+        trivial: dict[str, float | None] | None = None,
     ) -> SelectionReport:
-        """The report of the chosen checkpoint, with its test metrics."""
+        """The report of the chosen checkpoint, with its test metrics and, if given, each
+        task's trivial level on validation."""
         chosen = choice.chosen
         return cls(
             verdict=choice.verdict,
@@ -364,6 +371,7 @@ class SelectionReport:
                     passed=c.passed,
                     test=test[name],
                     baseline_test=baseline_test[name],
+                    trivial=(trivial or {}).get(name),
                 )
                 for name, c in chosen.comparisons.items()
             },

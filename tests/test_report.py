@@ -73,7 +73,7 @@ def test_the_card_opens_with_the_verdict_and_flags_a_test_regression():
     assert first.startswith("**Verdict: accepted** (every task within tolerance")
     assert "champion: accepted; no champion yet" in first
     assert "right -2.50% on test (tolerance -2%)" in warning and warning.startswith("**⚠ warning")
-    assert "| right | accuracy ↑ | 0.9500 | 0.9525 | +0.26% | pass | 0.9600 | 0.9360 | -2.50% ⚠ |" in text
+    assert "| right | accuracy ↑ | 0.9500 | 0.9525 | - | +0.26% | pass | 0.9600 | 0.9360 | -2.50% ⚠ |" in text
 
 
 def test_a_rejection_names_the_task_and_the_minimum_it_missed():

@@ -1,16 +1,19 @@
 """Stage ``select``: every MTL checkpoint scored on **validation** against the baselines, one
 chosen under the acceptance policy (``components.selection``), its **test** metrics
-reported in ``reports/selection.json``.
+reported in ``reports/selection.json`` with each task's trivial level and what the run's
+measurements suggest trying (``components.diagnosis``).
 
     $ mtl select
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from components.config import Params
 from components.data.encoders import encoder_dir, fitted_input_width
+from components.diagnosis import diagnose, trivial_levels
 from components.errors import PipelineError
 from components.jobs.common import (
     BASELINES_REPORT,
@@ -44,7 +47,7 @@ def run(params: Params, root: Path) -> SelectionReport:
     manifest = read_manifest(root / MTL_DIR)
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
-    splits = load_tensor_splits(params, root, ("val", "test"))
+    splits = load_tensor_splits(params, root)
     device = resolve_device(params.training.device)
     fitted = encoder_dir(root / params.data.dir)
     model = build_model(params, tasks, fitted, fitted_input_width(params, fitted)).to(device)
@@ -66,7 +69,9 @@ def run(params: Params, root: Path) -> SelectionReport:
         metrics_of(chosen_entry, "test"),
         {name: baseline[name]["test"] for name in tasks},
         params.selection.min_delta_m,
+        trivial_levels(tasks, splits["train"], splits["val"]),
     )
+    report = replace(report, diagnosis=diagnose(report.tasks, manifest[0].get("train_loss", {})))
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
         raise NonFiniteMetrics(
@@ -77,6 +82,8 @@ def run(params: Params, root: Path) -> SelectionReport:
     write_json(root / METRICS_REPORT, report.flat_metrics())
     write_task_plots(root, list(tasks))
     print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")
+    for finding in report.diagnosis:
+        print(f"  {'why' if not report.accepted else 'note'}: {finding}")
     return report
 
 

@@ -9,7 +9,8 @@ A task type is one file in this package holding one ``Task`` subclass. The class
   (:meth:`Task.schema`), and the GX expectations on their distribution
   (:meth:`Task.expectations`);
 - how labels become **targets** (:meth:`Task.targets`), missing labels included;
-- its **head**, **loss**, **metrics** and primary metric;
+- its **head**, **loss**, **metrics** and primary metric, and the prediction of a model
+  that ignores its input (:meth:`Task.trivial_prediction`), the level its metric must beat;
 - how a prediction becomes a **served answer** (:meth:`Task.answers`).
 
 A row may lack the label of some tasks (``MISSING_CLASS`` for classes, NaN for values,
@@ -212,6 +213,12 @@ class Task(ABC):
     @abstractmethod
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         """The prediction the metrics and answers read, from the head's output."""
+
+    def trivial_prediction(self, train_target: Tensor, rows: int) -> Tensor | None:
+        """What a model that ignores its input predicts for ``rows`` rows, fitted on the
+        training targets (the majority class, the median): the level a head must beat to
+        have learned anything. None where no constant answer makes sense."""
+        return None
 
     # --- metrics ------------------------------------------------------------------------
 

@@ -163,3 +163,8 @@ class ClassificationTask(Task):
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return output.argmax(dim=-1)
+
+    def trivial_prediction(self, train_target: Tensor, rows: int) -> Tensor | None:
+        """The majority class of the training split."""
+        labeled = train_target[self.labeled(train_target)]
+        return torch.full((rows,), int(labeled.mode().values), dtype=torch.long) if len(labeled) else None

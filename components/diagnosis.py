@@ -1,0 +1,87 @@
+"""Why the gate said no, from what the run measured, with what to try.
+
+Three signals, each cheap and read off the run itself:
+
+- **a head at its trivial level**: the MTL metric is no better than a constant answer
+  (``Task.trivial_prediction``: the majority class, the median) on validation; the head
+  learned nothing in the shared model, though its single-task baseline may have;
+- **loss scales apart**: the tasks' first-epoch training losses differ tenfold or more,
+  so the largest dominates the shared gradient (Kendall et al. 2018, "Multi-Task Learning
+  Using Uncertainty to Weigh Losses"; Chen et al. 2018, "GradNorm");
+- otherwise a task that regresses with neither sign points at **conflicting gradients**
+  (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"): a gradient method, or
+  training it apart.
+
+Example::
+
+    >>> from components.selection import TaskResult
+    >>> flat = TaskResult("micro_f1", True, 0.33, 0.0, -1.0, 0.02, False, 0.0, 0.3, trivial=0.0)
+    >>> diagnose({"genres": flat}, {"genres": 0.5})[0][:62]
+    'genres: MTL micro_f1 0 is no better than a constant answer (0)'
+"""
+
+from __future__ import annotations
+
+from components.selection import TaskResult, relative_change
+from components.tasks import Task
+from components.training.loader import TensorSplit
+
+#: a metric within this relative margin of the trivial level counts as at it
+TRIVIAL_MARGIN = 0.01
+#: first-epoch losses this many times apart count as mismatched scales
+LOSS_SCALE_RATIO = 10.0
+
+
+def trivial_levels(tasks: dict[str, Task], train: TensorSplit, split: TensorSplit) -> dict[str, float | None]:
+    """Each task's primary metric on ``split`` of the constant answer fitted on ``train``."""
+    levels: dict[str, float | None] = {}
+    for name, task in tasks.items():
+        target = split.targets[name]
+        constant = task.trivial_prediction(train.targets[name], len(target))
+        levels[name] = None if constant is None else task.score(constant, target)[task.metric_name]
+    return levels
+
+
+def _at_trivial(value: float, trivial: float | None, higher_is_better: bool) -> bool:
+    return trivial is not None and relative_change(value, trivial, higher_is_better) <= TRIVIAL_MARGIN
+
+
+def diagnose(results: dict[str, TaskResult], first_losses: dict[str, float]) -> list[str]:
+    """What the measurements say, one line per finding, each naming the setting to try."""
+    findings: list[str] = []
+    explained: set[str] = set()
+    for name, r in results.items():
+        if not _at_trivial(r.mtl, r.trivial, r.higher_is_better):
+            continue
+        explained.add(name)
+        line = f"{name}: MTL {r.metric} {r.mtl:.4g} is no better than a constant answer ({r.trivial:.4g})"
+        if _at_trivial(r.baseline, r.trivial, r.higher_is_better):
+            line += (
+                ", nor is the single-task baseline: the input may not predict it, or it needs more "
+                "training (training.epochs, training.lr)"
+            )
+        else:
+            line += (
+                f"; alone it reached {r.baseline:.4g}: the shared model starves it: weigh it up "
+                f"(loss_weighting: uncertainty, or fixed_weights) or raise tasks.{name}.lr_scale"
+            )
+        findings.append(line)
+    losses = {name: loss for name, loss in first_losses.items() if loss > 0}
+    if len(losses) > 1:
+        high, low = max(losses, key=losses.__getitem__), min(losses, key=losses.__getitem__)
+        ratio = losses[high] / losses[low]
+        if ratio >= LOSS_SCALE_RATIO:
+            explained |= set(losses)
+            findings.append(
+                f"losses differ {ratio:.0f}x at the start ({high} {losses[high]:.3g}, {low} {losses[low]:.3g}): "
+                "the largest steers the shared layers; loss_weighting: uncertainty or gradnorm balances them"
+            )
+    unexplained = [name for name, r in results.items() if not r.passed and name not in explained]
+    if unexplained:
+        tasks = ", ".join(unexplained)
+        findings.append(
+            f"{tasks}: regresses with no collapsed head and no loss-scale gap: the tasks' gradients may "
+            f"conflict: try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by "
+            f"side), or train {tasks} apart"
+        )
+    return findings
