@@ -120,8 +120,8 @@ def render_summary(
     and the stage timings of one pipeline run (``run_line`` names it)."""
     table = Table(title="MTL vs single-task baselines", title_justify="left")
     for header in HEADERS:  # on two lines ("baseline" over "val"): ten columns fit 120 characters
-        justify = "left" if header in ("task", "metric", "verdict (val)") else "right"
-        table.add_column(header.replace(" ", "\n", 1), justify=justify)
+        left = header in ("task", "metric", "verdict (val)")
+        table.add_column(header.replace(" ", "\n", 1), justify="left" if left else "right")
     for row in _rows(selection):
         style = "red" if row[6] != "pass" else "yellow" if row[9].endswith("⚠") else None
         table.add_row(*row, style=style)
