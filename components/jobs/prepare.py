@@ -80,6 +80,10 @@ def run(params: Params, root: Path) -> dict[str, int]:
     write_splits(frames, root / params.data.dir)
     # the encoder is fitted on the training inputs: they must be there and well-typed first
     train_file = split_path(params.data.dir, "train")
+    if frames["train"].empty:
+        raise DataValidationError.for_file(
+            str(train_file), "at least one row", "the train split has 0 rows: the input encoder is fitted on it"
+        )
     failures = run_schema(input_schema(params), frames["train"], str(train_file))
     if failures:
         raise DataValidationError(ValidationReport(False, {}, failures))

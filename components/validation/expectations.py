@@ -83,7 +83,7 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
     return expectations
 
 
-def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> RuleFailure:
+def _describe_expectation(result: Any, file: str, owners: dict[str, str], split: str) -> RuleFailure:
     config = result.expectation_config
     kwargs = config.kwargs
     column = kwargs.get("column", "(table)")
@@ -91,7 +91,7 @@ def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> Rul
     rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
     outcome = result.result or {}
     count = int(outcome.get("unexpected_count") or 1)
-    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column))
+    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column), split)
     if plain:  # a share of the split breaks these rules, not rows (but for missing values)
         return RuleFailure(file, column, rule, count if config.type.endswith("not_be_null") else 1, [plain])
     examples: list[str] = []
@@ -106,7 +106,9 @@ def _describe_expectation(result: Any, file: str, owners: dict[str, str]) -> Rul
     return RuleFailure(file, column, rule, count, examples)
 
 
-def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], task: str | None) -> str | None:
+def _in_plain_words(
+    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], task: str | None, split: str
+) -> str | None:
     """The label-distribution rules of ``task`` in words and with the setting to change:
     GX's own wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of
     the split", which only a GX expert decodes."""
@@ -123,6 +125,11 @@ def _in_plain_words(kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], 
                 f"class {value_set[0]} is {100 - share:.1f}% of the split; the minimum is "
                 f"{mostly:.0%}: lower {where}min_class_share, or re-split"
             )
+    if kind == "expect_table_row_count_to_be_between" and outcome.get("observed_value") is not None:
+        return (
+            f"the {split} split has {outcome['observed_value']} rows; the minimum is {kwargs['min_value']}: "
+            f"lower validation.min_rows.{split}, or bring more data"
+        )
     if kind == "expect_column_values_to_not_be_null" and mostly is not None and share is not None:
         setting = (
             f"tasks.{task}.max_missing_fraction"
@@ -185,7 +192,7 @@ def check_statistics(
         (validation,) = result.run_results.values()
         evaluated = validation.results
         summary[split] = {"evaluated": len(evaluated), "failed": sum(not r.success for r in evaluated)}
-        failures += [_describe_expectation(r, files[split], owners) for r in evaluated if not r.success]
+        failures += [_describe_expectation(r, files[split], owners, split) for r in evaluated if not r.success]
     still_online = make_offline(docs_dir)
     if still_online:  # a GX release linking files the vendored set lacks: the pages still work online
         warnings.warn(f"Data Docs still load {', '.join(still_online)} from the network", stacklevel=2)

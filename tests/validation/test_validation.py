@@ -151,7 +151,9 @@ def test_each_gx_rule_fires(tiny_frames, tiny_params, tmp_path):
     found = {(f.file, f.column, f.rule.split("(")[0]): f for f in failures}
 
     rows = found[("data/test.parquet", "(table)", "expect_table_row_count_to_be_between")]
-    assert "observed 150" in rows.examples
+    assert rows.examples == [
+        "the test split has 150 rows; the minimum is 10000: lower validation.min_rows.test, or bring more data"
+    ]
     share = found[("data/train.parquet", "left", "expect_column_values_to_not_be_in_set")]
     assert "value_set=[3]" in share.rule
     (words,) = share.examples  # in plain words, with the setting to change
