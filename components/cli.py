@@ -173,7 +173,11 @@ def init(
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     tasks = ", ".join(f"{name} ({task.type})" for name, task in params.tasks.items())
-    _console().print(f"wrote {output}: tasks {tasks}; input {params.data.input.kind}. Next: dvc repro")
+    spec = params.data.input
+    beside = (
+        f" with {len(spec.all_columns()) - 1} columns beside it" if spec.kind == "text" and spec.feature_part() else ""
+    )
+    _console().print(f"wrote {output}: tasks {tasks}; input {spec.kind}{beside}. Next: dvc repro")
 
 
 @app.command()

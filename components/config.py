@@ -59,11 +59,14 @@ class InputConfig(Strict):
     # features: numeric columns (and any categorical ones)
     kind: InputKind = "pixels"
     columns: list[str] = []
-    # features: string or category columns, one-hot encoded over the training split's
-    # values; a value training never saw encodes as all zeros (the unknown bucket), and a
-    # missing one is a category of its own.
+    # text: numeric columns read beside the text (text and tabular in one model: the row's
+    # features pass an MLP, model.mlp, and join the pooled text vector before the heads)
+    features: list[str] = []
+    # features, or beside text: string or category columns, one-hot encoded over the
+    # training split's values; a value training never saw encodes as all zeros (the
+    # unknown bucket), and a missing one is a category of its own.
     categorical: list[str] = []
-    # features: what a missing numeric value becomes. fail: it is a validation error;
+    # features, or beside text: what a missing numeric value becomes. fail: an error;
     # median | mean | constant (fill_value): imputed from the training split, with a 0/1
     # column per imputed feature saying it was missing; drop: rows with one are dropped
     # in prepare (the count is printed) and refused at serving.
@@ -79,12 +82,37 @@ class InputConfig(Strict):
             raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
         if self.kind == "features" and not (self.columns or self.categorical):
             raise ValueError("features input needs its numeric or categorical columns")
-        if self.kind != "features" and (self.categorical or self.missing != "fail"):
-            raise ValueError(f"categorical and missing apply to features input, not {self.kind}")
-        both = sorted(set(self.columns) & set(self.categorical))
+        if self.kind not in ("features", "text") and (self.categorical or self.missing != "fail"):
+            raise ValueError(f"categorical and missing apply to features or text input, not {self.kind}")
+        if self.features and self.kind != "text":
+            raise ValueError(
+                "features (numeric columns beside the text) go with text input; features input lists its "
+                "numeric columns under columns"
+            )
+        numeric = self.features if self.kind == "text" else self.columns
+        both = sorted(set(numeric) & set(self.categorical))
         if both:
-            raise ValueError(f"column(s) {both} are listed as numeric (columns) and as categorical")
+            raise ValueError(f"column(s) {both} are listed as numeric and as categorical")
         return self
+
+    def feature_part(self) -> InputConfig | None:
+        """The numeric and categorical columns of this input as a features input: all of a
+        features input, the columns beside the text of a text input, else None."""
+        if self.kind == "features":
+            return self
+        if self.kind == "text" and (self.features or self.categorical):
+            return InputConfig(
+                kind="features",
+                columns=self.features,
+                categorical=self.categorical,
+                missing=self.missing,
+                fill_value=self.fill_value,
+            )
+        return None
+
+    def all_columns(self) -> list[str]:
+        """Every named column the input reads (pixel columns are named by the canvas)."""
+        return list(dict.fromkeys([*self.columns, *self.features, *self.categorical]))
 
 
 class SplitFiles(Strict):
@@ -484,7 +512,7 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _null_limits_name_inputs(self) -> Params:
-        inputs = {c for spec in self.data.inputs().values() for c in [*spec.columns, *spec.categorical]}
+        inputs = {c for spec in self.data.inputs().values() for c in spec.all_columns()}
         unknown = sorted(set(self.validation.max_null_fraction_per_column) - inputs)
         if unknown:
             raise ValueError(
@@ -521,6 +549,10 @@ class Params(Strict):
             if not datasets and task.dataset is not None:
                 raise ValueError(f"task {name!r} names dataset {task.dataset!r}, but data.datasets is empty")
             kind = self.task_input(name).kind
+            if datasets and self.task_input(name).feature_part() is not None and kind == "text":
+                raise ValueError(
+                    f"data.datasets {task.dataset!r}: columns beside the text need one table, not datasets"
+                )
             if kind not in backbone_reads:
                 raise ValueError(
                     f"backbone {self.model.backbone} reads {' or '.join(backbone_reads)} input, "

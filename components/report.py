@@ -218,9 +218,14 @@ INPUT_DESCRIPTIONS = {
 
 def describe_input(spec: InputConfig, canvas_size: int) -> str:
     """What a request must carry for one input, in words."""
-    columns = ", ".join(f"`{column}`" for column in [*spec.columns, *spec.categorical])
+    named = spec.all_columns() if spec.kind == "features" else spec.columns
+    columns = ", ".join(f"`{column}`" for column in named)
     described = INPUT_DESCRIPTIONS[spec.kind].format(canvas=canvas_size, columns=columns)
-    if spec.kind == "features" and spec.missing != "fail":
+    part = spec.feature_part()
+    if part is not None and part is not spec:
+        beside = ", ".join(f"`{column}`" for column in part.all_columns())
+        described += f"; beside it the feature columns {beside} (numbers standardised, categories one-hot)"
+    if part is not None and spec.missing != "fail":
         handled = (
             "a row missing one is refused"
             if spec.missing == "drop"

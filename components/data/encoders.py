@@ -11,6 +11,8 @@
 - ``features``: numeric columns, standardised, and categorical ones, one-hot → float
   (N, F); missing numbers imputed with a 0/1 missing-indicator column when
   ``data.input.missing`` says so. Fitted by scikit-learn; read by ``mlp``.
+- ``text`` with ``features``/``categorical``: the token ids, then the encoded columns, in
+  one float tensor that the text backbone's ``WithFeatures`` wrapper splits again.
 
 Text is tokenised by a WordPiece tokenizer that HF ``tokenizers`` trains on the training
 split only, so nothing about validation or test text leaks into the vocabulary; a
@@ -69,7 +71,7 @@ def canvas_side(frame: pd.DataFrame) -> int:
 
 def spec_columns(spec: InputConfig, canvas_size: int) -> list[str]:
     """The columns one input reads."""
-    return pixel_columns(canvas_size) if spec.kind == "pixels" else [*spec.columns, *spec.categorical]
+    return pixel_columns(canvas_size) if spec.kind == "pixels" else spec.all_columns()
 
 
 def input_columns(params: Params) -> list[str]:
@@ -84,15 +86,13 @@ def request_frame(params: Params, frame: pd.DataFrame) -> pd.DataFrame:
     """The input columns of ``frame`` as a served model receives them: numbers as doubles,
     since JSON clients may send ints or floats and both convert safely."""
     inputs = frame[input_columns(params)]
-    if not {spec.kind for spec in params.data.inputs().values()} <= {"pixels", "features"}:
-        return inputs
     numbers = [
         c
         for spec in params.data.inputs().values()
         if spec.kind == "pixels"
         for c in pixel_columns(params.data.canvas_size)
     ]
-    numbers += [c for spec in params.data.inputs().values() if spec.kind == "features" for c in spec.columns]
+    numbers += [c for spec in params.data.inputs().values() if (part := spec.feature_part()) for c in part.columns]
     return inputs.astype(dict.fromkeys(numbers, "float64"))
 
 
@@ -269,6 +269,20 @@ class FeatureEncoder(InputEncoder):
         return torch.from_numpy(np.asarray(values, dtype=np.float32))
 
 
+class TextWithFeaturesEncoder(InputEncoder):
+    """A text column and the feature columns beside it, as one float tensor: the token ids
+    (exact in float32 below 2^24), then the encoded features. ``WithFeatures`` splits them
+    again in the model: the training loop, batching and serving see one input tensor."""
+
+    def __init__(self, text: TextEncoder, features: FeatureEncoder) -> None:
+        self.text, self.features = text, features
+        self.columns = [*text.columns, *features.columns]
+        self.width = features.width
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        return torch.cat([self.text.encode(frame).float(), self.features.encode(frame)], dim=1)
+
+
 class DatasetsEncoder(InputEncoder):
     """Rows of several datasets in one frame: each row encoded by its ``dataset``'s encoder."""
 
@@ -377,7 +391,7 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
                 single="$A", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1", special_tokens=specials
             )
         tokenizer.save(str(directory / TOKENIZER_FILE))
-    features = [spec for spec in params.data.inputs().values() if spec.kind == "features"]
+    features = [part for spec in params.data.inputs().values() if (part := spec.feature_part())]
     if features:  # datasets with pixel or feature inputs all share one (config checks it)
         import skops.io
 
@@ -385,11 +399,11 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
 
 
 def fitted_input_width(params: Params, directory: Path) -> int | None:
-    """The width of what a features input encodes to (numbers, indicators, one-hot
-    categories), known once :func:`fit_encoder` has written ``directory``; None otherwise."""
-    if next(iter(params.data.inputs().values())).kind != "features":
-        return None
-    return int(FeatureEncoder(next(iter(params.data.inputs().values())), directory / FEATURES_FILE).width)
+    """The width of what the feature columns encode to (numbers, indicators, one-hot
+    categories), of a features input or beside a text one, known once :func:`fit_encoder`
+    has written ``directory``; None for an input without feature columns."""
+    part = next(iter(params.data.inputs().values())).feature_part()
+    return None if part is None else int(FeatureEncoder(part, directory / FEATURES_FILE).width)
 
 
 def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEncoder:
@@ -398,7 +412,9 @@ def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEnc
         max_length = (
             model.hf_encoder.max_length if model.backbone == "hf_encoder" else model.text_transformer.max_length
         )
-        return TextEncoder(spec, directory / TOKENIZER_FILE, max_length)
+        text = TextEncoder(spec, directory / TOKENIZER_FILE, max_length)
+        part = spec.feature_part()
+        return text if part is None else TextWithFeaturesEncoder(text, FeatureEncoder(part, directory / FEATURES_FILE))
     if spec.kind == "features":
         return FeatureEncoder(spec, directory / FEATURES_FILE)
     return PixelEncoder(params.data.canvas_size)

@@ -22,6 +22,7 @@ import yaml
 from components.config import SPLIT_NAMES, Params, ParamsError
 from components.data.profile import ColumnProfile, profile_columns, task_guess
 from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
+from components.tasks import RESERVED_NAMES, check_tasks
 
 #: slack on each limit read off the data: a nightly split differs from today's by chance
 SHARE_SLACK, MISSING_SLACK = 0.05, 0.05
@@ -29,11 +30,13 @@ RANDOM_SPLIT = {"val": 0.1, "test": 0.1}
 
 
 def parse_task(option: str) -> tuple[str, str | list[str]]:
-    """``--task COLUMN`` or ``--task NAME=COL1,COL2,...`` (a multilabel task) as (name, label)."""
+    """``--task COLUMN`` or ``--task NAME=COL1,COL2,...`` (a multilabel task) as (name, label);
+    a column whose name torch reserves (``double``) names its task ``double_task``."""
     name, _, columns = option.partition("=")
     if columns:
         return name.strip(), [c.strip() for c in columns.split(",") if c.strip()]
-    return re.sub(r"[^A-Za-z0-9_]+", "_", option.strip()).strip("_") or "task", option.strip()
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", option.strip()).strip("_") or "task"
+    return name + "_task" if name in RESERVED_NAMES else name, option.strip()
 
 
 def _floor(value: float, digits: int = 3) -> float:
@@ -74,31 +77,32 @@ def _task_entry(frame: pd.DataFrame, label: str | list[str], smallest_split: int
 def _input(
     profiles: list[ColumnProfile], taken: set[str], frame: pd.DataFrame, chosen: list[str]
 ) -> tuple[dict[str, Any], str]:
-    """The input and the backbone that reads it: the ``chosen`` columns if any (one text
-    column, or feature columns), else the longest text column if there is one (text and
-    numbers cannot be mixed in one model yet), else the numeric and categorical columns."""
+    """The input and the backbone that reads it, from the ``chosen`` columns or else every
+    column that is not a task: the longest text column with the numeric and categorical
+    columns beside it (``text_transformer``), or without text the numeric and categorical
+    columns alone (``mlp``)."""
     free = [p for p in profiles if p.name not in taken and (not chosen or p.name in chosen)]
-    texts = [p for p in free if p.role == "text"]
     odd = [f"{p.name} ({p.role}: {p.why})" for p in free if p.role not in ("text", "numeric", "categorical")]
     if chosen and odd:
         raise ParamsError(f"--input: {', '.join(odd)} cannot be read as text, numbers or categories")
-    if chosen and texts and len(chosen) > 1:
-        raise ParamsError(
-            f"--input {', '.join(chosen)}: one text column, or feature columns (they cannot be mixed yet)"
-        )
-    if texts:
-        longest = max(texts, key=lambda p: frame[p.name].astype(str).str.len().mean())
-        return {"kind": "text", "columns": [longest.name]}, "text_transformer"
+    texts = [p for p in free if p.role == "text"]
+    if chosen and len(texts) > 1:
+        raise ParamsError(f"--input: {', '.join(p.name for p in texts)}: one text column per model")
     numeric = [p.name for p in free if p.role == "numeric"]
     categorical = [p.name for p in free if p.role == "categorical"]
-    if not numeric and not categorical:
+    spec: dict[str, Any]
+    if texts:
+        longest = max(texts, key=lambda p: frame[p.name].astype(str).str.len().mean())
+        spec = {"kind": "text", "columns": [longest.name]} | ({"features": numeric} if numeric else {})
+    elif numeric or categorical:
+        spec = {"kind": "features", "columns": numeric}
+    else:
         raise ParamsError("no input column left: every column is a task, an id, a split or ignored")
-    spec: dict[str, Any] = {"kind": "features", "columns": numeric}
     if categorical:
         spec["categorical"] = categorical
     if frame[numeric].isna().any().any():
         spec["missing"] = "median"
-    return spec, "mlp"
+    return spec, "text_transformer" if texts else "mlp"
 
 
 def build(
@@ -137,7 +141,8 @@ def build(
         "max_null_fraction": 0.0,
     }
     # categories may be missing (a category of their own), numbers only where imputed
-    nullable = [*spec.get("categorical", []), *(spec["columns"] if spec.get("missing") == "median" else [])]
+    numbers = spec.get("features", []) if spec["kind"] == "text" else spec["columns"]
+    nullable = [*spec.get("categorical", []), *(numbers if spec.get("missing") == "median" else [])]
     per_column = {c: _ceil(float(frame[c].isna().mean()) + MISSING_SLACK) for c in nullable}
     if per_column:
         validation["max_null_fraction_per_column"] = per_column
@@ -145,6 +150,7 @@ def build(
         duplicated = bool(frame[spec["columns"][0]].dropna().duplicated().any())
         validation["shared_text"] = ("warn" if split_column else "group") if duplicated else "fail"
     validation["docs_dir"] = "reports/data_docs"
+    tabular = spec["kind"] == "features" or bool({"features", "categorical"} & set(spec))  # model.mlp reads them
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-.") or "my"
     small = sizes["train"] < 2000
     params = {
@@ -152,7 +158,7 @@ def build(
         "data": data,
         "tasks": task_entries,
         "model": {"backbone": backbone, "sharing": "hard"}
-        | ({"mlp": {"hidden": [64, 64], "dropout": 0.1}} if backbone == "mlp" else {}),
+        | ({"mlp": {"hidden": [64, 64] if spec["kind"] == "features" else [32], "dropout": 0.1}} if tabular else {}),
         "training": {
             "epochs": 20 if small else 8,
             "batch_size": 32 if small else 128,
@@ -172,7 +178,8 @@ SECTION_NOTES = {
     "data": "Where the rows come from and what the model reads (the input).",
     "tasks": "One entry per task: its label column and type. Keep, drop or add tasks here;\n"
     "the limits below each were read off the data with some slack.",
-    "model": "backbone: mlp reads features, text_transformer reads text. sharing: hard | cross_stitch | mmoe",
+    "model": "backbone: mlp reads features, text_transformer reads text (model.mlp: the columns beside it).\n"
+    "sharing: hard | cross_stitch | mmoe",
     "training": "Shared by the single-task baselines and the MTL model. Other choices:\n"
     "loss_weighting: equal | fixed | uncertainty | dwa | famo | gradnorm | schedule;\n"
     "gradient: sum | normalize | pcgrad | cagrad | mgda | upgrad | nash_mtl | imtl_g | aligned_mtl | graddrop",
@@ -251,5 +258,6 @@ def run(
     params, profiles = build(path, frame, tasks, inputs, max_rows)
     text = render(params, profiles, path)
     checked = Params.model_validate(yaml.safe_load(text))  # what was written must load
+    check_tasks(checked, str(output))
     output.write_text(text)
     return checked

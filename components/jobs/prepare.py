@@ -48,11 +48,12 @@ def _drop_missing_features(params: Params, frames: dict[str, pd.DataFrame]) -> d
     dropped from every split, the counts printed (nothing is dropped silently)."""
     dropped = dict.fromkeys(frames, 0)
     for dataset, spec in params.data.inputs().items():
-        if spec.kind != "features" or spec.missing != "drop":
+        part = spec.feature_part()
+        if part is None or part.missing != "drop":
             continue
         for split, frame in frames.items():
             own = pd.Series(True, index=frame.index) if dataset is None else frame[DATASET_COLUMN] == dataset
-            gaps = own & frame[spec.columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
+            gaps = own & frame[part.columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
             dropped[split] += int(gaps.sum())
             frames[split] = frame[~gaps].reset_index(drop=True)
     if any(dropped.values()):

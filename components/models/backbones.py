@@ -209,6 +209,53 @@ class TextTransformerBackbone(nn.Module):
         return bag_of_words(ids, self.vocab_size)
 
 
+class WithFeatures(nn.Module):
+    """A text backbone joined by the row's feature columns: the features pass an MLP and
+    are concatenated with the pooled text vector (late fusion), so the heads read both.
+    The input is what ``TextWithFeaturesEncoder`` makes: ``text_length`` token ids, then
+    the features. Dense (per-token) outputs and the MMoE gate read the text alone."""
+
+    def __init__(self, text: nn.Module, text_length: int, features: MLPBackbone) -> None:
+        super().__init__()
+        self.text, self.text_length, self.features = text, text_length, features
+        backbone = cast(Backbone, text)
+        self.out_features = backbone.out_features + features.out_features
+        self.dense_features = backbone.dense_features
+
+    def _ids(self, inputs: Tensor) -> Tensor:
+        return inputs[:, : self.text_length].long()
+
+    def _joined(self, pooled: Tensor, inputs: Tensor) -> Tensor:
+        return torch.cat([pooled, self.features(inputs[:, self.text_length :])], dim=-1)
+
+    def last_layer(self) -> nn.Module:
+        return cast(Backbone, self.text).last_layer()
+
+    def dense_last_layer(self) -> nn.Module:
+        return cast(Backbone, self.text).dense_last_layer()
+
+    @property
+    def num_stages(self) -> int:
+        return cast(Backbone, self.text).num_stages
+
+    def run_stage(self, index: int, activations: Tensor, inputs: Tensor) -> Tensor:
+        ids = self._ids(inputs)
+        out = cast(Backbone, self.text).run_stage(index, ids if index == 0 else activations, ids)
+        return self._joined(out, inputs) if index == self.num_stages - 1 else out
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        return cast(Backbone, self.text).encode(self._ids(inputs))
+
+    def pool(self, dense: Tensor, inputs: Tensor) -> Tensor:
+        return self._joined(cast(Backbone, self.text).pool(dense, self._ids(inputs)), inputs)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.pool(self.encode(inputs), inputs)
+
+    def gate_features(self, inputs: Tensor) -> Tensor:
+        return cast(Backbone, self.text).gate_features(self._ids(inputs))
+
+
 def bag_of_words(ids: Tensor, vocab_size: int) -> Tensor:
     """What an MMoE gate reads from text: token frequencies, padding (id 0) left out."""
     counts = torch.zeros(ids.shape[0], vocab_size, device=ids.device)

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from torch import nn
 
@@ -28,6 +29,7 @@ from components.models.backbones import (
     HFEncoderBackbone,
     MLPBackbone,
     TextTransformerBackbone,
+    WithFeatures,
 )
 from components.models.sharing import (
     CrossStitchModel,
@@ -60,16 +62,28 @@ def build_model(
     checkpoint's weights without reading the pretrained ones or needing their directory."""
     config = params.model
 
+    text_backbones = ("text_transformer", "hf_encoder")
+    # a text input with columns beside it: the text backbone is wrapped to read both
+    beside_text = config.backbone in text_backbones and next(iter(params.data.inputs().values())).feature_part()
+
+    def text_backbone() -> Backbone:
+        if config.backbone == "text_transformer":
+            return TextTransformerBackbone(config.text_transformer)
+        if fitted_inputs is not None:
+            return HFEncoderBackbone.load(fitted_inputs, weights=False)
+        return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
+
     def backbone() -> Backbone:
         if config.backbone == "mlp":
             return MLPBackbone(config.mlp, flat_input_width(params, input_width))
-        if config.backbone == "text_transformer":
-            return TextTransformerBackbone(config.text_transformer)
-        if config.backbone == "hf_encoder":
-            if fitted_inputs is not None:
-                return HFEncoderBackbone.load(fitted_inputs, weights=False)
-            return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
-        return CNNBackbone(config.cnn, params.data.canvas_size)
+        if config.backbone == "cnn":
+            return CNNBackbone(config.cnn, params.data.canvas_size)
+        if not beside_text:
+            return text_backbone()
+        if input_width is None:
+            raise ValueError("the width of the columns beside the text comes from the fitted encoder: pass input_width")
+        text = config.text_transformer if config.backbone == "text_transformer" else config.hf_encoder
+        return WithFeatures(cast(nn.Module, text_backbone()), text.max_length, MLPBackbone(config.mlp, input_width))
 
     dense = frozenset(name for name, task in tasks.items() if task.dense)
     n_backbones = {"cross_stitch": len(tasks), "mmoe": config.mmoe.experts}.get(config.sharing, 1)
@@ -87,7 +101,10 @@ def build_model(
         widths = {
             "cnn": (config.cnn.hidden, config.cnn.channels[-1]),
             "mlp": (config.mlp.hidden[-1], ([flat_input_width(params, input_width)] + config.mlp.hidden)[-2]),
-            "text_transformer": (config.text_transformer.d_model, config.text_transformer.d_model),
+            "text_transformer": (
+                config.text_transformer.d_model + (config.mlp.hidden[-1] if beside_text else 0),
+                config.text_transformer.d_model,
+            ),
         }
         heads = heads_of(*widths[config.backbone])
         backbones = [backbone() for _ in range(n_backbones)]

@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+from torch import nn
+
 from components.config import Params, ParamsError, TaskConfig
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.classification import ClassificationTask
@@ -70,10 +72,20 @@ def build_tasks(configs: dict[str, TaskConfig]) -> dict[str, Task]:
     return {name: build_task(name, config) for name, config in configs.items()}
 
 
+#: names a task cannot have: the heads live in an ``nn.ModuleDict`` keyed by task name,
+#: which refuses keys that shadow its own attributes (``double``, ``train``, ``cuda``, ...)
+RESERVED_NAMES = frozenset(name for name in dir(nn.ModuleDict) if not name.startswith("_"))
+
+
 def check_tasks(params: Params, source: str = "params.yaml") -> None:
     """Every task type's rules on ``params``, as one :class:`ParamsError` listing each broken one."""
     problems = []
     for name, config in params.tasks.items():
+        if name in RESERVED_NAMES:
+            problems.append(
+                f"  tasks.{name}: the name is taken by torch's module API (heads are kept by task name); rename it"
+            )
+            continue
         try:
             build_task(name, config)
             task_type(name, config).check_fits(name, params)
@@ -101,5 +113,6 @@ __all__ = [
     "build_task",
     "build_tasks",
     "check_tasks",
+    "RESERVED_NAMES",
     "register_task_type",
 ]

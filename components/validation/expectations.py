@@ -62,7 +62,7 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
             {} if dataset is None else {"row_condition": f'{DATASET_COLUMN}=="{dataset}"', "condition_parser": "pandas"}
         )
         own = [task for task in tasks.values() if task.config.dataset == dataset]
-        for column in [*spec.columns, *spec.categorical]:
+        for column in spec.all_columns():
             limit = rules.max_null_fraction_per_column.get(column)
             present = keep if limit is None else 1.0 - limit
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=present, **where))

@@ -196,15 +196,16 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
         elif spec.kind == "tokens":
             words = pa.Check(lambda v: is_list(v) and len(v) > 0, element_wise=True, name="non_empty_word_list")
             columns[spec.columns[0]] = pa.Column(object, words, nullable=several)
-        elif spec.kind == "features":  # missing numbers only where the input imputes them
-            gaps = several or spec.missing in IMPUTED
-            columns.update({c: pa.Column(float, finite_check(), nullable=gaps) for c in spec.columns})
-            columns.update({c: pa.Column(nullable=True) for c in spec.categorical})  # any value: a category
-        elif for_requests:  # each pixel by name: a request missing one is told which
+        elif for_requests and spec.kind == "pixels":  # each pixel by name: a request missing one is told which
             pixel = pa.Column(float, pa.Check.in_range(0, 255), nullable=False)
             columns.update({name: pixel for name in pixel_columns(params.data.canvas_size)})
-        else:  # how many there are is its own rule (check_pixels), not one failure per column
+        elif spec.kind == "pixels":  # how many there are is its own rule (check_pixels), not one failure per column
             columns[rf"{PIXEL_PREFIX}\d{{4}}"] = pa.Column(int, pa.Check.in_range(0, 255), regex=True, nullable=False)
+        part = spec.feature_part()
+        if part is not None:  # missing numbers only where the input imputes them
+            gaps = several or part.missing in IMPUTED
+            columns.update({c: pa.Column(float, finite_check(), nullable=gaps) for c in part.columns})
+            columns.update({c: pa.Column(nullable=True) for c in part.categorical})  # any value: a category
     return columns
 
 

@@ -47,6 +47,18 @@ def test_task_types_follow_the_label_values():
     assert task_guess(frame, ["g", "stars"])["type"] == "multilabel"
     assert init.parse_task("genres=Action, Drama") == ("genres", ["Action", "Drama"])
     assert init.parse_task("body mass") == ("body_mass", "body mass")
+    assert init.parse_task("double") == ("double_task", "double")  # torch's Module.double
+
+
+def test_a_task_named_like_a_torch_module_attribute_is_a_config_error(tmp_path):
+    from components.config import Params
+    from components.tasks import check_tasks
+    from tests.helpers import iris_dict
+
+    raw = iris_dict(tmp_path)
+    raw["tasks"]["train"] = raw["tasks"].pop("species")
+    with pytest.raises(ParamsError, match="tasks.train: the name is taken by torch's module API"):
+        check_tasks(Params.model_validate(raw))
 
 
 @pytest.fixture()
@@ -104,3 +116,27 @@ def test_the_cli_prints_the_error_without_a_traceback(penguins):
     assert result.returncode == 0, result.stderr
     assert "tasks species (classification), sex (classification)" in " ".join(result.stdout.split())
     assert set(yaml.safe_load((penguins / "params.yaml").read_text())["tasks"]) == {"species", "sex"}
+
+
+def test_text_and_numbers_make_one_input_with_the_columns_beside_the_text():
+    rows = 100
+    frame = pd.DataFrame(
+        {
+            "review": [f"a fine film number {i}" for i in range(rows)],
+            "runtime": np.where(np.arange(rows) % 10 == 0, np.nan, 90.0),
+            "studio": ["a", "b"] * (rows // 2),
+            "liked": [0, 1] * (rows // 2),
+        }
+    )
+    params, _ = init.build("raw/films.csv", frame, {"liked": "liked"})
+    spec = params["data"]["input"]
+    assert spec == {
+        "kind": "text",
+        "columns": ["review"],
+        "features": ["runtime"],
+        "categorical": ["studio"],
+        "missing": "median",
+    }
+    assert params["model"]["backbone"] == "text_transformer" and params["model"]["mlp"]["hidden"] == [32]
+    only_text, _ = init.build("raw/films.csv", frame, {"liked": "liked"}, inputs=["review"])
+    assert only_text["data"]["input"] == {"kind": "text", "columns": ["review"]} and "mlp" not in only_text["model"]
