@@ -112,7 +112,9 @@ def test_bad_data_stops_the_pipeline_and_leaves_the_champion(dvc_project):
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert "data/train.parquet: column '(table)' failed rule expect_table_row_count_to_be_between" in output
-    assert "observed 400" in output
+    assert "the train split has 400 rows; the minimum is 100000: lower validation.min_rows.train" in " ".join(
+        output.split()
+    )
     assert "Traceback" not in output
     assert "Running stage 'baselines'" not in output
     client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
