@@ -11,7 +11,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test acceptance-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,15 @@ demo: install  ## run the whole pipeline on the default data with dvc repro
 test: check  ## lint, formatting, types, then the whole suite (module doctests included)
 	$(BIN)/python -m pytest
 
+acceptance-study: install  ## how often each selection rule admits a model that regresses on test, 10 seeds (~30 min)
+	$(BIN)/python benchmarks/acceptance_study.py --seeds 10
+
 test-fast: install  ## the inner loop: everything but the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
 check: install  ## ruff (lint, pydocstyle for public functions, formatting) and mypy on the whole tree
-	$(BIN)/ruff check components flows tests
-	$(BIN)/ruff format --check components flows tests
+	$(BIN)/ruff check components flows tests benchmarks
+	$(BIN)/ruff format --check components flows tests benchmarks
 	$(BIN)/mypy
 
 chaos: install  ## reliability scenarios end to end on a tiny config (a few minutes): one table, exit 1 on a failure

@@ -363,6 +363,20 @@ class TrainingConfig(Strict):
 class SelectionConfig(Strict):
     # Minimum mean relative change over tasks (Δm) for the MTL model to be accepted.
     min_delta_m: float = 0.0
+    # point: judge Δ_t and Δm as measured on validation; lower_bound: judge the lower end
+    # of their paired bootstrap intervals (a task without row statistics, e.g. tagging,
+    # is judged on its point value)
+    rule: Literal["point", "lower_bound"] = "point"
+    # Level of the intervals (two-sided; lower_bound judges the lower end)
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.9
+    # Resamples of the validation rows; 0 computes no intervals (memory: samples x rows x 4 bytes)
+    bootstrap_samples: Annotated[int, Field(ge=0)] = 1000
+
+    @model_validator(mode="after")
+    def _intervals_for_lower_bound(self) -> SelectionConfig:
+        if self.rule == "lower_bound" and self.bootstrap_samples == 0:
+            raise ValueError("selection.rule lower_bound judges bootstrap intervals: bootstrap_samples must be > 0")
+        return self
 
 
 class RegistryConfig(Strict):

@@ -75,6 +75,17 @@ def _headline(selection: SelectionReport) -> str:
     )
 
 
+def intervals_line(selection: SelectionReport) -> str | None:
+    """Each task's and Δm's bootstrap interval on validation, in one line, if computed."""
+    if selection.confidence is None:
+        return None
+    bounds = [(task, r.interval) for task, r in selection.tasks.items() if r.interval]
+    bounds += [("Δm", selection.delta_m_interval)] if selection.delta_m_interval else []
+    judged = "the verdict judges their lower ends" if selection.rule == "lower_bound" else "selection.rule: point"
+    listed = " · ".join(f"{name} [{low:+.2%}, {high:+.2%}]" for name, (low, high) in bounds)
+    return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap; {judged}): {listed}"
+
+
 def _finding_label(selection: SelectionReport) -> str:
     return "note" if selection.accepted else "why"
 
@@ -127,6 +138,9 @@ def render_summary(
         table.add_row(*row, style=style)
     colour = "green" if selection.accepted else "red"
     parts: list[Table | Text] = [table, Text(_headline(selection), style=f"bold {colour}")]
+    bounds = intervals_line(selection)
+    if bounds:
+        parts.append(Text(bounds))
     warning = test_warning(selection)
     if warning:
         parts.append(Text(warning, style="bold yellow"))
@@ -156,6 +170,9 @@ def tasks_markdown(selection: SelectionReport) -> str:
 def results_markdown(selection: SelectionReport, registration: Registration | NotRegistered | None = None) -> str:
     """Table, verdict, any test warning and the registration as markdown (the Prefect artifact)."""
     lines = [tasks_markdown(selection), "", f"**{_headline(selection)}**"]
+    bounds = intervals_line(selection)
+    if bounds:
+        lines += ["", bounds]
     warning = test_warning(selection)
     if warning:
         lines += ["", f"**{warning}**"]
@@ -266,6 +283,7 @@ def model_card(
         "## Tasks and metrics",
         "",
         tasks_markdown(selection),
+        *(["", bounds] if (bounds := intervals_line(selection)) else []),
         *diagnosis_markdown(selection),
     ]
     if champion is not None:

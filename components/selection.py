@@ -9,7 +9,10 @@ Multiple Tasks")::
 
 A task passes when Δ_t >= -max_relative_regression_t (:func:`task_passes`), and never when
 either metric is not a finite number; a checkpoint
-passes when every task passes and Δm >= min_delta_m. Among passing checkpoints the best
+passes when every task passes and Δm >= min_delta_m. Under ``selection.rule: lower_bound``
+the lower ends of their bootstrap intervals (``components.bootstrap``) must pass instead:
+a checkpoint passes only when the evidence says it does not regress, not when its point
+estimate happens to. Among passing checkpoints the best
 weighted mean of Δ_t wins (ties go to the earlier epoch); if none passes, the verdict is
 ``rejected`` and the best-scoring one is reported (:func:`choose_checkpoint`). The same
 rule judges a candidate against the current champion (:func:`promotion_decision`) and the
@@ -30,7 +33,7 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -55,6 +58,8 @@ class TaskComparison:
     relative_change: float
     tolerance: float
     passed: bool
+    #: the bootstrap interval of the relative change, where one was computed
+    interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class CheckpointScore:
     delta_m: float
     score: float
     accepted: bool
+    delta_m_interval: tuple[float, float] | None = None
 
     def failures(self) -> list[TaskComparison]:
         """The tasks that regress beyond their tolerance."""
@@ -78,6 +84,9 @@ class Candidate:
     checkpoint: str
     epoch: int
     metrics: dict[str, float]
+    #: bootstrap intervals of each task's Δ_t and of Δm, where computed
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    delta_m_interval: tuple[float, float] | None = None
 
 
 def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> float:
@@ -129,16 +138,38 @@ def score_checkpoint(
     baseline: dict[str, float],
     objectives: dict[str, Objective],
     min_delta_m: float,
+    rule: str = "point",
+    intervals: dict[str, tuple[float, float]] | None = None,
+    delta_m_interval: tuple[float, float] | None = None,
 ) -> CheckpointScore:
-    """One checkpoint under the policy: per-task comparisons, Δm, weighted score, accepted."""
+    """One checkpoint under the policy: per-task comparisons, Δm, weighted score, accepted.
+    With ``rule`` ``lower_bound``, a task with an interval passes on its lower end, and Δm
+    on its interval's lower end when there is one."""
     comparisons = compare_tasks(metrics, baseline, objectives)
+    intervals = intervals or {}
+    comparisons = {
+        task: replace(
+            c,
+            interval=intervals.get(task),
+            passed=task_passes(intervals[task][0], c.tolerance) and c.passed
+            if rule == "lower_bound" and task in intervals
+            else c.passed,
+        )
+        for task, c in comparisons.items()
+    }
     total_weight = sum(o.weight for o in objectives.values())
     if total_weight <= 0:
         raise ValueError("selection weights sum to 0; give at least one task a positive weight")
     score = sum(objectives[t].weight * c.relative_change for t, c in comparisons.items()) / total_weight
     mean_change = delta_m(comparisons)
-    accepted = all(c.passed for c in comparisons.values()) and math.isfinite(mean_change) and mean_change >= min_delta_m
-    return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted)
+    judged = delta_m_interval[0] if rule == "lower_bound" and delta_m_interval else mean_change
+    accepted = (
+        all(c.passed for c in comparisons.values())
+        and math.isfinite(mean_change)
+        and mean_change >= min_delta_m
+        and judged >= min_delta_m
+    )
+    return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted, delta_m_interval)
 
 
 @dataclass(frozen=True)
@@ -151,11 +182,20 @@ class Choice:
 
 
 def choose_checkpoint(
-    candidates: list[Candidate], baseline: dict[str, float], objectives: dict[str, Objective], min_delta_m: float
+    candidates: list[Candidate],
+    baseline: dict[str, float],
+    objectives: dict[str, Objective],
+    min_delta_m: float,
+    rule: str = "point",
 ) -> Choice:
-    """Scores every candidate; picks the best passing one (``accepted``), else the best one
-    (``rejected``)."""
-    scores = [score_checkpoint(c.checkpoint, c.epoch, c.metrics, baseline, objectives, min_delta_m) for c in candidates]
+    """Scores every candidate under ``rule``; picks the best passing one (``accepted``), else
+    the best one (``rejected``)."""
+    scores = [
+        score_checkpoint(
+            c.checkpoint, c.epoch, c.metrics, baseline, objectives, min_delta_m, rule, c.intervals, c.delta_m_interval
+        )
+        for c in candidates
+    ]
     if not scores:
         raise ValueError("no checkpoints to select from")
     passing = [s for s in scores if s.accepted]
@@ -224,6 +264,8 @@ class TaskResult:
     #: the metric on validation of a constant answer (majority class, median); None where
     #: the task type has none
     trivial: float | None = None
+    #: the bootstrap interval of the relative change on validation, where computed
+    interval: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +292,10 @@ class SelectionReport:
     candidates: list[CandidateSummary] = field(default_factory=list)
     #: what the run's own measurements suggest trying (``components.diagnosis``)
     diagnosis: list[str] = field(default_factory=list)
+    #: point or lower_bound (``selection.rule``), the intervals' level, and Δm's interval
+    rule: str = "point"
+    confidence: float | None = None
+    delta_m_interval: list[float] | None = None
 
     @property
     def accepted(self) -> bool:
@@ -273,17 +319,31 @@ class SelectionReport:
         """Why the verdict is what it is, in one line: the tasks beyond tolerance and Δm
         against its minimum, on validation, where the policy judged."""
         failing = [
-            f"{name} {r.relative_change:+.2%} (tolerance -{r.tolerance:.0%})"
+            f"{name} {r.relative_change:+.2%}{self._bounds(r.interval)} (tolerance -{r.tolerance:.0%})"
             for name, r in self.tasks.items()
             if not r.passed
         ]
-        low_mean = not (math.isfinite(self.delta_m) and self.delta_m >= self.min_delta_m)
+        judged = self.delta_m_interval[0] if self.rule == "lower_bound" and self.delta_m_interval else self.delta_m
+        low_mean = not (math.isfinite(self.delta_m) and min(self.delta_m, judged) >= self.min_delta_m)
         if not failing and not low_mean:
-            return f"every task within tolerance and Δm {self.delta_m:+.2%} ≥ {self.min_delta_m:+.2%} on validation"
-        parts = [f"regresses on validation: {', '.join(failing)}"] if failing else []
+            within = "every task's lower bound" if self.rule == "lower_bound" else "every task"
+            return (
+                f"{within} within tolerance and Δm {self.delta_m:+.2%}{self._bounds(self.delta_m_interval)} "
+                f"≥ {self.min_delta_m:+.2%} on validation"
+            )
+        verb = "may regress" if self.rule == "lower_bound" else "regresses"
+        parts = [f"{verb} on validation: {', '.join(failing)}"] if failing else []
         if low_mean:
-            parts.append(f"Δm {self.delta_m:+.2%} below the minimum {self.min_delta_m:+.2%}")
+            parts.append(
+                f"Δm {self.delta_m:+.2%}{self._bounds(self.delta_m_interval)} below the minimum {self.min_delta_m:+.2%}"
+            )
         return "; ".join(parts)
+
+    def _bounds(self, bounds: list[float] | None) -> str:
+        """`` [lo, hi] at 90%`` where the lower-bound rule judged on an interval."""
+        if self.rule != "lower_bound" or not bounds:
+            return ""
+        return f" [{bounds[0]:+.2%}, {bounds[1]:+.2%} at {self.confidence:.0%}]"
 
     def test_changes(self) -> dict[str, float]:
         """Δ_t on the test split: the chosen checkpoint's test metric against the baseline's."""
@@ -348,6 +408,8 @@ class SelectionReport:
         baseline_test: dict[str, float],
         min_delta_m: float,
         trivial: dict[str, float | None] | None = None,
+        rule: str = "point",
+        confidence: float | None = None,
     ) -> SelectionReport:
         """The report of the chosen checkpoint, with its test metrics and, if given, each
         task's trivial level on validation."""
@@ -372,8 +434,12 @@ class SelectionReport:
                     test=test[name],
                     baseline_test=baseline_test[name],
                     trivial=(trivial or {}).get(name),
+                    interval=list(c.interval) if c.interval else None,
                 )
                 for name, c in chosen.comparisons.items()
             },
+            rule=rule,
+            confidence=confidence,
+            delta_m_interval=list(chosen.delta_m_interval) if chosen.delta_m_interval else None,
             candidates=[CandidateSummary(s.checkpoint, s.epoch, s.delta_m, s.score, s.accepted) for s in choice.scores],
         )

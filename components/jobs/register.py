@@ -186,6 +186,11 @@ def _complete(
         "params_hash": params.fingerprint(),
         "checkpoint": selection.checkpoint,
     } | {f"{registry.TEST_METRIC_TAG}{t}": f"{v:.6f}" for t, v in test.items()}
+    tags |= {"selection_rule": selection.rule} | {  # the intervals the verdict could rest on, as "low,high"
+        f"interval.{name}": f"{low:.6f},{high:.6f}"
+        for name, (low, high) in [(t, r.interval) for t, r in selection.tasks.items() if r.interval]
+        + ([("delta_m", selection.delta_m_interval)] if selection.delta_m_interval else [])
+    }
     for key, value in tags.items():
         tracker.set_model_version_tag(name, version, key, value)
     card = model_card(name, version, selection, tags, decision.reason, champion, methods(params), params)

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from components.bootstrap import change_samples, interval, resample_counts
 from components.config import Params
 from components.data.encoders import encoder_dir, fitted_input_width
 from components.diagnosis import diagnose, trivial_levels
 from components.errors import PipelineError
+from components.jobs.baselines import baseline_params
 from components.jobs.common import (
+    BASELINES_DIR,
     BASELINES_REPORT,
     CURVES,
     METRICS_REPORT,
@@ -30,9 +36,10 @@ from components.jobs.common import (
 from components.jobs.trainings import load_tensor_splits, read_curves, write_curves
 from components.models import build_model
 from components.selection import Candidate, SelectionReport, choose_checkpoint
-from components.tasks import build_tasks
+from components.tasks import Task, build_tasks
 from components.training.checkpoints import load_checkpoint, read_manifest
-from components.training.evaluation import evaluate
+from components.training.evaluation import evaluate, predictions
+from components.training.loader import TensorSplit
 from components.training.loop import resolve_device
 
 
@@ -57,9 +64,32 @@ def run(params: Params, root: Path) -> SelectionReport:
         model.load_state_dict(checkpoint["model"])
         return evaluate(model, tasks, splits[split], params.training.batch_size, device)
 
-    candidates = [Candidate(e["checkpoint"], e["epoch"], metrics_of(e, "val")) for e in manifest]
+    rules = params.selection
+    val = splits["val"]
+    paired = None
+    if rules.bootstrap_samples:
+        counts = resample_counts(len(val.inputs), rules.bootstrap_samples, params.seed)
+        paired = (counts, baseline_statistics(params, root, tasks, val, device))
+
+    def candidate(entry: dict) -> Candidate:
+        metrics = metrics_of(entry, "val")
+        if paired is None:
+            return Candidate(entry["checkpoint"], entry["epoch"], metrics)
+        counts, base = paired
+        ours = row_statistics(tasks, predictions(model, tasks, val, params.training.batch_size, device), val)
+        changes = {
+            name: change_samples(tasks[name], base[name], ours[name], counts)
+            for name in tasks
+            if base[name] is not None and ours[name] is not None
+        }
+        intervals = {name: interval(samples, rules.confidence) for name, samples in changes.items()}
+        whole = len(changes) == len(tasks)  # Δm's interval needs every task's resampled change
+        mean = interval(torch.stack(list(changes.values())).mean(0), rules.confidence) if whole else None
+        return Candidate(entry["checkpoint"], entry["epoch"], metrics, intervals, mean)
+
+    candidates = [candidate(e) for e in manifest]
     choice = choose_checkpoint(
-        candidates, {name: baseline[name]["val"] for name in tasks}, goals, params.selection.min_delta_m
+        candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, rules.rule
     )
     chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
     report = SelectionReport.build(
@@ -70,6 +100,8 @@ def run(params: Params, root: Path) -> SelectionReport:
         {name: baseline[name]["test"] for name in tasks},
         params.selection.min_delta_m,
         trivial_levels(tasks, splits["train"], splits["val"]),
+        rules.rule,
+        rules.confidence if paired else None,
     )
     report = replace(report, diagnosis=diagnose(report.tasks, manifest[0].get("train_loss", {})))
     broken = report.non_finite()
@@ -85,6 +117,29 @@ def run(params: Params, root: Path) -> SelectionReport:
     for finding in report.diagnosis:
         print(f"  {'why' if not report.accepted else 'note'}: {finding}")
     return report
+
+
+def row_statistics(tasks: dict[str, Task], found: dict[str, torch.Tensor], split: TensorSplit) -> dict[str, Any]:
+    """Each task's per-row statistics of ``found`` predictions on ``split`` (None where the
+    task's metric has none)."""
+    return {name: task.row_statistics(found[name], split.targets[name]) for name, task in tasks.items()}
+
+
+def baseline_statistics(
+    params: Params, root: Path, tasks: dict[str, Task], split: TensorSplit, device: torch.device
+) -> dict[str, Any]:
+    """Each single-task baseline's per-row statistics on ``split``, from its best checkpoint:
+    what the MTL checkpoints are paired with."""
+    fitted = encoder_dir(root / params.data.dir)
+    single = baseline_params(params)
+    found = {}
+    for name, task in tasks.items():
+        model = build_model(single, {name: task}, fitted, fitted_input_width(params, fitted)).to(device)
+        model.load_state_dict(load_checkpoint(root / BASELINES_DIR / name / "best.pt")["model"])
+        found[name] = task.row_statistics(
+            predictions(model, {name: task}, split, params.training.batch_size, device)[name], split.targets[name]
+        )
+    return found
 
 
 def write_task_plots(root: Path, tasks: list[str]) -> None:

@@ -222,6 +222,17 @@ class Task(ABC):
 
     # --- metrics ------------------------------------------------------------------------
 
+    def row_statistics(self, prediction: Tensor, target: Tensor) -> Tensor | None:
+        """Per-row sufficient statistics of the primary metric, (rows, k), zero on rows
+        without a label, such that :meth:`metric_from_statistics` of any weighted sum of
+        rows is the metric of the rows so weighted: what a paired bootstrap resamples.
+        None where the metric does not decompose over rows (entity F1, span scores)."""
+        return None
+
+    def metric_from_statistics(self, sums: Tensor) -> Tensor:
+        """The primary metric from summed :meth:`row_statistics` (..., k) -> (...)."""
+        raise NotImplementedError(f"{type(self).__name__} has no row statistics")
+
     @abstractmethod
     def metrics(self) -> dict[str, torchmetrics.Metric]:
         """Fresh metrics updated with ``(prediction, target)``; the primary one under ``metric_name``."""

@@ -164,6 +164,14 @@ class ClassificationTask(Task):
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return output.argmax(dim=-1)
 
+    def row_statistics(self, prediction: Tensor, target: Tensor) -> Tensor | None:
+        """[correct, labeled] per row: accuracy is their ratio."""
+        labeled = self.labeled(target)
+        return torch.stack([(prediction == target) & labeled, labeled], dim=-1).float()
+
+    def metric_from_statistics(self, sums: Tensor) -> Tensor:
+        return sums[..., 0] / sums[..., 1]
+
     def trivial_prediction(self, train_target: Tensor, rows: int) -> Tensor | None:
         """The majority class of the training split."""
         labeled = train_target[self.labeled(train_target)]

@@ -77,6 +77,18 @@ class MultilabelTask(Task):
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:
         return (output > 0).long()  # sigmoid > 0.5
 
+    def row_statistics(self, prediction: Tensor, target: Tensor) -> Tensor | None:
+        """[true positives, false positives, false negatives] per row, over its labels."""
+        labeled = self.labeled(target).unsqueeze(-1)
+        truth = torch.nan_to_num(target).bool() & labeled
+        said = prediction.bool() & labeled
+        counts = [(said & truth), (said & ~truth), (~said & truth)]
+        return torch.stack([c.sum(-1) for c in counts], dim=-1).float()
+
+    def metric_from_statistics(self, sums: Tensor) -> Tensor:
+        tp, fp, fn = sums.unbind(-1)
+        return torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), torch.zeros_like(tp))
+
     def trivial_prediction(self, train_target: Tensor, rows: int) -> Tensor | None:
         """Each label's majority value in the training split (mostly all zeros)."""
         labeled = train_target[self.labeled(train_target)]

@@ -90,6 +90,15 @@ class RegressionTask(Task):
         assert isinstance(head, StandardizedRegressionHead)
         return head.destandardize(output)
 
+    def row_statistics(self, prediction: Tensor, target: Tensor) -> Tensor | None:
+        """[absolute error, labeled] per row: MAE is their ratio."""
+        labeled = self.labeled(target)
+        error = torch.where(labeled, (prediction.float() - target).abs(), torch.zeros_like(target))
+        return torch.stack([error, labeled.float()], dim=-1)
+
+    def metric_from_statistics(self, sums: Tensor) -> Tensor:
+        return sums[..., 0] / sums[..., 1]
+
     def trivial_prediction(self, train_target: Tensor, rows: int) -> Tensor | None:
         """The training split's median: the constant with the lowest mean absolute error."""
         labeled = train_target[self.labeled(train_target)]

@@ -47,6 +47,26 @@ def evaluate_all(
     }
 
 
+@torch.no_grad()
+def predictions(
+    model: MultiTaskNetwork,
+    tasks: dict[str, Task],
+    split: TensorSplit,
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """Every row's prediction for each task, in row order (rows of other datasets included:
+    their targets mark them unlabeled)."""
+    model.eval()
+    names = list(tasks)
+    found: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+    for inputs, *_ in make_loader(split, names, batch_size, shuffle=False, seed=0):
+        outputs = model(inputs.to(device), names)
+        for name in names:
+            found[name].append(tasks[name].predict(model.heads[name], outputs[name]).cpu())
+    return {name: torch.cat(parts) for name, parts in found.items()}
+
+
 def primary_metrics(scores: dict[str, dict[str, float]], tasks: dict[str, Task]) -> dict[str, float]:
     """The primary metric of each task out of all its metrics."""
     return {name: scores[name][tasks[name].metric_name] for name in tasks}

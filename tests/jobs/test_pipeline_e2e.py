@@ -47,6 +47,17 @@ def test_dvc_repro_registers_the_model(dvc_project):
     head = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     tags = version.tags
     assert tags["verdict"] == "accepted" == selection["verdict"]
+    # paired bootstrap intervals on validation, around the point estimates (percentile
+    # intervals may sit slightly off a point on 150 rows: a small allowance)
+    assert "90% intervals of Δ val (paired bootstrap; selection.rule: point)" in " ".join(first.stdout.split())
+    for result in selection["tasks"].values():
+        low, high = result["interval"]
+        assert low - 0.01 <= result["relative_change"] <= high + 0.01 and low < high
+    assert tags["selection_rule"] == "point"
+    assert [float(v) for v in tags["interval.left"].split(",")] == pytest.approx(
+        selection["tasks"]["left"]["interval"], abs=1e-6
+    )
+    assert "interval.delta_m" in tags
     assert float(tags["delta_m"]) == pytest.approx(selection["delta_m"], abs=1e-6)
     assert tags["git_commit"] == head
     lock = yaml.safe_load((root / "dvc.lock").read_text())

@@ -1,0 +1,116 @@
+"""Paired bootstrap intervals: row statistics that rebuild the metrics, resampling by hand,
+and the lower-bound rule that turns a lucky point estimate into a rejection."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from components.bootstrap import change_samples, interval, resample_counts
+from components.config import SelectionConfig, TaskConfig
+from components.selection import Candidate, Objective, SelectionReport, choose_checkpoint
+from components.tasks import build_task
+
+
+def task(kind: str, **settings):
+    label = settings.pop("label", "y")
+    return build_task("t", TaskConfig(type=kind, label=label, **settings))
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "prediction", "target"),
+    [
+        ("classification", {"num_classes": 3}, [0, 2, 1, 1, 0], [0, 2, 2, -1, 1]),
+        ("regression", {}, [1.0, 2.5, 3.0, 0.0], [1.5, math.nan, 2.0, -1.0]),
+        (
+            "multilabel",
+            {"label": ["a", "b"]},
+            [[1, 0], [1, 1], [0, 0], [0, 1]],
+            [[1.0, 0.0], [0.0, 1.0], [1.0, math.nan], [0.0, 1.0]],
+        ),
+    ],
+)
+def test_summed_row_statistics_give_the_torchmetrics_value(kind, settings, prediction, target):
+    t = task(kind, **settings)
+    prediction, target = torch.tensor(prediction), torch.tensor(target)
+    statistics = t.row_statistics(prediction, target)
+    assert statistics.shape[0] == len(target)
+    rebuilt = float(t.metric_from_statistics(statistics.sum(0)))
+    assert rebuilt == pytest.approx(t.score(prediction, target)[t.metric_name], abs=1e-6)
+
+
+def test_every_resample_of_two_rows_by_hand():
+    t = task("classification", num_classes=2)
+    target = torch.tensor([0, 1])
+    base = t.row_statistics(torch.tensor([0, 0]), target)  # right on row 0 only
+    mtl = t.row_statistics(torch.tensor([0, 1]), target)  # right on both
+    # the four equally likely resamples of two rows: {0,0}, {0,1}, {1,0}, {1,1}
+    counts = torch.tensor([[2.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 2.0]])
+    # baseline accuracy 1, 1/2, 1/2, 0 against 1 each time: Δ 0, +100 %, +100 %, and the
+    # plain difference +1 against a baseline of 0
+    assert change_samples(t, base, mtl, counts).tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_resample_counts_draw_every_row_count_times_with_a_seed():
+    counts = resample_counts(50, 200, seed=3)
+    assert counts.shape == (200, 50) and bool((counts.sum(1) == 50).all())
+    assert torch.equal(counts, resample_counts(50, 200, seed=3))
+    assert not torch.equal(counts, resample_counts(50, 200, seed=4))
+    # each row is drawn once per resample on average
+    assert float(counts.mean()) == pytest.approx(1.0)
+
+
+def test_the_interval_covers_the_point_and_shrinks_with_more_rows():
+    t = task("classification", num_classes=2)
+    generator = torch.Generator().manual_seed(0)
+
+    def width(rows: int) -> tuple[float, float, float]:
+        target = torch.randint(2, (rows,), generator=generator)
+        base = torch.where(torch.rand(rows, generator=generator) < 0.8, target, 1 - target)
+        mtl = torch.where(torch.rand(rows, generator=generator) < 0.82, target, 1 - target)
+        samples = change_samples(
+            t, t.row_statistics(base, target), t.row_statistics(mtl, target), resample_counts(rows, 1000, 0)
+        )
+        low, high = interval(samples, 0.9)
+        point = float(
+            change_samples(t, t.row_statistics(base, target), t.row_statistics(mtl, target), torch.ones(1, rows))
+        )
+        return low, point, high
+
+    low, point, high = width(200)
+    assert low < point < high
+    wide = high - low
+    low, point, high = width(5000)
+    assert low < point < high and (high - low) < wide / 3  # about 1/sqrt(25) as wide
+
+
+def test_lower_bound_rejects_a_point_estimate_the_interval_does_not_support():
+    goals = {"right": Objective("accuracy", True, 0.02), "left": Objective("accuracy", True, 0.02)}
+    baseline = {"right": 0.95, "left": 0.97}
+    lucky = Candidate(
+        "epoch_003.pt",
+        3,
+        {"right": 0.9525, "left": 0.97},  # +0.26 %: passes as measured
+        intervals={"right": (-0.031, 0.034), "left": (-0.008, 0.008)},
+        delta_m_interval=(-0.015, 0.018),
+    )
+    assert choose_checkpoint([lucky], baseline, goals, 0.0).verdict == "accepted"
+    choice = choose_checkpoint([lucky], baseline, goals, 0.0, rule="lower_bound")
+    assert choice.verdict == "rejected"
+    assert not choice.chosen.comparisons["right"].passed and choice.chosen.comparisons["left"].passed
+    report = SelectionReport.build(
+        choice, "ab", goals, {"right": 0.94, "left": 0.96}, baseline, 0.0, None, "lower_bound", 0.9
+    )
+    assert report.tasks["right"].interval == [-0.031, 0.034]
+    assert report.reason() == (
+        "may regress on validation: right +0.26% [-3.10%, +3.40% at 90%] (tolerance -2%); "
+        "Δm +0.13% [-1.50%, +1.80% at 90%] below the minimum +0.00%"
+    )
+    assert SelectionReport.from_dict(report.to_dict()) == report
+
+
+def test_lower_bound_needs_resamples():
+    with pytest.raises(ValueError, match="bootstrap_samples must be > 0"):
+        SelectionConfig(rule="lower_bound", bootstrap_samples=0)
