@@ -292,6 +292,10 @@ def _shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], column
         f"id={row.id} ({row.split}) text={str(getattr(row, column))[:60]!r}"
         for row in leaked.head(MAX_EXAMPLES).itertuples()
     ]
+    examples.append(
+        "recurring texts are normal in some data: set validation.shared_text to group (a random split keeps "
+        "each text in one split) or warn"
+    )
     return [
         RuleFailure(" + ".join(files.values()), column, "text_in_one_split_only", leaked[column].nunique(), examples)
     ]

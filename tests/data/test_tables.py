@@ -78,6 +78,9 @@ def test_shared_text_group_keeps_each_text_in_one_split(tmp_path):
     files = {s: f"{s}.parquet" for s in leaky}
     report = validate_splits(leaky, Params.model_validate(raw), files, tmp_path / "docs")
     assert [f.rule for f in report.failures] == ["text_in_one_split_only"]
+    assert "set validation.shared_text to group (a random split keeps each text in one split)" in str(
+        report.failures[0]
+    )
 
 
 def test_one_table_settings_that_cannot_apply_are_config_errors(tmp_path):
