@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.config import DataConfig, Params
+from components.config import DataConfig, Params, ParamsError
 from components.data.encoders import DATASET_COLUMN, pixel_columns
 from components.data.readers import FileFormatError, read_split_file
 from components.data.splits import SPLITS
@@ -150,8 +150,13 @@ def split_frame(
                 GroupShuffleSplit(1, test_size=test_share, random_state=seed).split(rest, None, rest_groups)
             )
             val, test = rest[val_at], rest[test_at]
-    except ValueError as error:  # e.g. a class with one row cannot be stratified
-        raise ValueError(f"data.stratify {stratify!r}: the split failed: {error}") from None
+    except ValueError as error:  # e.g. a stratum of one row, or fewer groups than splits
+        settings = ", ".join(
+            ["data.split"]
+            + ([f"data.stratify ({stratify})"] if stratify else [])
+            + ([f"validation.shared_text: group ({group})"] if group else [])
+        )
+        raise ParamsError(f"the random split cannot be made with {settings}: {error}") from None
     parts = {"train": train, "val": val, "test": test}
     return {split: _with_ids(frame.iloc[np.sort(parts[split])], split) for split in SPLITS}
 

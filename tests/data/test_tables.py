@@ -83,6 +83,17 @@ def test_shared_text_group_keeps_each_text_in_one_split(tmp_path):
     )
 
 
+def test_a_split_that_cannot_be_made_names_its_settings(tmp_path):
+    iris_dict(tmp_path)
+    frame = pd.DataFrame({"title": ["a b c"] * 30, "species": [0, 1, 2] * 10, "sepal_length": range(30)})
+    raw = one_table(tmp_path, frame, input={"kind": "text", "columns": ["title"]})
+    raw["tasks"] = {"species": {"type": "classification", "label": "species", "num_classes": 3}}
+    raw["model"]["backbone"] = "text_transformer"
+    raw["validation"]["shared_text"] = "group"  # one title: one group cannot fill three splits
+    with pytest.raises(ParamsError, match=r"cannot be made with data.split, validation.shared_text: group \(title\)"):
+        build_splits(Params.model_validate(raw), tmp_path)
+
+
 def test_one_table_settings_that_cannot_apply_are_config_errors(tmp_path):
     raw = iris_dict(tmp_path)
     bad = copy.deepcopy(raw)
