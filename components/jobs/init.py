@@ -19,14 +19,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from components.config import SPLIT_NAMES, Params, ParamsError
+from components.config import Params, ParamsError, SplitFractions
 from components.data.profile import ColumnProfile, profile_columns, task_guess
 from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
+from components.data.splits import SPLITS
 from components.tasks import RESERVED_NAMES, check_tasks
 
 #: slack on each limit read off the data: a nightly split differs from today's by chance
 SHARE_SLACK, MISSING_SLACK = 0.05, 0.05
-RANDOM_SPLIT = {"val": 0.1, "test": 0.1}
+RANDOM_SPLIT = SplitFractions().model_dump()  # the config's default held-out shares
 
 
 def parse_task(option: str) -> tuple[str, str | list[str]]:
@@ -50,7 +51,7 @@ def _ceil(value: float, digits: int = 2) -> float:
 def _split_sizes(frame: pd.DataFrame, split_column: str | None, max_rows: int | None) -> dict[str, int]:
     if split_column:
         counts = frame[split_column].astype(str).value_counts()
-        return {split: min(int(counts.get(split, 0)), max_rows or len(frame)) for split in SPLIT_NAMES}
+        return {split: min(int(counts.get(split, 0)), max_rows or len(frame)) for split in SPLITS}
     rows = min(len(frame), max_rows or len(frame))
     held = {split: round(rows * share) for split, share in RANDOM_SPLIT.items()}
     return {"train": rows - sum(held.values()), **held}
