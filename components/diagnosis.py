@@ -22,6 +22,8 @@ Example::
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from components.selection import TaskResult, relative_change
 from components.tasks import Task
 from components.training.loader import TensorSplit
@@ -32,12 +34,15 @@ TRIVIAL_MARGIN = 0.01
 LOSS_SCALE_RATIO = 10.0
 
 
-def trivial_levels(tasks: dict[str, Task], train: TensorSplit, split: TensorSplit) -> dict[str, float | None]:
-    """Each task's primary metric on ``split`` of the constant answer fitted on ``train``."""
+def trivial_levels(
+    tasks: dict[str, Task], train_targets: dict[str, Tensor], split: TensorSplit
+) -> dict[str, float | None]:
+    """Each task's primary metric on ``split`` of the constant answer fitted on the
+    training targets."""
     levels: dict[str, float | None] = {}
     for name, task in tasks.items():
         target = split.targets[name]
-        constant = task.trivial_prediction(train.targets[name], len(target))
+        constant = task.trivial_prediction(train_targets[name], len(target))
         levels[name] = None if constant is None else task.score(constant, target)[task.metric_name]
     return levels
 

@@ -36,7 +36,7 @@ def test_trivial_levels_are_the_majority_class_the_median_and_the_majority_label
         price=torch.tensor([2.0, 4.0, 0.0, 2.0]),
         tags=torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]),
     )
-    levels = trivial_levels(tasks, train, val)
+    levels = trivial_levels(tasks, train.targets, val)
     assert levels["kind"] == pytest.approx(0.5)  # class 2 right on 2 of 4 rows
     assert levels["price"] == pytest.approx(1.0)  # |0| + |2| + |2| + |0| over 4
     # predicting [1, 0] everywhere: 3 true positives, 1 false positive, 1 false negative

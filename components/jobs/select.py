@@ -33,7 +33,7 @@ from components.jobs.common import (
     timed,
     write_json,
 )
-from components.jobs.trainings import load_tensor_splits, read_curves, write_curves
+from components.jobs.trainings import load_targets, load_tensor_splits, read_curves, write_curves
 from components.models import build_model
 from components.selection import Candidate, SelectionReport, choose_checkpoint
 from components.tasks import Task, build_tasks
@@ -54,29 +54,33 @@ def run(params: Params, root: Path) -> SelectionReport:
     manifest = read_manifest(root / MTL_DIR)
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
-    splits = load_tensor_splits(params, root)
+    splits = load_tensor_splits(params, root, ("val", "test"))
     device = resolve_device(params.training.device)
     fitted = encoder_dir(root / params.data.dir)
-    model = build_model(params, tasks, fitted, fitted_input_width(params, fitted)).to(device)
+    width = fitted_input_width(params, fitted)
+    model = build_model(params, tasks, fitted, width).to(device)
+    batch = params.training.batch_size
 
-    def metrics_of(entry: dict, split: str) -> dict[str, float]:
+    def load(entry: dict) -> None:
         checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
         model.load_state_dict(checkpoint["model"])
-        return evaluate(model, tasks, splits[split], params.training.batch_size, device)
 
     rules = params.selection
     val = splits["val"]
     paired = None
     if rules.bootstrap_samples:
         counts = resample_counts(len(val.inputs), rules.bootstrap_samples, params.seed)
-        paired = (counts, baseline_statistics(params, root, tasks, val, device))
+        paired = (counts, baseline_statistics(params, root, tasks, val, device, width))
 
     def candidate(entry: dict) -> Candidate:
-        metrics = metrics_of(entry, "val")
+        load(entry)
+        # one pass over validation gives the metrics and the row statistics the bootstrap resamples
+        found = predictions(model, tasks, val, batch, device)
+        metrics = {name: task.score(found[name], val.targets[name])[task.metric_name] for name, task in tasks.items()}
         if paired is None:
             return Candidate(entry["checkpoint"], entry["epoch"], metrics)
         counts, base = paired
-        ours = row_statistics(tasks, predictions(model, tasks, val, params.training.batch_size, device), val)
+        ours = row_statistics(tasks, found, val)
         changes = {
             name: change_samples(tasks[name], base[name], ours[name], counts)
             for name in tasks
@@ -92,14 +96,15 @@ def run(params: Params, root: Path) -> SelectionReport:
         candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, rules.rule
     )
     chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
+    load(chosen_entry)
     report = SelectionReport.build(
         choice,
         chosen_entry["sha256"],
         goals,
-        metrics_of(chosen_entry, "test"),
+        evaluate(model, tasks, splits["test"], batch, device),
         {name: baseline[name]["test"] for name in tasks},
         params.selection.min_delta_m,
-        trivial_levels(tasks, splits["train"], splits["val"]),
+        trivial_levels(tasks, load_targets(params, root, "train"), val),
         rules.rule,
         rules.confidence if paired else None,
     )
@@ -126,15 +131,15 @@ def row_statistics(tasks: dict[str, Task], found: dict[str, torch.Tensor], split
 
 
 def baseline_statistics(
-    params: Params, root: Path, tasks: dict[str, Task], split: TensorSplit, device: torch.device
+    params: Params, root: Path, tasks: dict[str, Task], split: TensorSplit, device: torch.device, width: int | None
 ) -> dict[str, Any]:
     """Each single-task baseline's per-row statistics on ``split``, from its best checkpoint:
-    what the MTL checkpoints are paired with."""
+    what the MTL checkpoints are paired with (``width``: the fitted feature width)."""
     fitted = encoder_dir(root / params.data.dir)
     single = baseline_params(params)
     found = {}
     for name, task in tasks.items():
-        model = build_model(single, {name: task}, fitted, fitted_input_width(params, fitted)).to(device)
+        model = build_model(single, {name: task}, fitted, width).to(device)
         model.load_state_dict(load_checkpoint(root / BASELINES_DIR / name / "best.pt")["model"])
         found[name] = task.row_statistics(
             predictions(model, {name: task}, split, params.training.batch_size, device)[name], split.targets[name]

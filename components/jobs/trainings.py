@@ -57,6 +57,14 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
     return tensors
 
 
+def load_targets(params: Params, root: Path, split: str) -> dict[str, torch.Tensor]:
+    """One split's targets per task, without encoding its inputs (what statistics of the
+    labels need, e.g. the trivial levels)."""
+    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
+    frame = read_split(root / params.data.dir, split)
+    return {name: task.targets(frame, encoder) for name, task in build_tasks(params.tasks).items()}
+
+
 def seeded_model(params: Params, tasks: dict[str, Task], root: Path) -> MultiTaskNetwork:
     """Initial weights depend on the seed alone, not on what ran earlier in the process;
     a features input's width is what ``prepare`` fitted under ``root``."""
