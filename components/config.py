@@ -351,6 +351,10 @@ class TrainingConfig(Strict):
     # Stop a training whose task loss exceeds this many times its first value (a
     # non-finite loss always stops it); null: only non-finite losses stop it.
     max_loss_growth: Annotated[float, Field(gt=1)] | None = 100.0
+    # Every k-th step the per-task gradients on the shared parameters are compared (pairwise
+    # cosine and conflict share, logged per epoch). Gradient methods measure every step at
+    # no extra cost; with sum a measured step costs T more backward passes. 0: off.
+    gradient_stats_every: Annotated[int, Field(ge=0)] = 10
     # 0 lets torch pick; set it when several trainings share the machine.
     num_threads: Annotated[int, Field(ge=0)] = 0
 

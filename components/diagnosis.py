@@ -10,7 +10,8 @@ Three signals, each cheap and read off the run itself:
   Using Uncertainty to Weigh Losses"; Chen et al. 2018, "GradNorm");
 - otherwise a task that regresses with neither sign points at **conflicting gradients**
   (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"): a gradient method, or
-  training it apart.
+  training it apart. Where training measured the tasks' gradients
+  (``training.gradient_stats_every``), the finding names the task it conflicted with most.
 
 Example::
 
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from components.selection import TaskResult, relative_change
 from components.tasks import Task
+from components.training.agreement import partner_value
 from components.training.loader import TensorSplit
 
 #: a metric within this relative margin of the trivial level counts as at it
@@ -51,8 +53,27 @@ def _at_trivial(value: float, trivial: float | None, higher_is_better: bool) -> 
     return trivial is not None and relative_change(value, trivial, higher_is_better) <= TRIVIAL_MARGIN
 
 
-def diagnose(results: dict[str, TaskResult], first_losses: dict[str, float]) -> list[str]:
-    """What the measurements say, one line per finding, each naming the setting to try."""
+def _most_conflicting(task: str, others: list[str], conflict: dict[str, float], cosine: dict[str, float]) -> str:
+    """Words naming the task whose gradients conflicted with ``task``'s most, if measured."""
+    measured = {o: share for o in others if (share := partner_value(conflict, task, o)) is not None}
+    if not measured:
+        return ""
+    other = max(measured, key=measured.__getitem__)
+    mean_cosine = partner_value(cosine, task, other)
+    return (
+        f"; its gradients conflicted with {other}'s on {measured[other]:.0%} of measured steps "
+        f"(mean cosine {mean_cosine:+.2f})"
+    )
+
+
+def diagnose(
+    results: dict[str, TaskResult],
+    first_losses: dict[str, float],
+    conflict: dict[str, float] | None = None,
+    cosine: dict[str, float] | None = None,
+) -> list[str]:
+    """What the measurements say, one line per finding, each naming the setting to try.
+    ``conflict`` and ``cosine`` are the training's mean gradient agreement per task pair."""
     findings: list[str] = []
     explained: set[str] = set()
     for name, r in results.items():
@@ -82,11 +103,12 @@ def diagnose(results: dict[str, TaskResult], first_losses: dict[str, float]) -> 
                 "the largest steers the shared layers; loss_weighting: uncertainty or gradnorm balances them"
             )
     unexplained = [name for name, r in results.items() if not r.passed and name not in explained]
-    if unexplained:
-        tasks = ", ".join(unexplained)
+    for name in unexplained:
+        others = [o for o in results if o != name]
+        evidence = _most_conflicting(name, others, conflict or {}, cosine or {})
         findings.append(
-            f"{tasks}: regresses with no collapsed head and no loss-scale gap: the tasks' gradients may "
-            f"conflict: try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by "
-            f"side), or train {tasks} apart"
+            f"{name}: regresses with no collapsed head and no loss-scale gap{evidence}: the tasks' gradients "
+            f"may conflict: try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by "
+            f"side), or train {name} apart (`mtl affinity` proposes groups)"
         )
     return findings

@@ -81,3 +81,16 @@ def test_losses_apart_suggest_a_loss_weighting_and_an_unexplained_regression_sug
     assert conflict.startswith("price: regresses with no collapsed head and no loss-scale gap")
     assert "training.gradient: pcgrad, upgrad or cagrad" in conflict and "`mtl compare`" in conflict
     assert diagnose({"kind": result(0.9, 0.91, 0.3, True)}, {"kind": 1.0}) == []  # nothing to say
+
+
+def test_measured_conflicts_name_the_task_a_regressing_one_fought_most():
+    results = {
+        "price": result(2.0, 2.5, 9.0, False, higher=False, metric="mae"),
+        "kind": result(0.9, 0.9, 0.3, True),
+        "size": result(0.8, 0.8, 0.3, True),
+    }
+    conflict = {"kind vs price": 0.12, "price vs size": 0.47, "kind vs size": 0.9}
+    cosine = {"kind vs price": 0.3, "price vs size": -0.05, "kind vs size": -0.4}
+    (finding,) = diagnose(results, {"price": 1.0, "kind": 1.1, "size": 1.0}, conflict, cosine)
+    assert "its gradients conflicted with size's on 47% of measured steps (mean cosine -0.05)" in finding
+    assert "`mtl affinity` proposes groups" in finding

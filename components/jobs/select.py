@@ -37,6 +37,7 @@ from components.jobs.trainings import load_targets, load_tensor_splits, read_cur
 from components.models import build_model
 from components.selection import Candidate, SelectionReport, choose_checkpoint
 from components.tasks import Task, build_tasks
+from components.training.agreement import mean_over_epochs
 from components.training.checkpoints import load_checkpoint, read_manifest
 from components.training.evaluation import evaluate, predictions
 from components.training.loader import TensorSplit
@@ -108,7 +109,9 @@ def run(params: Params, root: Path) -> SelectionReport:
         rules.rule,
         rules.confidence if paired else None,
     )
-    report = replace(report, diagnosis=diagnose(report.tasks, manifest[0].get("train_loss", {})))
+    conflict = mean_over_epochs([e.get("gradient_conflict", {}) for e in manifest])
+    cosine = mean_over_epochs([e.get("gradient_cosine", {}) for e in manifest])
+    report = replace(report, diagnosis=diagnose(report.tasks, manifest[0].get("train_loss", {}), conflict, cosine))
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
         raise NonFiniteMetrics(

@@ -32,6 +32,7 @@ from components.jobs.trainings import (
     write_curves,
 )
 from components.tasks import build_tasks
+from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.checkpoints import MANIFEST
 from components.training.loop import train
 
@@ -66,11 +67,16 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
             return {}
         tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
     write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
+    cosine = mean_over_epochs([r.gradient_cosine for r in history])
+    conflict = mean_over_epochs([r.gradient_conflict for r in history])
+    if cosine:
+        print(f"mtl: task gradients on the backbone, mean over training: {agreement_line(cosine, conflict)}")
     summary = {
         "run_id": run_id,
         "epochs": len(history),
         "final_val": history[-1].val_metrics,
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
+        "gradient_agreement": {"cosine": cosine, "conflict": conflict},
     }
     write_json(root / MTL_REPORT, summary)
     return summary

@@ -30,7 +30,7 @@ from __future__ import annotations
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +45,12 @@ from components.gradients import (
     combiner_state,
     jacobian_combiner,
     load_combiner_state,
+    shared_jacobian,
 )
 from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
+from components.training.agreement import GradientAgreement
 from components.training.checkpoints import clear_checkpoints, save_checkpoint, write_manifest
 from components.training.evaluation import evaluate_all, primary_metrics
 from components.training.guard import LossGuard
@@ -77,6 +79,10 @@ class EpochRecord:
     examples: dict[str, float]
     checkpoint: str | None = None
     sha256: str | None = None
+    #: per pair of tasks ("a vs b"): mean cosine of their shared gradients over the measured steps
+    gradient_cosine: dict[str, float] = field(default_factory=dict)
+    #: per pair of tasks: share of the measured steps on which that cosine was negative
+    gradient_conflict: dict[str, float] = field(default_factory=dict)
 
     def as_metrics(self) -> dict[str, float]:
         """Metric names for a tracking store. The ``/`` groups them into the MLflow UI's chart
@@ -89,6 +95,8 @@ class EpochRecord:
         metrics |= {f"train_loss/{task}": value for task, value in self.train_loss.items()}
         metrics |= {f"loss_weight/{task}": value for task, value in self.weights.items()}
         metrics |= {f"examples/{task}": value for task, value in self.examples.items()}
+        metrics |= {f"grad_cosine/{pair}": value for pair, value in self.gradient_cosine.items()}
+        metrics |= {f"grad_conflict/{pair}": value for pair, value in self.gradient_conflict.items()}
         return metrics | {
             "system/step_seconds": self.step_seconds,
             "system/peak_memory_mb": self.peak_memory_mb,
@@ -140,6 +148,10 @@ def task_losses(model: MultiTaskNetwork, tasks: dict[str, Task], inputs: Tensor,
     )
 
 
+#: a callback on (model, inputs, targets) before each step
+Probe = Callable[[MultiTaskNetwork, Tensor, list[Tensor]], None]
+
+
 @dataclass
 class Trainer:
     """What every step of one training uses."""
@@ -154,6 +166,10 @@ class Trainer:
     device: torch.device
     context: distributed.Context
     guard: LossGuard
+    #: measures how the tasks' shared gradients agree; None with one task or when switched off
+    agreement: GradientAgreement | None = None
+    #: sees the model and each batch (on the device) before its step, e.g. to measure affinities
+    probe: Probe | None = None
 
 
 @dataclass
@@ -165,8 +181,10 @@ class StepResult:
 
 def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor) -> None:
     """Fills every ``.grad``, averaged over data-parallel processes."""
-    model, weighting, context = trainer.model, trainer.weighting, trainer.context
+    model, weighting, context, agreement = trainer.model, trainer.weighting, trainer.context, trainer.agreement
     if trainer.combiner is None:
+        if agreement is not None and agreement.due():  # T extra backward passes, on sampled steps only
+            agreement.record(shared_jacobian(list(weighted), model.shared_parameters()))
         combined.backward()
         context.average_gradients([*model.parameters(), *weighting.trainable()])
         return
@@ -178,7 +196,8 @@ def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor) -> None:
                 parameter.grad = grad
     specific = [p for task in model.heads for p in model.task_parameters(task)]
     # the shared Jacobian is averaged inside, before the tasks are combined
-    backward_per_task(list(weighted), model.shared_parameters(), specific, trainer.combiner, context.mean)
+    observe = agreement.record if agreement is not None else None  # free: the Jacobian is built anyway
+    backward_per_task(list(weighted), model.shared_parameters(), specific, trainer.combiner, context.mean, observe)
     context.average_gradients([*specific, *weighting.trainable()])
 
 
@@ -191,6 +210,8 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     pinned = device.type == "cuda"
     inputs = inputs.to(device, non_blocking=pinned)
     targets = [t.to(device, non_blocking=pinned) for t in targets]
+    if trainer.probe is not None:
+        trainer.probe(trainer.model, inputs, targets)
     trainer.optimizer.zero_grad(set_to_none=True)
     with _autocast(device, config):
         local_losses = task_losses(trainer.model, trainer.tasks, inputs, targets).float()
@@ -244,6 +265,9 @@ def train_epoch(
         examples += labeled
         bar.set_postfix({name: f"{value:.3f}" for name, value in zip(names, step.losses.tolist())})
     trainer.weighting.end_epoch()
+    cosine, conflict = trainer.agreement.summary() if trainer.agreement is not None else ({}, {})
+    if trainer.agreement is not None:
+        trainer.agreement.reset()
     loss_sums, examples = context.mean(loss_sums) * context.world_size, context.mean(examples) * context.world_size
     val_scores = evaluate_all(trainer.model, trainer.tasks, val_split, config.batch_size, trainer.device)
     return EpochRecord(
@@ -256,6 +280,8 @@ def train_epoch(
         peak_memory_mb=peak_memory_mb(trainer.device),
         weights=dict(zip(names, (weight_sums / seen).tolist())),
         examples=dict(zip(names, examples.tolist())),
+        gradient_cosine=cosine,
+        gradient_conflict=conflict,
     )
 
 
@@ -263,6 +289,43 @@ def _improved(task: Task, value: float, best: float | None) -> bool:
     if best is None:
         return True
     return value > best if task.higher_is_better else value < best
+
+
+def make_trainer(
+    model: MultiTaskNetwork, tasks: dict[str, Task], train_split: TensorSplit, config: TrainingConfig
+) -> Trainer:
+    """Everything a step needs: the model on its device (heads fitted to the training
+    targets, e.g. a regression head's output scale), the loss weighting, gradient method,
+    optimizer and guards."""
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    context = distributed.current()
+    device = resolve_device(config.device)
+    names = list(tasks)
+    for name in names:
+        tasks[name].prepare_head(model.heads[name], train_split.targets[name])
+    if context.is_distributed and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    context.broadcast_from_main(model)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
+    return Trainer(
+        model,
+        tasks,
+        weighting,
+        jacobian_combiner(config.gradient, len(names)),
+        make_optimizer(model, tasks, weighting, config),
+        config,
+        device,
+        context,
+        LossGuard(names, config.max_loss_growth),
+        # rank 0 alone logs, so only it measures
+        GradientAgreement(names, config.gradient_stats_every)
+        if len(names) > 1 and config.gradient_stats_every and context.is_main
+        else None,
+    )
 
 
 def train(
@@ -278,6 +341,7 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     log: Callable[[str], None] = print,
     resume: Resume | None = None,
+    probe: Probe | None = None,
 ) -> list[EpochRecord]:
     """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method.
 
@@ -286,34 +350,13 @@ def train(
     metric is kept (``best.pt``), as for a single-task baseline. With ``resume`` every
     epoch also leaves a resume state, and a ``resume.state`` found from a killed run is
     continued after its epoch; the history returned covers every epoch either way.
+    ``probe`` sees every batch before its step.
     """
     seed_everything(seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    context = distributed.current()
-    device = resolve_device(config.device)
-    names = list(tasks)
     train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
-    for name in names:
-        tasks[name].prepare_head(model.heads[name], train_split.targets[name])
-    if context.is_distributed and device.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model.to(device)
-    context.broadcast_from_main(model)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
-    trainer = Trainer(
-        model,
-        tasks,
-        weighting,
-        jacobian_combiner(config.gradient, len(names)),
-        make_optimizer(model, tasks, weighting, config),
-        config,
-        device,
-        context,
-        LossGuard(names, config.max_loss_growth),
-    )
+    trainer = make_trainer(model, tasks, train_split, config)
+    trainer.probe = probe
+    model, context, device, names = trainer.model, trainer.context, trainer.device, list(tasks)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     loader = make_loader(
         train_split,
