@@ -289,6 +289,20 @@ def compare(
     _run(params, action, root=root)
 
 
+@app.command()
+def affinity(params: Path = ParamsOption, root: Path = RootOption) -> None:
+    """Measure which tasks help one another on a short training; write reports/affinity.md, .json and .png."""
+    from components.jobs import affinity as job
+
+    def action(p: Params) -> None:
+        from rich.markdown import Markdown
+
+        _console().print(Markdown(job.run(p, root)))
+        _console().print(f"wrote {root / job.AFFINITY_REPORT.with_suffix('.md')} and the heatmap .png beside it")
+
+    _run(params, action, root=root)
+
+
 def _choices(value: str, valid: tuple[str, ...], option: str) -> list[str]:
     chosen = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in valid]

@@ -63,3 +63,17 @@ def test_a_stage_run_by_a_python_without_the_packages_says_what_to_do():
     assert result.returncode == 1
     assert "lacks the project's packages" in result.stderr and "source .venv/bin/activate" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_affinity_before_the_data_is_prepared_names_the_stage_to_run(tmp_path, mlflow_db):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict()))
+    result = subprocess.run(
+        [sys.executable, "-m", "components.cli", "affinity", "--params", str(params), "--root", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "train.parquet: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)" in result.stderr

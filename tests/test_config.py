@@ -66,6 +66,10 @@ def test_fingerprint_tracks_values():
 
     assert a.fingerprint() == load_params(REPO / "params.yaml").fingerprint()
     assert a.fingerprint() != Params.model_validate(raw).fingerprint()
+    raw["training"]["epochs"] -= 1
+    raw["affinity"]["epochs"] += 3  # a diagnostic's setting: no retrain
+    raw["orchestration"]["push"] = not raw["orchestration"]["push"]
+    assert a.fingerprint() == Params.model_validate(raw).fingerprint()
 
 
 @pytest.mark.parametrize(

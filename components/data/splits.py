@@ -28,5 +28,8 @@ def write_splits(frames: dict[str, pd.DataFrame], data_dir: str | Path) -> None:
 
 
 def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
-    """The rows of ``split``."""
-    return pd.read_parquet(split_path(data_dir, split))
+    """The rows of ``split``; a missing file names the stage that writes it."""
+    path = split_path(data_dir, split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)")
+    return pd.read_parquet(path)
