@@ -268,6 +268,19 @@ class MMoEConfig(Strict):
     experts: Annotated[int, Field(ge=1)] = 3
 
 
+class SoftPenaltyConfig(Strict):
+    # λ of the L2 pull λ·Σ_{a<b} ‖θ_a − θ_b‖² between the task columns' parameters
+    weight: Annotated[float, Field(ge=0)] = 0.001
+
+
+class SluiceConfig(Strict):
+    # Subspaces per column, split along the feature axis (channels for the CNN); each
+    # stage's width must divide by it
+    subspaces: Annotated[int, Field(ge=1)] = 2
+    # Initial weight a subspace keeps of itself; the rest is spread over all the others
+    self_weight: Annotated[float, Field(gt=0, le=1)] = 0.9
+
+
 class MLPConfig(Strict):
     hidden: list[Annotated[int, Field(gt=0)]] = [256, 128]
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
@@ -307,13 +320,15 @@ BACKBONE_INPUTS = {
 
 class ModelConfig(Strict):
     backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder"] = "cnn"
-    sharing: Literal["hard", "cross_stitch", "mmoe"] = "hard"
+    sharing: Literal["hard", "cross_stitch", "mmoe", "soft_penalty", "sluice"] = "hard"
     cnn: CNNConfig = CNNConfig()
     mlp: MLPConfig = MLPConfig()
     text_transformer: TextTransformerConfig = TextTransformerConfig()
     hf_encoder: HFEncoderConfig = HFEncoderConfig()
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     mmoe: MMoEConfig = MMoEConfig()
+    soft_penalty: SoftPenaltyConfig = SoftPenaltyConfig()
+    sluice: SluiceConfig = SluiceConfig()
 
 
 class TrainingConfig(Strict):
@@ -555,6 +570,15 @@ class Params(Strict):
                 f"validation.max_null_fraction_per_column names {unknown}, not input columns; valid: "
                 f"{', '.join(sorted(inputs)) or 'none (this input has no named columns)'}; a task's labels have "
                 "tasks.<task>.max_missing_fraction"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _soft_sharing_shares_nothing_to_combine(self) -> Params:
+        if self.model.sharing == "soft_penalty" and self.training.gradient != "sum":
+            raise ValueError(
+                f"training.gradient {self.training.gradient} combines the tasks' gradients on shared parameters; "
+                "model.sharing soft_penalty shares none (each task has its own column): use gradient sum"
             )
         return self
 

@@ -137,8 +137,12 @@ def measure(params: Params, root: Path) -> AffinityReport:
     if len(names) < 2:
         raise ParamsError(f"affinity compares tasks; params.yaml declares one ({names[0]})")
     config = params.affinity
-    splits = load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(params, tasks, root)
+    if not model.shared_parameters():
+        raise ParamsError(
+            f"affinity measures a step on shared parameters; model.sharing {params.model.sharing} shares none"
+        )
+    splits = load_tensor_splits(params, root, ("train", "val"))
     # one process: the measurement is a diagnostic, not the model that ships
     training = params.training.model_copy(update={"epochs": config.epochs, "devices": 1})
     lookahead_lr = config.lookahead_lr or params.training.shared_lr or params.training.lr

@@ -180,7 +180,7 @@ SECTION_NOTES = {
     "tasks": "One entry per task: its label column and type. Keep, drop or add tasks here;\n"
     "the limits below each were read off the data with some slack.",
     "model": "backbone: mlp reads features, text_transformer reads text (model.mlp: the columns beside it).\n"
-    "sharing: hard | cross_stitch | mmoe",
+    "sharing: hard | cross_stitch | mmoe | soft_penalty | sluice",
     "training": "Shared by the single-task baselines and the MTL model. Other choices:\n"
     "loss_weighting: equal | fixed | uncertainty | dwa | famo | gradnorm | schedule;\n"
     "gradient: sum | normalize | pcgrad | cagrad | mgda | upgrad | nash_mtl | imtl_g | aligned_mtl | graddrop",

@@ -13,7 +13,16 @@ from components.models.backbones import (
     TextTransformerBackbone,
 )
 from components.models.build import build_model, flat_input_width
-from components.models.sharing import CrossStitchModel, CrossStitchUnit, HardSharingModel, MMoEModel, MultiTaskNetwork
+from components.models.sharing import (
+    CrossStitchModel,
+    CrossStitchUnit,
+    HardSharingModel,
+    MMoEModel,
+    MultiTaskNetwork,
+    SluiceModel,
+    SluiceUnit,
+    SoftSharingModel,
+)
 
 __all__ = [
     "Backbone",
@@ -25,6 +34,9 @@ __all__ = [
     "MLPBackbone",
     "MMoEModel",
     "MultiTaskNetwork",
+    "SluiceModel",
+    "SluiceUnit",
+    "SoftSharingModel",
     "StagedBackbone",
     "TextTransformerBackbone",
     "build_model",

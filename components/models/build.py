@@ -36,6 +36,8 @@ from components.models.sharing import (
     HardSharingModel,
     MMoEModel,
     MultiTaskNetwork,
+    SluiceModel,
+    SoftSharingModel,
 )
 from components.tasks import Task
 
@@ -86,7 +88,7 @@ def build_model(
         return WithFeatures(cast(nn.Module, text_backbone()), text.max_length, MLPBackbone(config.mlp, input_width))
 
     dense = frozenset(name for name, task in tasks.items() if task.dense)
-    n_backbones = {"cross_stitch": len(tasks), "mmoe": config.mmoe.experts}.get(config.sharing, 1)
+    n_backbones = {"mmoe": config.mmoe.experts, "hard": 1}.get(config.sharing, len(tasks))  # else a column per task
 
     def heads_of(width: int, dense_width: int) -> dict[str, nn.Module]:
         return {
@@ -110,6 +112,11 @@ def build_model(
         backbones = [backbone() for _ in range(n_backbones)]
     if config.sharing == "cross_stitch":
         return CrossStitchModel(dict(zip(tasks, backbones)), heads, config.cross_stitch.self_weight, dense)
+    if config.sharing == "sluice":
+        sluice = config.sluice
+        return SluiceModel(dict(zip(tasks, backbones)), heads, sluice.subspaces, sluice.self_weight, dense)
+    if config.sharing == "soft_penalty":
+        return SoftSharingModel(dict(zip(tasks, backbones)), heads, config.soft_penalty.weight, dense)
     if config.sharing == "mmoe":
         first = backbones[0]
         gate_size = first.vocab_size if isinstance(first, HFEncoderBackbone) else flat_input_width(params, input_width)

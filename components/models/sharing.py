@@ -9,6 +9,14 @@
 ``mmoe``       E expert backbones and one softmax gate per task over the experts
                (Ma et al. 2018, "Modeling Task Relationships in Multi-task Learning with
                Multi-gate Mixture-of-Experts")
+``soft_penalty`` one backbone column per task and nothing shared in the forward pass; an
+               L2 penalty λ·Σ_{a<b} ‖θ_a − θ_b‖² pulls corresponding parameters together
+               (soft parameter sharing, Duong et al. 2015, "Low Resource Dependency
+               Parsing: Cross-lingual Parameter Sharing in a Neural Network Parser")
+``sluice``     cross-stitch over subspaces: each column's activations are split into G
+               subspaces along the feature axis and a learnable (T·G)×(T·G) matrix mixes
+               them after every stage (Ruder et al. 2019, "Latent Multi-task Architecture
+               Learning"); G = 1 is cross-stitch
 ============== ============================================================================
 
 Dense tasks (tagging, span, segmentation) read the backbone's dense features, the others
@@ -19,11 +27,15 @@ Example::
     >>> unit = CrossStitchUnit(n_tasks=2, self_weight=0.9)
     >>> unit.alpha.tolist()
     [[0.8999999761581421, 0.10000000149011612], [0.10000000149011612, 0.8999999761581421]]
+    >>> sluice = SluiceUnit(n_tasks=2, subspaces=2, self_weight=0.7)
+    >>> sluice(torch.ones(2, 5, 4)).shape                      # (tasks, batch, features): mixed, same shape
+    torch.Size([2, 5, 4])
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from itertools import combinations
 from typing import cast
 
 import torch
@@ -74,6 +86,10 @@ class MultiTaskNetwork(nn.Module, ABC):
     @abstractmethod
     def gradnorm_parameters(self) -> list[nn.Parameter]:
         """The last shared layer, where GradNorm measures per-task gradient norms."""
+
+    def regularization(self) -> Tensor | None:
+        """A penalty added to the training objective, e.g. soft sharing's L2 pull; None here."""
+        return None
 
     def forward(self, inputs: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
         names = tasks or list(self.heads)
@@ -157,6 +173,99 @@ class CrossStitchModel(MultiTaskNetwork):
     def gradnorm_parameters(self) -> list[nn.Parameter]:
         # dense tasks stop before the last unit
         return [cast(CrossStitchUnit, self.units[-2 if self.dense_tasks else -1]).alpha]
+
+
+def _feature_axis(activation: Tensor) -> int:
+    """Channels of a CNN's (batch, channels, height, width); the last axis otherwise
+    (an MLP's (batch, features), a Transformer's (batch, tokens, d_model))."""
+    return 1 if activation.dim() == 4 else activation.dim() - 1
+
+
+class SluiceUnit(nn.Module):
+    """x'_{i,s} = Σ_{j,r} α_{(i,s),(j,r)} x_{j,r} over task columns i, j and subspaces s, r.
+    α starts near identity: ``self_weight`` on the diagonal, the rest spread evenly."""
+
+    def __init__(self, n_tasks: int, subspaces: int, self_weight: float) -> None:
+        super().__init__()
+        size = n_tasks * subspaces
+        alpha = torch.full((size, size), (1.0 - self_weight) / (size - 1) if size > 1 else 0.0)
+        alpha.fill_diagonal_(self_weight if size > 1 else 1.0)
+        self.alpha = nn.Parameter(alpha)
+        self.subspaces = subspaces
+
+    def forward(self, columns: Tensor) -> Tensor:
+        """``columns``: (tasks, batch, ...) -> the same shape, subspaces mixed across tasks."""
+        axis = _feature_axis(columns[0]) + 1
+        if columns.shape[axis] % self.subspaces:
+            raise ValueError(f"{columns.shape[axis]} features do not split into {self.subspaces} subspaces")
+        parts = torch.stack(columns.chunk(self.subspaces, dim=axis), dim=1)  # (tasks, G, batch, ...)
+        flat = parts.flatten(0, 1)  # (tasks·G, batch, ...), task-major
+        mixed = torch.einsum("ij,j...->i...", self.alpha, flat).unflatten(0, parts.shape[:2])
+        return torch.cat(mixed.unbind(1), dim=axis)
+
+
+class SluiceModel(CrossStitchModel):
+    """Cross-stitch columns whose units mix subspaces (:class:`SluiceUnit`).
+
+    Ruder et al. also learn β, a mix of every layer's output for the heads; the backbones'
+    stages here differ in shape (a CNN's blocks, a Transformer's pooling), so the heads read
+    the last stage as cross-stitch does, and the paper's optional orthogonality penalty
+    between subspaces is left out."""
+
+    def __init__(
+        self,
+        columns: dict[str, Backbone],
+        heads: dict[str, nn.Module],
+        subspaces: int,
+        self_weight: float,
+        dense_tasks: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(columns, heads, self_weight, dense_tasks)
+        self.units = nn.ModuleList(SluiceUnit(len(columns), subspaces, self_weight) for _ in self.units)
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        return [cast(SluiceUnit, self.units[-2 if self.dense_tasks else -1]).alpha]
+
+
+class SoftSharingModel(MultiTaskNetwork):
+    """One backbone column per task; :meth:`regularization` pulls the columns' corresponding
+    parameters together with weight ``penalty`` (λ). Nothing is shared in the forward pass,
+    so each column belongs to its task and there are no shared parameters for a gradient
+    method to combine."""
+
+    def __init__(
+        self,
+        columns: dict[str, Backbone],
+        heads: dict[str, nn.Module],
+        penalty: float,
+        dense_tasks: frozenset[str] = frozenset(),
+    ) -> None:
+        super().__init__(heads, dense_tasks)
+        self.columns = nn.ModuleDict({name: _module(column) for name, column in columns.items()})
+        self.penalty = penalty
+
+    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        features = {}
+        for name in tasks:
+            column = _backbone(self.columns[name])
+            dense = column.encode(inputs)
+            features[name] = dense if name in self.dense_tasks else column.pool(dense, inputs)
+        return features
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        return super().task_parameters(task) + list(self.columns[task].parameters())
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        # each task's gradient reaches only its own column's last layer
+        return [_weight(_last_shared_layer(_backbone(column), self.dense_tasks)) for column in self.columns.values()]
+
+    def regularization(self) -> Tensor:
+        """λ·Σ over pairs of columns of the squared distance between their parameters."""
+        distance = torch.zeros(())
+        for first, second in combinations(self.columns.values(), 2):
+            for a, b in zip(first.parameters(), second.parameters(), strict=True):
+                distance = distance.to(a.device) + ((a - b) ** 2).sum()
+        return self.penalty * distance
 
 
 class MMoEModel(MultiTaskNetwork):

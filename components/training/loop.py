@@ -222,6 +222,9 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     weighting.learn(losses)  # a weighting's own objective, e.g. GradNorm's L_grad
     combined = weighting(losses)
     weights = effective_weights(combined, losses)
+    penalty = trainer.model.regularization()  # e.g. soft sharing's pull between task columns
+    if penalty is not None and penalty.requires_grad:
+        penalty.backward()  # its gradients accumulate with the tasks' below
     _backward(trainer, combined, weights * losses)
     trainer.optimizer.step()
     if weighting.needs_losses_after_step:
@@ -323,7 +326,7 @@ def make_trainer(
         LossGuard(names, config.max_loss_growth),
         # rank 0 alone logs, so only it measures
         GradientAgreement(names, config.gradient_stats_every)
-        if len(names) > 1 and config.gradient_stats_every and context.is_main
+        if len(names) > 1 and config.gradient_stats_every and context.is_main and model.shared_parameters()
         else None,
     )
 

@@ -281,7 +281,7 @@ def test_task_types_need_their_input_and_list_valid_choices():
         )
 
 
-@pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe"])
+@pytest.mark.parametrize("sharing", ["hard", "cross_stitch", "mmoe", "sluice"])
 def test_dense_and_pooled_tasks_share_one_forward_pass(tmp_path, sharing):
     raw = text_datasets_dict(tmp_path)
     raw["model"]["sharing"] = sharing
