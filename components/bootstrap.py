@@ -25,6 +25,8 @@ Example: the MTL model is right on one more row of four than the baseline::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor
 
@@ -56,3 +58,24 @@ def interval(samples: Tensor, confidence: float) -> tuple[float, float]:
     tail = (1.0 - confidence) / 2
     bounds = torch.nanquantile(samples.double(), torch.tensor([tail, 1.0 - tail], dtype=torch.float64))
     return float(bounds[0]), float(bounds[1])
+
+
+def paired_intervals(
+    tasks: Mapping[str, Task],
+    reference: Mapping[str, Tensor | None],
+    candidate: Mapping[str, Tensor | None],
+    counts: Tensor,
+    confidence: float,
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float] | None]:
+    """The interval of each task's Δ_t, candidate against reference, from their row
+    statistics on the same rows, and of Δm when every task has one (Δm's interval needs
+    every task's resampled change). Tasks without row statistics on either side get none."""
+    changes = {
+        name: change_samples(task, reference[name], candidate[name], counts)  # type: ignore[arg-type]
+        for name, task in tasks.items()
+        if reference.get(name) is not None and candidate.get(name) is not None
+    }
+    intervals = {name: interval(samples, confidence) for name, samples in changes.items()}
+    whole = bool(changes) and len(changes) == len(tasks)
+    mean = interval(torch.stack(list(changes.values())).mean(0), confidence) if whole else None
+    return intervals, mean

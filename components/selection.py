@@ -213,14 +213,22 @@ class PromotionDecision:
 
 
 def champion_regressions(
-    candidate_test: dict[str, float], champion_test: dict[str, float], objectives: dict[str, Objective]
+    candidate_test: dict[str, float],
+    champion_test: dict[str, float],
+    objectives: dict[str, Objective],
+    rule: str = "point",
+    intervals: dict[str, tuple[float, float]] | None = None,
 ) -> list[TaskComparison]:
-    """Tasks on which the candidate regresses beyond tolerance against the current champion.
+    """Tasks on which the candidate regresses beyond tolerance against the current champion,
+    under ``rule`` as :func:`score_checkpoint` applies it: with ``lower_bound``, a task with
+    a paired interval (candidate against champion, on the same test rows) must pass on its
+    lower end too.
 
     Tasks the champion has no recorded metric for are not compared.
     """
     shared = {t: o for t, o in objectives.items() if t in champion_test}
-    return [c for c in compare_tasks(candidate_test, champion_test, shared).values() if not c.passed]
+    judged = score_checkpoint("candidate", 0, candidate_test, champion_test, shared, -math.inf, rule, intervals)
+    return judged.failures()
 
 
 def promotion_decision(
@@ -229,17 +237,23 @@ def promotion_decision(
     champion_test: dict[str, float] | None,
     objectives: dict[str, Objective],
     champion_version: str | None = None,
+    rule: str = "point",
+    intervals: dict[str, tuple[float, float]] | None = None,
 ) -> PromotionDecision:
     """Whether ``champion`` moves to an accepted candidate: never for a rejected one, and
-    only when no task regresses beyond tolerance against the champion's test metrics."""
+    only when no task regresses beyond tolerance against the champion's test metrics (under
+    ``rule``, with the paired ``intervals`` of candidate against champion)."""
     if verdict != "accepted":
         return PromotionDecision(False, f"verdict is {verdict}; a rejected model never becomes champion")
     if champion_test is None:
         return PromotionDecision(True, "accepted; no champion yet")
-    regressions = champion_regressions(candidate_test, champion_test, objectives)
+    regressions = champion_regressions(candidate_test, champion_test, objectives, rule, intervals)
     if regressions:
         detail = ", ".join(
-            f"{c.task} {c.relative_change:+.2%} vs champion (tolerance -{c.tolerance:.0%})" for c in regressions
+            f"{c.task} {c.relative_change:+.2%}"
+            + (f" [{c.interval[0]:+.2%}, {c.interval[1]:+.2%}]" if c.interval else "")
+            + f" vs champion (tolerance -{c.tolerance:.0%})"
+            for c in regressions
         )
         return PromotionDecision(False, f"regresses against champion v{champion_version}: {detail}")
     return PromotionDecision(True, f"accepted; within tolerance of champion v{champion_version}")

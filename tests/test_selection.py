@@ -107,6 +107,19 @@ def test_champion_guard():
     assert not promotion_decision("rejected", candidate, None, objectives).promote
 
 
+def test_the_champion_guard_under_lower_bound_judges_the_paired_interval():
+    objectives = {"left": ACC, "sum": MAE}
+    candidate, champion = {"left": 0.90, "sum": 1.00}, {"left": 0.905, "sum": 0.99}
+    # point: -0.6 % and -1.0 %, within 2 %; but left's interval reaches -3 %
+    intervals = {"left": (-0.03, 0.02), "sum": (-0.015, -0.005)}
+    assert promotion_decision("accepted", candidate, champion, objectives, "4", "point", intervals).promote
+    blocked = promotion_decision("accepted", candidate, champion, objectives, "4", "lower_bound", intervals)
+    assert not blocked.promote
+    assert blocked.reason == "regresses against champion v4: left -0.55% [-3.00%, +2.00%] vs champion (tolerance -2%)"
+    # a task without an interval (no row statistics) is judged on its point value
+    assert promotion_decision("accepted", candidate, champion, objectives, "4", "lower_bound", {}).promote
+
+
 def test_a_nan_never_passes_on_either_side():
     nan = float("nan")
     assert not task_passes(relative_change(nan, 0.8, True), 1.0)

@@ -123,6 +123,15 @@ class MultiTaskPyfunc(PythonModel):
             for name, task in self.tasks.items()
         }
 
+    def row_statistics(self, frame: pd.DataFrame) -> dict[str, torch.Tensor | None]:
+        """Each task's per-row statistics of its primary metric on ``frame``
+        (``Task.row_statistics``): what a paired bootstrap against another model resamples."""
+        predictions = self._predict(frame, list(self.tasks))
+        return {
+            name: task.row_statistics(predictions[name], task.targets(frame, self.encoder))
+            for name, task in self.tasks.items()
+        }
+
     def _predict(self, frame: pd.DataFrame, names: list[str]) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             outputs = self.network(self.encoder.encode(frame), names)

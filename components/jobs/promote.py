@@ -1,6 +1,7 @@
 """``mtl promote``: move ``champion`` to a registered version if it passes the acceptance
 policy on the frozen test split, against the baselines' and the current champion's metrics
-measured now; ``--force`` moves it regardless and records the reason.
+measured now, under ``selection.rule`` (with ``lower_bound``, on the lower ends of paired
+bootstrap intervals over the test rows); ``--force`` moves it regardless and records the reason.
 
     $ mtl promote --version 3
     $ mtl promote --version 2 --force --reason "v3 misreads rotated digits"
@@ -13,11 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.bootstrap import paired_intervals, resample_counts
 from components.config import Params
+from components.data.encoders import encoder_dir, fitted_input_width
 from components.data.splits import read_split
 from components.io import registry
+from components.io.serving import MultiTaskPyfunc
 from components.jobs.common import BASELINES_REPORT, objectives, read_json
+from components.jobs.register import champion_intervals
+from components.jobs.select import baseline_statistics
+from components.jobs.trainings import load_tensor_splits
 from components.selection import PromotionDecision, promotion_decision, score_checkpoint
+from components.tasks import build_tasks
+from components.training.loop import resolve_device
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,20 @@ def score_version(params: Params, version: str, frame: pd.DataFrame) -> dict[str
     return registry.load_version(params.registry.model_name, version).unwrap_python_model().score(frame)
 
 
+def baseline_intervals(
+    params: Params, root: Path, frame: pd.DataFrame, candidate: MultiTaskPyfunc
+) -> tuple[dict[str, tuple[float, float]], tuple[float, float] | None]:
+    """Paired intervals of each task's change and of Δm, candidate against the single-task
+    baselines' checkpoints, on the test rows (``frame`` is the test split, in file order)."""
+    tasks = build_tasks(params.tasks)
+    device = resolve_device(params.training.device)
+    width = fitted_input_width(params, encoder_dir(root / params.data.dir))
+    test = load_tensor_splits(params, root, ("test",))["test"]
+    base = baseline_statistics(params, root, tasks, test, device, width)
+    counts = resample_counts(len(frame), params.selection.bootstrap_samples, params.seed)
+    return paired_intervals(tasks, base, candidate.row_statistics(frame), counts, params.selection.confidence)
+
+
 def run(params: Params, root: Path, version: str, force: bool = False, reason: str | None = None) -> Promotion:
     """Applies the policy (or the forced move) and tags the decision on the version."""
     if force and not reason:
@@ -45,20 +68,45 @@ def run(params: Params, root: Path, version: str, force: bool = False, reason: s
     champion_version = registry.alias_version(name, registry.CHAMPION)
     if champion_version == version:
         return Promotion(version, True, "already champion")
-    candidate = score_version(params, version, frame)
-    champion = score_version(params, champion_version, frame) if champion_version is not None else None
+    candidate_model = registry.load_version(name, version).unwrap_python_model()
+    champion_model = (
+        registry.load_version(name, champion_version).unwrap_python_model() if champion_version is not None else None
+    )
+    candidate = candidate_model.score(frame)
+    champion = champion_model.score(frame) if champion_model is not None else None
     baseline = read_json(root / BASELINES_REPORT)
+    rules = params.selection
+    against_baselines: dict[str, tuple[float, float]] = {}
+    delta_m_interval = against_champion = None
+    if rules.rule == "lower_bound":  # paired intervals on the test rows, as select's on validation
+        against_baselines, delta_m_interval = baseline_intervals(params, root, frame, candidate_model)
+        if champion_model is not None:
+            against_champion = champion_intervals(params, frame, candidate_model, champion_model)
     # the same acceptance policy as `select`, on test metrics measured now
     policy = score_checkpoint(
-        f"v{version}", 0, candidate, {t: baseline[t]["test"] for t in goals}, goals, params.selection.min_delta_m
+        f"v{version}",
+        0,
+        candidate,
+        {t: baseline[t]["test"] for t in goals},
+        goals,
+        rules.min_delta_m,
+        rules.rule,
+        against_baselines,
+        delta_m_interval,
     )
     if not policy.accepted:
-        detail = (
-            ", ".join(f"{c.task} {c.relative_change:+.2%}" for c in policy.failures()) or f"Δm {policy.delta_m:+.2%}"
+        detail = ", ".join(
+            f"{c.task} {c.relative_change:+.2%}"
+            + (f" [{c.interval[0]:+.2%}, {c.interval[1]:+.2%}]" if c.interval else "")
+            for c in policy.failures()
+        ) or f"Δm {policy.delta_m:+.2%}" + (
+            f" [{delta_m_interval[0]:+.2%}, {delta_m_interval[1]:+.2%}]" if delta_m_interval else ""
         )
-        decision = PromotionDecision(False, f"fails the policy against the baselines: {detail}")
+        decision = PromotionDecision(False, f"fails the policy against the baselines ({rules.rule}): {detail}")
     else:
-        decision = promotion_decision("accepted", candidate, champion, goals, champion_version)
+        decision = promotion_decision(
+            "accepted", candidate, champion, goals, champion_version, rules.rule, against_champion
+        )
     if force and not decision.promote:
         decision = PromotionDecision(True, f"forced: {reason} (policy said: {decision.reason})")
     registry.record_promotion(name, version, decision, forced=force, reason=reason)

@@ -12,8 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
+from components.bootstrap import paired_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
@@ -149,6 +151,19 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, mt
     return str(registered.version)
 
 
+def champion_intervals(
+    params: Params, frame: pd.DataFrame, candidate: MultiTaskPyfunc, champion: MultiTaskPyfunc
+) -> dict[str, tuple[float, float]]:
+    """The paired bootstrap interval of each task's change, candidate against champion, on
+    the same test rows: what ``selection.rule: lower_bound`` judges the champion guard on."""
+    rules = params.selection
+    counts = resample_counts(len(frame), rules.bootstrap_samples, params.seed)
+    theirs = champion.row_statistics(frame)
+    shared = {name: task for name, task in candidate.tasks.items() if name in theirs}
+    intervals, _ = paired_intervals(shared, theirs, candidate.row_statistics(frame), counts, rules.confidence)
+    return intervals
+
+
 def request_signature(tasks: list[str]) -> ModelSignature:
     """The optional ``tasks`` parameter, and no input schema: the model's own input contract
     (``components.io.serving.check_request``) judges every request, naming column, rule and
@@ -169,12 +184,20 @@ def _complete(
     champion = registry.current_champion(name)
     if champion is not None and champion[0] == version:
         champion = None  # completing a version that already became champion
+    rules = params.selection
+    against_champion = None
+    if champion is not None and rules.rule == "lower_bound" and selection.accepted:
+        frame = read_split(root / params.data.dir, "test")
+        models = [registry.load_version(name, v).unwrap_python_model() for v in (version, champion[0])]
+        against_champion = champion_intervals(params, frame, *models)
     decision = promotion_decision(
         selection.verdict,
         test,
         champion[1] if champion else None,
         objectives(params),
         champion[0] if champion else None,
+        rules.rule,
+        against_champion,
     )
     tags = {
         "verdict": selection.verdict,
@@ -190,6 +213,9 @@ def _complete(
         f"interval.{name}": f"{low:.6f},{high:.6f}"
         for name, (low, high) in [(t, r.interval) for t, r in selection.tasks.items() if r.interval]
         + ([("delta_m", selection.delta_m_interval)] if selection.delta_m_interval else [])
+    }
+    tags |= {  # what the champion guard judged under lower_bound: candidate against champion, test rows
+        f"vs_champion.{task}": f"{low:.6f},{high:.6f}" for task, (low, high) in (against_champion or {}).items()
     }
     for key, value in tags.items():
         tracker.set_model_version_tag(name, version, key, value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from components.bootstrap import change_samples, interval, resample_counts
+from components.bootstrap import paired_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import encoder_dir, fitted_input_width
 from components.diagnosis import diagnose, trivial_levels
@@ -81,15 +81,7 @@ def run(params: Params, root: Path) -> SelectionReport:
         if paired is None:
             return Candidate(entry["checkpoint"], entry["epoch"], metrics)
         counts, base = paired
-        ours = row_statistics(tasks, found, val)
-        changes = {
-            name: change_samples(tasks[name], base[name], ours[name], counts)
-            for name in tasks
-            if base[name] is not None and ours[name] is not None
-        }
-        intervals = {name: interval(samples, rules.confidence) for name, samples in changes.items()}
-        whole = len(changes) == len(tasks)  # Δm's interval needs every task's resampled change
-        mean = interval(torch.stack(list(changes.values())).mean(0), rules.confidence) if whole else None
+        intervals, mean = paired_intervals(tasks, base, row_statistics(tasks, found, val), counts, rules.confidence)
         return Candidate(entry["checkpoint"], entry["epoch"], metrics, intervals, mean)
 
     candidates = [candidate(e) for e in manifest]

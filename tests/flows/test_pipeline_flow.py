@@ -16,6 +16,7 @@ from prefect.testing.utilities import prefect_test_harness
 from components.config import load_params
 from components.io import registry
 from components.jobs import promote
+from components.jobs.register import champion_intervals
 from flows.pipeline import pipeline
 from tests.helpers import accepting, hold_project, tiny_params_dict
 
@@ -80,6 +81,17 @@ def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch,
     assert not refused.promoted and "fails the policy against the baselines" in refused.reason
     assert set(refused.candidate_test) == {"left", "right", "sum"} and refused.champion_test is not None
     assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
+    # ... under lower_bound the refusal shows the paired intervals on the test rows ...
+    strict = params.model_copy(update={"selection": params.selection.model_copy(update={"rule": "lower_bound"})})
+    refused = promote.run(strict, tmp_path, "2")
+    assert not refused.promoted and "fails the policy against the baselines (lower_bound)" in refused.reason
+    assert "[" in refused.reason, refused.reason
+    test_rows = pd.read_parquet(tmp_path / "data/test.parquet")
+    v2, v1 = (registry.load_version("tiny-mtl", v).unwrap_python_model() for v in ("2", "1"))
+    # paired: a model against itself changes by exactly 0 on every resample
+    assert champion_intervals(strict, test_rows, v1, v1) == {t: (0.0, 0.0) for t in ("left", "right", "sum")}
+    paired = champion_intervals(strict, test_rows, v2, v1)
+    assert set(paired) == {"left", "right", "sum"} and all(low < high for low, high in paired.values())
     # ... --force moves it and records why; the old champion keeps previous-champion; rollback undoes it
     forced = promote.run(params, tmp_path, "2", force=True, reason="hotfix for a customer")
     assert forced.promoted and forced.reason.startswith("forced: hotfix for a customer")
@@ -88,10 +100,22 @@ def test_flow_registers_then_guards_the_champion(harness, tmp_path, monkeypatch,
     assert str(client.get_model_version_by_alias("tiny-mtl", "previous-champion").version) == "1"
     assert registry.rollback("tiny-mtl") == ("2", "1")
 
+    # 4. under lower_bound the nightly champion guard judges paired intervals against champion v1
+    lower = accepting(tiny_params_dict())
+    lower["selection"]["rule"] = "lower_bound"
+    lower["training"]["lr"] = 0.002  # another model than v1 (the same settings retrain v1 exactly)
+    third = pipeline(write_params(tmp_path, lower), str(tmp_path), return_state=True).result()
+    assert third.version == "3" and third.champion_moved  # 100 % tolerances: within them
+    tags = client.get_model_version("tiny-mtl", "3").tags
+    assert tags["selection_rule"] == "lower_bound"
+    for task in ("left", "right", "sum"):
+        low, high = map(float, tags[f"vs_champion.{task}"].split(","))
+        assert -1.0 <= low < high
+
     # each flow run is one parent MLflow run with the four trainings nested in it
     experiment = client.get_experiment_by_name("tiny-mtl")
     parents = client.search_runs([experiment.experiment_id], "tags.`mtl.role` = 'pipeline'")
-    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    assert len(parents) == 3 and all(p.info.status == "FINISHED" for p in parents)
     for parent in parents:
         children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
         assert len(children) == 4
