@@ -415,6 +415,9 @@ class ServingConfig(Strict):
     max_batch_rows: Annotated[int, Field(ge=1)] = 10000
     # Rows per forward pass within a request: bounds the server's memory, not the batch size.
     chunk_rows: Annotated[int, Field(ge=1)] = 1024
+    # Backbone features kept per input row, so separate calls for different tasks on the same
+    # rows run the backbone once (least recently used evicted beyond this size); 0: off
+    feature_cache_mb: Annotated[float, Field(ge=0)] = 64.0
 
 
 class ValidationConfig(Strict):

@@ -38,6 +38,7 @@ from pandera.errors import SchemaErrors
 
 from components.config import Params
 from components.data.encoders import fitted_input_width, load_encoder
+from components.io.feature_cache import FeatureCache
 from components.models import build_model
 from components.tasks import build_tasks
 from components.validation.schema import request_schema
@@ -85,6 +86,12 @@ class MultiTaskPyfunc(PythonModel):
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
         self.request_schema = request_schema(self.params)
+        megabytes = self.params.serving.feature_cache_mb
+        self.feature_cache = FeatureCache(int(megabytes * 2**20)) if megabytes else None
+
+    def cache_stats(self) -> dict[str, int] | None:
+        """The feature cache's hit and miss counts (rows) and size; None when it is off."""
+        return self.feature_cache.stats() if self.feature_cache is not None else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """One column per requested task (``params={"tasks": [...]}``, default all); the
@@ -102,7 +109,7 @@ class MultiTaskPyfunc(PythonModel):
         return pd.concat(answers)
 
     def _answer(self, frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-        predictions = self._predict(frame, names)
+        predictions = self._predict(frame, names, cached=True)
         for name, values in predictions.items():
             if values.is_floating_point() and not bool(torch.isfinite(values).all()):
                 raise RequestRefused(
@@ -132,9 +139,16 @@ class MultiTaskPyfunc(PythonModel):
             for name, task in self.tasks.items()
         }
 
-    def _predict(self, frame: pd.DataFrame, names: list[str]) -> dict[str, torch.Tensor]:
+    def _predict(self, frame: pd.DataFrame, names: list[str], cached: bool = False) -> dict[str, torch.Tensor]:
+        """Each task's predictions; ``cached``: backbone features through the feature cache
+        (requests only: scoring and health checks always run the backbone)."""
         with torch.no_grad():
-            outputs = self.network(self.encoder.encode(frame), names)
+            inputs = self.encoder.encode(frame)
+            if cached and self.feature_cache is not None:
+                features = self.feature_cache.features(self.network, inputs)
+                outputs = {name: self.network.heads[name](features[name]) for name in names}
+            else:
+                outputs = self.network(inputs, names)
         return {name: self.tasks[name].predict(self.network.heads[name], outputs[name]) for name in names}
 
 

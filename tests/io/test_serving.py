@@ -59,6 +59,23 @@ def test_pyfunc_returns_only_the_requested_tasks(served):
         model.predict(served["pixels"], params={"tasks": ["colour"]})
 
 
+def test_a_second_call_for_other_tasks_on_the_same_rows_runs_no_backbone(served):
+    tracking.client()
+    model = mlflow.pyfunc.load_model("models:/tiny-mtl@champion")
+    python = model.unwrap_python_model()
+    rows = pd.read_parquet(served["root"] / "data/test.parquet").head(100).filter(like="px_").astype("float64")
+    first_conv = next(m for m in python.network.modules() if isinstance(m, torch.nn.Conv2d))
+    runs: list[int] = []
+    first_conv.register_forward_hook(lambda *_: runs.append(1))
+    model.predict(rows, params={"tasks": ["left"]})
+    assert python.cache_stats()["misses"] == 100 and len(runs) == 2  # two chunks of 64 rows
+    cached = model.predict(rows, params={"tasks": ["sum", "right"]})
+    assert python.cache_stats()["hits"] == 100 and len(runs) == 2  # the backbone did not run again
+    python.feature_cache = None  # the same model without the cache answers the same
+    pd.testing.assert_frame_equal(cached, model.predict(rows, params={"tasks": ["sum", "right"]}), rtol=1e-5)
+    assert len(runs) == 4
+
+
 def test_mlflow_models_serve_answers_invocations_over_http(served):
     port = free_port()
     bin_dir = Path(sys.executable).parent  # mlflow starts `uvicorn` from PATH
