@@ -8,6 +8,8 @@ Three signals, each cheap and read off the run itself:
 - **loss scales apart**: the tasks' first-epoch training losses differ tenfold or more,
   so the largest dominates the shared gradient (Kendall et al. 2018, "Multi-Task Learning
   Using Uncertainty to Weigh Losses"; Chen et al. 2018, "GradNorm");
+- a rejection on Δm alone (every task within tolerance) says sharing does not pay on
+  average, naming the weakest task;
 - otherwise a task that regresses with neither sign points at **conflicting gradients**
   (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"): a gradient method, or
   training it apart. Where training measured the tasks' gradients
@@ -71,9 +73,12 @@ def diagnose(
     first_losses: dict[str, float],
     conflict: dict[str, float] | None = None,
     cosine: dict[str, float] | None = None,
+    delta_m: tuple[float, float | None] | None = None,
+    min_delta_m: float = 0.0,
 ) -> list[str]:
     """What the measurements say, one line per finding, each naming the setting to try.
-    ``conflict`` and ``cosine`` are the training's mean gradient agreement per task pair."""
+    ``conflict`` and ``cosine`` are the training's mean gradient agreement per task pair;
+    ``delta_m`` is Δm and the lower end of its interval (None without one)."""
     findings: list[str] = []
     explained: set[str] = set()
     for name, r in results.items():
@@ -111,4 +116,16 @@ def diagnose(
             f"may conflict: try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by "
             f"side), or train {name} apart (`mtl affinity` proposes groups)"
         )
+    if delta_m is not None and results and all(r.passed for r in results.values()):
+        mean_change, lower_end = delta_m
+        judged = lower_end if lower_end is not None else mean_change
+        if judged < min_delta_m:
+            weakest = min(results, key=lambda name: results[name].relative_change)
+            shown = f"Δm {mean_change:+.2%}" + (f" (lower end {lower_end:+.2%})" if lower_end is not None else "")
+            findings.append(
+                f"no task regresses beyond its tolerance, but {shown} does not reach selection.min_delta_m "
+                f"{min_delta_m:+.2%}: sharing does not pay on average here (weakest: {weakest} "
+                f"{results[weakest].relative_change:+.2%}); try loss_weighting: uncertainty, another model.sharing, "
+                "or `mtl affinity` to see which tasks help one another"
+            )
     return findings

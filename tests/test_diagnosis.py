@@ -94,3 +94,16 @@ def test_measured_conflicts_name_the_task_a_regressing_one_fought_most():
     (finding,) = diagnose(results, {"price": 1.0, "kind": 1.1, "size": 1.0}, conflict, cosine)
     assert "its gradients conflicted with size's on 47% of measured steps (mean cosine -0.05)" in finding
     assert "`mtl affinity` proposes groups" in finding
+
+
+def test_a_rejection_on_delta_m_alone_names_the_weakest_task():
+    results = {"left": result(0.95, 0.949, 0.1, True), "sum": result(1.30, 1.31, 3.0, True, higher=False, metric="mae")}
+    (finding,) = diagnose(results, {"left": 1.0, "sum": 1.2}, delta_m=(-0.0044, None), min_delta_m=0.0)
+    assert finding.startswith(
+        "no task regresses beyond its tolerance, but Δm -0.44% does not reach selection.min_delta_m"
+    )
+    assert "(weakest: sum -0.77%)" in finding
+    # under lower_bound the lower end of Δm's interval is what failed
+    (finding,) = diagnose(results, {"left": 1.0, "sum": 1.2}, delta_m=(0.004, -0.006), min_delta_m=0.0)
+    assert "Δm +0.40% (lower end -0.60%)" in finding
+    assert diagnose(results, {"left": 1.0, "sum": 1.2}, delta_m=(0.004, 0.001), min_delta_m=0.0) == []

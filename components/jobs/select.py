@@ -103,7 +103,11 @@ def run(params: Params, root: Path) -> SelectionReport:
     )
     conflict = mean_over_epochs([e.get("gradient_conflict", {}) for e in manifest])
     cosine = mean_over_epochs([e.get("gradient_cosine", {}) for e in manifest])
-    report = replace(report, diagnosis=diagnose(report.tasks, manifest[0].get("train_loss", {}), conflict, cosine))
+    low = report.delta_m_interval[0] if rules.rule == "lower_bound" and report.delta_m_interval else None
+    findings = diagnose(
+        report.tasks, manifest[0].get("train_loss", {}), conflict, cosine, (report.delta_m, low), rules.min_delta_m
+    )
+    report = replace(report, diagnosis=findings)
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
         raise NonFiniteMetrics(
