@@ -83,7 +83,8 @@ def intervals_line(selection: SelectionReport) -> str | None:
     bounds += [("Δm", selection.delta_m_interval)] if selection.delta_m_interval else []
     judged = "the verdict judges their lower ends" if selection.rule == "lower_bound" else "selection.rule: point"
     listed = " · ".join(f"{name} [{low:+.2%}, {high:+.2%}]" for name, (low, high) in bounds)
-    return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap; {judged}): {listed}"
+    other = f" · under {selection.other_rule}: {selection.other_rule_verdict}" if selection.other_rule_verdict else ""
+    return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap; {judged}): {listed}{other}"
 
 
 def _finding_label(selection: SelectionReport) -> str:

@@ -310,6 +310,12 @@ class SelectionReport:
     rule: str = "point"
     confidence: float | None = None
     delta_m_interval: list[float] | None = None
+    #: the verdict the other rule (point or lower_bound) gives on the same checkpoints
+    other_rule_verdict: str | None = None
+
+    @property
+    def other_rule(self) -> str:
+        return "point" if self.rule == "lower_bound" else "lower_bound"
 
     @property
     def accepted(self) -> bool:

@@ -110,3 +110,22 @@ def test_the_results_table_and_status_show_the_test_warning():
     assert "Δm (val)" in printed and "reason" in printed
     assert "regresses on validation: right -3.00%" in printed and "0.9000 ⚠" in printed
     assert "regresses beyond tolerance against its baseline on test" in printed
+
+
+def test_the_intervals_line_shows_what_the_other_rule_would_decide():
+    from dataclasses import replace
+
+    from components.report import intervals_line
+
+    result = TaskResult("accuracy", True, 0.9, 0.91, 0.011, 0.02, True, 0.9, 0.9, interval=[-0.004, 0.027])
+    selection = SelectionReport(
+        "accepted", "epoch_004.pt", "ab", 4, 0.011, 0.011, 0.0, {"left": result},
+        confidence=0.9, delta_m_interval=[-0.004, 0.027], other_rule_verdict="rejected",
+    )  # fmt: skip
+    line = intervals_line(selection)
+    assert line == (
+        "90% intervals of Δ val (paired bootstrap; selection.rule: point): left [-0.40%, +2.70%] · "
+        "Δm [-0.40%, +2.70%] · under lower_bound: rejected"
+    )
+    under_lower = replace(selection, rule="lower_bound", other_rule_verdict="accepted")
+    assert intervals_line(under_lower).endswith("under point: accepted")

@@ -88,6 +88,10 @@ def run(params: Params, root: Path) -> SelectionReport:
     choice = choose_checkpoint(
         candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, rules.rule
     )
+    other_rule = "point" if rules.rule == "lower_bound" else "lower_bound"
+    other = choose_checkpoint(
+        candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, other_rule
+    )
     chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
     load(chosen_entry)
     report = SelectionReport.build(
@@ -107,7 +111,7 @@ def run(params: Params, root: Path) -> SelectionReport:
     findings = diagnose(
         report.tasks, manifest[0].get("train_loss", {}), conflict, cosine, (report.delta_m, low), rules.min_delta_m
     )
-    report = replace(report, diagnosis=findings)
+    report = replace(report, diagnosis=findings, other_rule_verdict=other.verdict if paired else None)
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
         raise NonFiniteMetrics(
