@@ -212,11 +212,12 @@ class TaskConfig(Strict):
     task types, which import torch)."""
 
     # A registered task type: classification, multilabel, regression, tagging, span,
-    # segmentation, or one you add (README, "Add your own task type").
+    # segmentation, detection, or one you add (README, "Add your own task type").
     type: str
     # The label column. multilabel: one 0/1 column per label; tagging: a column of tag
     # lists (one per word); span: [answer start column, answer text column];
-    # segmentation: a column of flat masks (one class id per pixel).
+    # segmentation: a column of flat masks (one class id per pixel); detection: [boxes
+    # column (a flat list of x1, y1, x2, y2 per object, in pixels), classes column].
     label: str | list[str]
     num_classes: Annotated[int, Field(ge=2)] | None = None
     # classification with labels as names (e.g. [setosa, versicolor, virginica]): the label
@@ -226,6 +227,8 @@ class TaskConfig(Strict):
     tags: list[str] | None = None
     # segmentation: the mask value of pixels that carry no label
     ignore_index: int = 255
+    # detection: the most objects an image holds (the head predicts this many)
+    max_objects: Annotated[int, Field(ge=1, le=20)] | None = None
     # With data.datasets: the dataset whose rows carry this task's labels.
     dataset: str | None = None
     # Regression loss: mse or l1 (the metric is MAE either way).

@@ -66,6 +66,20 @@ def split_source_digits(n_digits: int, config: DataConfig, seed: int) -> dict[st
     return {split: order[bounds[i] : bounds[i + 1]] for i, split in enumerate(SPLITS)}
 
 
+def ink_boxes(images: np.ndarray) -> np.ndarray:
+    """Each image's tight box around its non-zero pixels, [x1, y1, x2, y2] with x2 and y2
+    exclusive, (n, 4); an empty image gets the whole image."""
+    rows: np.ndarray = np.any(images, axis=2)
+    columns: np.ndarray = np.any(images, axis=1)
+    side = images.shape[1]
+    y1, x1 = rows.argmax(axis=1), columns.argmax(axis=1)
+    y2, x2 = side - rows[:, ::-1].argmax(axis=1), side - columns[:, ::-1].argmax(axis=1)
+    empty = ~rows.any(axis=1)
+    boxes = np.stack([x1, y1, x2, y2], axis=1)
+    boxes[empty] = [0, 0, side, side]
+    return boxes
+
+
 def compose_split(
     images: np.ndarray,
     labels: np.ndarray,
@@ -84,6 +98,8 @@ def compose_split(
     bottom_right = canvas[:, offset:, offset:]
     np.maximum(bottom_right, images[right_source], out=bottom_right)
 
+    ink = ink_boxes(images)
+    boxes = np.concatenate([ink[left_source], ink[right_source] + offset], axis=1)  # (n, 8): left, right
     meta = pd.DataFrame(
         {
             "id": [f"{split}-{i:06d}" for i in range(n_images)],
@@ -92,6 +108,9 @@ def compose_split(
             "sum": (labels[left_source] + labels[right_source]).astype(np.float32),
             "left_source": left_source.astype(np.int64),
             "right_source": right_source.astype(np.int64),
+            # for a detection task: each digit's ink box [x1, y1, x2, y2] on the canvas, and its class
+            "boxes": list(boxes.astype(np.int64)),
+            "box_classes": list(np.stack([labels[left_source], labels[right_source]], axis=1).astype(np.int64)),
         }
     )
     pixels = pd.DataFrame(canvas.reshape(n_images, -1), columns=pixel_columns(canvas_size))

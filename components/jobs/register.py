@@ -255,4 +255,6 @@ def pip_requirements(params: Params) -> list[str]:
         names += ["tokenizers", "transformers"]
     if any(task.type == "tagging" for task in params.tasks.values()):
         names.append("seqeval")  # the health check scores tagging with it
+    if any(task.type == "detection" for task in params.tasks.values()):
+        names += ["pycocotools", "scipy"]  # the health check's mAP, and the loss's matching when scoring
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in dict.fromkeys(names)]

@@ -10,6 +10,7 @@ type               loss                                   primary metric (others
                                                           (token accuracy)
 ``span``           start/end cross-entropy                SQuAD F1 (exact match)
 ``segmentation``   pixel cross-entropy, ignore index      mIoU (pixel accuracy)
+``detection``      Hungarian-matched L1 box + class CE    COCO mAP@[.5:.95] (mAP@.5)
 ================== ====================================== ==================================
 
 Adding a type is one file with a :class:`~components.tasks.base.Task` subclass and one
@@ -20,7 +21,7 @@ as ``components.tasks.<Class>``.
 Example::
 
     >>> sorted(TASK_TYPES)[:3]
-    ['classification', 'multilabel', 'regression']
+    ['classification', 'detection', 'multilabel']
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from torch import nn
 from components.config import Params, ParamsError, TaskConfig
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.classification import ClassificationTask
+from components.tasks.detection import COCOMeanAveragePrecision, DetectionHead, DetectionTask
 from components.tasks.multilabel import MultilabelTask
 from components.tasks.regression import RegressionTask, StandardizedRegressionHead
 from components.tasks.segmentation import SegmentationHead, SegmentationTask
@@ -45,7 +47,15 @@ def register_task_type(task_class: type[Task]) -> type[Task]:
     return task_class
 
 
-for _builtin in (ClassificationTask, MultilabelTask, RegressionTask, TaggingTask, SpanTask, SegmentationTask):
+for _builtin in (
+    ClassificationTask,
+    MultilabelTask,
+    RegressionTask,
+    TaggingTask,
+    SpanTask,
+    SegmentationTask,
+    DetectionTask,
+):
     register_task_type(_builtin)
 
 
@@ -99,7 +109,10 @@ def check_tasks(params: Params, source: str = "params.yaml") -> None:
 __all__ = [
     "MISSING_CLASS",
     "TASK_TYPES",
+    "COCOMeanAveragePrecision",
     "ClassificationTask",
+    "DetectionHead",
+    "DetectionTask",
     "MultilabelTask",
     "RegressionTask",
     "SQuADSpanScore",

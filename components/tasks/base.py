@@ -73,7 +73,7 @@ class Task(ABC):
     #: how many label columns the type takes; 1 means ``label`` is one column name
     label_count: ClassVar[int | None] = 1
     #: type-specific keys it takes among ``num_classes``, ``classes``, ``tags``, ``loss``,
-    #: ``min_class_share``, ``max_class_share``
+    #: ``min_class_share``, ``max_class_share``, ``max_objects``
     keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: TaskConfig) -> None:
@@ -125,6 +125,7 @@ class Task(ABC):
             "max_class_share": config.max_class_share is not None,
             "tags": config.tags is not None,
             "loss": config.loss != "mse",
+            "max_objects": config.max_objects is not None,
         }
         for key, is_given in given.items():
             if is_given and key not in cls.keys:

@@ -44,6 +44,9 @@ class MultiMNISTSchema(pa.DataFrameModel):
     sum: Series[float] = pa.Field(ge=0, le=18)
     left_source: Series[int] = pa.Field(ge=0, lt=N_SOURCE_DIGITS)
     right_source: Series[int] = pa.Field(ge=0, lt=N_SOURCE_DIGITS)
+    # each digit's ink box and class, for a detection task (a detection task checks them)
+    boxes: Series[object] | None
+    box_classes: Series[object] | None
     pixels: Series[int] = pa.Field(alias=rf"{PIXEL_PREFIX}\d{{4}}", regex=True, ge=0, le=255)
 
     @pa.dataframe_check(name="sum_equals_left_plus_right")
