@@ -6,7 +6,7 @@ task alone changes every task's loss (``components.affinity``, Fifty et al. 2021
 averaged matrix, the best grouping for each number of groups, the tasks that suffer
 negative transfer, and what they mean for the last acceptance verdict
 (``reports/selection.json``, when there is one) go to ``reports/affinity.md``, ``.json``
-and a heatmap ``.png``, and to an MLflow run tagged ``role: affinity``.
+and a heatmap ``.png``, and to an MLflow run tagged ``mtl.role: affinity``.
 
     $ mtl affinity
 """
@@ -34,7 +34,7 @@ from components.io import tracking
 from components.jobs.common import REPORTS, SELECTION_REPORT, read_json, write_json
 from components.jobs.trainings import load_tensor_splits, seeded_model
 from components.models import MultiTaskNetwork
-from components.tasks import build_tasks
+from components.tasks import Task, build_tasks
 from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.loop import train
 
@@ -48,7 +48,7 @@ SIGNIFICANT_SE = 2.0
 class AffinityMeter:
     """Sums the per-step affinity matrices of one training, and their squares."""
 
-    def __init__(self, tasks: dict, lr: float, every: int) -> None:
+    def __init__(self, tasks: dict[str, Task], lr: float, every: int) -> None:
         self.tasks, self.lr, self.every = tasks, lr, every
         self.total = torch.zeros(len(tasks), len(tasks), dtype=torch.float64)
         self.squares = torch.zeros_like(self.total)

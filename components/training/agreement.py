@@ -43,7 +43,6 @@ class GradientAgreement:
         self.pairs = list(combinations(range(len(tasks)), 2))
         self.names = [pair_name(tasks[i], tasks[j]) for i, j in self.pairs]
         self.every = every
-        self._steps = 0
         self.reset()
 
     def reset(self) -> None:
@@ -51,10 +50,11 @@ class GradientAgreement:
         self._conflicts = torch.zeros(len(self.pairs), dtype=torch.float64)
         self._counts = torch.zeros(len(self.pairs), dtype=torch.float64)
 
-    def due(self) -> bool:
-        """Whether this step is sampled (with ``sum``, where measuring costs backward passes)."""
-        self._steps += 1
-        return (self._steps - 1) % self.every == 0
+    def due(self, step: int) -> bool:
+        """Whether step ``step`` (1, 2, … within its epoch) is sampled, with ``sum``, where
+        measuring costs backward passes: the 1st, (1+k)th, … of every epoch, so a resumed
+        training samples the steps an uninterrupted one would."""
+        return (step - 1) % self.every == 0
 
     def record(self, jacobian: Tensor) -> None:
         """One step's Jacobian, a row per task. A task without labeled rows in the batch has a

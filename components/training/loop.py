@@ -179,11 +179,11 @@ class StepResult:
     seconds: float
 
 
-def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor) -> None:
-    """Fills every ``.grad``, averaged over data-parallel processes."""
+def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int) -> None:
+    """Fills every ``.grad``, averaged over data-parallel processes (``step``: 1, 2, … in the epoch)."""
     model, weighting, context, agreement = trainer.model, trainer.weighting, trainer.context, trainer.agreement
     if trainer.combiner is None:
-        if agreement is not None and agreement.due():  # T extra backward passes, on sampled steps only
+        if agreement is not None and agreement.due(step):  # T extra backward passes, on sampled steps only
             agreement.record(shared_jacobian(list(weighted), model.shared_parameters()))
         combined.backward()
         context.average_gradients([*model.parameters(), *weighting.trainable()])
@@ -225,7 +225,7 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     penalty = trainer.model.regularization()  # e.g. soft sharing's pull between task columns
     if penalty is not None and penalty.requires_grad:
         penalty.backward()  # its gradients accumulate with the tasks' below
-    _backward(trainer, combined, weights * losses)
+    _backward(trainer, combined, weights * losses, step)
     trainer.optimizer.step()
     if weighting.needs_losses_after_step:
         with torch.no_grad(), _autocast(device, config):

@@ -16,7 +16,7 @@ from components.training.loop import EpochRecord, train
 
 def test_a_task_without_labeled_rows_is_not_counted_and_sampling_follows_every():
     agreement = GradientAgreement(["a", "b", "c"], every=3)
-    assert [agreement.due() for _ in range(7)] == [True, False, False, True, False, False, True]
+    assert [agreement.due(step) for step in range(1, 8)] == [True, False, False, True, False, False, True]
     agreement.record(torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.1]]))  # b had no labeled rows
     agreement.record(torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]))
     cosine, conflict = agreement.summary()
