@@ -13,7 +13,8 @@ Three signals, each cheap and read off the run itself:
 - otherwise a task that regresses with neither sign points at **conflicting gradients**
   (Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"): a gradient method, or
   training it apart. Where training measured the tasks' gradients
-  (``training.gradient_stats_every``), the finding names the task it conflicted with most.
+  (``training.gradient_stats_every``), the finding names the task it conflicted with most,
+  or, when it rarely conflicted with any, points at its weight and learning rate instead.
 
 Example::
 
@@ -36,6 +37,9 @@ from components.training.loader import TensorSplit
 TRIVIAL_MARGIN = 0.01
 #: first-epoch losses this many times apart count as mismatched scales
 LOSS_SCALE_RATIO = 10.0
+#: a task whose gradients conflicted with every other's on fewer of the measured steps than
+#: this is not held back by conflicts (two random directions conflict half the time)
+RARE_CONFLICT = 0.1
 
 
 def trivial_levels(
@@ -55,16 +59,29 @@ def _at_trivial(value: float, trivial: float | None, higher_is_better: bool) -> 
     return trivial is not None and relative_change(value, trivial, higher_is_better) <= TRIVIAL_MARGIN
 
 
-def _most_conflicting(task: str, others: list[str], conflict: dict[str, float], cosine: dict[str, float]) -> str:
-    """Words naming the task whose gradients conflicted with ``task``'s most, if measured."""
+def _regression_finding(task: str, others: list[str], conflict: dict[str, float], cosine: dict[str, float]) -> str:
+    """A regressing task with no collapsed head and no loss-scale gap: conflicting gradients,
+    with the task it fought most where training measured it; unless it rarely fought any."""
     measured = {o: share for o in others if (share := partner_value(conflict, task, o)) is not None}
+    apart = f"or train {task} apart (`mtl affinity` proposes groups)"
     if not measured:
-        return ""
+        return (
+            f"{task}: regresses with no collapsed head and no loss-scale gap: the tasks' gradients may conflict: "
+            f"try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by side), {apart}"
+        )
     other = max(measured, key=measured.__getitem__)
     mean_cosine = partner_value(cosine, task, other)
+    if measured[other] < RARE_CONFLICT:
+        return (
+            f"{task}: regresses, but its gradients rarely conflicted with the others' (at most {measured[other]:.0%} "
+            f"of measured steps, with {other}; mean cosine {mean_cosine:+.2f}): a gradient method is unlikely to help; "
+            f"the shared model may give it too little: weigh it up (loss_weighting: uncertainty, or fixed_weights), "
+            f"raise tasks.{task}.lr_scale, {apart}"
+        )
     return (
-        f"; its gradients conflicted with {other}'s on {measured[other]:.0%} of measured steps "
-        f"(mean cosine {mean_cosine:+.2f})"
+        f"{task}: regresses with no collapsed head and no loss-scale gap; its gradients conflicted with {other}'s "
+        f"on {measured[other]:.0%} of measured steps (mean cosine {mean_cosine:+.2f}): try training.gradient: "
+        f"pcgrad, upgrad or cagrad (`mtl compare` runs them side by side), {apart}"
     )
 
 
@@ -109,13 +126,7 @@ def diagnose(
             )
     unexplained = [name for name, r in results.items() if not r.passed and name not in explained]
     for name in unexplained:
-        others = [o for o in results if o != name]
-        evidence = _most_conflicting(name, others, conflict or {}, cosine or {})
-        findings.append(
-            f"{name}: regresses with no collapsed head and no loss-scale gap{evidence}: the tasks' gradients "
-            f"may conflict: try training.gradient: pcgrad, upgrad or cagrad (`mtl compare` runs them side by "
-            f"side), or train {name} apart (`mtl affinity` proposes groups)"
-        )
+        findings.append(_regression_finding(name, [o for o in results if o != name], conflict or {}, cosine or {}))
     if delta_m is not None and results and all(r.passed for r in results.values()):
         mean_change, lower_end = delta_m
         judged = lower_end if lower_end is not None else mean_change

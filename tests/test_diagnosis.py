@@ -94,6 +94,14 @@ def test_measured_conflicts_name_the_task_a_regressing_one_fought_most():
     (finding,) = diagnose(results, {"price": 1.0, "kind": 1.1, "size": 1.0}, conflict, cosine)
     assert "its gradients conflicted with size's on 47% of measured steps (mean cosine -0.05)" in finding
     assert "`mtl affinity` proposes groups" in finding
+    # gradients that hardly ever conflicted point away from gradient methods
+    agreeing = {"kind vs price": 0.0, "price vs size": 0.04, "kind vs size": 0.9}
+    (finding,) = diagnose(results, {"price": 1.0, "kind": 1.1, "size": 1.0}, agreeing, cosine)
+    assert finding.startswith(
+        "price: regresses, but its gradients rarely conflicted with the others' (at most 4% of measured steps, "
+        "with size; mean cosine -0.05): a gradient method is unlikely to help"
+    )
+    assert "raise tasks.price.lr_scale" in finding
 
 
 def test_a_rejection_on_delta_m_alone_names_the_weakest_task():
