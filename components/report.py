@@ -23,7 +23,7 @@ from rich.text import Text
 
 from components.config import InputConfig, Params
 from components.io.registry import NotRegistered, Registration
-from components.selection import SelectionReport
+from components.selection import SelectionReport, bracket
 
 
 def console() -> Console:
@@ -82,7 +82,7 @@ def intervals_line(selection: SelectionReport) -> str | None:
     bounds = [(task, r.interval) for task, r in selection.tasks.items() if r.interval]
     bounds += [("Δm", selection.delta_m_interval)] if selection.delta_m_interval else []
     judged = "the verdict judges their lower ends" if selection.rule == "lower_bound" else "selection.rule: point"
-    listed = " · ".join(f"{name} [{low:+.2%}, {high:+.2%}]" for name, (low, high) in bounds)
+    listed = " · ".join(f"{name}{bracket(interval)}" for name, interval in bounds)
     other = f" · under {selection.other_rule}: {selection.other_rule_verdict}" if selection.other_rule_verdict else ""
     return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap; {judged}): {listed}{other}"
 

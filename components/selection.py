@@ -101,6 +101,16 @@ def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> floa
     return sign * (mtl - baseline) / (abs(baseline) or 1.0)
 
 
+def bracket(bounds: tuple[float, float] | list[float] | None) -> str:
+    """`` [low, high]`` of an interval of relative changes, or nothing without one."""
+    return f" [{bounds[0]:+.2%}, {bounds[1]:+.2%}]" if bounds else ""
+
+
+def other_rule(rule: str) -> str:
+    """The selection rule that is not ``rule``: point or lower_bound."""
+    return "point" if rule == "lower_bound" else "lower_bound"
+
+
 def task_passes(change: float, tolerance: float) -> bool:
     """The rule every comparison uses: a task may regress by at most its tolerance; a
     non-finite change (a NaN metric on either side) never passes."""
@@ -250,9 +260,7 @@ def promotion_decision(
     regressions = champion_regressions(candidate_test, champion_test, objectives, rule, intervals)
     if regressions:
         detail = ", ".join(
-            f"{c.task} {c.relative_change:+.2%}"
-            + (f" [{c.interval[0]:+.2%}, {c.interval[1]:+.2%}]" if c.interval else "")
-            + f" vs champion (tolerance -{c.tolerance:.0%})"
+            f"{c.task} {c.relative_change:+.2%}{bracket(c.interval)} vs champion (tolerance -{c.tolerance:.0%})"
             for c in regressions
         )
         return PromotionDecision(False, f"regresses against champion v{champion_version}: {detail}")
@@ -315,7 +323,7 @@ class SelectionReport:
 
     @property
     def other_rule(self) -> str:
-        return "point" if self.rule == "lower_bound" else "lower_bound"
+        return other_rule(self.rule)
 
     @property
     def accepted(self) -> bool:

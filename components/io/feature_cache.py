@@ -45,6 +45,10 @@ def row_key(row: Tensor) -> bytes:
     return digest.digest()
 
 
+def _nbytes(row: dict[str, Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in row.values())
+
+
 class FeatureCache:
     """Per-row features of every task, least recently used evicted beyond ``max_bytes``."""
 
@@ -75,14 +79,14 @@ class FeatureCache:
         return {task: torch.stack([row[task] for row in rows]) for task in network.heads}
 
     def _store(self, key: bytes, row: dict[str, Tensor]) -> None:
-        size = sum(t.numel() * t.element_size() for t in row.values())
+        size = _nbytes(row)
         if key in self._rows or size > self.max_bytes:
             return
         self._rows[key] = row
         self._bytes += size
         while self._bytes > self.max_bytes:
             _, evicted = self._rows.popitem(last=False)
-            self._bytes -= sum(t.numel() * t.element_size() for t in evicted.values())
+            self._bytes -= _nbytes(evicted)
 
     def stats(self) -> dict[str, int]:
         """Rows served from the cache and computed, rows and bytes held, the byte limit."""

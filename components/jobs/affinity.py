@@ -95,10 +95,15 @@ class AffinityReport:
     verdict: list[str]
 
 
+def significant(mean: Tensor, standard_error: Tensor) -> Tensor:
+    """Which affinities lie at least :data:`SIGNIFICANT_SE` standard errors from zero."""
+    return mean.abs() >= SIGNIFICANT_SE * standard_error
+
+
 def measured_only(mean: Tensor, standard_error: Tensor) -> Tensor:
     """The affinities, with those within :data:`SIGNIFICANT_SE` standard errors of zero set
     to zero: a grouping should rest on transfer that was measured, not on noise."""
-    return torch.where(mean.abs() >= SIGNIFICANT_SE * standard_error, mean, torch.zeros_like(mean))
+    return torch.where(significant(mean, standard_error), mean, torch.zeros_like(mean))
 
 
 def _group_of(task: str, grouping: Grouping) -> list[str]:
@@ -188,11 +193,9 @@ def markdown(report: AffinityReport) -> str:
         "| step on ↓ · loss of → | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
     ]
+    measured = significant(torch.tensor(report.affinity), torch.tensor(report.standard_error))
     for i, source in enumerate(names):
-        cells = []
-        for j in range(len(names)):
-            value, error = report.affinity[i][j], report.standard_error[i][j]
-            cells.append(f"{value:+.3%}" if abs(value) >= SIGNIFICANT_SE * error else f"({value:+.3%})")
+        cells = [f"{value:+.3%}" if measured[i, j] else f"({value:+.3%})" for j, value in enumerate(report.affinity[i])]
         lines.append(f"| {source} | " + " | ".join(cells) + " |")
     lines += ["", "| groups | grouping | score |", "|---|---|---|"]
     for grouping in report.groupings:
@@ -236,11 +239,11 @@ def plot(report: AffinityReport, path: Path) -> None:
     shown.fill_diagonal_(float("nan"))  # drawn grey: a task's step on itself is off this scale
     colormap = matplotlib.colormaps["RdBu"].with_extremes(bad="0.85")
     image = axis.imshow(shown.numpy(), cmap=colormap, vmin=-limit, vmax=limit)
-    errors = torch.tensor(report.standard_error) * 100
+    measured = significant(torch.tensor(report.affinity), torch.tensor(report.standard_error))
     for i in range(len(names)):
         for j in range(len(names)):
             value = float(values[i, j])
-            text = f"{value:+.3f}" if abs(value) >= SIGNIFICANT_SE * float(errors[i, j]) else f"({value:+.3f})"
+            text = f"{value:+.3f}" if measured[i, j] else f"({value:+.3f})"
             dark = i != j and abs(value) > 0.6 * limit
             axis.text(j, i, text, ha="center", va="center", fontsize=9, color="white" if dark else "black")
     axis.set_xticks(range(len(names)), names, rotation=30, ha="right")

@@ -24,7 +24,7 @@ from components.jobs.common import BASELINES_REPORT, objectives, read_json
 from components.jobs.register import champion_intervals
 from components.jobs.select import baseline_statistics
 from components.jobs.trainings import load_tensor_splits
-from components.selection import PromotionDecision, promotion_decision, score_checkpoint
+from components.selection import PromotionDecision, bracket, promotion_decision, score_checkpoint
 from components.tasks import build_tasks
 from components.training.loop import resolve_device
 
@@ -95,12 +95,9 @@ def run(params: Params, root: Path, version: str, force: bool = False, reason: s
         delta_m_interval,
     )
     if not policy.accepted:
-        detail = ", ".join(
-            f"{c.task} {c.relative_change:+.2%}"
-            + (f" [{c.interval[0]:+.2%}, {c.interval[1]:+.2%}]" if c.interval else "")
-            for c in policy.failures()
-        ) or f"Δm {policy.delta_m:+.2%}" + (
-            f" [{delta_m_interval[0]:+.2%}, {delta_m_interval[1]:+.2%}]" if delta_m_interval else ""
+        detail = (
+            ", ".join(f"{c.task} {c.relative_change:+.2%}{bracket(c.interval)}" for c in policy.failures())
+            or f"Δm {policy.delta_m:+.2%}{bracket(delta_m_interval)}"
         )
         decision = PromotionDecision(False, f"fails the policy against the baselines ({rules.rule}): {detail}")
     else:

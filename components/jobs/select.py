@@ -35,7 +35,7 @@ from components.jobs.common import (
 )
 from components.jobs.trainings import load_targets, load_tensor_splits, read_curves, write_curves
 from components.models import build_model
-from components.selection import Candidate, SelectionReport, choose_checkpoint
+from components.selection import Candidate, SelectionReport, choose_checkpoint, other_rule
 from components.tasks import Task, build_tasks
 from components.training.agreement import mean_over_epochs
 from components.training.checkpoints import load_checkpoint, read_manifest
@@ -85,13 +85,9 @@ def run(params: Params, root: Path) -> SelectionReport:
         return Candidate(entry["checkpoint"], entry["epoch"], metrics, intervals, mean)
 
     candidates = [candidate(e) for e in manifest]
-    choice = choose_checkpoint(
-        candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, rules.rule
-    )
-    other_rule = "point" if rules.rule == "lower_bound" else "lower_bound"
-    other = choose_checkpoint(
-        candidates, {name: baseline[name]["val"] for name in tasks}, goals, rules.min_delta_m, other_rule
-    )
+    baseline_val = {name: baseline[name]["val"] for name in tasks}
+    choice = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, rules.rule)
+    other = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, other_rule(rules.rule))
     chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
     load(chosen_entry)
     report = SelectionReport.build(
