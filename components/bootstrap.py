@@ -10,6 +10,12 @@ paired comparison cannot use. Vectorised: a task's per-row sufficient statistics
 (``Task.row_statistics``, (rows, k)) times the resample counts (samples, rows) is one
 matrix product per model; 1,000 resamples of 2,000 rows take milliseconds.
 
+With several trainings per side (``training.seeds``), the intervals are pooled by a
+two-level bootstrap (Davison & Hinkley 1997, "Bootstrap Methods and their Application",
+§3.8): each resample also draws each side's seeds with replacement, and a side's metric is
+the mean over its drawn seeds. The interval then holds the noise of training (which seed)
+as well as that of the rows, around the change of the seed-mean metrics.
+
 Example: the MTL model is right on one more row of four than the baseline::
 
     >>> from components.config import TaskConfig
@@ -25,7 +31,7 @@ Example: the MTL model is right on one more row of four than the baseline::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -43,10 +49,18 @@ def resample_counts(rows: int, samples: int, seed: int) -> Tensor:
 
 
 def change_samples(task: Task, baseline: Tensor, mtl: Tensor, counts: Tensor) -> Tensor:
-    """Δ_t on each resample, from the two models' row statistics of one task (a baseline
-    metric of 0 compares by plain difference, as ``selection.relative_change`` does)."""
-    base = task.metric_from_statistics(counts @ baseline.float())
-    ours = task.metric_from_statistics(counts @ mtl.float())
+    """Δ_t on each resample, from the two models' row statistics of one task."""
+    return relative_changes(task, resampled_metric(task, baseline, counts), resampled_metric(task, mtl, counts))
+
+
+def resampled_metric(task: Task, statistics: Tensor, counts: Tensor) -> Tensor:
+    """One model's metric on each resample, (samples,), from its row statistics."""
+    return task.metric_from_statistics(counts @ statistics.float())
+
+
+def relative_changes(task: Task, base: Tensor, ours: Tensor) -> Tensor:
+    """Δ_t of each resample's metrics (a baseline metric of 0 compares by plain difference,
+    as ``selection.relative_change`` does)."""
     sign = 1.0 if task.higher_is_better else -1.0
     scale = torch.where(base == 0, torch.ones_like(base), base.abs())
     return sign * (ours - base) / scale
@@ -60,20 +74,46 @@ def interval(samples: Tensor, confidence: float) -> tuple[float, float]:
     return float(bounds[0]), float(bounds[1])
 
 
-def paired_intervals(
+RowStatistics = Mapping[str, Tensor | None]
+
+
+def seed_draws(seeds: int, samples: int, generator: torch.Generator) -> Tensor | None:
+    """Which of a side's ``seeds`` trainings each resample averages, (seeds, samples), drawn
+    with replacement; None for a single training (nothing to draw)."""
+    return torch.randint(seeds, (seeds, samples), generator=generator) if seeds > 1 else None
+
+
+def pooled_metric(task: Task, name: str, side: Sequence[RowStatistics], counts: Tensor, draws: Tensor | None) -> Tensor:
+    """A side's metric on each resample: the mean over its drawn seeds' trainings."""
+    per_seed = torch.stack([resampled_metric(task, statistics[name], counts) for statistics in side])  # type: ignore[arg-type]
+    return per_seed[0] if draws is None else per_seed.gather(0, draws).mean(0)
+
+
+def pooled_intervals(
     tasks: Mapping[str, Task],
-    reference: Mapping[str, Tensor | None],
-    candidate: Mapping[str, Tensor | None],
+    references: Sequence[RowStatistics],
+    candidates: Sequence[RowStatistics],
     counts: Tensor,
     confidence: float,
+    seed: int = 0,
 ) -> tuple[dict[str, tuple[float, float]], tuple[float, float] | None]:
-    """The interval of each task's Δ_t, candidate against reference, from their row
-    statistics on the same rows, and of Δm when every task has one (Δm's interval needs
-    every task's resampled change). Tasks without row statistics on either side get none."""
+    """The interval of each task's Δ_t, candidates against references, from their row
+    statistics on the same rows (one mapping per seed on each side; one each is the plain
+    paired bootstrap), and of Δm when every task has one (Δm's interval needs every task's
+    resampled change, so a resample draws one set of seeds for all tasks). Tasks without
+    row statistics on some training get none. ``seed`` seeds the draws of seeds."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = counts.shape[0]
+    reference_draws = seed_draws(len(references), samples, generator)
+    candidate_draws = seed_draws(len(candidates), samples, generator)
     changes = {
-        name: change_samples(task, reference[name], candidate[name], counts)  # type: ignore[arg-type]
+        name: relative_changes(
+            task,
+            pooled_metric(task, name, references, counts, reference_draws),
+            pooled_metric(task, name, candidates, counts, candidate_draws),
+        )
         for name, task in tasks.items()
-        if reference.get(name) is not None and candidate.get(name) is not None
+        if all(side.get(name) is not None for side in (*references, *candidates))
     }
     intervals = {name: interval(samples, confidence) for name, samples in changes.items()}
     whole = bool(changes) and len(changes) == len(tasks)

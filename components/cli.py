@@ -49,6 +49,7 @@ RootOption = typer.Option(Path("."), "--root", help="Project root holding data/,
 ParentRunOption = typer.Option(
     None, "--parent-run-id", help="MLflow pipeline run to nest under; default: the open one, else a new one."
 )
+SeedOption = typer.Option(None, "--seed", help="Train with this seed only; default: the seed of params.yaml.")
 
 
 def _run(
@@ -215,27 +216,38 @@ def baselines(params: Path = ParamsOption, root: Path = RootOption) -> None:
 @app.command("train-baseline")
 def train_baseline(
     task: str = typer.Option(..., "--task", help="The task to train alone."),
+    seed: int = SeedOption,
     params: Path = ParamsOption,
     root: Path = RootOption,
     parent_run_id: str = ParentRunOption,
 ) -> None:
-    """Train the single-task baseline of one task (the baselines stage runs one per task)."""
+    """Train the single-task baseline of one task (the baselines stage runs one per task and seed)."""
     from components.jobs import baselines as job
 
     def action(p: Params) -> object:
         if task not in p.tasks:
             raise typer.BadParameter(f"unknown task {task!r}; valid: {', '.join(p.tasks)}", param_hint="--task")
-        return _training(lambda q, parent: job.train_one(q, root, task, parent), parent_run_id)(p)
+        return _training(lambda q, parent: job.train_one(q, root, task, parent, seed=seed), parent_run_id)(p)
 
     _run(params, action, tracked=True, root=root)
 
 
 @app.command("train-mtl")
-def train_mtl(params: Path = ParamsOption, root: Path = RootOption, parent_run_id: str = ParentRunOption) -> None:
+def train_mtl(
+    seed: int = typer.Option(
+        None, "--seed", help="Train with this seed only; default: every seed training.seeds asks for."
+    ),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
+    parent_run_id: str = ParentRunOption,
+) -> None:
     """Train the multi-task model, keeping a checkpoint per epoch."""
     from components.jobs import train_mtl as job
 
-    _run(params, _training(lambda p, parent: job.run(p, root, parent), parent_run_id), tracked=True, root=root)
+    def stage(p: Params, parent: str) -> object:
+        return job.run(p, root, parent) if seed is None else job.train_one(p, root, parent, seed)
+
+    _run(params, _training(stage, parent_run_id), tracked=True, root=root)
 
 
 @app.command()

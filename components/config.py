@@ -341,6 +341,9 @@ class TrainingConfig(Strict):
     as many as the training splits hold together."""
 
     epochs: Annotated[int, Field(gt=0)] = 8
+    # Trainings per model: the baselines and the MTL model each train with seeds seed,
+    # seed + 1, ..., and select judges the seed means with intervals pooled over seeds.
+    seeds: Annotated[int, Field(ge=1)] = 1
     batch_size: Annotated[int, Field(gt=0)] = 128
     lr: Annotated[float, Field(gt=0)] = 5e-4
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4

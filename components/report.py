@@ -23,7 +23,7 @@ from rich.text import Text
 
 from components.config import InputConfig, Params
 from components.io.registry import NotRegistered, Registration
-from components.selection import SelectionReport, bracket
+from components.selection import SelectionReport, bracket, relative_change
 
 
 def console() -> Console:
@@ -142,6 +142,9 @@ def render_summary(
     bounds = intervals_line(selection)
     if bounds:
         parts.append(Text(bounds))
+    over_seeds = seeds_table(selection)
+    if over_seeds is not None:
+        parts.append(over_seeds)
     warning = test_warning(selection)
     if warning:
         parts.append(Text(warning, style="bold yellow"))
@@ -161,6 +164,61 @@ def render_summary(
     return Group(*parts)
 
 
+SEED_HEADERS = ["task", "baseline val", "MTL val", "baseline test", "MTL test", "Δ test of the means"]
+
+
+def seeds_title(selection: SelectionReport) -> str:
+    """The caption of the table over seeds."""
+    return (
+        f"Over {len(selection.seeds)} seeds, mean ± std (the verdict judges the val means; "
+        f"seed {selection.seed}, best on validation, is the checkpoint reported above)"
+    )
+
+
+def _seed_rows(selection: SelectionReport) -> list[list[str]]:
+    """Per task the mean ± std over seeds of both models on both splits, and the change of
+    the test means: how much of a difference is training noise (``training.seeds`` > 1)."""
+    spreads = {side: selection.seed_spread(side) for side in ("baseline_val", "mtl_val", "baseline_test", "mtl_test")}
+    if not spreads["mtl_test"]:
+        return []
+    rows = []
+    for task, entry in selection.tasks.items():
+        cells = [f"{spreads[side][task][0]:.4f} ± {spreads[side][task][1]:.4f}" for side in spreads]
+        change = relative_change(
+            spreads["mtl_test"][task][0], spreads["baseline_test"][task][0], entry.higher_is_better
+        )
+        rows.append([task, *cells, f"{change:+.2%}"])
+    return rows
+
+
+def seeds_table(selection: SelectionReport) -> Table | None:
+    """:func:`_seed_rows` for the terminal; None with one seed."""
+    rows = _seed_rows(selection)
+    if not rows:
+        return None
+    table = Table(title=seeds_title(selection), title_justify="left")
+    for header in SEED_HEADERS:
+        table.add_column(header, justify="left" if header == "task" else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def seeds_markdown(selection: SelectionReport) -> list[str]:
+    """:func:`_seed_rows` as a markdown section; nothing with one seed."""
+    rows = _seed_rows(selection)
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"{seeds_title(selection)}:",
+        "",
+        "| " + " | ".join(SEED_HEADERS) + " |",
+        "|" + "---|" * len(SEED_HEADERS),
+    ]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def tasks_markdown(selection: SelectionReport) -> str:
     """The per-task table as markdown."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
@@ -174,6 +232,7 @@ def results_markdown(selection: SelectionReport, registration: Registration | No
     bounds = intervals_line(selection)
     if bounds:
         lines += ["", bounds]
+    lines += seeds_markdown(selection)
     warning = test_warning(selection)
     if warning:
         lines += ["", f"**{warning}**"]
@@ -285,6 +344,7 @@ def model_card(
         "",
         tasks_markdown(selection),
         *(["", bounds] if (bounds := intervals_line(selection)) else []),
+        *seeds_markdown(selection),
         *diagnosis_markdown(selection),
     ]
     if champion is not None:

@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -291,6 +292,18 @@ class TaskResult:
 
 
 @dataclass(frozen=True)
+class SeedResult:
+    """One seed's numbers at the chosen epoch (``training.seeds``): its MTL model's and its
+    baselines' primary metric per task, on validation and test."""
+
+    seed: int
+    mtl_val: dict[str, float]
+    mtl_test: dict[str, float]
+    baseline_val: dict[str, float]
+    baseline_test: dict[str, float]
+
+
+@dataclass(frozen=True)
 class CandidateSummary:
     checkpoint: str
     epoch: int
@@ -320,6 +333,10 @@ class SelectionReport:
     delta_m_interval: list[float] | None = None
     #: the verdict the other rule (point or lower_bound) gives on the same checkpoints
     other_rule_verdict: str | None = None
+    #: the seed of the chosen checkpoint, and with ``training.seeds`` > 1 every seed's
+    #: numbers (validation metrics and Δ then are seed means, and so are the baselines' test)
+    seed: int | None = None
+    seeds: list[SeedResult] = field(default_factory=list)
 
     @property
     def other_rule(self) -> str:
@@ -398,11 +415,21 @@ class SelectionReport:
         """The chosen checkpoint's test metric per task."""
         return {name: result.test for name, result in self.tasks.items()}
 
+    def seed_spread(self, side: str) -> dict[str, tuple[float, float]]:
+        """Each task's mean and standard deviation over seeds of one ``side`` of
+        :class:`SeedResult` (``mtl_test``, ``baseline_val``, ...); empty with one seed."""
+        if len(self.seeds) < 2:
+            return {}
+        values = {name: [getattr(s, side)[name] for s in self.seeds] for name in self.tasks}
+        return {name: (statistics.fmean(v), statistics.stdev(v)) for name, v in values.items()}
+
     def flat_metrics(self) -> dict[str, float]:
         """Numbers only, one level deep (``reports/metrics.json``, what ``dvc metrics diff`` and
         ``dvc exp show`` compare): per task the validation metrics and Δ_t the verdict rests
-        on and the test metrics, then Δm and the verdict as 1 (accepted) or 0."""
+        on and the test metrics (with several seeds, also the MTL test mean and std over
+        seeds), then Δm and the verdict as 1 (accepted) or 0."""
         flat: dict[str, float] = {}
+        spread = self.seed_spread("mtl_test")
         for name, result in self.tasks.items():
             flat |= {
                 f"{name}.baseline_val": result.baseline,
@@ -411,6 +438,8 @@ class SelectionReport:
                 f"{name}.baseline_test": result.baseline_test,
                 f"{name}.mtl_test": result.test,
             }
+            if name in spread:
+                flat |= {f"{name}.mtl_test_seed_mean": spread[name][0], f"{name}.mtl_test_seed_std": spread[name][1]}
         return flat | {"delta_m": self.delta_m, "accepted": int(self.accepted)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -421,9 +450,10 @@ class SelectionReport:
     def from_dict(cls, raw: dict[str, Any]) -> SelectionReport:
         """Reads back what :meth:`to_dict` wrote."""
         return cls(
-            **{k: v for k, v in raw.items() if k not in ("tasks", "candidates")},
+            **{k: v for k, v in raw.items() if k not in ("tasks", "candidates", "seeds")},
             tasks={name: TaskResult(**entry) for name, entry in raw["tasks"].items()},
             candidates=[CandidateSummary(**entry) for entry in raw.get("candidates", [])],
+            seeds=[SeedResult(**entry) for entry in raw.get("seeds", [])],
         )
 
     @classmethod

@@ -103,15 +103,19 @@ def deploy(params: Params, env: dict[str, str], project: Path) -> str:
     return _run(prefect("--no-prompt", "deploy", "--all"), env | deploy_env(params), project)
 
 
-def stop(process: subprocess.Popen, grace: float = 30) -> None:
-    """Asks ``process`` to stop (SIGTERM), and kills it if it has not within ``grace``
-    seconds: a busy worker can take longer than that to finish shutting down."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def stop(processes: list[subprocess.Popen], grace: float = 30) -> None:
+    """Asks every process to stop (SIGTERM) at once, and kills those still running
+    ``grace`` seconds later: a busy worker can take longer than that to shut down, and
+    waiting for each in turn would add the graces up."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def start_worker(pool: str, env: dict[str, str], project: Path, log: Path) -> subprocess.Popen:
@@ -163,8 +167,7 @@ def main(
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            stop(process)
+        stop(processes)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ directory fails with a message naming the first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import typer
 from prefect import flow
@@ -35,11 +37,12 @@ from components.jobs import (
     validate,
 )
 from components.jobs.common import (
-    BASELINE_RESULT,
-    BASELINES_DIR,
-    MTL_REPORT,
+    MTL_DIR,
+    TRAINING_RESULT,
     load_checked_params,
     read_json,
+    seed_dir,
+    training_seeds,
 )
 from components.report import console as results_console
 from components.report import results_markdown
@@ -47,6 +50,8 @@ from components.selection import SelectionReport
 from components.startup import configure
 from components.validation.report import DataValidationError
 from flows.common import ParamsOption, RootOption, holding_project, run_from_cli, stage_task
+
+Result = TypeVar("Result")
 
 
 @stage_task
@@ -91,30 +96,50 @@ def _on_training_pool(params: Params, params_path: str, root: str, parameters: d
         )
 
 
+def _started_together(train: Callable[..., Result], keys: list[tuple[Any, ...]]) -> Callable[..., Result]:
+    """``train`` started for every key at once, in threads that each wait on a deployment
+    run (the pool's workers decide how many train at a time); the returned function hands
+    back each key's result, in whatever order the stage asks for them."""
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        futures = {key: pool.submit(train, *key) for key in keys}
+    return lambda *key: futures[key].result()
+
+
 @stage_task
 def train_baselines(params_path: str, root: str, parent_run_id: str) -> dict[str, Any]:
-    """Stage ``baselines``, each training in this process or on the GPU pool."""
+    """Stage ``baselines``, each training in this process, or all at once on the GPU pool."""
     params = load_checked_params(params_path)
     if not params.orchestration.gpu_pool:
         return baselines.run(params, Path(root), parent_run_id)
 
-    def on_pool(task_name: str) -> baselines.BaselineResult:
+    def on_pool(task_name: str, seed: int) -> baselines.BaselineResult:
         _on_training_pool(
-            params, params_path, root, {"kind": "baseline", "task": task_name, "parent_run_id": parent_run_id}
+            params,
+            params_path,
+            root,
+            {"kind": "baseline", "task": task_name, "seed": seed, "parent_run_id": parent_run_id},
         )
-        return baselines.BaselineResult.read(Path(root) / BASELINES_DIR / task_name / BASELINE_RESULT)
+        return baselines.BaselineResult.read(
+            baselines.baseline_dir(Path(root), params, task_name, seed) / TRAINING_RESULT
+        )
 
-    return baselines.run(params, Path(root), parent_run_id, train_task=on_pool)
+    keys = [(name, seed) for seed in training_seeds(params) for name in params.tasks]
+    return baselines.run(params, Path(root), parent_run_id, train_task=_started_together(on_pool, keys))
 
 
 @stage_task
 def train_multitask(params_path: str, root: str, parent_run_id: str) -> dict[str, Any]:
-    """Stage ``train_mtl``, in this process or on the GPU pool."""
+    """Stage ``train_mtl``, every seed in this process, or all at once on the GPU pool."""
     params = load_checked_params(params_path)
-    if params.orchestration.gpu_pool:
-        _on_training_pool(params, params_path, root, {"kind": "mtl", "parent_run_id": parent_run_id})
-        return dict(read_json(Path(root) / MTL_REPORT))
-    return train_mtl.run(params, Path(root), parent_run_id)
+    if not params.orchestration.gpu_pool:
+        return train_mtl.run(params, Path(root), parent_run_id)
+
+    def on_pool(seed: int) -> dict[str, Any]:
+        _on_training_pool(params, params_path, root, {"kind": "mtl", "seed": seed, "parent_run_id": parent_run_id})
+        return dict(read_json(seed_dir(Path(root) / MTL_DIR, params, seed) / TRAINING_RESULT))
+
+    keys = [(seed,) for seed in training_seeds(params)]
+    return train_mtl.run(params, Path(root), parent_run_id, train_seed=_started_together(on_pool, keys))
 
 
 @stage_task

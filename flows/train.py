@@ -3,8 +3,8 @@
 With ``orchestration.gpu_pool`` set, the pipeline flow starts each baseline and the MTL
 training through ``run_deployment`` on that pool instead of in its own process. The
 worker must see the same project directory (``root``) and MLflow store: results travel
-back as files under ``root`` (``models/baselines/<task>/result.json``,
-``reports/train_mtl.json``), as they do between DVC stages.
+back as files under ``root`` (``result.json`` beside each training's checkpoints), as they
+do between DVC stages.
 
     $ .venv/bin/python -m flows.train --kind baseline --task left
 """
@@ -33,8 +33,11 @@ def train(
     task: str | None = None,
     parent_run_id: str | None = None,
     held_by_pipeline: bool = False,
+    seed: int | None = None,
 ) -> Any:
-    """Trains one baseline (``kind="baseline"``, ``task``) or the MTL model, nested under
+    """Trains one baseline (``kind="baseline"``, ``task``) or the MTL model, with ``seed``
+    (default: a baseline with the seed of the parameters, the MTL model with every seed
+    ``training.seeds`` asks for), nested under
     ``parent_run_id`` (default: the open pipeline run, else a new one). Holds the project
     while it trains, unless the pipeline flow that started it holds it (``held_by_pipeline``)."""
     configure()
@@ -50,8 +53,10 @@ def train(
         parent = parent_run_id or tracking.open_pipeline_run(params.registry.experiment)
         if kind == "baseline":
             assert task is not None
-            return baselines.train_one(params, Path(root), task, parent)
-        return train_mtl.run(params, Path(root), parent)
+            return baselines.train_one(params, Path(root), task, parent, seed=seed)
+        if seed is None:  # run on its own: every seed, and the stage's report
+            return train_mtl.run(params, Path(root), parent)
+        return train_mtl.train_one(params, Path(root), parent, seed)
 
 
 def main(

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from components.bootstrap import change_samples, interval, resample_counts
+from components.bootstrap import change_samples, interval, pooled_intervals, resample_counts
 from components.config import SelectionConfig, TaskConfig
 from components.selection import Candidate, Objective, SelectionReport, choose_checkpoint
 from components.tasks import build_task
@@ -114,3 +114,28 @@ def test_lower_bound_rejects_a_point_estimate_the_interval_does_not_support():
 def test_lower_bound_needs_resamples():
     with pytest.raises(ValueError, match="bootstrap_samples must be > 0"):
         SelectionConfig(rule="lower_bound", bootstrap_samples=0)
+
+
+def test_pooled_intervals_draw_seeds_as_well_as_rows_by_hand():
+    t = task("classification", num_classes=2)
+    target = torch.tensor([0, 1, 0, 1])
+    baseline = {"t": t.row_statistics(torch.tensor([0, 0, 0, 0]), target)}  # accuracy 1/2
+    always = {"t": t.row_statistics(target, target)}  # seed A: accuracy 1
+    half = {"t": t.row_statistics(torch.tensor([0, 0, 0, 0]), target)}  # seed B: accuracy 1/2
+    rows = torch.ones(4000, 4)  # every resample keeps the rows: only the seeds vary
+    wide, _ = pooled_intervals({"t": t}, [baseline], [always, half], rows, 0.9)
+    # two seeds drawn with replacement: AA (Δ +100 %) 1/4, AB or BA (+50 %) 1/2, BB (0) 1/4
+    assert wide["t"] == (0.0, 1.0)
+    narrow, _ = pooled_intervals({"t": t}, [baseline], [always, half], rows, 0.4)
+    assert narrow["t"] == (0.5, 0.5)
+
+
+def test_one_seed_a_side_is_the_paired_bootstrap():
+    t = task("classification", num_classes=2)
+    generator = torch.Generator().manual_seed(1)
+    target = torch.randint(2, (300,), generator=generator)
+    base = {"t": t.row_statistics(torch.where(torch.rand(300, generator=generator) < 0.8, target, 1 - target), target)}
+    mtl = {"t": t.row_statistics(torch.where(torch.rand(300, generator=generator) < 0.85, target, 1 - target), target)}
+    counts = resample_counts(300, 500, 0)
+    intervals, delta_m = pooled_intervals({"t": t}, [base], [mtl], counts, 0.9)
+    assert intervals["t"] == delta_m == interval(change_samples(t, base["t"], mtl["t"], counts), 0.9)

@@ -5,12 +5,16 @@ Sharing, loss weighting and gradient handling have nothing to balance with one t
 baseline is the backbone with one head, trained on its plain loss. A killed baseline
 continues from its last complete epoch when started again.
 
-    $ mtl baselines          # every task, one after the other, in one process
-    $ mtl train-baseline --task left
+With ``training.seeds: N`` each task trains N times (seeds ``seed`` … ``seed + N - 1``);
+the report holds each task's mean over seeds and every seed's own numbers.
+
+    $ mtl baselines          # every task and seed, one after the other, in one process
+    $ mtl train-baseline --task left [--seed 1]
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,12 +23,15 @@ from typing import Any
 from components.config import Params
 from components.io import tracking
 from components.jobs.common import (
-    BASELINE_RESULT,
     BASELINES_DIR,
     BASELINES_REPORT,
     CURVES,
+    TRAINING_RESULT,
     read_json,
+    remove_other_seeds,
+    seed_dir,
     timed,
+    training_seeds,
     write_json,
 )
 from components.jobs.trainings import (
@@ -48,7 +55,7 @@ from components.training.loop import resolve_device, train
 
 @dataclass(frozen=True)
 class BaselineResult:
-    """One baseline: its best epoch's validation metric, its test metric, and its curve."""
+    """One baseline training: its best epoch's validation metric, its test metric, and its curve."""
 
     task: str
     metric: str
@@ -57,6 +64,7 @@ class BaselineResult:
     test: float
     run_id: str | None
     curve: list[float] = field(default_factory=list)
+    seed: int = 0
 
     @classmethod
     def read(cls, path: Path) -> BaselineResult:
@@ -74,23 +82,37 @@ def baseline_params(params: Params) -> Params:
     )
 
 
+def baseline_dir(root: Path, params: Params, task_name: str, seed: int) -> Path:
+    """Where the baseline of ``task_name`` trained with ``seed`` keeps its checkpoint."""
+    return seed_dir(root / BASELINES_DIR / task_name, params, seed)
+
+
 def train_one(
-    params: Params, root: Path, task_name: str, parent_run_id: str, splits: dict[str, TensorSplit] | None = None
+    params: Params,
+    root: Path,
+    task_name: str,
+    parent_run_id: str,
+    splits: dict[str, TensorSplit] | None = None,
+    seed: int | None = None,
 ) -> BaselineResult | None:
-    """The baseline of ``task_name``; ``splits`` lets a caller training several read the data
-    once. None on torchrun processes other than rank 0."""
-    directory = root / BASELINES_DIR / task_name
+    """The baseline of ``task_name`` trained with ``seed`` (default ``params.seed``);
+    ``splits`` lets a caller training several read the data once. None on torchrun
+    processes other than rank 0."""
+    seed = params.seed if seed is None else seed
+    directory = baseline_dir(root, params, task_name, seed)
     if launches_processes(params):
-        launch(params, root, ["train-baseline", "--task", task_name, "--parent-run-id", parent_run_id])
-        return BaselineResult.read(directory / BASELINE_RESULT)
+        command = ["train-baseline", "--task", task_name, "--seed", str(seed), "--parent-run-id", parent_run_id]
+        launch(params, root, command)
+        return BaselineResult.read(directory / TRAINING_RESULT)
     tasks = build_tasks({task_name: params.tasks[task_name]})
-    baseline = baseline_params(params)
+    baseline = baseline_params(params).model_copy(update={"seed": seed})
     splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks, root)
     metric = tasks[task_name].metric_name
     run_params = training_params(baseline) | {"task": task_name}
+    name = f"baseline-{task_name}" + (f"-seed{seed}" if params.training.seeds > 1 else "")
     key = resume_key(baseline, root, f"baseline-{task_name}")
-    with training_run(parent_run_id, f"baseline-{task_name}", run_params, directory, key, (params, root)) as resume:
+    with training_run(parent_run_id, name, run_params, directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
             model,
@@ -98,10 +120,10 @@ def train_one(
             splits["train"],
             splits["val"],
             baseline.training,
-            params.seed,
+            seed,
             directory,
             keep_best_for=task_name,
-            label=f"baseline {task_name}",
+            label=f"baseline {task_name}" + (f" seed {seed}" if params.training.seeds > 1 else ""),
             on_epoch=epoch_logger(run_id),
             resume=resume,
         )
@@ -120,32 +142,50 @@ def train_one(
         test=test,
         run_id=run_id,
         curve=[r.val_metrics[task_name] for r in history],
+        seed=seed,
     )
     # on disk too: a training on another worker or under torchrun hands its result back this way
-    write_json(directory / BASELINE_RESULT, asdict(result))
+    write_json(directory / TRAINING_RESULT, asdict(result))
     return result
 
 
-TrainOne = Callable[[str], BaselineResult | None]
+TrainOne = Callable[[str, int], BaselineResult | None]
 
 
 @timed("baselines")
 def run(params: Params, root: Path, parent_run_id: str, train_task: TrainOne | None = None) -> dict[str, Any]:
-    """Every task's baseline, one after the other (each seeded alone, so the results do not
-    depend on the order or on what ran before), then ``reports/baselines.json`` and the
-    learning curves. ``train_task`` trains one elsewhere (a Prefect work pool)."""
+    """Every task's baseline with every seed, one after the other (each seeded alone, so the
+    results do not depend on the order or on what ran before), then ``reports/baselines.json``
+    and the learning curves. ``train_task(task, seed)`` trains one elsewhere (a Prefect work
+    pool)."""
     if train_task is None:
         # read once for every baseline, unless each is handed to its own torchrun processes
         splits = None if launches_processes(params) else load_tensor_splits(params, root)
 
-        def train_task(name: str) -> BaselineResult | None:
-            return train_one(params, root, name, parent_run_id, splits)
+        def train_task(name: str, seed: int) -> BaselineResult | None:
+            return train_one(params, root, name, parent_run_id, splits, seed)
 
-    results = [train_task(name) for name in params.tasks]
+    for name in params.tasks:
+        remove_other_seeds(root / BASELINES_DIR / name, params)
+    results = [train_task(name, seed) for seed in training_seeds(params) for name in params.tasks]
     if not distributed.current().is_main:  # under torchrun, rank 0 reports
         return {}
-    by_task = {r.task: r for r in results if r is not None}
-    report = {name: {k: v for k, v in asdict(r).items() if k != "curve"} for name, r in by_task.items()}
+    report = summarize([r for r in results if r is not None])
     write_json(root / BASELINES_REPORT, report)
-    write_curves(root / CURVES / "baselines.csv", {name: r.curve for name, r in by_task.items()})
+    first = {r.task: r.curve for r in results if r is not None and r.seed == params.seed}
+    write_curves(root / CURVES / "baselines.csv", first)
+    return report
+
+
+def summarize(results: list[BaselineResult]) -> dict[str, Any]:
+    """``reports/baselines.json``: per task the first seed's training (epoch, run), ``val``
+    and ``test`` as the mean over seeds (what select and promote compare against), and
+    every seed's own numbers under ``seeds``."""
+    report: dict[str, Any] = {}
+    for result in results:
+        entry = report.setdefault(result.task, {k: v for k, v in asdict(result).items() if k not in ("curve", "seed")})
+        entry.setdefault("seeds", []).append({"seed": result.seed, "val": result.val, "test": result.test})
+    for entry in report.values():
+        for split in ("val", "test"):
+            entry[split] = statistics.fmean(s[split] for s in entry["seeds"])
     return report

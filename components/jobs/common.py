@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,10 +37,31 @@ PLOTS = REPORTS / "plots"
 REGISTRATION_REPORT = REPORTS / "registration.json"
 VALIDATION_REPORT = REPORTS / "validation.json"
 METHODS_REPORT = REPORTS / "methods.md"
-BASELINE_RESULT = "result.json"
+#: what a training (a baseline, one seed of the MTL model) leaves beside its checkpoints for the caller
+TRAINING_RESULT = "result.json"
 STAGES = ("prepare", "validate", "baselines", "train_mtl", "select", "register")
 
 StageFunction = TypeVar("StageFunction", bound=Callable[..., Any])
+
+
+def training_seeds(params: Params) -> list[int]:
+    """The seeds each model trains with (``training.seeds`` of them, from ``seed`` up)."""
+    return [params.seed + k for k in range(params.training.seeds)]
+
+
+def seed_dir(directory: Path, params: Params, seed: int) -> Path:
+    """Where the training with ``seed`` keeps its checkpoints: ``directory`` for the first
+    seed (so one seed keeps the layout it always had), ``directory/seed-<seed>`` for others."""
+    return directory if seed == params.seed else directory / f"seed-{seed}"
+
+
+def remove_other_seeds(directory: Path, params: Params) -> None:
+    """Deletes the folders of seeds ``params`` no longer trains (``training.seeds`` lowered),
+    so nothing reads a stale training beside the current ones."""
+    kept = {seed_dir(directory, params, seed) for seed in training_seeds(params)}
+    for folder in directory.glob("seed-*"):
+        if folder not in kept:
+            shutil.rmtree(folder)
 
 
 def load_checked_params(path: str | Path) -> Params:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.bootstrap import paired_intervals, resample_counts
+from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import encoder_dir, fitted_input_width
 from components.data.splits import read_split
 from components.io import registry
 from components.io.serving import MultiTaskPyfunc
-from components.jobs.common import BASELINES_REPORT, objectives, read_json
+from components.jobs.common import BASELINES_REPORT, objectives, read_json, training_seeds
 from components.jobs.register import champion_intervals
 from components.jobs.select import baseline_statistics
 from components.jobs.trainings import load_tensor_splits
@@ -48,14 +48,18 @@ def baseline_intervals(
     params: Params, root: Path, frame: pd.DataFrame, candidate: MultiTaskPyfunc
 ) -> tuple[dict[str, tuple[float, float]], tuple[float, float] | None]:
     """Paired intervals of each task's change and of Δm, candidate against the single-task
-    baselines' checkpoints, on the test rows (``frame`` is the test split, in file order)."""
+    baselines' checkpoints (pooled over their seeds), on the test rows (``frame`` is the
+    test split, in file order)."""
     tasks = build_tasks(params.tasks)
     device = resolve_device(params.training.device)
     width = fitted_input_width(params, encoder_dir(root / params.data.dir))
     test = load_tensor_splits(params, root, ("test",))["test"]
-    base = baseline_statistics(params, root, tasks, test, device, width)
+    references = [
+        baseline_statistics(params, root, tasks, test, device, width, seed) for seed in training_seeds(params)
+    ]
     counts = resample_counts(len(frame), params.selection.bootstrap_samples, params.seed)
-    return paired_intervals(tasks, base, candidate.row_statistics(frame), counts, params.selection.confidence)
+    rules = params.selection
+    return pooled_intervals(tasks, references, [candidate.row_statistics(frame)], counts, rules.confidence, params.seed)
 
 
 def run(params: Params, root: Path, version: str, force: bool = False, reason: str | None = None) -> Promotion:

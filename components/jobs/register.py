@@ -10,12 +10,13 @@ import tempfile
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
-from components.bootstrap import paired_intervals, resample_counts
+from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
@@ -63,7 +64,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     move ``challenger``. The results are logged on the runs either way.
     """
     selection = read_report(root)
-    mtl_run_id = read_json(root / MTL_REPORT)["run_id"]
+    mtl_run_id = training_run_id(read_json(root / MTL_REPORT), selection.seed)
     experiment = experiment_name()
     if experiment and not params.registry.register_experiments:
         registry.with_retries(lambda: _log_results(params, selection, parent_run_id, mtl_run_id), on_retry=print)
@@ -94,6 +95,13 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         result = registry.with_retries(transaction, on_retry=print)
     write_json(root / REGISTRATION_REPORT, asdict(result))
     return result
+
+
+def training_run_id(trained: dict[str, Any], seed: int | None) -> str:
+    """The MLflow run of the MTL training with ``seed`` (the chosen checkpoint's), from
+    ``reports/train_mtl.json``; its first seed's where the report names no seed."""
+    runs = {entry["seed"]: entry["run_id"] for entry in trained.get("seeds", [])}
+    return str(runs.get(seed, trained["run_id"]))
 
 
 def _refuse_a_lost_registry(root: Path) -> None:
@@ -160,7 +168,7 @@ def champion_intervals(
     counts = resample_counts(len(frame), rules.bootstrap_samples, params.seed)
     theirs = champion.row_statistics(frame)
     shared = {name: task for name, task in candidate.tasks.items() if name in theirs}
-    intervals, _ = paired_intervals(shared, theirs, candidate.row_statistics(frame), counts, rules.confidence)
+    intervals, _ = pooled_intervals(shared, [theirs], [candidate.row_statistics(frame)], counts, rules.confidence)
     return intervals
 
 

@@ -8,20 +8,21 @@ measurements suggest trying (``components.diagnosis``).
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from components.bootstrap import paired_intervals, resample_counts
+from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import encoder_dir, fitted_input_width
 from components.diagnosis import diagnose, trivial_levels
 from components.errors import PipelineError
-from components.jobs.baselines import baseline_params
+from components.jobs.baselines import baseline_dir, baseline_params
 from components.jobs.common import (
-    BASELINES_DIR,
     BASELINES_REPORT,
     CURVES,
     METRICS_REPORT,
@@ -30,12 +31,22 @@ from components.jobs.common import (
     SELECTION_REPORT,
     objectives,
     read_json,
+    seed_dir,
     timed,
+    training_seeds,
     write_json,
 )
 from components.jobs.trainings import load_targets, load_tensor_splits, read_curves, write_curves
 from components.models import build_model
-from components.selection import Candidate, SelectionReport, choose_checkpoint, other_rule
+from components.selection import (
+    Candidate,
+    Objective,
+    SeedResult,
+    SelectionReport,
+    choose_checkpoint,
+    other_rule,
+    score_checkpoint,
+)
 from components.tasks import Task, build_tasks
 from components.training.agreement import mean_over_epochs
 from components.training.checkpoints import load_checkpoint, read_manifest
@@ -50,9 +61,16 @@ class NonFiniteMetrics(PipelineError):
 
 @timed("select")
 def run(params: Params, root: Path) -> SelectionReport:
-    """Chooses the checkpoint, writes and returns the report."""
+    """Chooses the checkpoint, writes and returns the report.
+
+    With ``training.seeds`` > 1 an epoch is judged on the mean over seeds of its checkpoints'
+    validation metrics against the baselines' seed means, with intervals pooled over seeds
+    (``components.bootstrap.pooled_intervals``); of the chosen epoch's checkpoints, the seed
+    that scores best on validation is the one reported on test and registered."""
     baseline = read_json(root / BASELINES_REPORT)
-    manifest = read_manifest(root / MTL_DIR)
+    seeds = training_seeds(params)
+    folders = {seed: seed_dir(root / MTL_DIR, params, seed) for seed in seeds}
+    epochs = aligned_epochs({seed: read_manifest(folder) for seed, folder in folders.items()}, root)
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
     splits = load_tensor_splits(params, root, ("val", "test"))
@@ -62,52 +80,83 @@ def run(params: Params, root: Path) -> SelectionReport:
     model = build_model(params, tasks, fitted, width).to(device)
     batch = params.training.batch_size
 
-    def load(entry: dict) -> None:
-        checkpoint = load_checkpoint(root / MTL_DIR / entry["checkpoint"], entry["sha256"])
+    def load(seed: int, entry: dict) -> None:
+        checkpoint = load_checkpoint(folders[seed] / entry["checkpoint"], entry["sha256"])
         model.load_state_dict(checkpoint["model"])
 
     rules = params.selection
     val = splits["val"]
-    paired = None
-    if rules.bootstrap_samples:
-        counts = resample_counts(len(val.inputs), rules.bootstrap_samples, params.seed)
-        paired = (counts, baseline_statistics(params, root, tasks, val, device, width))
+    counts = resample_counts(len(val.inputs), rules.bootstrap_samples, params.seed) if rules.bootstrap_samples else None
+    references = (
+        [baseline_statistics(params, root, tasks, val, device, width, seed) for seed in seeds]
+        if counts is not None
+        else []
+    )
+    seed_metrics: dict[int, dict[int, dict[str, float]]] = {}  # epoch -> seed -> validation metric per task
 
-    def candidate(entry: dict) -> Candidate:
-        load(entry)
-        # one pass over validation gives the metrics and the row statistics the bootstrap resamples
-        found = predictions(model, tasks, val, batch, device)
-        metrics = {name: task.score(found[name], val.targets[name])[task.metric_name] for name, task in tasks.items()}
-        if paired is None:
-            return Candidate(entry["checkpoint"], entry["epoch"], metrics)
-        counts, base = paired
-        intervals, mean = paired_intervals(tasks, base, row_statistics(tasks, found, val), counts, rules.confidence)
-        return Candidate(entry["checkpoint"], entry["epoch"], metrics, intervals, mean)
+    def candidate(entries: dict[int, dict]) -> Candidate:
+        """One epoch's checkpoints (one per seed), judged on their mean."""
+        by_seed, resampled = {}, []
+        for seed, entry in entries.items():
+            load(seed, entry)
+            # one pass over validation gives the metrics and the row statistics the bootstrap resamples
+            found = predictions(model, tasks, val, batch, device)
+            by_seed[seed] = {
+                name: task.score(found[name], val.targets[name])[task.metric_name] for name, task in tasks.items()
+            }
+            if counts is not None:
+                resampled.append(row_statistics(tasks, found, val))
+        first = entries[seeds[0]]
+        seed_metrics[first["epoch"]] = by_seed
+        metrics = seed_mean(list(by_seed.values()))
+        if counts is None:
+            return Candidate(first["checkpoint"], first["epoch"], metrics)
+        intervals, mean = pooled_intervals(tasks, references, resampled, counts, rules.confidence, params.seed)
+        return Candidate(first["checkpoint"], first["epoch"], metrics, intervals, mean)
 
-    candidates = [candidate(e) for e in manifest]
+    candidates = [candidate(e) for e in epochs]
     baseline_val = {name: baseline[name]["val"] for name in tasks}
     choice = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, rules.rule)
     other = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, other_rule(rules.rule))
-    chosen_entry = next(e for e in manifest if e["checkpoint"] == choice.chosen.checkpoint)
-    load(chosen_entry)
+    chosen = next(e for e in epochs if e[seeds[0]]["epoch"] == choice.chosen.epoch)
+    tests = {}
+    for seed, entry in chosen.items():
+        load(seed, entry)
+        tests[seed] = evaluate(model, tasks, splits["test"], batch, device)
+    seed = best_seed(seed_metrics[choice.chosen.epoch], baseline_val, goals)
     report = SelectionReport.build(
         choice,
-        chosen_entry["sha256"],
+        chosen[seed]["sha256"],
         goals,
-        evaluate(model, tasks, splits["test"], batch, device),
+        tests[seed],
         {name: baseline[name]["test"] for name in tasks},
         params.selection.min_delta_m,
         trivial_levels(tasks, load_targets(params, root, "train"), val),
         rules.rule,
-        rules.confidence if paired else None,
+        rules.confidence if counts is not None else None,
     )
-    conflict = mean_over_epochs([e.get("gradient_conflict", {}) for e in manifest])
-    cosine = mean_over_epochs([e.get("gradient_cosine", {}) for e in manifest])
+    first_manifest = [e[seeds[0]] for e in epochs]
+    conflict = mean_over_epochs([e.get("gradient_conflict", {}) for e in first_manifest])
+    cosine = mean_over_epochs([e.get("gradient_cosine", {}) for e in first_manifest])
     low = report.delta_m_interval[0] if rules.rule == "lower_bound" and report.delta_m_interval else None
     findings = diagnose(
-        report.tasks, manifest[0].get("train_loss", {}), conflict, cosine, (report.delta_m, low), rules.min_delta_m
+        report.tasks,
+        first_manifest[0].get("train_loss", {}),
+        conflict,
+        cosine,
+        (report.delta_m, low),
+        rules.min_delta_m,
     )
-    report = replace(report, diagnosis=findings, other_rule_verdict=other.verdict if paired else None)
+    report = replace(
+        report,
+        checkpoint=(folders[seed] / chosen[seed]["checkpoint"]).relative_to(root / MTL_DIR).as_posix(),
+        diagnosis=findings,
+        other_rule_verdict=other.verdict if counts is not None else None,
+        seed=seed,
+        seeds=[seed_result(s, seed_metrics[choice.chosen.epoch][s], tests[s], baseline) for s in seeds]
+        if len(seeds) > 1
+        else [],
+    )
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
         raise NonFiniteMetrics(
@@ -117,10 +166,47 @@ def run(params: Params, root: Path) -> SelectionReport:
     write_json(root / SELECTION_REPORT, report.to_dict())
     write_json(root / METRICS_REPORT, report.flat_metrics())
     write_task_plots(root, list(tasks))
-    print(f"select: {report.verdict}, {report.checkpoint} (Δm {report.delta_m:+.2%})")
+    over = f", seed {seed} of {len(seeds)}" if len(seeds) > 1 else ""
+    print(f"select: {report.verdict}, {report.checkpoint}{over} (Δm {report.delta_m:+.2%})")
     for finding in report.diagnosis:
         print(f"  {'why' if not report.accepted else 'note'}: {finding}")
     return report
+
+
+class UnequalTrainings(PipelineError):
+    """The seeds' trainings did not keep the same epochs: one is stale or unfinished."""
+
+
+def aligned_epochs(manifests: dict[int, list[dict[str, Any]]], root: Path) -> list[dict[int, dict[str, Any]]]:
+    """Each epoch's manifest entry of every seed, epoch by epoch."""
+    epochs = {seed: [e["epoch"] for e in manifest] for seed, manifest in manifests.items()}
+    first, *_ = epochs.values()
+    if any(found != first for found in epochs.values()):
+        listed = "; ".join(f"seed {seed}: {found}" for seed, found in epochs.items())
+        raise UnequalTrainings(
+            f"select: the MTL trainings under {root / MTL_DIR} kept different epochs ({listed}); run train_mtl again"
+        )
+    return [dict(zip(manifests, entries, strict=True)) for entries in zip(*manifests.values(), strict=True)]
+
+
+def seed_mean(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Each task's metric averaged over seeds."""
+    return {name: statistics.fmean(m[name] for m in metrics) for name in metrics[0]}
+
+
+def best_seed(by_seed: dict[int, dict[str, float]], baseline: dict[str, float], goals: dict[str, Objective]) -> int:
+    """The seed whose checkpoint scores best on validation against the baselines (the
+    policy's weighted score; the first seed on a tie)."""
+    scores = {seed: score_checkpoint("", 0, metrics, baseline, goals, 0.0).score for seed, metrics in by_seed.items()}
+    return max(scores, key=lambda seed: (scores[seed] if math.isfinite(scores[seed]) else -math.inf, -seed))
+
+
+def seed_result(seed: int, val: dict[str, float], test: dict[str, float], baseline: dict[str, Any]) -> SeedResult:
+    """One seed's MTL and baseline metrics (the baselines' from ``reports/baselines.json``)."""
+    own = {
+        name: next(s for s in entry["seeds"] if s["seed"] == seed) for name, entry in baseline.items() if name in val
+    }
+    return SeedResult(seed, val, test, {n: s["val"] for n, s in own.items()}, {n: s["test"] for n, s in own.items()})
 
 
 def row_statistics(tasks: dict[str, Task], found: dict[str, torch.Tensor], split: TensorSplit) -> dict[str, Any]:
@@ -130,16 +216,23 @@ def row_statistics(tasks: dict[str, Task], found: dict[str, torch.Tensor], split
 
 
 def baseline_statistics(
-    params: Params, root: Path, tasks: dict[str, Task], split: TensorSplit, device: torch.device, width: int | None
+    params: Params,
+    root: Path,
+    tasks: dict[str, Task],
+    split: TensorSplit,
+    device: torch.device,
+    width: int | None,
+    seed: int,
 ) -> dict[str, Any]:
-    """Each single-task baseline's per-row statistics on ``split``, from its best checkpoint:
-    what the MTL checkpoints are paired with (``width``: the fitted feature width)."""
+    """Each single-task baseline's per-row statistics on ``split``, from the best checkpoint
+    of its training with ``seed``: what the MTL checkpoints are paired with (``width``: the
+    fitted feature width)."""
     fitted = encoder_dir(root / params.data.dir)
     single = baseline_params(params)
     found = {}
     for name, task in tasks.items():
         model = build_model(single, {name: task}, fitted, width).to(device)
-        model.load_state_dict(load_checkpoint(root / BASELINES_DIR / name / "best.pt")["model"])
+        model.load_state_dict(load_checkpoint(baseline_dir(root, params, name, seed) / "best.pt")["model"])
         found[name] = task.row_statistics(
             predictions(model, {name: task}, split, params.training.batch_size, device)[name], split.targets[name]
         )

@@ -1,12 +1,16 @@
 """Stage ``train_mtl``: the multi-task model with the configured sharing, loss weighting and
 gradient method; a checkpoint every epoch, for ``select`` to choose from. A killed training
 continues from its last complete epoch when started again (``components.training.resume``).
+With ``training.seeds: N`` the model trains N times, seeds ``seed`` … ``seed + N - 1``, each
+in its own folder (``models/mtl`` for the first, ``models/mtl/seed-<s>`` for the others).
 
-    $ mtl train-mtl
+    $ mtl train-mtl             # every seed
+    $ mtl train-mtl --seed 1    # one
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,12 @@ from components.jobs.common import (
     CURVES,
     MTL_DIR,
     MTL_REPORT,
+    TRAINING_RESULT,
     read_json,
+    remove_other_seeds,
+    seed_dir,
     timed,
+    training_seeds,
     write_json,
 )
 from components.jobs.trainings import (
@@ -32,24 +40,50 @@ from components.jobs.trainings import (
     write_curves,
 )
 from components.tasks import build_tasks
+from components.training import distributed
 from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.checkpoints import MANIFEST
 from components.training.loop import train
 
+TrainSeed = Callable[[int], dict[str, Any] | None]
+
 
 @timed("train_mtl")
-def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
-    """Trains, logs each epoch under ``parent_run_id``, writes ``reports/train_mtl.json``."""
+def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | None = None) -> dict[str, Any]:
+    """Trains with every seed, each logging its epochs under ``parent_run_id``, then writes
+    ``reports/train_mtl.json``: the first seed's training, and every seed's run under
+    ``seeds``. ``train_seed(seed)`` trains one elsewhere (a Prefect work pool)."""
+    remove_other_seeds(root / MTL_DIR, params)
+    train_seed = train_seed or (lambda seed: train_one(params, root, parent_run_id, seed))
+    results = [train_seed(seed) for seed in training_seeds(params)]
+    if not distributed.current().is_main:  # under torchrun, rank 0 reports
+        return {}
+    done = [r for r in results if r is not None]
+    first = done[0]
+    write_curves(root / CURVES / "mtl.csv", first["curves"])
+    summary = {k: v for k, v in first.items() if k != "curves"}
+    summary["seeds"] = [{"seed": r["seed"], "run_id": r["run_id"], "final_val": r["final_val"]} for r in done]
+    write_json(root / MTL_REPORT, summary)
+    return summary
+
+
+def train_one(params: Params, root: Path, parent_run_id: str, seed: int | None = None) -> dict[str, Any] | None:
+    """One training with ``seed`` (default ``params.seed``); its summary, also left beside
+    its checkpoints. None on torchrun processes other than rank 0."""
+    seed = params.seed if seed is None else seed
+    directory = seed_dir(root / MTL_DIR, params, seed)
     if launches_processes(params):
-        launch(params, root, ["train-mtl", "--parent-run-id", parent_run_id])
-        return dict(read_json(root / MTL_REPORT))
+        launch(params, root, ["train-mtl", "--seed", str(seed), "--parent-run-id", parent_run_id])
+        return dict(read_json(directory / TRAINING_RESULT))
+    seeded = params.model_copy(update={"seed": seed})
     tasks = build_tasks(params.tasks)
     splits = load_tensor_splits(params, root, ("train", "val"))
-    model = seeded_model(params, tasks, root)
+    model = seeded_model(seeded, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    directory = root / MTL_DIR
-    key = resume_key(params, root, "mtl")
-    with training_run(parent_run_id, name, training_params(params), directory, key, (params, root)) as resume:
+    label = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
+    name += "" if params.training.seeds == 1 else f"-seed{seed}"
+    key = resume_key(seeded, root, "mtl")
+    with training_run(parent_run_id, name, training_params(seeded), directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
             model,
@@ -57,26 +91,28 @@ def run(params: Params, root: Path, parent_run_id: str) -> dict[str, Any]:
             splits["train"],
             splits["val"],
             params.training,
-            params.seed,
+            seed,
             directory,
-            label="mtl",
+            label=label,
             on_epoch=epoch_logger(run_id),
             resume=resume,
         )
         if run_id is None:  # not rank 0: that process reports
-            return {}
-        tracking.client().log_artifact(run_id, str(root / MTL_DIR / MANIFEST))
-    write_curves(root / CURVES / "mtl.csv", {n: [r.val_metrics[n] for r in history] for n in tasks})
+            return None
+        tracking.client().log_artifact(run_id, str(directory / MANIFEST))
     cosine = mean_over_epochs([r.gradient_cosine for r in history])
     conflict = mean_over_epochs([r.gradient_conflict for r in history])
     if cosine:
-        print(f"mtl: task gradients on the backbone, mean over training: {agreement_line(cosine, conflict)}")
-    summary = {
+        print(f"{label}: task gradients on the backbone, mean over training: {agreement_line(cosine, conflict)}")
+    result = {
+        "seed": seed,
         "run_id": run_id,
         "epochs": len(history),
         "final_val": history[-1].val_metrics,
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
         "gradient_agreement": {"cosine": cosine, "conflict": conflict},
+        "curves": {n: [r.val_metrics[n] for r in history] for n in tasks},
     }
-    write_json(root / MTL_REPORT, summary)
-    return summary
+    # on disk too: a training on another worker or under torchrun hands its result back this way
+    write_json(directory / TRAINING_RESULT, result)
+    return result

@@ -40,6 +40,7 @@ def project(tmp_path_factory):
     """The repository copied into a fresh git + DVC repo with a local remote, on a tiny config."""
     root = tmp_path_factory.mktemp("nightly")
     raw = accepting(tiny_params_dict())
+    raw["training"]["seeds"] = 2  # every training of each seed started at once on the gpu pool
     raw["orchestration"].update(
         nightly={"cron": "0 2 * * *", "timezone": TIMEZONE}, gpu_pool="gpu", work_pool="cpu", push=True
     )
@@ -56,8 +57,8 @@ def project(tmp_path_factory):
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
             yield root, env
     finally:
-        for process in [*workers, server]:
-            local.stop(process)
+        local.stop(workers, grace=5)  # the test is over: no run to let finish
+        local.stop([server])
 
 
 def wait_for(flow_run_id, timeout: float = 420):
@@ -106,16 +107,16 @@ def test_a_triggered_night_trains_on_the_gpu_pool_registers_pushes_then_skips(pr
     assert first.state.is_completed(), (first.state.message, (root / ".prefect/worker-cpu.log").read_text()[-3000:])
     assert first.state.name == "Completed"
 
-    # the three baselines and the MTL model ran as `train` deployments on the gpu pool
+    # the three baselines and the MTL model, with each of two seeds, ran as `train`
+    # deployments on the gpu pool, every baseline started before any finished
     with get_client(sync_client=True) as client:
         trainings = client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["train"])))
-    assert sorted(r.parameters.get("task") or r.parameters["kind"] for r in trainings) == [
-        "left",
-        "mtl",
-        "right",
-        "sum",
+    assert sorted((r.parameters.get("task") or r.parameters["kind"], r.parameters["seed"]) for r in trainings) == [
+        (name, seed) for name in ("left", "mtl", "right", "sum") for seed in (0, 1)
     ]
     assert all(r.state.is_completed() for r in trainings)
+    baselines = [r for r in trainings if r.parameters["kind"] == "baseline"]
+    assert max(r.expected_start_time for r in baselines) < min(r.end_time for r in baselines)
 
     uri = env["MLFLOW_TRACKING_URI"]
     client = MlflowClient(uri, registry_uri=uri)
