@@ -11,7 +11,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test acceptance-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test bench acceptance-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,20 @@ demo: install  ## run the whole pipeline on the default data with dvc repro
 
 test: check  ## lint, formatting, types, then the whole suite (module doctests included)
 	$(BIN)/python -m pytest
+
+$(VENV)/.bench-installed: $(VENV)/.installed benchmarks/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r benchmarks/requirements.txt
+	touch $@
+
+BENCH_DEMO ?= /tmp/mtl-bench-demo
+bench: $(VENV)/.bench-installed  ## side-by-side benchmarks on this machine (~15 min): reports/benchmarks/*.md and *.json
+	$(BIN)/python benchmarks/e2e.py --workdir $(BENCH_DEMO) --keep
+	$(BIN)/python benchmarks/serve.py --root $(BENCH_DEMO)
+	$(BIN)/python benchmarks/input_pipeline.py --root $(BENCH_DEMO)
+	rm -rf $(BENCH_DEMO)
+	$(BIN)/python benchmarks/step.py
+	$(BIN)/python benchmarks/peer.py
+	$(BIN)/python benchmarks/report.py
 
 acceptance-study: install  ## how often each selection rule admits a model that regresses on test, 10 seeds (~30 min)
 	$(BIN)/python benchmarks/acceptance_study.py --seeds 10

@@ -30,6 +30,9 @@ GradientName = Literal[
 ]
 LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeightingName)
 GRADIENT_METHODS: tuple[str, ...] = get_args(GradientName)
+#: the gradient methods that weigh the tasks from the Gramian of their gradients alone, so
+#: ``training.gradient_on: features`` can run them on the shared representation
+GRAMIAN_METHODS: tuple[str, ...] = ("normalize", "pcgrad", "cagrad", "mgda", "upgrad", "imtl_g", "aligned_mtl")
 SamplingName = Literal["uniform", "proportional", "temperature", "capped"]
 SAMPLINGS: tuple[str, ...] = get_args(SamplingName)
 
@@ -358,6 +361,10 @@ class TrainingConfig(Strict):
     # for loss_weighting: schedule; task -> [[epoch, weight], ...], piecewise-linear, default 1
     weight_schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
     gradient: GradientName = "sum"
+    # Where a gradient method compares the tasks: parameters (the exact method, on the shared
+    # parameters' Jacobian: T backward passes) or features (MGDA-UB, Sener & Koltun 2018: the
+    # Gramian of the tasks' gradients on the shared representation, then one backward pass).
+    gradient_on: Literal["parameters", "features"] = "parameters"
     # Tasks from separate datasets: uniform p_i = 1/D; proportional p_i ∝ n_i;
     # temperature p_i ∝ n_i^(1/T); capped p_i ∝ min(n_i, K)
     sampling: SamplingName = "proportional"
@@ -584,6 +591,18 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _soft_sharing_shares_nothing_to_combine(self) -> Params:
+        if self.training.gradient_on == "features":
+            if self.training.gradient not in GRAMIAN_METHODS:
+                raise ValueError(
+                    f"training.gradient_on features weighs the tasks from the Gramian of their gradients on the "
+                    f"shared representation; training.gradient {self.training.gradient} cannot: use one of "
+                    f"{', '.join(GRAMIAN_METHODS)}, or gradient_on parameters"
+                )
+            if self.model.sharing != "hard":
+                raise ValueError(
+                    f"training.gradient_on features needs one representation every task reads: model.sharing "
+                    f"hard (with {self.model.sharing} each task reads its own), or gradient_on parameters"
+                )
         if self.model.sharing == "soft_penalty" and self.training.gradient != "sum":
             raise ValueError(
                 f"training.gradient {self.training.gradient} combines the tasks' gradients on shared parameters; "

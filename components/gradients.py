@@ -12,6 +12,13 @@ the Jacobian of the shared parameters, one row per task, and task-specific param
   ``imtl_g`` (Liu et al. 2021), ``aligned_mtl`` (Senushkin et al. 2023), ``graddrop``
   (Chen et al. 2020).
 
+With ``training.gradient_on: features`` the Gramian-based methods run as MGDA-UB does
+(Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization", §3.3): the
+tasks are compared on their gradients with respect to the shared representation, which
+cost T backward passes through the heads only; torchjd's weighting turns that Gramian into
+task weights; and one backward pass from the representation carries the weighted sum of
+those gradients through the backbone (:func:`backward_through_features`).
+
 Example::
 
     >>> jacobian = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])   # two conflicting task gradients
@@ -30,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torchjd import aggregation
 
-from components.config import GRADIENT_METHODS
+from components.config import GRADIENT_METHODS, GRAMIAN_METHODS
 
 Combiner = Callable[[Tensor], Tensor]
 
@@ -44,6 +51,66 @@ AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
     "aligned_mtl": lambda n: aggregation.AlignedMTL(),
     "graddrop": lambda n: aggregation.GradDrop(),
 }
+
+
+GRAMIAN_WEIGHTINGS: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
+    "pcgrad": aggregation.PCGradWeighting,
+    "cagrad": lambda: aggregation.CAGradWeighting(c=0.5),
+    "mgda": aggregation.MGDAWeighting,
+    "upgrad": aggregation.UPGradWeighting,
+    "imtl_g": aggregation.IMTLGWeighting,
+    "aligned_mtl": aggregation.AlignedMTLWeighting,
+}
+
+
+def normalize_weights(gramian: Tensor) -> Tensor:
+    """``normalize`` from the Gramian: each task weighed by the mean gradient norm over its own."""
+    norms = gramian.diagonal().clamp_min(1e-24).sqrt()
+    return norms.mean() / norms
+
+
+def gramian_weighting(method: str) -> Callable[[Tensor], Tensor]:
+    """Task weights from the Gramian of the tasks' gradients, for ``method``: the same
+    weights torchjd's aggregator of that name applies to the Jacobian's rows."""
+    if method == "normalize":
+        return normalize_weights
+    if method in GRAMIAN_WEIGHTINGS:
+        return GRAMIAN_WEIGHTINGS[method]()
+    raise ValueError(f"gradient method {method!r} needs the Jacobian; on features: {', '.join(GRAMIAN_METHODS)}")
+
+
+def backward_through_features(
+    task_losses: Sequence[Tensor],
+    representation: Tensor,
+    shared: Sequence[nn.Parameter],
+    specific: Sequence[nn.Parameter],
+    weighting: Callable[[Tensor], Tensor],
+    reduce_gramian: Callable[[Tensor], Tensor] | None = None,
+    observe: Callable[[Tensor], None] | None = None,
+) -> Tensor:
+    """Fills ``.grad`` as MGDA-UB does: the shared parameters get Σ_t w_t ∇L_t with the
+    weights the Gramian of the tasks' gradients on ``representation`` gives, the
+    task-specific parameters their own task's gradient. Returns the weights.
+
+    ``reduce_gramian`` sums the Gramian over data-parallel processes (every process then
+    weighs alike); ``observe`` sees the tasks' gradients on the representation.
+    """
+    rows = torch.stack(
+        [torch.autograd.grad(loss, representation, retain_graph=True)[0].reshape(-1) for loss in task_losses]
+    )
+    if observe is not None:
+        observe(rows)
+    gramian = rows @ rows.T
+    if reduce_gramian is not None:
+        gramian = reduce_gramian(gramian)
+    weights = weighting(gramian).to(rows.dtype)
+    losses = torch.stack(list(task_losses))
+    # the heads through their own losses (a short pass), keeping the graph for the one pass
+    # from the weighted sum that reaches every shared parameter, also any between the
+    # representation and a head (a pooling layer when it is the dense features)
+    torch.autograd.backward(losses.sum(), inputs=list(specific), retain_graph=True)
+    torch.autograd.backward((weights * losses).sum(), inputs=list(shared))
+    return weights
 
 
 def normalize_and_sum(jacobian: Tensor) -> Tensor:

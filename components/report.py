@@ -84,7 +84,8 @@ def intervals_line(selection: SelectionReport) -> str | None:
     judged = "the verdict judges their lower ends" if selection.rule == "lower_bound" else "selection.rule: point"
     listed = " · ".join(f"{name}{bracket(interval)}" for name, interval in bounds)
     other = f" · under {selection.other_rule}: {selection.other_rule_verdict}" if selection.other_rule_verdict else ""
-    return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap; {judged}): {listed}{other}"
+    pooled = f" over rows and {len(selection.seeds)} seeds" if selection.seeds else ""
+    return f"{selection.confidence:.0%} intervals of Δ val (paired bootstrap{pooled}; {judged}): {listed}{other}"
 
 
 def _finding_label(selection: SelectionReport) -> str:

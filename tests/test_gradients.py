@@ -3,8 +3,18 @@
 import pytest
 import torch
 
-from components.config import GRADIENT_METHODS
-from components.gradients import backward_per_task, jacobian_combiner, normalize_and_sum
+from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params
+from components.gradients import (
+    backward_per_task,
+    backward_through_features,
+    gramian_weighting,
+    jacobian_combiner,
+    normalize_and_sum,
+)
+from components.models import build_model
+from components.tasks import build_tasks
+from components.training.loop import losses_of
+from tests.helpers import tiny_params_dict
 
 CONFLICT = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
 
@@ -50,3 +60,64 @@ def test_heads_get_their_own_gradient_and_the_backbone_the_combination():
     # PCGrad on [2,0] and [-3,3]: g1' = [2,0] + (6/18)[-3,3] = [1,1]; g2' = [-3,3] + (6/4)[2,0] = [0,3]
     assert shared.grad.tolist() == pytest.approx([1.0, 4.0])
     assert head_a.grad.item() == pytest.approx(1.0) and head_b.grad.item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("method", GRAMIAN_METHODS)
+def test_on_features_the_backbone_gets_the_aggregate_of_the_feature_jacobian(method):
+    """MGDA-UB: weights from the Gramian on the representation z, then one backward pass,
+    give the backbone exactly what torchjd's aggregator of the z-Jacobian, pulled back
+    through the backbone, gives it; each head gets its own task's gradient."""
+    raw = tiny_params_dict()
+    raw["training"].update(gradient=method, gradient_on="features")
+    params = Params.model_validate(raw)
+    tasks = build_tasks(params.tasks)
+    torch.manual_seed(0)
+    model = build_model(params, tasks)
+    inputs = torch.rand(16, 1, params.data.canvas_size, params.data.canvas_size)
+    targets = [torch.randint(0, 10, (16,)), torch.randint(0, 10, (16,)), torch.rand(16) * 18]
+    shared = model.shared_parameters()
+    specific = [p for name in tasks for p in model.task_parameters(name)]
+
+    def losses():
+        outputs, z = model.forward_with_representation(inputs)
+        return losses_of(model, tasks, outputs, targets), z
+
+    found, z = losses()
+    backward_through_features(list(found), z, shared, specific, gramian_weighting(method))
+    ours = {id(p): p.grad.clone() for p in [*shared, *specific]}
+
+    found, z = losses()
+    rows = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1) for loss in found])
+    if method == "normalize":
+        direction = normalize_and_sum(rows)
+    else:
+        direction = jacobian_combiner(method, len(tasks))(rows)
+    expected = torch.autograd.grad(z, shared, direction.view_as(z), retain_graph=True)
+    for parameter, grad in zip(shared, expected):
+        torch.testing.assert_close(ours[id(parameter)], grad, atol=1e-5, rtol=1e-4)
+    for name, loss in zip(tasks, found):
+        own = torch.autograd.grad(loss, model.task_parameters(name), retain_graph=True)
+        for parameter, grad in zip(model.task_parameters(name), own):
+            torch.testing.assert_close(ours[id(parameter)], grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"gradient": "nash_mtl"}, "gradient nash_mtl cannot: use one of normalize, pcgrad, cagrad, mgda"),
+        ({"gradient": "sum"}, "gradient sum cannot"),
+    ],
+)
+def test_on_features_needs_a_gramian_method(update, message):
+    raw = tiny_params_dict()
+    raw["training"].update(gradient_on="features", **update)
+    with pytest.raises(ValueError, match=message):
+        Params.model_validate(raw)
+
+
+def test_on_features_needs_one_representation():
+    raw = tiny_params_dict()
+    raw["training"].update(gradient_on="features", gradient="upgrad")
+    raw["model"]["sharing"] = "mmoe"
+    with pytest.raises(ValueError, match="needs one representation every task reads: model.sharing hard"):
+        Params.model_validate(raw)

@@ -92,9 +92,23 @@ class MultiTaskNetwork(nn.Module, ABC):
         return None
 
     def forward(self, inputs: Tensor, tasks: list[str] | None = None) -> dict[str, Tensor]:
+        return self.forward_with_representation(inputs, tasks)[0]
+
+    def forward_with_representation(
+        self, inputs: Tensor, tasks: list[str] | None = None
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The heads' outputs, and the one tensor every task's output is computed from (what
+        ``training.gradient_on: features`` compares the tasks on); None where the tasks read
+        different features."""
         names = tasks or list(self.heads)
         features = self.task_features(inputs, names)
-        return {name: self.heads[name](features[name]) for name in names}
+        distinct = {id(f): f for f in features.values()}
+        representation = self.common_representation(features) if len(distinct) > 1 else next(iter(distinct.values()))
+        return {name: self.heads[name](features[name]) for name in names}, representation
+
+    def common_representation(self, features: dict[str, Tensor]) -> Tensor | None:
+        """The tensor that tasks reading different features all derive from; None here."""
+        return None
 
 
 def _last_shared_layer(backbone: Backbone, dense_tasks: frozenset[str]) -> nn.Module:
@@ -117,6 +131,10 @@ class HardSharingModel(MultiTaskNetwork):
             return {name: dense for name in tasks}
         pooled = self.backbone.pool(dense, inputs)
         return {name: dense if name in self.dense_tasks else pooled for name in tasks}
+
+    def common_representation(self, features: dict[str, Tensor]) -> Tensor | None:
+        """Dense tasks read the encoder's output, the others its pooling: the dense features."""
+        return next(f for name, f in features.items() if name in self.dense_tasks)
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
         return [_weight(_last_shared_layer(self.backbone, self.dense_tasks))]

@@ -42,7 +42,9 @@ from components.config import TrainingConfig
 from components.gradients import (
     Combiner,
     backward_per_task,
+    backward_through_features,
     combiner_state,
+    gramian_weighting,
     jacobian_combiner,
     load_combiner_state,
     shared_jacobian,
@@ -142,7 +144,13 @@ def make_optimizer(
 
 def task_losses(model: MultiTaskNetwork, tasks: dict[str, Task], inputs: Tensor, targets: list[Tensor]) -> Tensor:
     """The vector of task losses on one batch."""
-    outputs = model(inputs, list(tasks))
+    return losses_of(model, tasks, model(inputs, list(tasks)), targets)
+
+
+def losses_of(
+    model: MultiTaskNetwork, tasks: dict[str, Task], outputs: dict[str, Tensor], targets: list[Tensor]
+) -> Tensor:
+    """The vector of task losses of the heads' ``outputs`` on one batch."""
     return torch.stack(
         [task.loss(model.heads[name], outputs[name], target) for (name, task), target in zip(tasks.items(), targets)]
     )
@@ -159,7 +167,8 @@ class Trainer:
     model: MultiTaskNetwork
     tasks: dict[str, Task]
     weighting: LossWeighting
-    #: None for ``gradient: sum``, which is plain backpropagation of the weighted sum
+    #: None for ``gradient: sum``, which is plain backpropagation of the weighted sum, and
+    #: for ``gradient_on: features``, which weighs the tasks by ``feature_weighting``
     combiner: Combiner | None
     optimizer: torch.optim.Optimizer
     config: TrainingConfig
@@ -170,6 +179,9 @@ class Trainer:
     agreement: GradientAgreement | None = None
     #: sees the model and each batch (on the device) before its step, e.g. to measure affinities
     probe: Probe | None = None
+    #: task weights from the Gramian of the tasks' gradients on the shared representation
+    #: (``gradient_on: features``); None otherwise
+    feature_weighting: Callable[[Tensor], Tensor] | None = None
 
 
 @dataclass
@@ -179,10 +191,11 @@ class StepResult:
     seconds: float
 
 
-def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int) -> None:
-    """Fills every ``.grad``, averaged over data-parallel processes (``step``: 1, 2, … in the epoch)."""
+def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int, representation: Tensor | None) -> None:
+    """Fills every ``.grad``, averaged over data-parallel processes (``step``: 1, 2, … in the
+    epoch; ``representation``: the features every task reads, for ``gradient_on: features``)."""
     model, weighting, context, agreement = trainer.model, trainer.weighting, trainer.context, trainer.agreement
-    if trainer.combiner is None:
+    if trainer.combiner is None and trainer.feature_weighting is None:
         if agreement is not None and agreement.due(step):  # T extra backward passes, on sampled steps only
             agreement.record(shared_jacobian(list(weighted), model.shared_parameters()))
         combined.backward()
@@ -195,8 +208,23 @@ def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int) -
             if grad is not None:
                 parameter.grad = grad
     specific = [p for task in model.heads for p in model.task_parameters(task)]
+    observe = agreement.record if agreement is not None else None  # free: the gradients are built anyway
+    if trainer.feature_weighting is not None:
+        if representation is None:
+            raise RuntimeError("gradient_on features: the model's tasks read no common representation")
+
+        def global_gramian(gramian: Tensor) -> Tensor:
+            """The global batch's: the local ones summed, each of gradients 1/W of the global loss's."""
+            return context.mean(gramian) / context.world_size
+
+        shared = model.shared_parameters()
+        backward_through_features(
+            list(weighted), representation, shared, specific, trainer.feature_weighting, global_gramian, observe
+        )
+        context.average_gradients([*shared, *specific, *weighting.trainable()])
+        return
+    assert trainer.combiner is not None
     # the shared Jacobian is averaged inside, before the tasks are combined
-    observe = agreement.record if agreement is not None else None  # free: the Jacobian is built anyway
     backward_per_task(list(weighted), model.shared_parameters(), specific, trainer.combiner, context.mean, observe)
     context.average_gradients([*specific, *weighting.trainable()])
 
@@ -214,7 +242,8 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
         trainer.probe(trainer.model, inputs, targets)
     trainer.optimizer.zero_grad(set_to_none=True)
     with _autocast(device, config):
-        local_losses = task_losses(trainer.model, trainer.tasks, inputs, targets).float()
+        outputs, representation = trainer.model.forward_with_representation(inputs, list(trainer.tasks))
+        local_losses = losses_of(trainer.model, trainer.tasks, outputs, targets).float()
     # Weightings see the losses averaged over processes (so their state agrees
     # everywhere) while gradients still flow through this process's losses.
     losses = local_losses + (context.mean(local_losses.detach()) - local_losses.detach())
@@ -225,7 +254,7 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     penalty = trainer.model.regularization()  # e.g. soft sharing's pull between task columns
     if penalty is not None and penalty.requires_grad:
         penalty.backward()  # its gradients accumulate with the tasks' below
-    _backward(trainer, combined, weights * losses, step)
+    _backward(trainer, combined, weights * losses, step, representation)
     trainer.optimizer.step()
     if weighting.needs_losses_after_step:
         with torch.no_grad(), _autocast(device, config):
@@ -314,11 +343,12 @@ def make_trainer(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
+    on_features = config.gradient_on == "features"
     return Trainer(
         model,
         tasks,
         weighting,
-        jacobian_combiner(config.gradient, len(names)),
+        None if on_features else jacobian_combiner(config.gradient, len(names)),
         make_optimizer(model, tasks, weighting, config),
         config,
         device,
@@ -328,6 +358,7 @@ def make_trainer(
         GradientAgreement(names, config.gradient_stats_every)
         if len(names) > 1 and config.gradient_stats_every and context.is_main and model.shared_parameters()
         else None,
+        feature_weighting=gramian_weighting(config.gradient) if on_features else None,
     )
 
 

@@ -64,6 +64,7 @@ def test_two_seeds_train_twice_and_select_judges_their_means(tmp_path, mlflow_db
     with shown.capture() as captured:
         shown.print(summary(params, tmp_path))
     assert "Over 2 seeds, mean ± std" in captured.get()
+    assert "intervals of Δ val (paired bootstrap over rows and 2 seeds" in captured.get()
     assert f"seed {chosen}, best on validation" in results_markdown(read_report(tmp_path))
     metrics = read_json(tmp_path / "reports/metrics.json")
     assert metrics["left.mtl_test_seed_std"] == pytest.approx(

@@ -34,10 +34,12 @@ def test_outside_torchrun_the_context_is_one_process():
     assert torch.equal(context.mean(torch.tensor([1.0, 3.0])), torch.tensor([1.0, 3.0]))
 
 
-def _train(tmp_path, name: str, devices: int) -> dict:
+def _train(tmp_path, name: str, devices: int, gradient: str, on: str) -> dict:
     raw = tiny_params_dict()
     raw["model"]["cnn"]["norm"] = "group"  # per-sample statistics: slicing a batch changes nothing
-    raw["training"].update(devices=devices, gradient="pcgrad", loss_weighting="uncertainty", num_threads=1)
+    raw["training"].update(
+        devices=devices, gradient=gradient, gradient_on=on, loss_weighting="uncertainty", num_threads=1
+    )
     params = Params.model_validate(raw)
     root = tmp_path / name
     prepare.run(params, root)
@@ -52,12 +54,14 @@ def _train(tmp_path, name: str, devices: int) -> dict:
     return {"summary": summary, "outputs": outputs}
 
 
-def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, monkeypatch, mlflow_db):
+@pytest.mark.parametrize(("gradient", "on"), [("pcgrad", "parameters"), ("mgda", "features")])
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, monkeypatch, mlflow_db, gradient, on):
     monkeypatch.chdir(tmp_path)
-    one = _train(tmp_path, "one", devices=1)
-    two = _train(tmp_path, "two", devices=2)
+    one = _train(tmp_path, "one", devices=1, gradient=gradient, on=on)
+    two = _train(tmp_path, "two", devices=2, gradient=gradient, on=on)
 
-    # PCGrad saw each task's gradient averaged over both processes, as one process computes it
+    # PCGrad saw each task's gradient averaged over both processes, as one process computes
+    # it; MGDA on features, the Gramian of the whole batch, summed from both processes
     # (compared through the outputs: a conv bias just before a normalisation has a zero
     # gradient up to rounding, which Adam turns into steps of either sign)
     for task, output in one["outputs"].items():

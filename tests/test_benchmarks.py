@@ -1,0 +1,47 @@
+"""The benchmark scripts' own machinery: ratios taken within a round, and the GPU check's
+clean skip on a machine without a CUDA device."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from tests.helpers import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import interleaved  # noqa: E402
+
+
+def test_a_variant_twice_as_slow_in_every_round_is_two_times_the_reference():
+    calls: list[str] = []
+
+    def sleeper(name: str, seconds: float):
+        def run() -> None:
+            calls.append(name)
+            time.sleep(seconds)
+
+        return run
+
+    found = interleaved({"fast": sleeper("fast", 0.01), "slow": sleeper("slow", 0.02)}, "fast", rounds=5)
+    assert calls == ["fast", "slow"] * 6  # one warm-up round, then five, each variant in turn
+    assert found["fast"]["ratio"] == 1.0
+    assert 1.6 < found["slow"]["ratio"] < 2.6
+    assert found["slow"]["ratio_low"] <= found["slow"]["ratio"] <= found["slow"]["ratio_high"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a CUDA device the check runs for minutes")
+def test_the_gpu_check_skips_cleanly_without_a_cuda_device():
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh"],
+        cwd=REPO,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no CUDA device" in done.stdout and "nothing checked, skipped" in done.stdout
+    assert "Traceback" not in done.stderr
