@@ -43,7 +43,8 @@ def main() -> None:
         shutil.rmtree(workdir)
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(workdir)], check=True)
     bin_dir = Path(sys.executable).parent
-    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    # unbuffered: DVC and the stage commands write to a pipe, and each line's timestamp must be when it was said
+    env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)  # the clone's own sqlite:///mlflow.db
     marks: list[tuple[str, float]] = []
     started = time.perf_counter()

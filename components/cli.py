@@ -284,6 +284,9 @@ def compare(
     samplings: str = typer.Option(
         "", help="Dataset sampling strategies to compare, comma-separated (tasks from separate datasets only)."
     ),
+    on_features: bool = typer.Option(
+        False, "--on-features", help="Also run each Gramian-based gradient method with gradient_on: features."
+    ),
 ) -> None:
     """Train the MTL model with each method over several seeds; write reports/methods.md and .png."""
     from components.jobs import compare as job
@@ -296,7 +299,7 @@ def compare(
             raise typer.BadParameter(
                 "sampling mixes separate datasets; params.yaml declares no data.datasets", param_hint="--samplings"
             )
-        _console().print(job.run(p, root, chosen_weightings, chosen_gradients, seeds, chosen_samplings))
+        _console().print(job.run(p, root, chosen_weightings, chosen_gradients, seeds, chosen_samplings, on_features))
 
     _run(params, action, root=root)
 

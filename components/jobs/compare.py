@@ -2,8 +2,9 @@
 method, over several seeds, against the pipeline's single-task baselines.
 
 Methods vary one axis at a time: every loss weighting with ``gradient: sum``, every
-gradient method with ``loss_weighting: equal``, and, for tasks from separate datasets,
-every dataset sampling strategy with ``equal`` and ``sum``. Each run picks its checkpoint on
+gradient method with ``loss_weighting: equal`` (and, with ``on_features``, each Gramian-based
+one again with ``gradient_on: features``, beside its exact form), and, for tasks from
+separate datasets, every dataset sampling strategy with ``equal`` and ``sum``. Each run picks its checkpoint on
 validation exactly as the ``select`` stage does and reports that checkpoint's test
 metrics; Δm here compares test metrics with the baselines' test metrics.
 
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import Params
+from components.config import GRAMIAN_METHODS, Params
 from components.io import tracking
 from components.jobs.common import (
     BASELINES_REPORT,
@@ -76,9 +77,13 @@ def method_grid(weightings: Sequence[str], gradients: Sequence[str]) -> list[tup
     return pairs
 
 
-def method_label(weighting: str, gradient: str, sampling: str | None = None) -> str:
+def method_label(weighting: str, gradient: str, sampling: str | None = None, on: str = "parameters") -> str:
     """How a method reads in tables."""
-    return f"{weighting}+{gradient}" + (f", {sampling} sampling" if sampling else "")
+    return (
+        f"{weighting}+{gradient}"
+        + (" on features" if on == "features" else "")
+        + (f", {sampling} sampling" if sampling else "")
+    )
 
 
 def run_method(
@@ -92,17 +97,20 @@ def run_method(
     root: Path,
     sampling: str | None = None,
     parent_run_id: str | None = None,
+    on: str = "parameters",
 ) -> MethodRun:
     """One method with one seed: trained, its checkpoint chosen on validation, scored on test;
-    under ``parent_run_id``, as a nested MLflow run with its curves and test metrics."""
-    update = {"loss_weighting": weighting, "gradient": gradient} | ({"sampling": sampling} if sampling else {})
+    under ``parent_run_id``, as a nested MLflow run with its curves and test metrics.
+    ``on``: where the gradient method compares the tasks (``training.gradient_on``)."""
+    update = {"loss_weighting": weighting, "gradient": gradient, "gradient_on": on}
+    update |= {"sampling": sampling} if sampling else {}
     training = params.training.model_copy(update=update)
     sampling = training.sampling if params.data.datasets else None  # named wherever it applies
     run_params = params.model_copy(update={"training": training, "seed": seed})
     tasks = build_tasks(params.tasks)
     goals = objectives(params)
     model = seeded_model(run_params, tasks, root)
-    label = f"{method_label(weighting, gradient, sampling)} seed {seed}"
+    label = f"{method_label(weighting, gradient, sampling, on)} seed {seed}"
     run_id = None
     if parent_run_id is not None:
         run_id = tracking.start_child_run(parent_run_id, label, training_params(run_params), role="comparison")
@@ -134,7 +142,7 @@ def run_method(
         )
         tracking.end_run(run_id)
     return MethodRun(
-        method=method_label(weighting, gradient, sampling),
+        method=method_label(weighting, gradient, sampling, on),
         seed=seed,
         test=test,
         delta_m=delta_m(changes),
@@ -152,28 +160,36 @@ def compare_methods(
     log: Callable[[str], None] = print,
     samplings: Sequence[str] = (),
     parent_run_id: str | None = None,
+    on_features: bool = False,
 ) -> list[MethodRun]:
     """Every method of the grid (and sampling strategy) over ``seeds``, saying before each
-    which of how many it is and when the whole comparison should end."""
+    which of how many it is and when the whole comparison should end; with ``on_features``
+    each Gramian-based gradient method also with ``gradient_on: features``."""
     if samplings and not params.data.datasets:
         raise ValueError("sampling strategies mix separate datasets; params.yaml declares no data.datasets")
     baseline = read_json(root / BASELINES_REPORT)
     splits = load_tensor_splits(params, root)
-    plan: list[tuple[str, str, str | None]] = [(w, g, None) for w, g in method_grid(weightings, gradients)]
+    plan: list[tuple[str, str, str | None, str]] = [
+        (w, g, None, "parameters") for w, g in method_grid(weightings, gradients)
+    ]
+    plan += [("equal", g, None, "features") for g in gradients if on_features and g in GRAMIAN_METHODS]
     # the grid's equal+sum already ran with the configured sampling
     default_sampling = params.training.sampling if params.data.datasets else None
-    covered = {method_label(w, g, default_sampling) for w, g, _ in plan}
-    plan += [("equal", "sum", s) for s in samplings if method_label("equal", "sum", s) not in covered]
+    covered = {method_label(w, g, default_sampling) for w, g, _, _ in plan}
+    plan += [("equal", "sum", s, "parameters") for s in samplings if method_label("equal", "sum", s) not in covered]
     trainings = [(*method, seed) for method in plan for seed in seeds]
     runs: list[MethodRun] = []
     started = time.monotonic()
-    for done, (weighting, gradient, sampling, seed) in enumerate(trainings):
+    for done, (weighting, gradient, sampling, on, seed) in enumerate(trainings):
         eta = ""
         if done:
             left = (time.monotonic() - started) / done * (len(trainings) - done)
             eta = f" · about {left / 60:.0f} min left" if left >= 90 else f" · about {left:.0f} s left"
-        log(f"compare: {done + 1}/{len(trainings)} {method_label(weighting, gradient, sampling)} seed {seed}{eta}")
-        runs.append(run_method(params, splits, baseline, weighting, gradient, seed, log, root, sampling, parent_run_id))
+        label = method_label(weighting, gradient, sampling, on)
+        log(f"compare: {done + 1}/{len(trainings)} {label} seed {seed}{eta}")
+        runs.append(
+            run_method(params, splits, baseline, weighting, gradient, seed, log, root, sampling, parent_run_id, on)
+        )
     return runs
 
 
@@ -264,13 +280,21 @@ def run(
     gradients: Sequence[str],
     seeds: int,
     samplings: Sequence[str] = (),
+    on_features: bool = False,
 ) -> str:
     """Compares the methods, each method and seed a run nested under one comparison run in
     MLflow; writes ``reports/methods.md`` and ``.png``; returns the table."""
     parent = tracking.start_pipeline_run(params.registry.experiment, role="comparison")
     try:
         runs = compare_methods(
-            params, root, weightings, gradients, list(range(seeds)), samplings=samplings, parent_run_id=parent
+            params,
+            root,
+            weightings,
+            gradients,
+            list(range(seeds)),
+            samplings=samplings,
+            parent_run_id=parent,
+            on_features=on_features,
         )
     except BaseException:
         tracking.end_run(parent, failed=True)

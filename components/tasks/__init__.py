@@ -26,17 +26,34 @@ Example::
 
 from __future__ import annotations
 
+import importlib
+
 from torch import nn
 
 from components.config import Params, ParamsError, TaskConfig
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.classification import ClassificationTask
-from components.tasks.detection import COCOMeanAveragePrecision, DetectionHead, DetectionTask
+from components.tasks.detection import DetectionHead, DetectionTask
 from components.tasks.multilabel import MultilabelTask
 from components.tasks.regression import RegressionTask, StandardizedRegressionHead
 from components.tasks.segmentation import SegmentationHead, SegmentationTask
-from components.tasks.span import SpanTask, SQuADSpanScore
-from components.tasks.tagging import SeqevalScore, TaggingTask
+from components.tasks.span import SpanTask
+from components.tasks.tagging import TaggingTask
+
+#: the metric classes, imported on first use (they import torchmetrics, seconds of start-up)
+LAZY_METRICS = {
+    "COCOMeanAveragePrecision": "components.tasks.detection_map",
+    "SQuADSpanScore": "components.tasks.span_score",
+    "SeqevalScore": "components.tasks.tagging_score",
+}
+
+
+def __getattr__(name: str) -> object:
+    """``components.tasks.<metric class>``, where older pickles look for it."""
+    if name in LAZY_METRICS:
+        return getattr(importlib.import_module(LAZY_METRICS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 TASK_TYPES: dict[str, type[Task]] = {}
 

@@ -16,18 +16,20 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, TaskConfig
 from components.data.encoders import InputEncoder
 from components.tasks.base import MISSING_CLASS, LabelSchema, Task
+
+if TYPE_CHECKING:
+    import torchmetrics
 
 
 class ClassificationTask(Task):
@@ -155,6 +157,8 @@ class ClassificationTask(Task):
         return F.cross_entropy(output, target)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
+        import torchmetrics  # here: a stage that scores nothing never pays its import
+
         classes = self.num_classes
         return {
             "accuracy": torchmetrics.classification.MulticlassAccuracy(classes, average="micro"),

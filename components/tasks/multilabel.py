@@ -16,16 +16,20 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
-import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, TaskConfig
 from components.data.encoders import InputEncoder
 from components.tasks.base import LabelSchema, Task
+
+if TYPE_CHECKING:
+    import torchmetrics
 
 
 class MultilabelTask(Task):
@@ -69,6 +73,8 @@ class MultilabelTask(Task):
         return F.binary_cross_entropy_with_logits(output, target)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
+        import torchmetrics  # here: a stage that scores nothing never pays its import
+
         return {
             "micro_f1": torchmetrics.classification.MultilabelF1Score(self.num_labels, average="micro"),
             "macro_f1": torchmetrics.classification.MultilabelF1Score(self.num_labels, average="macro"),

@@ -17,16 +17,20 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
-import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, Params, TaskConfig
 from components.data.encoders import InputEncoder, canvas_side, is_missing
 from components.tasks.base import LabelSchema, Task, is_list
+
+if TYPE_CHECKING:
+    import torchmetrics
 
 
 class SegmentationHead(nn.Module):
@@ -96,6 +100,8 @@ class SegmentationTask(Task):
         return F.cross_entropy(output, target, ignore_index=self.config.ignore_index)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
+        import torchmetrics  # here: a stage that scores nothing never pays its import
+
         classes, ignore = self.num_classes, self.config.ignore_index
         return {
             "miou": torchmetrics.classification.MulticlassJaccardIndex(classes, ignore_index=ignore, average="macro"),

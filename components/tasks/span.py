@@ -18,61 +18,21 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
-import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchmetrics.text import SQuAD
 
 from components.config import InputConfig, TaskConfig
 from components.data.encoders import IGNORE, InputEncoder, TextEncoder
 from components.tasks.base import LabelSchema, Task
 
+if TYPE_CHECKING:
+    import torchmetrics
+
 MAX_ANSWER_TOKENS = 30  # the longest span a span head predicts, as in BERT's SQuAD evaluation
-
-
-class SQuADSpanScore(torchmetrics.Metric):
-    """SQuAD exact match or F1 (in 0..1) of predicted (start, end) token spans, computed by
-    torchmetrics' SQuAD metric on the spans written as their token positions.
-
-    Prediction and gold index the same tokens, so this is SQuAD's bag-of-tokens F1 over
-    sub-word tokens rather than over normalised words; (0, 0) is "no answer" (SQuAD 2.0):
-    it matches only another "no answer".
-    """
-
-    full_state_update = False
-
-    def __init__(self, score: str = "f1") -> None:
-        super().__init__()
-        self.score = score
-        self.squad = SQuAD()
-
-    @staticmethod
-    def _as_text(span: list[int]) -> str:
-        start, end = span
-        return "" if start == 0 else " ".join(str(position) for position in range(start, end + 1))
-
-    def update(self, prediction: Tensor, target: Tensor) -> None:
-        offset = int(self.squad.total)
-        predictions: list[dict[str, Any]] = []
-        targets: list[dict[str, Any]] = []
-        for row, (predicted, gold) in enumerate(zip(prediction.tolist(), target.tolist())):
-            key = str(offset + row)
-            predictions.append({"prediction_text": self._as_text(predicted), "id": key})
-            targets.append({"answers": {"answer_start": [gold[0]], "text": [self._as_text(gold)]}, "id": key})
-        self.squad.update(predictions, targets)
-
-    def compute(self) -> Tensor:
-        if int(self.squad.total) == 0:
-            return torch.tensor(0.0)
-        return self.squad.compute()[self.score] / 100.0
-
-    def reset(self) -> None:
-        super().reset()
-        self.squad.reset()
 
 
 class SpanTask(Task):
@@ -131,6 +91,8 @@ class SpanTask(Task):
         return (F.cross_entropy(output[..., 0], target[:, 0]) + F.cross_entropy(output[..., 1], target[:, 1])) / 2
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
+        from components.tasks.span_score import SQuADSpanScore
+
         return {"f1": SQuADSpanScore("f1"), "exact_match": SQuADSpanScore("exact_match")}
 
     def predict(self, head: nn.Module, output: Tensor) -> Tensor:

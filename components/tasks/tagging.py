@@ -19,11 +19,9 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
-import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -31,48 +29,8 @@ from components.config import InputConfig, TaskConfig
 from components.data.encoders import IGNORE, InputEncoder, TextEncoder
 from components.tasks.base import LabelSchema, Task, is_list
 
-
-class SeqevalScore(torchmetrics.Metric):
-    """Entity-level F1 (``score="f1"``) or token accuracy of BIO tag sequences, scored by
-    seqeval (CoNLL rules: an entity counts only when its type and both boundaries match).
-
-    Updated with (B, L) predicted and gold tag indices, ``IGNORE`` where a position is no
-    word's first sub-word; only word positions form the sequences seqeval scores.
-    """
-
-    full_state_update = False
-    predicted: list[Tensor]
-    gold: list[Tensor]
-    lengths: list[Tensor]
-
-    def __init__(self, tags: list[str], score: str = "f1") -> None:
-        super().__init__()
-        self.tags, self.score = list(tags), score
-        self.add_state("predicted", default=[], dist_reduce_fx="cat")
-        self.add_state("gold", default=[], dist_reduce_fx="cat")
-        self.add_state("lengths", default=[], dist_reduce_fx="cat")
-
-    def update(self, prediction: Tensor, target: Tensor) -> None:
-        words = target != IGNORE
-        self.predicted.append(prediction[words])
-        self.gold.append(target[words])
-        self.lengths.append(words.sum(dim=1))
-
-    def compute(self) -> Tensor:
-        from seqeval.metrics import accuracy_score, f1_score
-
-        if not self.lengths:
-            return torch.tensor(0.0)
-        bounds = [0, *torch.cat(self.lengths).cumsum(0).tolist()]  # each sentence's slice of the flat tags
-
-        def sentences(flat: Tensor) -> list[list[str]]:
-            names = [self.tags[i] for i in flat.tolist()]
-            return [names[a:b] for a, b in zip(bounds, bounds[1:])]
-
-        predicted, gold = sentences(torch.cat(self.predicted)), sentences(torch.cat(self.gold))
-        if self.score == "accuracy":
-            return torch.tensor(float(accuracy_score(gold, predicted)))
-        return torch.tensor(float(f1_score(gold, predicted, zero_division=0)))
+if TYPE_CHECKING:
+    import torchmetrics
 
 
 class TaggingTask(Task):
@@ -125,6 +83,8 @@ class TaggingTask(Task):
         return F.cross_entropy(output.flatten(0, 1), target.flatten(), ignore_index=IGNORE)
 
     def metrics(self) -> dict[str, torchmetrics.Metric]:
+        from components.tasks.tagging_score import SeqevalScore
+
         return {
             "entity_f1": SeqevalScore(self.tags),
             "token_accuracy": SeqevalScore(self.tags, "accuracy"),

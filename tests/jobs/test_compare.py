@@ -56,11 +56,19 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db)
     logged: list[str] = []
     parent = tracking.start_pipeline_run("tiny-mtl", role="comparison")
     runs = compare_methods(
-        params, tmp_path, ["equal", "uncertainty"], ["pcgrad"], seeds=[0, 1], log=logged.append, parent_run_id=parent
+        params,
+        tmp_path,
+        ["equal", "uncertainty"],
+        ["pcgrad"],
+        seeds=[0, 1],
+        log=logged.append,
+        parent_run_id=parent,
+        on_features=True,
     )
     progress = [line for line in logged if line.startswith("compare: ")]
-    assert progress[0] == "compare: 1/6 equal+sum seed 0" and len(progress) == 6
-    assert progress[5].startswith("compare: 6/6 equal+pcgrad seed 1 · about ") and progress[5].endswith(" left")
+    assert progress[0] == "compare: 1/8 equal+sum seed 0" and len(progress) == 8
+    assert progress[7].startswith("compare: 8/8 equal+pcgrad on features seed 1 · about ")
+    assert progress[7].endswith(" left")
     children = tracking.client().search_runs(
         [tracking.experiment_id("tiny-mtl")], filter_string=f"tags.`mlflow.parentRunId` = '{parent}'"
     )
@@ -75,7 +83,10 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db)
         ("uncertainty+sum", 1),
         ("equal+pcgrad", 0),
         ("equal+pcgrad", 1),
+        ("equal+pcgrad on features", 0),
+        ("equal+pcgrad on features", 1),
     ]
+    assert runs[4].test != runs[6].test  # on features, the same seed trains another model
     for run in runs:
         expected = (
             (run.test["left"] - 0.2) / 0.2 + (run.test["right"] - 0.2) / 0.2 - (run.test["sum"] - 3.0) / 3.0
@@ -84,7 +95,7 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db)
     assert runs[0].test != runs[1].test  # seeds differ
     goals = objectives(tiny_params)
     table = methods_markdown(summarize(runs), goals)
-    assert table.count("\n") == 2 + 3 and "left accuracy ↑" in table and "sum mae ↓" in table
+    assert table.count("\n") == 2 + 4 and "left accuracy ↑" in table and "sum mae ↓" in table
     plot_methods(summarize(runs), goals, tmp_path / "methods.png", {t: baseline[t]["test"] for t in goals})
     assert (tmp_path / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
