@@ -9,7 +9,10 @@ import pytest
 from mlflow import MlflowClient
 
 from components.config import Params
+from components.data.splits import read_split
+from components.io import registry
 from components.jobs.common import MTL_DIR, read_json, remove_other_seeds
+from components.jobs.promote import baseline_intervals
 from components.jobs.select import UnequalTrainings, aligned_epochs, read_report
 from components.jobs.summary import run as summary
 from components.report import console, results_markdown
@@ -66,6 +69,11 @@ def test_two_seeds_train_twice_and_select_judges_their_means(tmp_path, mlflow_db
     assert "Over 2 seeds, mean ± std" in captured.get()
     assert "intervals of Δ val (paired bootstrap over rows and 2 seeds" in captured.get()
     assert f"seed {chosen}, best on validation" in results_markdown(read_report(tmp_path))
+    # mtl promote judges a version against the baselines of every seed, pooled
+    candidate = registry.load_version(registration.model_name, registration.version).unwrap_python_model()
+    test = read_split(tmp_path / params.data.dir, "test")
+    intervals, delta_m_interval = baseline_intervals(params, tmp_path, test, candidate)
+    assert set(intervals) == set(params.tasks) and delta_m_interval is not None
     metrics = read_json(tmp_path / "reports/metrics.json")
     assert metrics["left.mtl_test_seed_std"] == pytest.approx(
         statistics.stdev(s["mtl_test"]["left"] for s in selection["seeds"])
