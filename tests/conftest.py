@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from components.config import Params
 from components.data.sources import build_multimnist
@@ -10,6 +13,13 @@ from components.startup import configure
 from tests.helpers import tiny_params_dict
 
 configure()
+
+# One torch thread per xdist worker, and per process it starts (dvc stages, torchrun,
+# servers inherit the variable): with a worker per core, two threads each oversubscribe
+# the cores, and torch's spinning threads then slow every process down.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
