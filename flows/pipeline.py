@@ -13,7 +13,7 @@ directory fails with a message naming the first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -97,12 +97,20 @@ def _on_training_pool(params: Params, params_path: str, root: str, parameters: d
 
 
 def _started_together(train: Callable[..., Result], keys: list[tuple[Any, ...]]) -> Callable[..., Result]:
-    """``train`` started for every key at once, in threads that each wait on a deployment
-    run (the pool's workers decide how many train at a time); the returned function hands
-    back each key's result, in whatever order the stage asks for them."""
-    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
-        futures = {key: pool.submit(train, *key) for key in keys}
-    return lambda *key: futures[key].result()
+    """A stand-in for ``train`` that, when the stage asks for its first result, starts
+    ``train`` for every key at once, in threads that each wait on a deployment run (the
+    pool's workers decide how many train at a time), then hands back each key's result in
+    whatever order the stage asks for them. Started on the first call, not before: the
+    stage's own timing covers the trainings."""
+    futures: dict[tuple[Any, ...], Future[Result]] = {}
+
+    def result(*key: Any) -> Result:
+        if not futures:
+            with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+                futures.update({k: pool.submit(train, *k) for k in keys})
+        return futures[key].result()
+
+    return result
 
 
 @stage_task
