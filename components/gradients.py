@@ -95,8 +95,9 @@ def backward_through_features(
     ``reduce_gramian`` sums the Gramian over data-parallel processes (every process then
     weighs alike); ``observe`` sees the tasks' gradients on the representation.
     """
+    # float32 whatever the autocast: the weightings solve small programs on the Gramian
     rows = torch.stack(
-        [torch.autograd.grad(loss, representation, retain_graph=True)[0].reshape(-1) for loss in task_losses]
+        [torch.autograd.grad(loss, representation, retain_graph=True)[0].reshape(-1).float() for loss in task_losses]
     )
     if observe is not None:
         observe(rows)

@@ -209,12 +209,10 @@ def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("bf16", [True, False])
-def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16):
-    params = tiny_params.model_copy(
-        update={
-            "training": tiny_params.training.model_copy(update={"device": "cuda", "bf16": bf16, "gradient": "pcgrad"})
-        }
-    )
+@pytest.mark.parametrize("on", ["parameters", "features"])
+def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16, on):
+    update = {"device": "cuda", "bf16": bf16, "gradient": "pcgrad", "gradient_on": on}
+    params = tiny_params.model_copy(update={"training": tiny_params.training.model_copy(update=update)})
     model, history = train_tiny(params, tiny_frames, tmp_path)
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
