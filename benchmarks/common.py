@@ -13,11 +13,14 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# the benchmarks measure this working tree's code, whatever the environment has installed
+sys.path.insert(0, str(REPO))
 REPORTS = REPO / "reports" / "benchmarks"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -27,7 +26,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batches", type=int, default=10)
     options = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     import torch
 
     from components.config import load_params

@@ -52,7 +52,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
     options = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     import torch
     import torch.nn.functional as F
     from torch import nn

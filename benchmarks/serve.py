@@ -12,7 +12,6 @@ rows, round by round. The reference is the MTL model answering one task with the
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +26,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
     options = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     import pandas as pd
 
     from components.config import load_params

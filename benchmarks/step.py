@@ -16,7 +16,6 @@ turn; the table shows the median ratio to the single-task step of the same round
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
 from common import REPO, interleaved, machine, markdown_table, write_report
@@ -33,7 +32,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
     parser.add_argument("--tasks", default="2,4,8", help="task counts, comma-separated")
     options = parser.parse_args()
-    sys.path.insert(0, str(REPO))
     import torch
 
     from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params, load_params

@@ -37,11 +37,9 @@ from components.jobs import (
     validate,
 )
 from components.jobs.common import (
-    MTL_DIR,
     TRAINING_RESULT,
     load_checked_params,
     read_json,
-    seed_dir,
     training_seeds,
 )
 from components.report import console as results_console
@@ -144,7 +142,7 @@ def train_multitask(params_path: str, root: str, parent_run_id: str) -> dict[str
 
     def on_pool(seed: int) -> dict[str, Any]:
         _on_training_pool(params, params_path, root, {"kind": "mtl", "seed": seed, "parent_run_id": parent_run_id})
-        return dict(read_json(seed_dir(Path(root) / MTL_DIR, params, seed) / TRAINING_RESULT))
+        return dict(read_json(train_mtl.mtl_dir(Path(root), params, seed) / TRAINING_RESULT))
 
     keys = [(seed,) for seed in training_seeds(params)]
     return train_mtl.run(params, Path(root), parent_run_id, train_seed=_started_together(on_pool, keys))

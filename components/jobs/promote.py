@@ -57,8 +57,8 @@ def baseline_intervals(
     references = [
         baseline_statistics(params, root, tasks, test, device, width, seed) for seed in training_seeds(params)
     ]
-    counts = resample_counts(len(frame), params.selection.bootstrap_samples, params.seed)
     rules = params.selection
+    counts = resample_counts(len(frame), rules.bootstrap_samples, params.seed)
     return pooled_intervals(tasks, references, [candidate.row_statistics(frame)], counts, rules.confidence, params.seed)
 
 

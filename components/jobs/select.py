@@ -31,11 +31,11 @@ from components.jobs.common import (
     SELECTION_REPORT,
     objectives,
     read_json,
-    seed_dir,
     timed,
     training_seeds,
     write_json,
 )
+from components.jobs.train_mtl import mtl_dir
 from components.jobs.trainings import load_targets, load_tensor_splits, read_curves, write_curves
 from components.models import build_model
 from components.selection import (
@@ -69,7 +69,7 @@ def run(params: Params, root: Path) -> SelectionReport:
     that scores best on validation is the one reported on test and registered."""
     baseline = read_json(root / BASELINES_REPORT)
     seeds = training_seeds(params)
-    folders = {seed: seed_dir(root / MTL_DIR, params, seed) for seed in seeds}
+    folders = {seed: mtl_dir(root, params, seed) for seed in seeds}
     epochs = aligned_epochs({seed: read_manifest(folder) for seed, folder in folders.items()}, root)
     tasks = build_tasks(params.tasks)
     goals = objectives(params)

@@ -43,9 +43,15 @@ from components.tasks import build_tasks
 from components.training import distributed
 from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.checkpoints import MANIFEST
+from components.training.loader import TensorSplit
 from components.training.loop import train
 
 TrainSeed = Callable[[int], dict[str, Any] | None]
+
+
+def mtl_dir(root: Path, params: Params, seed: int) -> Path:
+    """Where the MTL training with ``seed`` keeps its checkpoints and result."""
+    return seed_dir(root / MTL_DIR, params, seed)
 
 
 @timed("train_mtl")
@@ -54,7 +60,13 @@ def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | 
     ``reports/train_mtl.json``: the first seed's training, and every seed's run under
     ``seeds``. ``train_seed(seed)`` trains one elsewhere (a Prefect work pool)."""
     remove_other_seeds(root / MTL_DIR, params)
-    train_seed = train_seed or (lambda seed: train_one(params, root, parent_run_id, seed))
+    if train_seed is None:
+        # read once for every seed, unless each is handed to its own torchrun processes
+        splits = None if launches_processes(params) else load_tensor_splits(params, root, ("train", "val"))
+
+        def train_seed(seed: int) -> dict[str, Any] | None:
+            return train_one(params, root, parent_run_id, seed, splits)
+
     results = [train_seed(seed) for seed in training_seeds(params)]
     if not distributed.current().is_main:  # under torchrun, rank 0 reports
         return {}
@@ -67,17 +79,24 @@ def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | 
     return summary
 
 
-def train_one(params: Params, root: Path, parent_run_id: str, seed: int | None = None) -> dict[str, Any] | None:
+def train_one(
+    params: Params,
+    root: Path,
+    parent_run_id: str,
+    seed: int | None = None,
+    splits: dict[str, TensorSplit] | None = None,
+) -> dict[str, Any] | None:
     """One training with ``seed`` (default ``params.seed``); its summary, also left beside
-    its checkpoints. None on torchrun processes other than rank 0."""
+    its checkpoints. ``splits`` lets a caller training several read the data once. None on
+    torchrun processes other than rank 0."""
     seed = params.seed if seed is None else seed
-    directory = seed_dir(root / MTL_DIR, params, seed)
+    directory = mtl_dir(root, params, seed)
     if launches_processes(params):
         launch(params, root, ["train-mtl", "--seed", str(seed), "--parent-run-id", parent_run_id])
         return dict(read_json(directory / TRAINING_RESULT))
     seeded = params.model_copy(update={"seed": seed})
     tasks = build_tasks(params.tasks)
-    splits = load_tensor_splits(params, root, ("train", "val"))
+    splits = splits or load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(seeded, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     label = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
