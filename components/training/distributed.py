@@ -5,11 +5,13 @@ averaged gradient, so they stay identical: the result matches one process on the
 batch (exactly with per-sample normalisation, ``model.cnn.norm: group``; with BatchNorm on
 CPU each process normalises over its own slice).
 
-Gradients are all-reduced here rather than by ``DistributedDataParallel``'s wrapper
-because DDP's reducer averages the one summed gradient during ``backward``: a gradient
-method such as PCGrad must instead see each task's gradient averaged over processes
-*before* the tasks are combined. So the trainer reduces the shared parameters' per-task
-Jacobian before combining it, and every other gradient after backward.
+With ``training.gradient: sum`` the model is wrapped in ``DistributedDataParallel``
+(:func:`replicate`): its reducer averages the one summed gradient in buckets while
+``backward`` still runs, overlapping communication with computation. The other gradient
+methods must see each task's gradient averaged over processes *before* the tasks are
+combined, which DDP's one reduction cannot give: for them the trainer all-reduces the
+shared parameters' per-task Jacobian (or, on features, the Gramian) before combining it,
+and every other gradient after backward.
 
 Example::
 
@@ -29,6 +31,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -36,6 +39,9 @@ from torch import Tensor, nn
 from torch.utils.data import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 from components.errors import PipelineError
+
+if TYPE_CHECKING:
+    from components.models import MultiTaskNetwork
 
 
 class DistributedLaunchError(PipelineError, RuntimeError):
@@ -95,6 +101,37 @@ class Context:
 
 
 SINGLE_PROCESS = Context()
+
+
+class _RepresentationForward(nn.Module):
+    """What DDP wraps: the network's forward that also returns the shared representation
+    (DDP prepares its reducer in ``forward``, so the training step must call through it)."""
+
+    def __init__(self, network: MultiTaskNetwork):
+        super().__init__()
+        self.network = network
+
+    def forward(self, inputs: Tensor, tasks: list[str]) -> Any:
+        return self.network.forward_with_representation(inputs, tasks)
+
+
+def replicate(network: MultiTaskNetwork, device: torch.device) -> nn.Module:
+    """``network``'s ``forward_with_representation`` under ``DistributedDataParallel``:
+    gradients averaged over processes in buckets during ``backward``.
+
+    Every parameter must take part in each step's loss (``find_unused_parameters`` stays
+    off: the losses are computed outside ``forward``, where DDP's search for unused
+    parameters would not look). Buffers are not broadcast each step: each process keeps
+    the BatchNorm statistics of its own slice, as without DDP (CUDA syncs them anyway).
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        _RepresentationForward(network),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,
+        gradient_as_bucket_view=True,  # the gradients live in the buckets: no copy in or out
+    )
 
 
 def current() -> Context:

@@ -182,6 +182,14 @@ class Trainer:
     #: task weights from the Gramian of the tasks' gradients on the shared representation
     #: (``gradient_on: features``); None otherwise
     feature_weighting: Callable[[Tensor], Tensor] | None = None
+    #: the model under DistributedDataParallel (``gradient: sum`` over several processes),
+    #: which the step's forward goes through; None otherwise
+    replicated: nn.Module | None = None
+
+    def forward(self, inputs: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The tasks' outputs and the shared representation, through DDP when it is used."""
+        network = self.replicated if self.replicated is not None else self.model.forward_with_representation
+        return network(inputs, list(self.tasks))
 
 
 @dataclass
@@ -198,8 +206,9 @@ def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int, r
     if trainer.combiner is None and trainer.feature_weighting is None:
         if agreement is not None and agreement.due(step):  # T extra backward passes, on sampled steps only
             agreement.record(shared_jacobian(list(weighted), model.shared_parameters()))
-        combined.backward()
-        context.average_gradients([*model.parameters(), *weighting.trainable()])
+        combined.backward()  # under DDP, the model's gradients are averaged during this pass
+        averaged_already = trainer.replicated is not None
+        context.average_gradients([*([] if averaged_already else model.parameters()), *weighting.trainable()])
         return
     trainable = weighting.trainable()
     if trainable:  # e.g. uncertainty log-variances learn from the scalarised objective
@@ -242,7 +251,7 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
         trainer.probe(trainer.model, inputs, targets)
     trainer.optimizer.zero_grad(set_to_none=True)
     with _autocast(device, config):
-        outputs, representation = trainer.model.forward_with_representation(inputs, list(trainer.tasks))
+        outputs, representation = trainer.forward(inputs)
         local_losses = losses_of(trainer.model, trainer.tasks, outputs, targets).float()
     # Weightings see the losses averaged over processes (so their state agrees
     # everywhere) while gradients still flow through this process's losses.
@@ -253,7 +262,10 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     weights = effective_weights(combined, losses)
     penalty = trainer.model.regularization()  # e.g. soft sharing's pull between task columns
     if penalty is not None and penalty.requires_grad:
-        penalty.backward()  # its gradients accumulate with the tasks' below
+        if trainer.replicated is not None:  # DDP reduces once per forward: one backward pass
+            combined = combined + penalty
+        else:
+            penalty.backward()  # its gradients accumulate with the tasks' below
     _backward(trainer, combined, weights * losses, step, representation)
     trainer.optimizer.step()
     if weighting.needs_losses_after_step:
@@ -344,11 +356,13 @@ def make_trainer(
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
     on_features = config.gradient_on == "features"
+    combiner = None if on_features else jacobian_combiner(config.gradient, len(names))
+    ddp = context.is_distributed and combiner is None and not on_features
     return Trainer(
         model,
         tasks,
         weighting,
-        None if on_features else jacobian_combiner(config.gradient, len(names)),
+        combiner,
         make_optimizer(model, tasks, weighting, config),
         config,
         device,
@@ -359,6 +373,7 @@ def make_trainer(
         if len(names) > 1 and config.gradient_stats_every and context.is_main and model.shared_parameters()
         else None,
         feature_weighting=gramian_weighting(config.gradient) if on_features else None,
+        replicated=distributed.replicate(model, device) if ddp else None,
     )
 
 
@@ -404,6 +419,13 @@ def train(
     )
     if not context.is_main:
         log = lambda line: None  # noqa: E731 - one voice per training
+    if context.is_distributed:
+        how = (
+            "DistributedDataParallel, gradients all-reduced in buckets during backward"
+            if trainer.replicated is not None
+            else "each task's gradients all-reduced before they are combined"
+        )
+        log(f"[{label}] data-parallel over {context.world_size} processes: {how}")
 
     history: list[EpochRecord] = []
     best: float | None = None

@@ -34,9 +34,10 @@ def test_outside_torchrun_the_context_is_one_process():
     assert torch.equal(context.mean(torch.tensor([1.0, 3.0])), torch.tensor([1.0, 3.0]))
 
 
-def _train(tmp_path, name: str, devices: int, gradient: str, on: str) -> dict:
+def _train(tmp_path, name: str, devices: int, gradient: str, on: str, sharing: str) -> dict:
     raw = tiny_params_dict()
     raw["model"]["cnn"]["norm"] = "group"  # per-sample statistics: slicing a batch changes nothing
+    raw["model"]["sharing"] = sharing
     raw["training"].update(
         devices=devices, gradient=gradient, gradient_on=on, loss_weighting="uncertainty", num_threads=1
     )
@@ -54,14 +55,32 @@ def _train(tmp_path, name: str, devices: int, gradient: str, on: str) -> dict:
     return {"summary": summary, "outputs": outputs}
 
 
-@pytest.mark.parametrize(("gradient", "on"), [("pcgrad", "parameters"), ("mgda", "features")])
-def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path, monkeypatch, mlflow_db, gradient, on):
+@pytest.mark.parametrize(
+    ("gradient", "on", "sharing", "reduction"),
+    [
+        ("pcgrad", "parameters", "hard", "each task's gradients all-reduced before they are combined"),
+        ("mgda", "features", "hard", "each task's gradients all-reduced before they are combined"),
+        # soft sharing's penalty joins the one backward pass DDP reduces
+        (
+            "sum",
+            "parameters",
+            "soft_penalty",
+            "DistributedDataParallel, gradients all-reduced in buckets during backward",
+        ),
+    ],
+)
+def test_two_gloo_processes_match_one_process_on_the_same_global_batch(
+    tmp_path, monkeypatch, mlflow_db, capfd, gradient, on, sharing, reduction
+):
     monkeypatch.chdir(tmp_path)
-    one = _train(tmp_path, "one", devices=1, gradient=gradient, on=on)
-    two = _train(tmp_path, "two", devices=2, gradient=gradient, on=on)
+    one = _train(tmp_path, "one", devices=1, gradient=gradient, on=on, sharing=sharing)
+    capfd.readouterr()
+    two = _train(tmp_path, "two", devices=2, gradient=gradient, on=on, sharing=sharing)
+    assert f"data-parallel over 2 processes: {reduction}" in capfd.readouterr().out
 
     # PCGrad saw each task's gradient averaged over both processes, as one process computes
-    # it; MGDA on features, the Gramian of the whole batch, summed from both processes
+    # it; MGDA on features, the Gramian of the whole batch, summed from both processes; sum,
+    # DDP's average of the summed gradient (and the uncertainty weights' own average)
     # (compared through the outputs: a conv bias just before a normalisation has a zero
     # gradient up to rounding, which Adam turns into steps of either sign)
     for task, output in one["outputs"].items():
