@@ -263,6 +263,10 @@ class CNNConfig(Strict):
     # batch: BatchNorm (SyncBatchNorm under multi-GPU DDP); group: GroupNorm, per-sample
     # statistics, so data-parallel training matches one process exactly even on CPU.
     norm: Literal["batch", "group"] = "batch"
+    # Channels-last memory layout of the weights and activations (NHWC): the same model and
+    # results up to float rounding; oneDNN's convolutions on CPU and tensor cores on GPU run
+    # it faster (a training step measured 1.5x faster on 2 CPU cores: benchmarks/step.py).
+    channels_last: bool = True
 
 
 class CrossStitchConfig(Strict):

@@ -143,6 +143,8 @@ class CNNBackbone(StagedBackbone):
                 probe = stage(probe)
         stages.append(_dense_stage(probe[0].numel(), config.hidden, config.dropout))
         super().__init__(stages, config.hidden, channels)
+        if config.channels_last:  # 4-D weights only; the activations follow the weights' layout
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented; not in the stubs
 
 
 class MLPBackbone(StagedBackbone):
