@@ -2,15 +2,19 @@
 reported as passed or failed with its time, then a summary; exit 1 if any failed.
 
 1. the device (name, memory, capability) and the torch and CUDA versions;
-2. the CUDA-only tests (bf16 autocast on and off through a real training);
+2. the CUDA-only tests (bf16 autocast on and off through a real training) and
+   ``training.compile``'s test (compiled steps match eager ones, also for PCGrad);
 3. one epoch of the default demo configuration on CUDA with bf16 autocast and without,
    from the same seed: the validation metrics must agree within 0.02 accuracy and 5%
    relative MAE (bf16 rounds; it must not change what the model learns);
-4. the step benchmark (``benchmarks/step.py``) with ``torch.cuda.synchronize()`` timings;
-5. a data-parallel training through torchrun on one GPU over NCCL.
+4. the step benchmark (``benchmarks/step.py --compile``) with ``torch.cuda.synchronize()``
+   timings: every method, the CNN in NCHW against channels-last, and compiled steps;
+5. the text Transformer backbone's model FLOP utilisation: a training step's FLOPs
+   (``torch.utils.flop_counter``) per second, eager and compiled, against the FLOP/s of a
+   large bf16 matrix product on the same device (what the device reaches, not its data sheet);
+6. a data-parallel training through torchrun on one GPU over NCCL.
 
-Not yet here: ``torch.compile`` and channels-last (no setting uses them yet) and the text
-backbone's model FLOP utilisation. Without a CUDA device it prints why and exits 0.
+Without a CUDA device it prints why and exits 0.
 
     $ bash benchmarks/gpu_check.sh
 """
@@ -25,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,6 +98,78 @@ def bf16_matches_fp32(device: str = "cuda") -> None:
     )
 
 
+def matmul_flops_per_second(device: str = "cuda", size: int = 8192, repeats: int = 20) -> float:
+    """What one large bf16 (CUDA) or float32 (CPU) matrix product reaches on ``device``."""
+    import torch
+
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize()
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def _classifier_step(model: Any, optimizer: Any, tokens: Any, labels: Any, autocast: Any) -> None:
+    """One training step of a classifier on token ids."""
+    import torch
+
+    with autocast:
+        loss = torch.nn.functional.cross_entropy(model(tokens), labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def text_transformer_mfu(device: str = "cuda", batch: int = 256, steps: int = 20) -> None:
+    """Model FLOP utilisation of a training step of the text Transformer backbone with a
+    classification head, bf16 autocast on CUDA, eager and under ``torch.compile``
+    (``device`` cpu, float32 and small: to check the check)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(REPO))
+    from components.config import TextTransformerConfig
+    from components.models.backbones import TextTransformerBackbone
+
+    config = TextTransformerConfig(d_model=512, heads=8, layers=6, feedforward=2048, max_length=128)
+    if device != "cuda":
+        config, batch, steps = TextTransformerConfig(), 16, 2
+    peak = matmul_flops_per_second(device, size=8192 if device == "cuda" else 1024)
+    tokens = torch.randint(1, config.vocab_size, (batch, config.max_length), device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
+    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        backbone = TextTransformerBackbone(config)
+        model = torch.nn.Sequential(backbone, torch.nn.Linear(backbone.out_features, 10)).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        if compiled:
+            model.compile()  # in place: the FLOP counter's module hooks then fire once
+        for _ in range(3):  # warm-up (and compilation)
+            _classifier_step(model, optimizer, tokens, labels, autocast)
+        with FlopCounterMode(display=False) as counter:
+            _classifier_step(model, optimizer, tokens, labels, autocast)
+        synchronize()
+        started = time.perf_counter()
+        for _ in range(steps):
+            _classifier_step(model, optimizer, tokens, labels, autocast)
+        synchronize()
+        seconds = (time.perf_counter() - started) / steps
+        achieved = counter.get_total_flops() / seconds
+        print(
+            f"  {'compiled' if compiled else 'eager':>8}: {counter.get_total_flops() / 1e9:.1f} GFLOP a step, "
+            f"{seconds * 1000:.1f} ms, {achieved / 1e12:.2f} TFLOP/s = {achieved / peak:.1%} of the "
+            f"{peak / 1e12:.1f} TFLOP/s a large matrix product reaches here"
+        )
+
+
 def nccl_torchrun(device: str = "cuda") -> None:
     """``mtl train-mtl`` in one torchrun process on the GPU: NCCL initialises, a run is
     logged (``device`` cpu: the same over gloo, to check the check)."""
@@ -135,10 +212,13 @@ def main() -> int:
             "-q",
             "tests/training/test_loop.py",
             "-k",
-            "cuda",
+            "cuda or compiled",
         ),
         "bf16 autocast matches fp32 after one epoch": bf16_matches_fp32,
-        "step benchmark on CUDA": command(python, "benchmarks/step.py", "--rounds", "10", "--tasks", "2,4,8"),
+        "step benchmark on CUDA": command(
+            python, "benchmarks/step.py", "--rounds", "10", "--tasks", "2,4,8", "--compile"
+        ),
+        "text Transformer model FLOP utilisation": text_transformer_mfu,
         "torchrun over NCCL on one GPU": nccl_torchrun,
     }
     outcomes = {}

@@ -6,7 +6,9 @@ batch and optimizer; random canvases and labels: a step's cost does not depend o
 the single-task baseline; MTL ``sum``; every loss weighting that costs more than a
 constant (uncertainty, dwa, famo, gradnorm); every gradient method on the shared
 parameters (the exact method: T backward passes); and every Gramian-based one with
-``training.gradient_on: features`` (MGDA-UB: one backward pass). Gradient agreement is
+``training.gradient_on: features`` (MGDA-UB: one backward pass). Two more price the
+settings: the single-task step with ``model.cnn.channels_last: true`` (NHWC), and with
+``--compile`` the sum and PCGrad steps under ``training.compile``. Gradient agreement is
 off: ``benchmarks/gradient_agreement.py`` prices it. Each round steps every variant in
 turn; the table shows the median ratio to the single-task step of the same round.
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
     parser.add_argument("--tasks", default="2,4,8", help="task counts, comma-separated")
+    parser.add_argument("--compile", action="store_true", help="add sum and PCGrad under training.compile")
     options = parser.parse_args()
     import torch
 
@@ -45,9 +48,10 @@ def main() -> None:
     batch, size = defaults["training"]["batch_size"], defaults["data"]["canvas_size"]
     inputs = torch.rand(batch, 1, size, size)
 
-    def stepper(count: int, **training: object) -> Callable[[], None]:
+    def stepper(count: int, channels_last: bool = False, **training: object) -> Callable[[], None]:
         """``options.steps`` steps of a model with ``count`` classification tasks."""
         raw = {**defaults, "tasks": {}, "training": {**defaults["training"], "gradient_stats_every": 0, **training}}
+        raw["model"] = {**defaults["model"], "cnn": {**defaults["model"]["cnn"], "channels_last": channels_last}}
         for index in range(count):
             raw["tasks"][f"t{index}"] = {"type": "classification", "label": f"t{index}", "num_classes": 10}
         params = Params.model_validate(raw)
@@ -70,7 +74,11 @@ def main() -> None:
     labels: list[str] = []
     results: dict[int, dict[str, dict[str, float]]] = {}
     for count in counts:
-        variants = {"single-task": stepper(1), "sum": stepper(count)}
+        variants = {"single-task": stepper(1), "single-task, channels-last": stepper(1, channels_last=True)}
+        variants["sum"] = stepper(count)
+        if options.compile:
+            variants |= {"sum, compiled": stepper(count, compile=True)}
+            variants |= {"pcgrad on parameters, compiled": stepper(count, gradient="pcgrad", compile=True)}
         variants |= {f"{w} (sum)": stepper(count, loss_weighting=w) for w in WEIGHTINGS}
         variants |= {f"{g} on parameters": stepper(count, gradient=g) for g in GRADIENT_METHODS if g != "sum"}
         variants |= {f"{g} on features": stepper(count, gradient=g, gradient_on="features") for g in GRAMIAN_METHODS}
@@ -96,7 +104,8 @@ def main() -> None:
     write_report(
         "step",
         "Training step cost, relative to a single-task step",
-        f"python benchmarks/step.py --rounds {options.rounds} --tasks {options.tasks}",
+        f"python benchmarks/step.py --rounds {options.rounds} --tasks {options.tasks}"
+        + (" --compile" if options.compile else ""),
         about,
         {"batch_size": batch, "rounds": options.rounds, "steps_per_round": options.steps, "results": results},
         table,

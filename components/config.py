@@ -263,10 +263,11 @@ class CNNConfig(Strict):
     # batch: BatchNorm (SyncBatchNorm under multi-GPU DDP); group: GroupNorm, per-sample
     # statistics, so data-parallel training matches one process exactly even on CPU.
     norm: Literal["batch", "group"] = "batch"
-    # Channels-last memory layout of the weights and activations (NHWC): the same model and
-    # results up to float rounding; oneDNN's convolutions on CPU and tensor cores on GPU run
-    # it faster (a training step measured 1.5x faster on 2 CPU cores: benchmarks/step.py).
-    channels_last: bool = True
+    # Channels-last memory layout of the weights and activations (NHWC): the same model up to
+    # float rounding. cuDNN's bf16 tensor-core convolutions want it; on 2 CPU cores a step
+    # measured anywhere from 0.90x to 1.5x the NCHW one across runs (benchmarks/step.py), so
+    # the default keeps the layout the demo's results were measured with.
+    channels_last: bool = False
 
 
 class CrossStitchConfig(Strict):
@@ -380,6 +381,10 @@ class TrainingConfig(Strict):
     devices: Annotated[int, Field(ge=1)] = 1
     # bf16 autocast for forward passes on CUDA; CPU always trains in float32.
     bf16: bool = True
+    # torch.compile the training step's forward (and so its backward): worth it on a GPU. On
+    # 2 CPU cores a sum step measured 0.92x and PCGrad's 1.5x the eager one, after seconds
+    # of compiling (benchmarks/step.py --compile).
+    compile: bool = False
     # Stop a training whose task loss exceeds this many times its first value (a
     # non-finite loss always stops it); null: only non-finite losses stop it.
     max_loss_growth: Annotated[float, Field(gt=1)] | None = 100.0

@@ -1,8 +1,9 @@
-"""The benchmark scripts' own machinery: ratios taken within a round, and the GPU check's
-clean skip on a machine without a CUDA device."""
+"""The benchmark scripts' own machinery: ratios taken within a round, the GPU check's
+clean skip on a machine without a CUDA device, and its FLOP utilisation check run on CPU."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import torch
 from tests.helpers import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+import gpu_check  # noqa: E402
 from common import interleaved  # noqa: E402
 
 
@@ -45,3 +47,15 @@ def test_the_gpu_check_skips_cleanly_without_a_cuda_device():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no CUDA device" in done.stdout and "nothing checked, skipped" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_the_mfu_check_counts_the_same_flops_eager_and_compiled(capsys):
+    """The GPU check's model FLOP utilisation, run small on the CPU to check the check."""
+    gpu_check.text_transformer_mfu("cpu")
+    lines = capsys.readouterr().out.splitlines()
+    found = {
+        m.group(1): m for line in lines if (m := re.search(r"(eager|compiled): ([\d.]+) GFLOP.* = ([\d.]+)%", line))
+    }
+    assert set(found) == {"eager", "compiled"}
+    assert found["eager"].group(2) == found["compiled"].group(2) and float(found["eager"].group(2)) > 0
+    assert all(0 < float(m.group(3)) <= 100 for m in found.values())

@@ -185,9 +185,14 @@ class Trainer:
     #: the model under DistributedDataParallel (``gradient: sum`` over several processes),
     #: which the step's forward goes through; None otherwise
     replicated: nn.Module | None = None
+    #: ``training.compile``: the step's forward (through DDP when it is used) under
+    #: ``torch.compile``; None runs it eagerly
+    compiled: Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]] | None = None
 
     def forward(self, inputs: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
         """The tasks' outputs and the shared representation, through DDP when it is used."""
+        if self.compiled is not None:
+            return self.compiled(inputs, list(self.tasks))
         network = self.replicated if self.replicated is not None else self.model.forward_with_representation
         return network(inputs, list(self.tasks))
 
@@ -358,7 +363,7 @@ def make_trainer(
     on_features = config.gradient_on == "features"
     combiner = None if on_features else jacobian_combiner(config.gradient, len(names))
     ddp = context.is_distributed and combiner is None and not on_features
-    return Trainer(
+    trainer = Trainer(
         model,
         tasks,
         weighting,
@@ -375,6 +380,24 @@ def make_trainer(
         feature_weighting=gramian_weighting(config.gradient) if on_features else None,
         replicated=distributed.replicate(model, device) if ddp else None,
     )
+    if config.compile:
+        eager = trainer.replicated if trainer.replicated is not None else model.forward_with_representation
+        trainer.compiled = compile_forward(eager)
+    return trainer
+
+
+def compile_forward(
+    forward: Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]],
+) -> Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]]:
+    """``forward`` under ``torch.compile`` (a DDP-wrapped model compiles whole, so its
+    buckets' all-reduce still overlaps the backward pass)."""
+    import torch._functorch.config
+
+    # Gradient methods and gradient agreement backpropagate through one forward T times
+    # (retain_graph). Compiled backward functions that donate their buffers allow only one
+    # pass; this switch is the one torch's error message names.
+    torch._functorch.config.donated_buffer = False
+    return torch.compile(forward)
 
 
 def train(
