@@ -149,3 +149,24 @@ def test_sluice_sharing_trains_and_its_mixing_learns(tiny_params, tiny_frames, t
     assert history[-1].train_loss["left"] < history[0].train_loss["left"]
     start = SluiceUnit(3, params.model.sluice.subspaces, params.model.sluice.self_weight).alpha
     assert not torch.allclose(model.units[0].alpha.detach(), start)
+
+
+def test_a_channels_last_cnn_is_the_same_model_in_another_memory_layout(tiny_params, tasks):
+    def built(channels_last: bool):
+        cnn = tiny_params.model.cnn.model_copy(update={"channels_last": channels_last})
+        torch.manual_seed(0)
+        return build_model(
+            tiny_params.model_copy(update={"model": tiny_params.model.model_copy(update={"cnn": cnn})}), tasks
+        )
+
+    nchw, nhwc = built(False), built(True)
+    convs = [m.weight for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)  # more than one input channel: really NHWC, not NCHW
+    nhwc.load_state_dict(nchw.state_dict())  # an NCHW checkpoint loads into the NHWC model
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    nchw.eval(), nhwc.eval()
+    inputs = torch.rand(16, 1, 36, 36)
+    with torch.no_grad():
+        for task, output in nchw(inputs).items():
+            assert torch.allclose(output, nhwc(inputs)[task], atol=1e-5), task
