@@ -116,8 +116,8 @@ def backward_through_features(
 
 def normalize_and_sum(jacobian: Tensor) -> Tensor:
     """Rows rescaled to their mean norm, then summed: no task dominates by gradient scale."""
-    norms = jacobian.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (jacobian / norms * norms.mean()).sum(dim=0)
+    norms = jacobian.norm(dim=1).clamp_min(1e-12)
+    return (norms.mean() / norms) @ jacobian  # one pass over the Jacobian, no rescaled copy of it
 
 
 def jacobian_combiner(method: str, n_tasks: int) -> Combiner | None:
