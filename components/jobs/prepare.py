@@ -19,7 +19,7 @@ from components.io.dvc import params_dvc_lacks
 from components.jobs.common import timed
 from components.tasks import build_tasks
 from components.validation.report import DataValidationError, RuleFailure, ValidationReport
-from components.validation.schema import input_schema, run_schema
+from components.validation.schema import check_inputs
 
 
 def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def run(params: Params, root: Path) -> dict[str, int]:
         raise DataValidationError.for_file(
             str(train_file), "at least one row", "the train split has 0 rows: the input encoder is fitted on it"
         )
-    failures = run_schema(input_schema(params), frames["train"], str(train_file))
+    failures = check_inputs(frames["train"], str(train_file), params)
     if failures:
         raise DataValidationError(ValidationReport(False, {}, failures))
     fit_encoder(params, frames["train"], encoder_dir(root / params.data.dir))

@@ -49,6 +49,18 @@ def test_clean_data_passes_pandera(tiny_frames):
             "id=train-000007 value=300",
         ),
         (
+            lambda f: f.__setitem__("px_0005", f["px_0005"].astype("float64").where(f.index != 2, None)),
+            "px_0005",
+            "not_nullable",
+            "id=train-000002 value=nan",
+        ),
+        (
+            lambda f: f.__setitem__("px_0006", f["px_0006"].astype(object).where(f.index != 1, "dark")),
+            "px_0006",
+            "coerce_dtype('int64')",
+            "id=train-000001 value=dark",
+        ),
+        (
             lambda f: f.__setitem__("sum", f["sum"].where(f.index != 2, 99.0)),
             "sum",
             "less_than_or_equal_to(18)",
@@ -84,6 +96,8 @@ def test_clean_data_passes_pandera(tiny_frames):
     ids=[
         "label-set",
         "pixel-range",
+        "pixel-missing",
+        "pixel-not-a-number",
         "sum-range",
         "sum-consistency",
         "unique-id",
