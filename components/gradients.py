@@ -31,35 +31,45 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torchjd import aggregation
 
 from components.config import GRADIENT_METHODS, GRAMIAN_METHODS
 
 Combiner = Callable[[Tensor], Tensor]
 
-AGGREGATORS: dict[str, Callable[[int], aggregation.Aggregator]] = {
-    "pcgrad": lambda n: aggregation.PCGrad(),
-    "cagrad": lambda n: aggregation.CAGrad(c=0.5),
-    "mgda": lambda n: aggregation.MGDA(),
-    "upgrad": lambda n: aggregation.UPGrad(),
-    "nash_mtl": lambda n: aggregation.NashMTL(n_tasks=n),
-    "imtl_g": lambda n: aggregation.IMTLG(),
-    "aligned_mtl": lambda n: aggregation.AlignedMTL(),
-    "graddrop": lambda n: aggregation.GradDrop(),
+
+def _aggregation() -> ModuleType:
+    """torchjd's aggregators, imported when a method is built: importing torchjd loads cvxpy
+    (0.7 s with it), which the stages that only read trainings (select, register, promote,
+    the health check) need not pay."""
+    from torchjd import aggregation
+
+    return aggregation
+
+
+AGGREGATORS: dict[str, Callable[[int], Combiner]] = {
+    "pcgrad": lambda n: _aggregation().PCGrad(),
+    "cagrad": lambda n: _aggregation().CAGrad(c=0.5),
+    "mgda": lambda n: _aggregation().MGDA(),
+    "upgrad": lambda n: _aggregation().UPGrad(),
+    "nash_mtl": lambda n: _aggregation().NashMTL(n_tasks=n),
+    "imtl_g": lambda n: _aggregation().IMTLG(),
+    "aligned_mtl": lambda n: _aggregation().AlignedMTL(),
+    "graddrop": lambda n: _aggregation().GradDrop(),
 }
 
 
 GRAMIAN_WEIGHTINGS: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
-    "pcgrad": aggregation.PCGradWeighting,
-    "cagrad": lambda: aggregation.CAGradWeighting(c=0.5),
-    "mgda": aggregation.MGDAWeighting,
-    "upgrad": aggregation.UPGradWeighting,
-    "imtl_g": aggregation.IMTLGWeighting,
-    "aligned_mtl": aggregation.AlignedMTLWeighting,
+    "pcgrad": lambda: _aggregation().PCGradWeighting(),
+    "cagrad": lambda: _aggregation().CAGradWeighting(c=0.5),
+    "mgda": lambda: _aggregation().MGDAWeighting(),
+    "upgrad": lambda: _aggregation().UPGradWeighting(),
+    "imtl_g": lambda: _aggregation().IMTLGWeighting(),
+    "aligned_mtl": lambda: _aggregation().AlignedMTLWeighting(),
 }
 
 
@@ -183,9 +193,9 @@ def combiner_state(combiner: Combiner | None) -> dict[str, Tensor]:
     """What a stateful combiner carries between steps, for a resumed training: Nash-MTL's
     step count and previous α (read from torchjd's attributes: the aggregator has no state
     dict of its own); empty for the stateless methods."""
-    if not isinstance(combiner, aggregation.NashMTL):
+    if combiner is None or not isinstance(combiner, _aggregation().NashMTL):
         return {}
-    nash: Any = combiner.weighting  # its state is numpy arrays, which nn.Module's typing does not know
+    nash: Any = cast(Any, combiner).weighting  # its state is numpy arrays, which torchjd's typing does not know
     return {
         "step": torch.tensor(nash.step),
         "prvs_alpha": torch.from_numpy(nash.prvs_alpha.copy()),
@@ -195,9 +205,9 @@ def combiner_state(combiner: Combiner | None) -> dict[str, Tensor]:
 
 def load_combiner_state(combiner: Combiner | None, state: dict[str, Tensor]) -> None:
     """Restores what :func:`combiner_state` saved."""
-    if not isinstance(combiner, aggregation.NashMTL) or not state:
+    if not state or not isinstance(combiner, _aggregation().NashMTL):
         return
-    nash: Any = combiner.weighting
+    nash: Any = cast(Any, combiner).weighting
     nash.step = float(state["step"])
     nash.prvs_alpha = state["prvs_alpha"].numpy().copy()
     nash.normalization_factor = state["normalization_factor"].numpy().copy()

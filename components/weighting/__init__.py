@@ -25,22 +25,35 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torchjd import scalarization
 
 from components.config import LOSS_WEIGHTINGS, TrainingConfig
 from components.weighting.base import LossWeighting
 from components.weighting.gradnorm import GradNorm
 from components.weighting.schedule import ScheduledWeighting
 
+if TYPE_CHECKING:
+    from torchjd.scalarization import Scalarizer
+
+
+def _scalarization() -> ModuleType:
+    """torchjd's scalarizers, imported when a weighting is built or used: importing torchjd
+    loads cvxpy (0.7 s with it), which the stages that only read trainings (select,
+    register, promote, the health check) need not pay."""
+    from torchjd import scalarization
+
+    return scalarization
+
 
 class ScalarizerWeighting(LossWeighting):
     """A torchjd scalarizer, with the epoch and step hooks DWA and FAMO need."""
 
-    def __init__(self, scalarizer: scalarization.Scalarizer) -> None:
+    def __init__(self, scalarizer: Scalarizer) -> None:
+        scalarization = _scalarization()
         super().__init__()
         self.scalarizer = scalarizer
         self.needs_losses_after_step = isinstance(scalarizer, scalarization.FAMO)
@@ -54,10 +67,12 @@ class ScalarizerWeighting(LossWeighting):
         return [] if self.needs_losses_after_step else list(self.parameters())
 
     def end_epoch(self) -> None:
+        scalarization = _scalarization()
         if isinstance(self.scalarizer, scalarization.DWA):
             self.scalarizer.step()
 
     def after_step(self, losses_after: Tensor | None) -> None:
+        scalarization = _scalarization()
         if isinstance(self.scalarizer, scalarization.FAMO) and losses_after is not None:
             self.scalarizer.update(losses_after)
 
@@ -65,6 +80,7 @@ class ScalarizerWeighting(LossWeighting):
     # torchjd's private attributes (pinned in the lock file): DWA keeps its loss history and
     # FAMO its previous losses and Adam state outside any parameter or buffer.
     def get_extra_state(self) -> dict[str, Any]:
+        scalarization = _scalarization()
         scalarizer = self.scalarizer
         if isinstance(scalarizer, scalarization.DWA):
             return {
@@ -81,6 +97,7 @@ class ScalarizerWeighting(LossWeighting):
         return {}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
+        scalarization = _scalarization()
         scalarizer = self.scalarizer
         if isinstance(scalarizer, scalarization.DWA):
             scalarizer._loss_sum = state["loss_sum"]
@@ -98,6 +115,7 @@ class ScalarizerWeighting(LossWeighting):
 
 def build_weighting(config: TrainingConfig, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:
     """The loss weighting ``config.loss_weighting`` names, for ``task_names`` in order."""
+    scalarization = _scalarization()
     n_tasks = len(task_names)
     method = config.loss_weighting
     if method == "equal":
