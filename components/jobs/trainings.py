@@ -35,12 +35,13 @@ from components.tasks import Task, build_tasks
 from components.training import distributed
 from components.training.loader import TensorSplit
 from components.training.loop import EpochRecord
-from components.training.resume import Resume, find_state, training_key
+from components.training.resume import Resume, code_version, find_finished, find_state, training_key
 from components.training.seeding import seed_everything
 
 #: tags of a training run that continued a killed one
 RESUMED_FROM_TAG = "mtl.resumed_from_run"
 RESUMED_AFTER_TAG = "mtl.resumed_after_epoch"
+REUSED_FROM_TAG = "mtl.reused_from_run"
 
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
@@ -83,10 +84,10 @@ def training_params(params: Params) -> dict[str, object]:
 
 
 def resume_key(params: Params, root: Path, label: str) -> str:
-    """What a killed training's resume state must match to be continued: these parameters,
-    the prepared data (splits and fitted encoder, by the version DVC gives them) and which
-    training it is."""
-    return training_key(params.fingerprint(), data_version(root, params.data.dir), label)
+    """What a killed training's resume state must match to be continued, and a finished
+    training's to be reused: these parameters, the prepared data (splits and fitted encoder,
+    by the version DVC gives them), the pipeline's code and which training it is."""
+    return training_key(params.fingerprint(), data_version(root, params.data.dir), code_version(), label)
 
 
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
@@ -114,15 +115,22 @@ def training_run(
     """The nested MLflow run of one training, ended FINISHED or FAILED, and the resume state a
     killed run of the same training left in ``directory``, if any: that run is ended KILLED,
     and the new one is tagged with where it resumed and gets the earlier epochs' metrics.
-    The run records the splits of ``data`` (params, project root) as its inputs. The
-    torchrun processes other than rank 0 log nothing (``run_id`` None)."""
-    state = find_state(directory, key)
+    A training that already finished with this key is reused: the new run is tagged with
+    the run that trained it and gets all its epochs' metrics. The run records the splits of
+    ``data`` (params, project root) as its inputs. The torchrun processes other than rank 0
+    log nothing (``run_id`` None)."""
+    finished = find_finished(directory, key)
+    state = None if finished is not None else find_state(directory, key)
     if not distributed.current().is_main:
-        yield Resume(key, None, state)
+        yield Resume(key, None, state, finished)
         return
     run_id = tracking.start_child_run(parent_run_id, name, run_params)
     log_split_inputs(run_id, *data)
-    if state is not None:
+    if finished is not None:
+        tracking.set_tags(run_id, {REUSED_FROM_TAG: finished.run_id or ""})
+        for record in finished.history:
+            tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
+    elif state is not None:
         killed = state["run_id"]
         if killed:
             tracking.end_orphaned_run(killed)
@@ -130,7 +138,7 @@ def training_run(
         for record in state["history"]:
             tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
     try:
-        yield Resume(key, run_id, state)
+        yield Resume(key, run_id, state, finished)
     except BaseException:
         tracking.end_run(run_id, failed=True)
         raise

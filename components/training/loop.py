@@ -57,7 +57,7 @@ from components.training.checkpoints import clear_checkpoints, save_checkpoint, 
 from components.training.evaluation import evaluate_all, primary_metrics
 from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
-from components.training.resume import Resume, clear_state, save_state, state_path
+from components.training.resume import Resume, clear_finished, clear_state, mark_finished, save_state, state_path
 from components.training.seeding import rng_state, seed_everything, set_rng_state
 from components.weighting import LossWeighting, build_weighting, effective_weights
 
@@ -421,9 +421,14 @@ def train(
     later selection; with a task name only the best epoch by that task's validation
     metric is kept (``best.pt``), as for a single-task baseline. With ``resume`` every
     epoch also leaves a resume state, and a ``resume.state`` found from a killed run is
-    continued after its epoch; the history returned covers every epoch either way.
-    ``probe`` sees every batch before its step.
+    continued after its epoch; the history returned covers every epoch either way. A
+    ``resume.finished`` training is not repeated: its epoch records come back, its
+    checkpoints stay. ``probe`` sees every batch before its step.
     """
+    if resume is not None and resume.finished is not None:
+        if distributed.current().is_main:
+            log(f"[{label}] reusing the training that finished in {checkpoint_dir}: same parameters, data and code")
+        return [EpochRecord(**record) for record in resume.finished.history]
     seed_everything(seed)
     train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
     trainer = make_trainer(model, tasks, train_split, config)
@@ -457,6 +462,8 @@ def train(
         log(f"[{label}] resuming after epoch {len(history)}/{config.epochs} from {state_path(checkpoint_dir)}")
     elif context.is_main:
         clear_checkpoints(checkpoint_dir)  # a previous training's epochs must not mix with this one's
+    if context.is_main:
+        clear_finished(checkpoint_dir)  # until this one finishes, nothing here is reusable
     for epoch in range(len(history) + 1, config.epochs + 1):
         record = train_epoch(trainer, loader, epoch, val_split, label)
         path = None
@@ -478,6 +485,8 @@ def train(
 
     if context.is_main:
         write_manifest(checkpoint_dir, history)
+        if resume is not None:  # before the state goes: a kill in between still finds one of them
+            mark_finished(checkpoint_dir, resume.key, resume.run_id)
         clear_state(checkpoint_dir)
     context.barrier()
     return history
