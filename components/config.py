@@ -265,8 +265,8 @@ class CNNConfig(Strict):
     norm: Literal["batch", "group"] = "batch"
     # Channels-last memory layout of the weights and activations (NHWC): the same model up to
     # float rounding. cuDNN's bf16 tensor-core convolutions want it; on 2 CPU cores a step
-    # measured anywhere from 0.90x to 1.5x the NCHW one across runs (benchmarks/step.py), so
-    # the default keeps the layout the demo's results were measured with.
+    # measured anywhere from 1.1x slower to 1.5x faster than NCHW across runs
+    # (benchmarks/step.py), so the default keeps the layout the demo's results came from.
     channels_last: bool = False
 
 
