@@ -19,6 +19,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import torch
@@ -126,17 +127,18 @@ def training_run(
         return
     run_id = tracking.start_child_run(parent_run_id, name, run_params)
     log_split_inputs(run_id, *data)
+    earlier: list[dict[str, Any]] = []  # epochs trained before this run: their metrics go on it too
     if finished is not None:
         tracking.set_tags(run_id, {REUSED_FROM_TAG: finished.run_id or ""})
-        for record in finished.history:
-            tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
+        earlier = finished.history
     elif state is not None:
         killed = state["run_id"]
         if killed:
             tracking.end_orphaned_run(killed)
         tracking.set_tags(run_id, {RESUMED_FROM_TAG: killed or "", RESUMED_AFTER_TAG: str(state["epoch"])})
-        for record in state["history"]:
-            tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
+        earlier = state["history"]
+    for record in earlier:
+        tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
     try:
         yield Resume(key, run_id, state, finished)
     except BaseException:

