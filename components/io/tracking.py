@@ -27,15 +27,18 @@ Example::
 from __future__ import annotations
 
 import os
+import random
 import time
 from pathlib import Path
 
 import psutil
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from sqlalchemy.exc import IntegrityError
 
 from components.startup import DEFAULT_TRACKING_URI
 
@@ -63,7 +66,15 @@ def experiment_id(name: str) -> str:
     MLflow UI opens it on its runs rather than on GenAI traces."""
     found = client().get_experiment_by_name(name)
     if found is None:
-        return client().create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        try:
+            return client().create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        except MlflowException as error:
+            # another process created it between our lookup and our insert
+            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+            found = client().get_experiment_by_name(name)
+            if found is None:
+                raise
     if EXPERIMENT_KIND_TAG not in found.tags:
         client().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     return found.experiment_id
@@ -194,7 +205,27 @@ def log_dataset(run_id: str, name: str, digest: str, source: str, context: str, 
     """Records that ``run_id`` read dataset ``name`` (a split), identified by ``digest``
     (the md5 DVC gives the file), in ``context`` (training, validation or test)."""
     dataset = Dataset(name=name, digest=digest, source_type="dvc", source=source, profile=profile)
-    client().log_inputs(run_id, [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+    inputs = [DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+    # MLflow's SQL store looks the dataset up and inserts it if missing in two steps, so
+    # trainings started together (seeds fanned out on a pool) race to insert the same split
+    # and the losers fail on the table's unique key. A retry finds the winner's row.
+    for attempt in range(_RACE_RETRIES):
+        try:
+            client().log_inputs(run_id, inputs)
+            return
+        except MlflowException as error:
+            if not _lost_insert_race(error) or attempt == _RACE_RETRIES - 1:
+                raise
+            time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+
+
+_RACE_RETRIES = 5
+
+
+def _lost_insert_race(error: MlflowException) -> bool:
+    """Whether ``error`` is a unique-key violation: the store's own exception when MLflow is
+    a local database, its text when it comes back from a tracking server."""
+    return isinstance(error.__context__, IntegrityError) or "IntegrityError" in error.message
 
 
 def flatten(prefix: str, value: object) -> dict[str, object]:

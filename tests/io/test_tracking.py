@@ -3,6 +3,8 @@ ends one an invocation that has ended left RUNNING, and leaves a live one alone.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import subprocess
 import sys
 
@@ -68,3 +70,51 @@ def test_a_second_dvc_repro_does_not_adopt_the_run_the_first_left_open(tmp_path)
         for p in pipelines
     ]
     assert epochs_under == [["1", "1", "1"], ["2", "2", "2"]]  # no parent mixes the two
+
+
+ROUNDS = 4
+
+
+def _create_experiments_and_log_splits(uri: str, barrier, results) -> None:
+    """One of several trainings started together, round after round: all look a new
+    experiment up at once, then all record the same split at once."""
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        runs = []
+        for round_ in range(ROUNDS):
+            barrier.wait(timeout=60)
+            experiment = tracking.experiment_id(f"fanned-out-{round_}")
+            run_id = tracking.client().create_run(experiment).info.run_id
+            barrier.wait(timeout=60)
+            tracking.log_dataset(run_id, "train", f"digest-{round_}", "data/train.parquet", "training", "{}")
+            runs.append((experiment, run_id))
+        results.put(runs)
+    except Exception as error:  # reported to the test, which names it
+        barrier.abort()  # the others stop waiting for this one
+        results.put(repr(error))
+
+
+@pytest.mark.slow
+def test_trainings_started_together_share_one_experiment_and_one_dataset_row(mlflow_db):
+    """MLflow's SQL store looks a row up and inserts it in two steps: without the retries,
+    some of 8 processes started together fail on its unique keys (seen in every try)."""
+    tracking.client().search_experiments()  # the database exists, as it does before any fan-out
+    context = multiprocessing.get_context("spawn")
+    processes = 8
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(target=_create_experiments_and_log_splits, args=(mlflow_db, barrier, results))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=180) for _ in workers]
+    for worker in workers:
+        worker.join()
+    assert all(isinstance(outcome, list) for outcome in outcomes), outcomes
+    client = MlflowClient(mlflow_db)
+    for round_ in range(ROUNDS):
+        runs = [process_runs[round_] for process_runs in outcomes]
+        assert len({experiment for experiment, _ in runs}) == 1  # one experiment, not an error
+        for _, run_id in runs:  # every run records the split
+            assert [i.dataset.digest for i in client.get_run(run_id).inputs.dataset_inputs] == [f"digest-{round_}"]
