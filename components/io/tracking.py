@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import os
-import random
 import time
 from pathlib import Path
 
@@ -201,6 +200,10 @@ def log_metrics(run_id: str, metrics: dict[str, float], step: int | None = None)
     client().log_batch(run_id, metrics=batch)
 
 
+#: tries of an insert that can lose a race to another process (:func:`log_dataset`)
+_RACE_RETRIES = 5
+
+
 def log_dataset(run_id: str, name: str, digest: str, source: str, context: str, profile: str) -> None:
     """Records that ``run_id`` read dataset ``name`` (a split), identified by ``digest``
     (the md5 DVC gives the file), in ``context`` (training, validation or test)."""
@@ -216,10 +219,7 @@ def log_dataset(run_id: str, name: str, digest: str, source: str, context: str, 
         except MlflowException as error:
             if not _lost_insert_race(error) or attempt == _RACE_RETRIES - 1:
                 raise
-            time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
-
-
-_RACE_RETRIES = 5
+            time.sleep(0.05 * (attempt + 1))  # not `random`: the trainings' seeded stream is left alone
 
 
 def _lost_insert_race(error: MlflowException) -> bool:
