@@ -98,6 +98,14 @@ def bf16_matches_fp32(device: str = "cuda") -> None:
     )
 
 
+def _synchronize(device: str) -> None:
+    """Waits for ``device``'s queued kernels (CUDA runs them asynchronously; a CPU has none)."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_flops_per_second(device: str = "cuda", size: int = 8192, repeats: int = 20) -> float:
     """What one large bf16 (CUDA) or float32 (CPU) matrix product reaches on ``device``."""
     import torch
@@ -106,12 +114,11 @@ def matmul_flops_per_second(device: str = "cuda", size: int = 8192, repeats: int
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
         a @ b
-    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    synchronize()
+    _synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    synchronize()
+    _synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
@@ -144,7 +151,6 @@ def text_transformer_mfu(device: str = "cuda", batch: int = 256, steps: int = 20
     tokens = torch.randint(1, config.vocab_size, (batch, config.max_length), device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda")
-    synchronize = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for compiled in (False, True) if device == "cuda" else (False,):
         torch.manual_seed(0)
         backbone = TextTransformerBackbone(config)
@@ -156,11 +162,11 @@ def text_transformer_mfu(device: str = "cuda", batch: int = 256, steps: int = 20
             _classifier_step(model, optimizer, tokens, labels, autocast)
         with FlopCounterMode(display=False) as counter:
             _classifier_step(model, optimizer, tokens, labels, autocast)
-        synchronize()
+        _synchronize(device)
         started = time.perf_counter()
         for _ in range(steps):
             _classifier_step(model, optimizer, tokens, labels, autocast)
-        synchronize()
+        _synchronize(device)
         seconds = (time.perf_counter() - started) / steps
         achieved = counter.get_total_flops() / seconds
         print(

@@ -189,12 +189,15 @@ class Trainer:
     #: ``torch.compile``; None runs it eagerly
     compiled: Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]] | None = None
 
+    @property
+    def eager_forward(self) -> Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]]:
+        """The step's forward before any compilation: through DDP when it is used."""
+        return self.replicated if self.replicated is not None else self.model.forward_with_representation
+
     def forward(self, inputs: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
-        """The tasks' outputs and the shared representation, through DDP when it is used."""
-        if self.compiled is not None:
-            return self.compiled(inputs, list(self.tasks))
-        network = self.replicated if self.replicated is not None else self.model.forward_with_representation
-        return network(inputs, list(self.tasks))
+        """The tasks' outputs and the shared representation, compiled when ``training.compile``."""
+        forward = self.compiled if self.compiled is not None else self.eager_forward
+        return forward(inputs, list(self.tasks))
 
 
 @dataclass
@@ -381,8 +384,7 @@ def make_trainer(
         replicated=distributed.replicate(model, device) if ddp else None,
     )
     if config.compile:
-        eager = trainer.replicated if trainer.replicated is not None else model.forward_with_representation
-        trainer.compiled = compile_forward(eager)
+        trainer.compiled = compile_forward(trainer.eager_forward)
     return trainer
 
 

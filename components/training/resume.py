@@ -105,10 +105,15 @@ def find_state(directory: Path, key: str) -> dict[str, Any] | None:
     return state if state.get("key") == key else None
 
 
+def _delete_signed(path: Path) -> None:
+    """Deletes ``path`` and its signature, if any."""
+    path.unlink(missing_ok=True)
+    signature_path(path).unlink(missing_ok=True)
+
+
 def clear_state(directory: Path) -> None:
     """Deletes the resume state: the training it belonged to finished."""
-    state_path(directory).unlink(missing_ok=True)
-    signature_path(state_path(directory)).unlink(missing_ok=True)
+    _delete_signed(state_path(directory))
 
 
 @dataclass(frozen=True)
@@ -158,8 +163,7 @@ def find_finished(directory: Path, key: str) -> Finished | None:
 
 def clear_finished(directory: Path) -> None:
     """Deletes the record of a finished training: a new one starts in ``directory``."""
-    (directory / FINISHED_FILE).unlink(missing_ok=True)
-    signature_path(directory / FINISHED_FILE).unlink(missing_ok=True)
+    _delete_signed(directory / FINISHED_FILE)
 
 
 @dataclass(frozen=True)
