@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 # No network beyond package registries: keep Prefect and DVC from phoning home.
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.

@@ -26,7 +26,8 @@ from pathlib import Path
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 ENVIRONMENT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
+    "DO_NOT_TRACK": "1",  # Prefect, MLflow and Hugging Face read it; DVC does not
+    "DVC_NO_ANALYTICS": "1",
     "GX_ANALYTICS_ENABLED": "false",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "TRANSFORMERS_VERBOSITY": "error",  # the unused pooler weights of an encoder are expected, not news
