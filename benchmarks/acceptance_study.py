@@ -31,7 +31,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=None, help="override training.epochs (quicker, less faithful)")
     options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="acceptance-"))
+    with tempfile.TemporaryDirectory(prefix="acceptance-") as work:  # ~50 MB a seed, gone once the tables are out
+        write(study(Path(work), options.seeds, options.epochs))
+
+
+def study(work: Path, seeds: int, epochs: int | None) -> list[dict]:
+    """One row per seed, each printed as it ends; the runs and checkpoints go under ``work``."""
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"  # the study's runs stay out of the project
     sys.path.insert(0, str(REPO))
     from components.config import load_params
@@ -41,10 +46,10 @@ def main() -> None:
 
     configure()
     base = load_params(REPO / "params.yaml")
-    if options.epochs:
-        base = base.model_copy(update={"training": base.training.model_copy(update={"epochs": options.epochs})})
+    if epochs:
+        base = base.model_copy(update={"training": base.training.model_copy(update={"epochs": epochs})})
     rows = []
-    for seed in range(options.seeds):
+    for seed in range(seeds):
         started = time.perf_counter()
         params = base.model_copy(update={"seed": seed})
         root = work / f"seed-{seed}"
@@ -69,7 +74,7 @@ def main() -> None:
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    write(rows)
+    return rows
 
 
 def admitted(rows: list[dict], rule: str) -> tuple[int, int]:

@@ -26,6 +26,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=15)
     options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:  # the pyfuncs' model files, read once by load_context
+        measure(options, Path(scratch))
+
+
+def measure(options: argparse.Namespace, scratch: Path) -> None:
+    """Builds the pyfuncs under ``scratch``, times them, writes the report."""
     import pandas as pd
 
     from components.config import load_params
@@ -40,7 +46,6 @@ def main() -> None:
     root = options.root.resolve()
     params = load_params(root / "params.yaml")
     fitted = encoder_dir(root / params.data.dir)
-    scratch = Path(tempfile.mkdtemp())
 
     def pyfunc(checkpoint: Path, model_params, name: str) -> MultiTaskPyfunc:
         model = MultiTaskPyfunc()

@@ -20,9 +20,10 @@ Training takes the first answer of each SQuAD question (dev files list several).
 Example::
 
     >>> import tempfile
-    >>> path = Path(tempfile.mkdtemp()) / "train.conll"
-    >>> _ = path.write_text("EU NNP B-ORG\\nrejects VBZ O\\n")
-    >>> read_split_file(path).to_dict("records")
+    >>> with tempfile.TemporaryDirectory() as scratch:
+    ...     path = Path(scratch) / "train.conll"
+    ...     _ = path.write_text("EU NNP B-ORG\\nrejects VBZ O\\n")
+    ...     read_split_file(path).to_dict("records")
     [{'tokens': ['EU', 'rejects'], 'tags': ['B-ORG', 'O']}]
 """
 

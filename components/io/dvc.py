@@ -5,8 +5,9 @@ Example::
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> root = Path(tempfile.mkdtemp()); (root / "data").mkdir(); _ = (root / "data" / "a.txt").write_text("a")
-    >>> data_version(root, "data")
+    >>> with tempfile.TemporaryDirectory() as scratch:
+    ...     root = Path(scratch); (root / "data").mkdir(); _ = (root / "data" / "a.txt").write_text("a")
+    ...     data_version(root, "data")
     'dvc:1710014904e6b7e979d3965269bd0f83.dir'
 """
 

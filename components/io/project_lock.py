@@ -16,10 +16,10 @@ environment.
 Example::
 
     >>> import tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> with project_lock(root, "first"):
-    ...     with project_lock(root, "nested"):     # the same call chain: re-entrant
-    ...         holder(root)["command"]
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     with project_lock(Path(root), "first"):
+    ...         with project_lock(Path(root), "nested"):     # the same call chain: re-entrant
+    ...             holder(Path(root))["command"]
     'first'
 """
 

@@ -13,7 +13,9 @@ Example::
 
     >>> import os, tempfile
     >>> from unittest import mock
-    >>> with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"}):
+    >>> with tempfile.TemporaryDirectory() as scratch, mock.patch.dict(
+    ...     os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db"}
+    ... ):
     ...     print(current_champion("nothing-registered"), latest_version("nothing-registered"))
     None None
 """

@@ -15,7 +15,9 @@ Example::
 
     >>> import tempfile
     >>> from unittest import mock
-    >>> with mock.patch.dict(os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"}):
+    >>> with tempfile.TemporaryDirectory() as scratch, mock.patch.dict(
+    ...     os.environ, {"MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db"}
+    ... ):
     ...     parent = start_pipeline_run("doctest")
     ...     print(open_pipeline_run("doctest") == parent)   # a later stage finds the open run
     ...     end_run(parent)

@@ -13,8 +13,8 @@ Example::
     >>> import os, tempfile
     >>> from pathlib import Path
     >>> from unittest import mock
-    >>> path = Path(tempfile.mkdtemp()) / "epoch_001.pt"
-    >>> with mock.patch.dict(os.environ, {SIGNING_KEY_ENV: "s3cret"}):
+    >>> with tempfile.TemporaryDirectory() as scratch, mock.patch.dict(os.environ, {SIGNING_KEY_ENV: "s3cret"}):
+    ...     path = Path(scratch) / "epoch_001.pt"
     ...     sign(path, "ab" * 32)
     ...     verify(path, "ab" * 32)              # signed with this key: passes
     ...     try:
