@@ -370,6 +370,12 @@ class TrainingConfig(Strict):
     # parameters' Jacobian: T backward passes) or features (MGDA-UB, Sener & Koltun 2018: the
     # Gramian of the tasks' gradients on the shared representation, then one backward pass).
     gradient_on: Literal["parameters", "features"] = "parameters"
+    # CAGrad's radius (Liu et al. 2021): 0 follows the mean gradient; a larger c moves toward
+    # the direction that most improves the worst-off task
+    cagrad_c: Annotated[float, Field(ge=0)] = 0.5
+    # Nash-MTL solves its bargaining problem every k-th step and reuses the task weights in
+    # between (the paper's update_weights_every): each solve is a cvxpy call, 13 ms here
+    nash_mtl_update_every: Annotated[int, Field(ge=1)] = 1
     # Tasks from separate datasets: uniform p_i = 1/D; proportional p_i ∝ n_i;
     # temperature p_i ∝ n_i^(1/T); capped p_i ∝ min(n_i, K)
     sampling: SamplingName = "proportional"

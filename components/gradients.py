@@ -26,6 +26,11 @@ Example::
     tensor([0.5000, 1.5000])
     >>> jacobian_combiner("sum", n_tasks=2) is None            # plain backpropagation
     True
+    >>> jacobian_combiner("cagrad", n_tasks=2, config=TrainingConfig(cagrad_c=0.0))(jacobian)
+    tensor([0.0000, 0.5000])
+
+The methods' own settings (``cagrad_c``, ``nash_mtl_update_every``) come from the
+training config; the rest stay torchjd's defaults.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from components.config import GRADIENT_METHODS, GRAMIAN_METHODS
+from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, TrainingConfig
 
 Combiner = Callable[[Tensor], Tensor]
 
@@ -51,25 +56,25 @@ def _aggregation() -> ModuleType:
     return aggregation
 
 
-AGGREGATORS: dict[str, Callable[[int], Combiner]] = {
-    "pcgrad": lambda n: _aggregation().PCGrad(),
-    "cagrad": lambda n: _aggregation().CAGrad(c=0.5),
-    "mgda": lambda n: _aggregation().MGDA(),
-    "upgrad": lambda n: _aggregation().UPGrad(),
-    "nash_mtl": lambda n: _aggregation().NashMTL(n_tasks=n),
-    "imtl_g": lambda n: _aggregation().IMTLG(),
-    "aligned_mtl": lambda n: _aggregation().AlignedMTL(),
-    "graddrop": lambda n: _aggregation().GradDrop(),
+AGGREGATORS: dict[str, Callable[[int, TrainingConfig], Combiner]] = {
+    "pcgrad": lambda n, config: _aggregation().PCGrad(),
+    "cagrad": lambda n, config: _aggregation().CAGrad(c=config.cagrad_c),
+    "mgda": lambda n, config: _aggregation().MGDA(),
+    "upgrad": lambda n, config: _aggregation().UPGrad(),
+    "nash_mtl": lambda n, config: _aggregation().NashMTL(n_tasks=n, update_weights_every=config.nash_mtl_update_every),
+    "imtl_g": lambda n, config: _aggregation().IMTLG(),
+    "aligned_mtl": lambda n, config: _aggregation().AlignedMTL(),
+    "graddrop": lambda n, config: _aggregation().GradDrop(),
 }
 
 
-GRAMIAN_WEIGHTINGS: dict[str, Callable[[], Callable[[Tensor], Tensor]]] = {
-    "pcgrad": lambda: _aggregation().PCGradWeighting(),
-    "cagrad": lambda: _aggregation().CAGradWeighting(c=0.5),
-    "mgda": lambda: _aggregation().MGDAWeighting(),
-    "upgrad": lambda: _aggregation().UPGradWeighting(),
-    "imtl_g": lambda: _aggregation().IMTLGWeighting(),
-    "aligned_mtl": lambda: _aggregation().AlignedMTLWeighting(),
+GRAMIAN_WEIGHTINGS: dict[str, Callable[[TrainingConfig], Callable[[Tensor], Tensor]]] = {
+    "pcgrad": lambda config: _aggregation().PCGradWeighting(),
+    "cagrad": lambda config: _aggregation().CAGradWeighting(c=config.cagrad_c),
+    "mgda": lambda config: _aggregation().MGDAWeighting(),
+    "upgrad": lambda config: _aggregation().UPGradWeighting(),
+    "imtl_g": lambda config: _aggregation().IMTLGWeighting(),
+    "aligned_mtl": lambda config: _aggregation().AlignedMTLWeighting(),
 }
 
 
@@ -79,13 +84,14 @@ def normalize_weights(gramian: Tensor) -> Tensor:
     return norms.mean() / norms
 
 
-def gramian_weighting(method: str) -> Callable[[Tensor], Tensor]:
+def gramian_weighting(method: str, config: TrainingConfig | None = None) -> Callable[[Tensor], Tensor]:
     """Task weights from the Gramian of the tasks' gradients, for ``method``: the same
-    weights torchjd's aggregator of that name applies to the Jacobian's rows."""
+    weights torchjd's aggregator of that name applies to the Jacobian's rows. ``config``
+    holds the method's settings (its defaults when None)."""
     if method == "normalize":
         return normalize_weights
     if method in GRAMIAN_WEIGHTINGS:
-        return GRAMIAN_WEIGHTINGS[method]()
+        return GRAMIAN_WEIGHTINGS[method](config or TrainingConfig())
     raise ValueError(f"gradient method {method!r} needs the Jacobian; on features: {', '.join(GRAMIAN_METHODS)}")
 
 
@@ -130,15 +136,16 @@ def normalize_and_sum(jacobian: Tensor) -> Tensor:
     return (norms.mean() / norms) @ jacobian  # one pass over the Jacobian, no rescaled copy of it
 
 
-def jacobian_combiner(method: str, n_tasks: int) -> Combiner | None:
+def jacobian_combiner(method: str, n_tasks: int, config: TrainingConfig | None = None) -> Combiner | None:
     """How ``method`` combines the shared Jacobian; None for ``sum``, which needs no
-    Jacobian: the training step backpropagates the weighted loss sum once."""
+    Jacobian: the training step backpropagates the weighted loss sum once. ``config``
+    holds the method's settings (its defaults when None)."""
     if method == "sum":
         return None
     if method == "normalize":
         return normalize_and_sum
     if method in AGGREGATORS:
-        return AGGREGATORS[method](n_tasks)
+        return AGGREGATORS[method](n_tasks, config or TrainingConfig())
     raise ValueError(f"unknown gradient method {method!r}; valid: {', '.join(GRADIENT_METHODS)}")
 
 

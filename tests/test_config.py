@@ -46,6 +46,14 @@ def test_unknown_choice_lists_valid_choices(tmp_path):
         load_checked_params(write(tmp_path, raw))
 
 
+@pytest.mark.parametrize(("key", "value"), [("cagrad_c", -0.1), ("nash_mtl_update_every", 0)])
+def test_gradient_method_settings_are_range_checked(tmp_path, key, value):
+    raw = tiny_params_dict()
+    raw["training"][key] = value
+    with pytest.raises(ParamsError, match=rf"training\.{key}: .*greater than or equal to"):
+        load_params(write(tmp_path, raw))
+
+
 def test_classification_needs_num_classes(tmp_path):
     raw = tiny_params_dict()
     del raw["tasks"]["left"]["num_classes"]

@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params
+from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params, TrainingConfig
 from components.gradients import (
     backward_per_task,
     backward_through_features,
+    combiner_state,
     gramian_weighting,
     jacobian_combiner,
     normalize_and_sum,
@@ -40,6 +41,35 @@ def test_every_jacobian_method_builds_and_returns_one_direction(method):
     assert combiner is not None
     direction = combiner(CONFLICT)
     assert direction.shape == (2,) and torch.isfinite(direction).all()
+
+
+def test_cagrad_radius_comes_from_the_config():
+    # c = 0: no ball around the mean gradient, so CAGrad returns the mean itself
+    mean = jacobian_combiner("cagrad", 2, TrainingConfig(cagrad_c=0.0))
+    assert mean is not None and mean(CONFLICT).tolist() == pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-4)
+    averse = jacobian_combiner("cagrad", 2, TrainingConfig(cagrad_c=0.5))
+    assert averse is not None and averse(CONFLICT).tolist() != pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-2)
+    on_features = gramian_weighting("cagrad", TrainingConfig(cagrad_c=0.0))(CONFLICT @ CONFLICT.T)
+    assert (on_features / on_features.sum()).tolist() == pytest.approx([0.5, 0.5], abs=1e-4)
+
+
+def nash_weights_per_step(update_every: int) -> list[list[float]]:
+    combiner = jacobian_combiner("nash_mtl", 2, TrainingConfig(nash_mtl_update_every=update_every))
+    assert combiner is not None
+    skewed, scaled = torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([[3.0, 0.0], [0.0, 1.0]])
+    jacobians = [skewed, scaled, skewed, scaled]
+    seen = []
+    for jacobian in jacobians:
+        combiner(jacobian)
+        seen.append(combiner_state(combiner)["prvs_alpha"].tolist())
+    return seen
+
+
+def test_nash_mtl_solves_every_kth_step_as_configured():
+    every_step, every_third = nash_weights_per_step(1), nash_weights_per_step(3)
+    assert every_step[0] != every_step[1] != every_step[2]  # a new solve on each step
+    assert every_third[0] == every_third[1] == every_third[2]  # steps 1 and 2 reuse step 0's weights
+    assert every_third[3] != every_third[2]  # step 3 solves again
 
 
 def test_sum_needs_no_jacobian():

@@ -364,7 +364,7 @@ def make_trainer(
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
     on_features = config.gradient_on == "features"
-    combiner = None if on_features else jacobian_combiner(config.gradient, len(names))
+    combiner = None if on_features else jacobian_combiner(config.gradient, len(names), config)
     ddp = context.is_distributed and combiner is None and not on_features
     trainer = Trainer(
         model,
@@ -380,7 +380,7 @@ def make_trainer(
         GradientAgreement(names, config.gradient_stats_every)
         if len(names) > 1 and config.gradient_stats_every and context.is_main and model.shared_parameters()
         else None,
-        feature_weighting=gramian_weighting(config.gradient) if on_features else None,
+        feature_weighting=gramian_weighting(config.gradient, config) if on_features else None,
         replicated=distributed.replicate(model, device) if ddp else None,
     )
     if config.compile:

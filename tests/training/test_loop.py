@@ -261,3 +261,22 @@ def test_compiled_training_steps_match_eager_ones_for_sum_and_a_gradient_method(
         for task in expected:
             assert torch.allclose(expected[task], found[task], atol=1e-3), (gradient, task)
     assert counters["stats"]["unique_graphs"] > graphs_before  # dynamo did compile the forward
+
+
+def test_the_gradient_methods_settings_reach_the_trainer(tiny_params, tiny_frames):
+    from components.data.encoders import PixelEncoder
+    from components.training.loader import TensorSplit
+    from components.training.loop import make_trainer
+    from tests.helpers import targets
+
+    frame = tiny_frames["train"].head(16)
+    split = TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in tiny_params.tasks.items()})
+
+    def trainer(**update):
+        config = tiny_params.training.model_copy(update=update)
+        tasks = build_tasks(tiny_params.tasks)
+        return make_trainer(build_model(tiny_params, tasks), tasks, split, config)
+
+    assert trainer(gradient="cagrad", cagrad_c=0.2).combiner.c == 0.2
+    assert trainer(gradient="cagrad", cagrad_c=0.2, gradient_on="features").feature_weighting.c == 0.2
+    assert trainer(gradient="nash_mtl", nash_mtl_update_every=4).combiner.update_weights_every == 4
