@@ -356,6 +356,7 @@ class TrainingConfig(Strict):
     lr: Annotated[float, Field(gt=0)] = 5e-4
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    sgd_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9  # for optimizer: sgd
     # Learning rate of the shared backbone; null uses lr.
     shared_lr: Annotated[float, Field(gt=0)] | None = None
     loss_weighting: LossWeightingName = "equal"

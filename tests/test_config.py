@@ -46,11 +46,18 @@ def test_unknown_choice_lists_valid_choices(tmp_path):
         load_checked_params(write(tmp_path, raw))
 
 
-@pytest.mark.parametrize(("key", "value"), [("cagrad_c", -0.1), ("nash_mtl_update_every", 0)])
-def test_gradient_method_settings_are_range_checked(tmp_path, key, value):
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("cagrad_c", -0.1, "greater than or equal to 0"),
+        ("nash_mtl_update_every", 0, "greater than or equal to 1"),
+        ("sgd_momentum", 1.0, "less than 1"),
+    ],
+)
+def test_method_settings_are_range_checked(tmp_path, key, value, rule):
     raw = tiny_params_dict()
     raw["training"][key] = value
-    with pytest.raises(ParamsError, match=rf"training\.{key}: .*greater than or equal to"):
+    with pytest.raises(ParamsError, match=rf"training\.{key}: .*{rule}"):
         load_params(write(tmp_path, raw))
 
 

@@ -138,7 +138,7 @@ def make_optimizer(
     if weighting.trainable():
         groups.append({"params": weighting.trainable(), "lr": config.lr, "weight_decay": 0.0})
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.sgd_momentum, weight_decay=config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 

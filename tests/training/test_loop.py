@@ -156,6 +156,18 @@ def test_per_task_and_shared_learning_rates(tiny_params):
     assert groups[-1]["params"] == weighting.trainable()
 
 
+def test_sgd_takes_its_momentum_from_the_config(tiny_params):
+    from components.training.loop import make_optimizer
+    from components.weighting import build_weighting
+
+    tasks = build_tasks(tiny_params.tasks)
+    model = build_model(tiny_params, tasks)
+    config = tiny_params.training.model_copy(update={"optimizer": "sgd", "sgd_momentum": 0.5})
+    optimizer = make_optimizer(model, tasks, build_weighting(config, list(tasks), model.gradnorm_parameters()), config)
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {group["momentum"] for group in optimizer.param_groups} == {0.5}
+
+
 @pytest.mark.parametrize(
     ("sharing", "weighting", "gradient"), [("cross_stitch", "gradnorm", "pcgrad"), ("mmoe", "uncertainty", "mgda")]
 )
