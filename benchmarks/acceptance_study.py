@@ -29,7 +29,7 @@ def main() -> None:
     """Runs every seed, prints each as it ends, writes the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=None, help="override training.epochs (quicker, less faithful)")
+    parser.add_argument("--epochs", type=int, default=None, help="override training.max_epochs (quicker)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="acceptance-") as work:  # ~50 MB a seed, gone once the tables are out
         write(study(Path(work), options.seeds, options.epochs))
@@ -47,7 +47,7 @@ def study(work: Path, seeds: int, epochs: int | None) -> list[dict]:
     configure()
     base = load_params(REPO / "params.yaml")
     if epochs:
-        base = base.model_copy(update={"training": base.training.model_copy(update={"epochs": epochs})})
+        base = base.model_copy(update={"training": base.training.model_copy(update={"max_epochs": epochs})})
     rows = []
     for seed in range(seeds):
         started = time.perf_counter()

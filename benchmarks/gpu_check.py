@@ -71,7 +71,7 @@ def bf16_matches_fp32(device: str = "cuda") -> None:
         prepare.run(defaults, root)
         found = {}
         for bf16 in (True, False):
-            training = defaults.training.model_copy(update={"device": device, "bf16": bf16, "epochs": 1})
+            training = defaults.training.model_copy(update={"device": device, "bf16": bf16, "max_epochs": 1})
             params = defaults.model_copy(update={"training": training})
             tasks = build_tasks(params.tasks)
             splits = load_tensor_splits(params, root, ("train", "val"))
@@ -182,7 +182,7 @@ def nccl_torchrun(device: str = "cuda") -> None:
     import yaml
 
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["training"].update(device=device, epochs=1)
+    raw["training"].update(device=device, max_epochs=1)
     raw["data"]["images"] = {"train": 1000, "val": 300, "test": 300}
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

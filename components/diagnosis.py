@@ -1,6 +1,9 @@
 """Why the gate said no, from what the run measured, with what to try.
 
-Three signals, each cheap and read off the run itself:
+Convergence comes first: when a compared training ended while still improving, that is the
+only finding, since every other signal (a starved head, a regressing task) may just be a
+model stopped early, and re-weighting it would treat the budget as the model's fault.
+Otherwise three signals, each cheap and read off the run itself:
 
 - **a head at its trivial level**: the MTL metric is no better than a constant answer
   (``Task.trivial_prediction``: the majority class, the median) on validation; the head
@@ -92,10 +95,19 @@ def diagnose(
     cosine: dict[str, float] | None = None,
     delta_m: tuple[float, float | None] | None = None,
     min_delta_m: float = 0.0,
+    unconverged: list[str] | None = None,
+    max_epochs: int | None = None,
 ) -> list[str]:
     """What the measurements say, one line per finding, each naming the setting to try.
     ``conflict`` and ``cosine`` are the training's mean gradient agreement per task pair;
-    ``delta_m`` is Δm and the lower end of its interval (None without one)."""
+    ``delta_m`` is Δm and the lower end of its interval (None without one); ``unconverged``
+    names the trainings that ended while still improving, under ``max_epochs``."""
+    if unconverged:
+        budget = f" (now {max_epochs})" if max_epochs else ""
+        return [
+            f"not converged: {'; '.join(unconverged)}. Raise training.max_epochs{budget} (early stopping ends each "
+            "training once it converges) before reading anything else into this comparison"
+        ]
     findings: list[str] = []
     explained: set[str] = set()
     for name, r in results.items():
@@ -106,7 +118,7 @@ def diagnose(
         if _at_trivial(r.baseline, r.trivial, r.higher_is_better):
             line += (
                 ", nor is the single-task baseline: the input may not predict it, or it needs more "
-                "training (training.epochs, training.lr)"
+                "training (training.max_epochs, training.lr)"
             )
         else:
             line += (

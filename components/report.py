@@ -75,6 +75,11 @@ def _headline(selection: SelectionReport) -> str:
     )
 
 
+def endings_line(selection: SelectionReport) -> str:
+    """How each compared training ended, in one line."""
+    return "trainings: " + " · ".join(f"{label} {how}" for label, how in selection.endings.items())
+
+
 def intervals_line(selection: SelectionReport) -> str | None:
     """Each task's and Δm's bootstrap interval on validation, in one line, if computed."""
     if selection.confidence is None:
@@ -96,7 +101,10 @@ def diagnosis_markdown(selection: SelectionReport) -> list[str]:
     """The run's findings (``components.diagnosis``) as a markdown section, if any."""
     if not selection.diagnosis:
         return []
-    title = "## Notes" if selection.accepted else "## Why it was rejected, and what to try"
+    title = {
+        "accepted": "## Notes",
+        "inconclusive": "## Why it is inconclusive, and what settles it",
+    }.get(selection.verdict, "## Why it was rejected, and what to try")
     return ["", title, "", *[f"- {finding}" for finding in selection.diagnosis]]
 
 
@@ -138,8 +146,10 @@ def render_summary(
     for row in _rows(selection):
         style = "red" if row[6] != "pass" else "yellow" if row[9].endswith("⚠") else None
         table.add_row(*row, style=style)
-    colour = "green" if selection.accepted else "red"
+    colour = {"accepted": "green", "inconclusive": "yellow"}.get(selection.verdict, "red")
     parts: list[Table | Text] = [table, Text(_headline(selection), style=f"bold {colour}")]
+    if selection.endings:
+        parts.append(Text(endings_line(selection)))
     bounds = intervals_line(selection)
     if bounds:
         parts.append(Text(bounds))

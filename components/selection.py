@@ -12,9 +12,13 @@ either metric is not a finite number; a checkpoint
 passes when every task passes and Δm >= min_delta_m. Under ``selection.rule: lower_bound``
 the lower ends of their bootstrap intervals (``components.bootstrap``) must pass instead:
 a checkpoint passes only when the evidence says it does not regress, not when its point
-estimate happens to. Among passing checkpoints the best
-weighted mean of Δ_t wins (ties go to the earlier epoch); if none passes, the verdict is
-``rejected`` and the best-scoring one is reported (:func:`choose_checkpoint`). The same
+estimate happens to; it fails *decisively* only when an interval lies wholly beyond the bar.
+Among passing checkpoints the best weighted mean of Δ_t wins (ties go to the earlier
+epoch). If none passes the verdict is ``rejected``, or ``inconclusive`` where some
+checkpoint's intervals straddle the bar (the evidence cannot tell it from the tolerance),
+and the best-scoring one is reported (:func:`choose_checkpoint`). A verdict on trainings
+that ended while still improving measured the budget, not the sharing:
+:func:`judge_convergence` makes it ``inconclusive``. The same
 rule judges a candidate against the current champion (:func:`promotion_decision`) and the
 champion's health against its registered metrics. Pure: no I/O.
 
@@ -28,12 +32,15 @@ Example::
     >>> choice = choose_checkpoint([Candidate("epoch_001.pt", 1, {"left": 0.95})], {"left": 0.96}, goals, 0.0)
     >>> choice.verdict, round(choice.chosen.delta_m, 4)
     ('rejected', -0.0104)
+    >>> judge_convergence(choice, ["baseline left: budget exhausted while improving"], "inconclusive").verdict
+    'inconclusive'
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -72,6 +79,9 @@ class CheckpointScore:
     score: float
     accepted: bool
     delta_m_interval: tuple[float, float] | None = None
+    #: the evidence settles the verdict: accepted, or some task or Δm fails wholly beyond the
+    #: bar (always, under ``point``); False where a failing interval straddles the bar
+    decided: bool = True
 
     def failures(self) -> list[TaskComparison]:
         """The tasks that regress beyond their tolerance."""
@@ -142,6 +152,17 @@ def delta_m(comparisons: dict[str, TaskComparison]) -> float:
     return sum(c.relative_change for c in comparisons.values()) / len(comparisons)
 
 
+def weighted_score(
+    metrics: Mapping[str, float], baseline: Mapping[str, float], objectives: Mapping[str, Objective]
+) -> float:
+    """The checkpoint score: the ``selection_weight``-weighted mean of Δ_t."""
+    total_weight = sum(o.weight for o in objectives.values())
+    if total_weight <= 0:
+        raise ValueError("selection weights sum to 0; give at least one task a positive weight")
+    changes = {t: relative_change(metrics[t], baseline[t], o.higher_is_better) for t, o in objectives.items()}
+    return sum(objectives[t].weight * change for t, change in changes.items()) / total_weight
+
+
 def score_checkpoint(
     checkpoint: str,
     epoch: int,
@@ -168,10 +189,7 @@ def score_checkpoint(
         )
         for task, c in comparisons.items()
     }
-    total_weight = sum(o.weight for o in objectives.values())
-    if total_weight <= 0:
-        raise ValueError("selection weights sum to 0; give at least one task a positive weight")
-    score = sum(objectives[t].weight * c.relative_change for t, c in comparisons.items()) / total_weight
+    score = weighted_score(metrics, baseline, objectives)
     mean_change = delta_m(comparisons)
     judged = delta_m_interval[0] if rule == "lower_bound" and delta_m_interval else mean_change
     accepted = (
@@ -180,7 +198,27 @@ def score_checkpoint(
         and mean_change >= min_delta_m
         and judged >= min_delta_m
     )
-    return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted, delta_m_interval)
+    decided = (
+        accepted or rule != "lower_bound" or _fails_decisively(comparisons, mean_change, delta_m_interval, min_delta_m)
+    )
+    return CheckpointScore(checkpoint, epoch, comparisons, mean_change, score, accepted, delta_m_interval, decided)
+
+
+def _fails_decisively(
+    comparisons: dict[str, TaskComparison],
+    mean_change: float,
+    delta_m_interval: tuple[float, float] | None,
+    min_delta_m: float,
+) -> bool:
+    """Some task, or Δm, fails with its whole interval beyond the bar (a value without an
+    interval fails on its point; a NaN always fails)."""
+    for c in comparisons.values():
+        if not c.passed and (c.interval is None or not task_passes(c.interval[1], c.tolerance)):
+            return True
+    if not math.isfinite(mean_change):
+        return True
+    high = delta_m_interval[1] if delta_m_interval else mean_change
+    return high < min_delta_m
 
 
 @dataclass(frozen=True)
@@ -200,7 +238,8 @@ def choose_checkpoint(
     rule: str = "point",
 ) -> Choice:
     """Scores every candidate under ``rule``; picks the best passing one (``accepted``), else
-    the best one (``rejected``)."""
+    the best one whose intervals straddle the bar (``inconclusive``), else the best one
+    (``rejected``)."""
     scores = [
         score_checkpoint(
             c.checkpoint, c.epoch, c.metrics, baseline, objectives, min_delta_m, rule, c.intervals, c.delta_m_interval
@@ -210,8 +249,20 @@ def choose_checkpoint(
     if not scores:
         raise ValueError("no checkpoints to select from")
     passing = [s for s in scores if s.accepted]
-    chosen = max(passing or scores, key=lambda s: (s.score if math.isfinite(s.score) else -math.inf, -s.epoch))
-    return Choice(chosen, "accepted" if passing else "rejected", scores)
+    undecided = [s for s in scores if not s.decided]
+    chosen = max(
+        passing or undecided or scores, key=lambda s: (s.score if math.isfinite(s.score) else -math.inf, -s.epoch)
+    )
+    return Choice(chosen, "accepted" if passing else "inconclusive" if undecided else "rejected", scores)
+
+
+def judge_convergence(choice: Choice, unconverged: Sequence[str], mode: str) -> Choice:
+    """``choice`` made ``inconclusive`` when a compared training ended while still improving
+    (``unconverged`` describes each) and ``selection.unconverged`` is ``inconclusive``; a
+    verdict between models that had not converged compares their budgets, not the sharing."""
+    if unconverged and mode == "inconclusive":
+        return replace(choice, verdict="inconclusive")
+    return choice
 
 
 # --- the champion guard -----------------------------------------------------------------
@@ -255,7 +306,7 @@ def promotion_decision(
     only when no task regresses beyond tolerance against the champion's test metrics (under
     ``rule``, with the paired ``intervals`` of candidate against champion)."""
     if verdict != "accepted":
-        return PromotionDecision(False, f"verdict is {verdict}; a rejected model never becomes champion")
+        return PromotionDecision(False, f"verdict is {verdict}; only an accepted model becomes champion")
     if champion_test is None:
         return PromotionDecision(True, "accepted; no champion yet")
     regressions = champion_regressions(candidate_test, champion_test, objectives, rule, intervals)
@@ -337,6 +388,12 @@ class SelectionReport:
     #: numbers (validation metrics and Δ then are seed means, and so are the baselines' test)
     seed: int | None = None
     seeds: list[SeedResult] = field(default_factory=list)
+    #: each compared training that ended while still improving, with how it ended
+    unconverged: list[str] = field(default_factory=list)
+    #: how every compared training ended, by its label ("baseline left", "MTL", …)
+    endings: dict[str, str] = field(default_factory=dict)
+    #: the ``training.max_epochs`` the trainings ran under
+    max_epochs: int | None = None
 
     @property
     def other_rule(self) -> str:
@@ -360,9 +417,41 @@ class SelectionReport:
             if not math.isfinite(value)
         ]
 
+    def straddling(self) -> list[str]:
+        """The failing tasks whose interval reaches back over the bar: what keeps the verdict
+        under ``lower_bound`` from being a rejection."""
+        return [
+            name
+            for name, r in self.tasks.items()
+            if not r.passed and r.interval is not None and task_passes(r.interval[1], r.tolerance)
+        ]
+
+    def resolution(self) -> str:
+        """For an inconclusive verdict, the one setting that would settle it."""
+        if self.unconverged:
+            budget = f" (now {self.max_epochs})" if self.max_epochs else ""
+            return f"raise training.max_epochs{budget} so that every training converges"
+        return (
+            "more validation rows or more training.seeds narrow the intervals; tuning.trials if both sides are untuned"
+        )
+
     def reason(self) -> str:
-        """Why the verdict is what it is, in one line: the tasks beyond tolerance and Δm
+        """Why the verdict is what it is, in one line: for an inconclusive one, what could not
+        be told and the setting that would settle it; else the tasks beyond tolerance and Δm
         against its minimum, on validation, where the policy judged."""
+        if self.verdict == "inconclusive" and self.unconverged:
+            return (
+                f"{len(self.unconverged)} training(s) ended while still improving ({'; '.join(self.unconverged)}): "
+                f"the comparison measures the budget, not the sharing; {self.resolution()}"
+            )
+        if self.verdict == "inconclusive":
+            tasks = ", ".join(
+                f"{name} {self.tasks[name].relative_change:+.2%}{self._bounds(self.tasks[name].interval)} "
+                f"(tolerance -{self.tasks[name].tolerance:.0%})"
+                for name in self.straddling()
+            )
+            what = f"the intervals straddle the bar: {tasks}" if tasks else "Δm's interval straddles its minimum"
+            return f"{what}; {self.resolution()}"
         failing = [
             f"{name} {r.relative_change:+.2%}{self._bounds(r.interval)} (tolerance -{r.tolerance:.0%})"
             for name, r in self.tasks.items()
@@ -440,7 +529,11 @@ class SelectionReport:
             }
             if name in spread:
                 flat |= {f"{name}.mtl_test_seed_mean": spread[name][0], f"{name}.mtl_test_seed_std": spread[name][1]}
-        return flat | {"delta_m": self.delta_m, "accepted": int(self.accepted)}
+        return flat | {
+            "delta_m": self.delta_m,
+            "accepted": int(self.accepted),
+            "inconclusive": int(self.verdict == "inconclusive"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``reports/selection.json``)."""

@@ -310,7 +310,7 @@ def base_project(root: Path) -> Project:
     """The tiny project every scenario copies, run up to ``select``."""
     root.mkdir(parents=True)
     raw = accepting(tiny_params_dict())
-    raw["training"]["epochs"] = EPOCHS
+    raw["training"]["max_epochs"] = EPOCHS
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     project = Project(root)
     for stage in ("prepare", "validate", "baselines", "train-mtl", "select"):

@@ -21,7 +21,7 @@ import yaml
 from components.config import Params
 from components.io import tracking
 from components.io.registry import Registration
-from components.jobs import baselines, prepare, register, select, train_mtl, validate
+from components.jobs import baselines, common, prepare, register, select, train_mtl, validate
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -68,11 +68,14 @@ def tiny_params_dict() -> dict:
     raw["data"]["source_digits"] = {"train": 600, "val": 200, "test": 200}
     raw["data"]["images"] = {"train": 400, "val": 150, "test": 150}
     raw["model"]["cnn"] = {"channels": [4, 8], "hidden": 16, "dropout": 0.0}
-    raw["training"].update(epochs=2, batch_size=64, lr=0.003)
+    raw["training"].update(max_epochs=2, batch_size=64, lr=0.003)
     raw["validation"]["min_rows"] = {"train": 100, "val": 50, "test": 50}
     raw["validation"]["min_class_share"] = 0.02
     raw["validation"]["max_class_share"] = 0.25
     raw["registry"] = {"model_name": "tiny-mtl", "experiment": "tiny-mtl"}
+    # two epochs cannot converge: the tests of the plumbing give a verdict anyway, and
+    # test_pipeline_e2e checks that the default calls the same run inconclusive
+    raw["selection"]["unconverged"] = "judge"
     return raw
 
 
@@ -165,7 +168,7 @@ def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
 
 def base_dict(name: str) -> dict:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["training"].update(epochs=3, batch_size=32, lr=0.003)
+    raw["training"].update(max_epochs=3, batch_size=32, lr=0.003)
     raw["selection"]["min_delta_m"] = -1.0  # these tests check mechanics, not the policy
     for task in raw.get("tasks", {}).values():
         task["max_relative_regression"] = 10.0
@@ -242,7 +245,7 @@ def images_dict(root: Path, size: int = 32) -> dict:
     for task in raw["tasks"].values():
         task["max_relative_regression"] = 10.0
     raw["model"] = {"backbone": "cnn", "cnn": {"channels": [8, 16], "hidden": 16, "dropout": 0.0}}
-    raw["training"].update(epochs=12, lr=0.01)
+    raw["training"].update(max_epochs=12, lr=0.01)
     return raw
 
 
@@ -252,6 +255,13 @@ def accepting(raw: dict) -> dict:
         task["max_relative_regression"] = 1.0
     raw["selection"]["min_delta_m"] = -1.0
     return raw
+
+
+def write_baselines_report(root: Path, params: Params, value: float = 0.5) -> None:
+    """A ``reports/baselines.json`` with every task's baseline at ``value``: the reference the
+    MTL model's early stopping measures against, for tests that train the MTL model alone."""
+    entry = {"val": value, "test": value, "seeds": [{"seed": params.seed, "val": value, "test": value}]}
+    common.write_json(root / common.BASELINES_REPORT, {name: entry for name in params.tasks})
 
 
 def free_port() -> int:
@@ -319,7 +329,7 @@ def iris_dict(tmp_path: Path) -> dict:
         "petal_width": {"type": "regression", "label": "petal_width"},
     }
     raw["model"].update(backbone="mlp", sharing="cross_stitch", mlp={"hidden": [16, 16], "dropout": 0.0})
-    raw["training"].update(epochs=3, batch_size=32, lr=0.01)
+    raw["training"].update(max_epochs=3, batch_size=32, lr=0.01)
     raw["validation"].update(min_rows={"train": 50, "val": 10, "test": 10}, min_class_share=0.1, max_class_share=0.6)
     raw["registry"] = {"model_name": "tiny-iris", "experiment": "tiny-iris"}
     return accepting(raw)
@@ -334,17 +344,23 @@ def mtl(command: str, params: Path, root: Path) -> subprocess.CompletedProcess:
     )
 
 
+def tensor_split(params: Params, frame: pd.DataFrame):
+    """A MultiMNIST ``frame`` as the tensors a training reads, with the targets of ``params``' tasks."""
+    from components.data.encoders import PixelEncoder
+    from components.training.loader import TensorSplit
+
+    return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
+
+
 def train_tiny(params: Params, frames: dict, directory: Path, **kwargs):
     """A real training of ``params`` on MultiMNIST ``frames``; returns (model, history)."""
-    from components.data.encoders import PixelEncoder
     from components.models import build_model
     from components.tasks import build_tasks
-    from components.training.loader import TensorSplit
     from components.training.loop import train
     from components.training.seeding import seed_everything
 
     def tensors(frame):
-        return TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in params.tasks.items()})
+        return tensor_split(params, frame)
 
     tasks = build_tasks(params.tasks)
     seed_everything(params.seed)  # initial weights from the seed alone, not from earlier tests in this worker

@@ -1,9 +1,10 @@
 """Paired bootstrap intervals: row statistics that rebuild the metrics, resampling by hand,
-and the lower-bound rule that turns a lucky point estimate into a rejection."""
+and the lower-bound rule that turns a lucky point estimate into an inconclusive verdict."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -86,7 +87,7 @@ def test_the_interval_covers_the_point_and_shrinks_with_more_rows():
     assert low < point < high and (high - low) < wide / 3  # about 1/sqrt(25) as wide
 
 
-def test_lower_bound_rejects_a_point_estimate_the_interval_does_not_support():
+def test_lower_bound_calls_a_straddling_interval_inconclusive_and_a_wholly_failing_one_rejected():
     goals = {"right": Objective("accuracy", True, 0.02), "left": Objective("accuracy", True, 0.02)}
     baseline = {"right": 0.95, "left": 0.97}
     lucky = Candidate(
@@ -98,17 +99,31 @@ def test_lower_bound_rejects_a_point_estimate_the_interval_does_not_support():
     )
     assert choose_checkpoint([lucky], baseline, goals, 0.0).verdict == "accepted"
     choice = choose_checkpoint([lucky], baseline, goals, 0.0, rule="lower_bound")
-    assert choice.verdict == "rejected"
+    # right's interval reaches below -2 % and above it: the evidence cannot tell
+    assert choice.verdict == "inconclusive" and not choice.chosen.decided
     assert not choice.chosen.comparisons["right"].passed and choice.chosen.comparisons["left"].passed
     report = SelectionReport.build(
         choice, "ab", goals, {"right": 0.94, "left": 0.96}, baseline, 0.0, None, "lower_bound", 0.9
     )
-    assert report.tasks["right"].interval == [-0.031, 0.034]
+    assert report.tasks["right"].interval == [-0.031, 0.034] and report.straddling() == ["right"]
     assert report.reason() == (
-        "may regress on validation: right +0.26% [-3.10%, +3.40% at 90%] (tolerance -2%); "
-        "Δm +0.13% [-1.50%, +1.80% at 90%] below the minimum +0.00%"
+        "the intervals straddle the bar: right +0.26% [-3.10%, +3.40% at 90%] (tolerance -2%); more validation "
+        "rows or more training.seeds narrow the intervals; tuning.trials if both sides are untuned"
     )
     assert SelectionReport.from_dict(report.to_dict()) == report
+    # the same point estimate with an interval wholly below the bar is a rejection
+    beyond = replace(
+        lucky,
+        checkpoint="epoch_004.pt",
+        epoch=4,
+        metrics={"right": 0.90, "left": 0.97},
+        intervals={"right": (-0.09, -0.03)},
+    )
+    rejected = choose_checkpoint([beyond], baseline, goals, 0.0, rule="lower_bound")
+    assert rejected.verdict == "rejected" and rejected.chosen.decided
+    # and one straddling checkpoint among decisively failing ones keeps the verdict open, reporting it
+    mixed = choose_checkpoint([beyond, lucky], baseline, goals, 0.0, rule="lower_bound")
+    assert mixed.verdict == "inconclusive" and mixed.chosen.checkpoint == "epoch_003.pt"
 
 
 def test_lower_bound_needs_resamples():

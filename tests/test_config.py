@@ -27,7 +27,18 @@ def test_unknown_key_lists_valid_keys(tmp_path):
         load_params(write(tmp_path, raw))
     message = str(error.value)
     assert "training.epochz: unknown key" in message
-    assert "batch_size" in message and "epochs" in message
+    assert "batch_size" in message and "max_epochs" in message
+
+
+def test_a_renamed_key_names_its_new_name_and_stored_versions_load(tmp_path):
+    raw = tiny_params_dict()
+    raw["training"]["epochs"] = raw["training"].pop("max_epochs")
+    with pytest.raises(ParamsError, match=r"training\.epochs: unknown key \(renamed: use training\.max_epochs\)"):
+        load_params(write(tmp_path, raw))
+    from components.config import Params, upgrade_stored
+
+    assert Params.model_validate(upgrade_stored(raw)).training.max_epochs == 2  # a version registered before
+    assert "epochs" in raw["training"]  # the stored dict itself is left as it was
 
 
 def test_unknown_key_inside_a_task_lists_task_keys(tmp_path):
@@ -76,12 +87,12 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_fingerprint_tracks_values():
     a = load_params(REPO / "params.yaml")
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["training"]["epochs"] += 1
+    raw["training"]["max_epochs"] += 1
     from components.config import Params
 
     assert a.fingerprint() == load_params(REPO / "params.yaml").fingerprint()
     assert a.fingerprint() != Params.model_validate(raw).fingerprint()
-    raw["training"]["epochs"] -= 1
+    raw["training"]["max_epochs"] -= 1
     raw["affinity"]["epochs"] += 3  # a diagnostic's setting: no retrain
     raw["orchestration"]["push"] = not raw["orchestration"]["push"]
     assert a.fingerprint() == Params.model_validate(raw).fingerprint()

@@ -12,6 +12,10 @@
     ``text``, ``sentiment`` (0 negative, 1 neutral, 2 positive) and ``confidence`` (the
     annotators' agreement; missing for ~5,000 tweets, left missing). Duplicate texts are
     dropped before the random split, so no tweet is in two splits.
+``synthetic``
+    The known-answer regression tasks of the MMoE paper (``components.data.synthetic``):
+    ``x_000`` … features and labels ``y1``, ``y2``, … whose relatedness is
+    ``data.synthetic.correlation``.
 ``files``
     Your own ``data.files``: one file per split in any format ``components.data.readers``
     reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); or one file, split by its
@@ -41,6 +45,7 @@ from components.config import DataConfig, Params, ParamsError
 from components.data.encoders import DATASET_COLUMN, pixel_columns
 from components.data.readers import FileFormatError, read_split_file
 from components.data.splits import SPLITS
+from components.data.synthetic import build_synthetic
 
 DIGIT_SIZE = 28
 MIN_STRATUM = 10
@@ -237,6 +242,8 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
     if config.source == "files":
         assert config.files is not None, "the config's rules require files for source 'files'"
         return {split: _read_file(root / getattr(config.files, split), config, params.seed, split) for split in SPLITS}
+    if config.source == "synthetic":
+        return build_synthetic(config.synthetic)
     return build_multimnist(config, params.seed)
 
 

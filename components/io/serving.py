@@ -36,7 +36,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from pandera.errors import SchemaErrors
 
-from components.config import Params
+from components.config import Params, upgrade_stored
 from components.data.encoders import fitted_input_width, load_encoder
 from components.io.feature_cache import FeatureCache
 from components.models import build_model
@@ -77,7 +77,7 @@ class MultiTaskPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         """Rebuilds encoder, tasks and network from the version's artifacts."""
         spec = json.loads(Path(context.artifacts[SPEC]).read_text())
-        self.params = Params.model_validate(spec["params"])
+        self.params = Params.model_validate(upgrade_stored(spec["params"]))
         self.tasks = build_tasks(self.params.tasks)
         # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
         inputs = Path(context.artifacts.get(INPUTS, "."))

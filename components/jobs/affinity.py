@@ -149,7 +149,7 @@ def measure(params: Params, root: Path) -> AffinityReport:
         )
     splits = load_tensor_splits(params, root, ("train", "val"))
     # one process: the measurement is a diagnostic, not the model that ships
-    training = params.training.model_copy(update={"epochs": config.epochs, "devices": 1})
+    training = params.training.model_copy(update={"max_epochs": config.epochs, "devices": 1})
     lookahead_lr = config.lookahead_lr or params.training.shared_lr or params.training.lr
     meter = AffinityMeter(tasks, lookahead_lr, config.every)
     with tempfile.TemporaryDirectory() as scratch:

@@ -50,7 +50,7 @@ from components.training import distributed
 from components.training.checkpoints import load_checkpoint
 from components.training.evaluation import evaluate
 from components.training.loader import TensorSplit
-from components.training.loop import resolve_device, train
+from components.training.loop import resolve_device, train, training_ending
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,8 @@ class BaselineResult:
     run_id: str | None
     curve: list[float] = field(default_factory=list)
     seed: int = 0
+    #: how the training ended (``components.training.stopping.Ending`` as a dict)
+    ending: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> BaselineResult:
@@ -143,6 +145,7 @@ def train_one(
         run_id=run_id,
         curve=[r.val_metrics[task_name] for r in history],
         seed=seed,
+        ending=asdict(training_ending(history, baseline.training)),
     )
     # on disk too: a training on another worker or under torchrun hands its result back this way
     write_json(directory / TRAINING_RESULT, asdict(result))
@@ -183,8 +186,12 @@ def summarize(results: list[BaselineResult]) -> dict[str, Any]:
     every seed's own numbers under ``seeds``."""
     report: dict[str, Any] = {}
     for result in results:
-        entry = report.setdefault(result.task, {k: v for k, v in asdict(result).items() if k not in ("curve", "seed")})
-        entry.setdefault("seeds", []).append({"seed": result.seed, "val": result.val, "test": result.test})
+        entry = report.setdefault(
+            result.task, {k: v for k, v in asdict(result).items() if k not in ("curve", "seed", "ending")}
+        )
+        entry.setdefault("seeds", []).append(
+            {"seed": result.seed, "val": result.val, "test": result.test, "ending": result.ending}
+        )
     for entry in report.values():
         for split in ("val", "test"):
             entry[split] = statistics.fmean(s[split] for s in entry["seeds"])

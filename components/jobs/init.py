@@ -112,9 +112,10 @@ def build(
     tasks: dict[str, str | list[str]],
     inputs: list[str] | None = None,
     max_rows: int | None = None,
-) -> tuple[dict[str, Any], list[ColumnProfile]]:
+) -> tuple[dict[str, Any], list[ColumnProfile], dict[str, str]]:
     """The parameters for ``frame`` (read from ``path``), the named ``tasks`` and, if
-    given, the ``inputs`` columns the model reads and ``data.max_rows``."""
+    given, the ``inputs`` columns the model reads and ``data.max_rows``; the profiles of the
+    columns; and the notes on sections whose values were sized from this data."""
     profiles = profile_columns(frame)
     taken = {c for label in tasks.values() for c in ([label] if isinstance(label, str) else label)}
     for option, named in (("--task", taken), ("--input", set(inputs or []))):
@@ -154,25 +155,50 @@ def build(
     tabular = spec["kind"] == "features" or bool({"features", "categorical"} & set(spec))  # model.mlp reads them
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-.") or "my"
     small = sizes["train"] < 2000
+    batch_size = 32 if small else 128
+    training, budget = training_budget(sizes["train"], batch_size)
     params = {
         "seed": 0,
         "data": data,
         "tasks": task_entries,
         "model": {"backbone": backbone, "sharing": "hard"}
         | ({"mlp": {"hidden": [64, 64] if spec["kind"] == "features" else [32], "dropout": 0.1}} if tabular else {}),
-        "training": {
-            "epochs": 20 if small else 8,
-            "batch_size": 32 if small else 128,
-            "lr": 0.001,
-            "loss_weighting": "equal",
-            "gradient": "sum",
-        },
+        "training": training | {"lr": 0.001, "loss_weighting": "equal", "gradient": "sum"},
         "selection": {"min_delta_m": 0.0},
         "validation": validation,
         "registry": {"model_name": f"{name}-mtl", "experiment": f"{name}-mtl"},
         "serving": {"max_batch_rows": 10000, "chunk_rows": 1024},
     }
-    return params, profiles
+    return params, profiles, {"training": f"{SECTION_NOTES['training']}\n{budget}"}
+
+
+#: the most optimizer steps ``mtl init``'s budget allows: early stopping ends a training that
+#: converges sooner, so this is a ceiling, not the expected length
+MAX_STEPS = 20_000
+#: and the fewest and most epochs, whatever the rows: a small table still gets room to
+#: converge, a huge one at least a few passes
+EPOCH_RANGE = (20, 300)
+
+
+def training_budget(train_rows: int, batch_size: int) -> tuple[dict[str, Any], str]:
+    """``training`` settings sized from the training rows, in steps rather than epochs, with
+    early stopping on; and the note that says so in the written file."""
+    steps = max(1, math.ceil(train_rows / batch_size))
+    epochs = min(max(math.ceil(MAX_STEPS / steps), EPOCH_RANGE[0]), EPOCH_RANGE[1])
+    settings = {
+        "max_epochs": epochs,
+        "batch_size": batch_size,
+        "early_stopping": {"enabled": True, "patience": 5, "min_delta": 0.001},
+        "schedule": {"name": "plateau", "plateau_factor": 0.5, "plateau_patience": 2},
+        "clip_grad_norm": 5.0,
+    }
+    note = (
+        f"The budget, sized from the data: {train_rows:,} training rows / batch_size {batch_size} = {steps:,}\n"
+        f"steps an epoch, so max_epochs {epochs} allows ~{epochs * steps:,} steps. Early stopping ends each training\n"
+        "once its validation objective has not improved for `patience` epochs; a verdict on a training that\n"
+        "ran out of budget first is inconclusive (raise max_epochs)."
+    )
+    return settings, note
 
 
 SECTION_NOTES = {
@@ -204,8 +230,11 @@ def _represent_list(dumper: yaml.SafeDumper, items: list) -> yaml.Node:
 _Dumper.add_representer(list, _represent_list)
 
 
-def render(params: dict[str, Any], profiles: list[ColumnProfile], path: str) -> str:
-    """``params`` as YAML, each section with a comment, and the columns' roles on top."""
+def render(
+    params: dict[str, Any], profiles: list[ColumnProfile], path: str, notes: dict[str, str] | None = None
+) -> str:
+    """``params`` as YAML, each section with a comment (``notes`` replace the standard ones),
+    and the columns' roles on top."""
     width = max(len(p.name) for p in profiles)
     lines = [
         f"# Written by `mtl init {path}`: edit the task choices, then `dvc repro`.",
@@ -218,9 +247,10 @@ def render(params: dict[str, Any], profiles: list[ColumnProfile], path: str) -> 
         for p in profiles
     ]
     lines.append("")
+    notes = SECTION_NOTES | (notes or {})
     for key, value in params.items():
-        if key in SECTION_NOTES:
-            lines += ["# " + note for note in SECTION_NOTES[key].splitlines()]
+        if key in notes:
+            lines += ["# " + note for note in notes[key].splitlines()]
         lines.append(yaml.dump({key: value}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100).rstrip())
         lines.append("")
     return "\n".join(lines)
@@ -256,8 +286,8 @@ def run(
         raise ParamsError(f"{path}: data/ holds what prepare writes; keep your file elsewhere, e.g. raw/")
     frame = read_table(data_file)
     tasks = dict(parse_task(option) for option in task_options)
-    params, profiles = build(path, frame, tasks, inputs, max_rows)
-    text = render(params, profiles, path)
+    params, profiles, notes = build(path, frame, tasks, inputs, max_rows)
+    text = render(params, profiles, path, notes)
     checked = Params.model_validate(yaml.safe_load(text))  # what was written must load
     check_tasks(checked, str(output))
     output.write_text(text)

@@ -1,7 +1,9 @@
 """Stage ``select``: every MTL checkpoint scored on **validation** against the baselines, one
 chosen under the acceptance policy (``components.selection``), its **test** metrics
 reported in ``reports/selection.json`` with each task's trivial level and what the run's
-measurements suggest trying (``components.diagnosis``).
+measurements suggest trying (``components.diagnosis``). Every compared training's ending
+(``reports/baselines.json``, ``reports/train_mtl.json``) is checked first: a verdict on a
+training that ended while still improving is ``inconclusive``.
 
     $ mtl select
 """
@@ -27,6 +29,7 @@ from components.jobs.common import (
     CURVES,
     METRICS_REPORT,
     MTL_DIR,
+    MTL_REPORT,
     PLOTS,
     SELECTION_REPORT,
     objectives,
@@ -44,6 +47,7 @@ from components.selection import (
     SeedResult,
     SelectionReport,
     choose_checkpoint,
+    judge_convergence,
     other_rule,
     score_checkpoint,
 )
@@ -53,6 +57,7 @@ from components.training.checkpoints import load_checkpoint, read_manifest
 from components.training.evaluation import evaluate, predictions
 from components.training.loader import TensorSplit
 from components.training.loop import resolve_device
+from components.training.stopping import Ending
 
 
 class NonFiniteMetrics(PipelineError):
@@ -116,8 +121,18 @@ def run(params: Params, root: Path) -> SelectionReport:
 
     candidates = [candidate(e) for e in epochs]
     baseline_val = {name: baseline[name]["val"] for name in tasks}
-    choice = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, rules.rule)
-    other = choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, other_rule(rules.rule))
+    endings = training_endings(baseline, read_json(root / MTL_REPORT))
+    unconverged = [f"{label} {ending.describe()}" for label, ending in endings.items() if not ending.converged]
+    choice = judge_convergence(
+        choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, rules.rule),
+        unconverged,
+        rules.unconverged,
+    )
+    other = judge_convergence(
+        choose_checkpoint(candidates, baseline_val, goals, rules.min_delta_m, other_rule(rules.rule)),
+        unconverged,
+        rules.unconverged,
+    )
     chosen = next(e for e in epochs if e[seeds[0]]["epoch"] == choice.chosen.epoch)
     tests = {}
     for seed, entry in chosen.items():
@@ -146,6 +161,8 @@ def run(params: Params, root: Path) -> SelectionReport:
         cosine,
         (report.delta_m, low),
         rules.min_delta_m,
+        unconverged,
+        params.training.max_epochs,
     )
     report = replace(
         report,
@@ -156,6 +173,9 @@ def run(params: Params, root: Path) -> SelectionReport:
         seeds=[seed_result(s, seed_metrics[choice.chosen.epoch][s], tests[s], baseline) for s in seeds]
         if len(seeds) > 1
         else [],
+        unconverged=unconverged,
+        endings={label: ending.describe() for label, ending in endings.items()},
+        max_epochs=params.training.max_epochs,
     )
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered
@@ -168,9 +188,25 @@ def run(params: Params, root: Path) -> SelectionReport:
     write_task_plots(root, list(tasks))
     over = f", seed {seed} of {len(seeds)}" if len(seeds) > 1 else ""
     print(f"select: {report.verdict}, {report.checkpoint}{over} (Δm {report.delta_m:+.2%})")
+    if report.verdict == "inconclusive":
+        print(f"  inconclusive: {report.reason()}")
     for finding in report.diagnosis:
         print(f"  {'why' if not report.accepted else 'note'}: {finding}")
     return report
+
+
+def training_endings(baselines: dict[str, Any], mtl: dict[str, Any]) -> dict[str, Ending]:
+    """How every baseline and MTL training (every seed) ended, by its label, from
+    ``reports/baselines.json`` and ``reports/train_mtl.json``."""
+    trainings = [
+        (f"baseline {task}" + (f" seed {run['seed']}" if len(entry["seeds"]) > 1 else ""), run["ending"])
+        for task, entry in baselines.items()
+        for run in entry["seeds"]
+    ]
+    trainings += [
+        ("MTL" + (f" seed {run['seed']}" if len(mtl["seeds"]) > 1 else ""), run["ending"]) for run in mtl["seeds"]
+    ]
+    return {label: Ending(**ending) for label, ending in trainings}
 
 
 class UnequalTrainings(PipelineError):

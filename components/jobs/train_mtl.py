@@ -1,6 +1,9 @@
 """Stage ``train_mtl``: the multi-task model with the configured sharing, loss weighting and
-gradient method; a checkpoint every epoch, for ``select`` to choose from. A killed training
-continues from its last complete epoch when started again (``components.training.resume``).
+gradient method; a checkpoint every epoch, for ``select`` to choose from. It stops early on
+the score ``select`` ranks checkpoints by (the weighted mean relative change against the
+baselines' validation metrics, from ``reports/baselines.json``), so the baselines train
+first. A killed training continues from its last complete epoch when started again
+(``components.training.resume``).
 With ``training.seeds: N`` the model trains N times, seeds ``seed`` … ``seed + N - 1``, each
 in its own folder (``models/mtl`` for the first, ``models/mtl/seed-<s>`` for the others).
 
@@ -10,17 +13,22 @@ in its own folder (``models/mtl`` for the first, ``models/mtl/seed-<s>`` for the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from components.config import Params
+from components.errors import PipelineError
 from components.io import tracking
 from components.jobs.common import (
+    BASELINES_REPORT,
     CURVES,
     MTL_DIR,
     MTL_REPORT,
     TRAINING_RESULT,
+    objectives,
     read_json,
     remove_other_seeds,
     seed_dir,
@@ -44,7 +52,8 @@ from components.training import distributed
 from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.checkpoints import MANIFEST
 from components.training.loader import TensorSplit
-from components.training.loop import train
+from components.training.loop import train, training_ending
+from components.training.stopping import score_gain
 
 TrainSeed = Callable[[int], dict[str, Any] | None]
 
@@ -74,9 +83,31 @@ def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | 
     first = done[0]
     write_curves(root / CURVES / "mtl.csv", first["curves"])
     summary = {k: v for k, v in first.items() if k != "curves"}
-    summary["seeds"] = [{"seed": r["seed"], "run_id": r["run_id"], "final_val": r["final_val"]} for r in done]
+    summary["seeds"] = [
+        {"seed": r["seed"], "run_id": r["run_id"], "final_val": r["final_val"], "ending": r["ending"]} for r in done
+    ]
     write_json(root / MTL_REPORT, summary)
     return summary
+
+
+def baseline_reference(params: Params, root: Path) -> dict[str, float]:
+    """Each task's baseline validation metric (the seed mean), what the MTL model's
+    early-stopping score is measured against."""
+    path = root / BASELINES_REPORT
+    if not path.exists():
+        raise MissingBaselines(
+            f"train_mtl: {path} is missing: the MTL model stops on its score against the "
+            "baselines, so run `mtl baselines` (or `dvc repro`) first"
+        )
+    report = read_json(path)
+    missing = sorted(set(params.tasks) - set(report))
+    if missing:
+        raise MissingBaselines(f"train_mtl: {path} has no baseline for task(s) {missing}: run `mtl baselines` again")
+    return {name: float(report[name]["val"]) for name in params.tasks}
+
+
+class MissingBaselines(PipelineError):
+    """``reports/baselines.json`` is missing or lacks a configured task."""
 
 
 def train_one(
@@ -96,12 +127,14 @@ def train_one(
         return dict(read_json(directory / TRAINING_RESULT))
     seeded = params.model_copy(update={"seed": seed})
     tasks = build_tasks(params.tasks)
+    reference = baseline_reference(params, root)
     splits = splits or load_tensor_splits(params, root, ("train", "val"))
     model = seeded_model(seeded, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     label = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
     name += "" if params.training.seeds == 1 else f"-seed{seed}"
-    key = resume_key(seeded, root, "mtl")
+    # the objective early stopping watches is part of what the training is
+    key = resume_key(seeded, root, f"mtl against {json.dumps(reference, sort_keys=True)}")
     with training_run(parent_run_id, name, training_params(seeded), directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
@@ -115,6 +148,7 @@ def train_one(
             label=label,
             on_epoch=epoch_logger(run_id),
             resume=resume,
+            gain=score_gain(reference, objectives(params)),
         )
         if run_id is None:  # not rank 0: that process reports
             return None
@@ -127,6 +161,7 @@ def train_one(
         "seed": seed,
         "run_id": run_id,
         "epochs": len(history),
+        "ending": asdict(training_ending(history, params.training)),
         "final_val": history[-1].val_metrics,
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
         "gradient_agreement": {"cosine": cosine, "conflict": conflict},

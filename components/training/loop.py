@@ -1,11 +1,12 @@
 """The training loop shared by single-task baselines and the multi-task model.
 
 A baseline is the multi-task loop run with one task, so both get the same backbone,
-optimizer, epochs and data order. One :func:`train_step` computes the task losses, lets
+optimizer, budget, schedule and data order. One :func:`train_step` computes the task losses, lets
 the loss weighting (``components.weighting``) scalarise them and the gradient method
 (``components.gradients``) combine the per-task gradients on the shared parameters, then
 steps the optimizer; :func:`train_epoch` runs the steps of one epoch and returns its
-:class:`EpochRecord`; :func:`train` runs the epochs, validates and keeps checkpoints.
+:class:`EpochRecord`; :func:`train` runs the epochs, validates, keeps checkpoints, and
+stops once the training has converged (``components.training.stopping``).
 
 Example::
 
@@ -19,10 +20,10 @@ Example::
     >>> model = HardSharingModel(MLPBackbone(MLPConfig(hidden=[4]), in_features=3), {"y": torch.nn.Linear(4, 2)})
     >>> split = TensorSplit(torch.randn(8, 3), {"y": torch.arange(8) % 2})
     >>> with tempfile.TemporaryDirectory() as scratch:
-    ...     history = train(model, tasks, split, split, TrainingConfig(epochs=2, batch_size=4), 0, Path(scratch),
-    ...                     log=lambda line: None)
-    >>> [record.epoch for record in history], sorted(history[-1].val_metrics)
-    ([1, 2], ['y'])
+    ...     history = train(model, tasks, split, split, TrainingConfig(max_epochs=2, batch_size=4), 0,
+    ...                     Path(scratch), log=lambda line: None)
+    >>> [record.epoch for record in history], sorted(history[-1].val_metrics), history[0].improved
+    ([1, 2], ['y'], True)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
 from components.training.resume import Resume, clear_finished, clear_state, mark_finished, save_state, state_path
 from components.training.seeding import rng_state, seed_everything, set_rng_state
+from components.training.stopping import EarlyStopping, Ending, Gain, ending, metric_gain
 from components.weighting import LossWeighting, build_weighting, effective_weights
 
 
@@ -85,6 +87,10 @@ class EpochRecord:
     gradient_cosine: dict[str, float] = field(default_factory=dict)
     #: per pair of tasks: share of the measured steps on which that cosine was negative
     gradient_conflict: dict[str, float] = field(default_factory=dict)
+    #: this epoch improved the early-stopping objective by more than min_delta
+    improved: bool = False
+    #: the shared trunk's learning rate at the end of the epoch (training.schedule)
+    learning_rate: float = 0.0
 
     def as_metrics(self) -> dict[str, float]:
         """Metric names for a tracking store. The ``/`` groups them into the MLflow UI's chart
@@ -103,6 +109,7 @@ class EpochRecord:
             "system/step_seconds": self.step_seconds,
             "system/peak_memory_mb": self.peak_memory_mb,
             "system/epoch_seconds": self.seconds,
+            "learning_rate": self.learning_rate,
         }
 
 
@@ -188,6 +195,8 @@ class Trainer:
     #: ``training.compile``: the step's forward (through DDP when it is used) under
     #: ``torch.compile``; None runs it eagerly
     compiled: Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]] | None = None
+    #: ``training.schedule`` stepped after every optimizer step (warmup_cosine); None otherwise
+    step_schedule: torch.optim.lr_scheduler.LRScheduler | None = None
 
     @property
     def eager_forward(self) -> Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]]:
@@ -275,7 +284,11 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
         else:
             penalty.backward()  # its gradients accumulate with the tasks' below
     _backward(trainer, combined, weights * losses, step, representation)
+    if config.clip_grad_norm is not None:  # the gradients are already averaged: every process clips alike
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.clip_grad_norm)
     trainer.optimizer.step()
+    if trainer.step_schedule is not None:
+        trainer.step_schedule.step()
     if weighting.needs_losses_after_step:
         with torch.no_grad(), _autocast(device, config):
             weighting.after_step(context.mean(task_losses(trainer.model, trainer.tasks, inputs, targets).float()))
@@ -301,7 +314,7 @@ def train_epoch(
     seen = 0
     bar = tqdm(
         loader,
-        desc=f"{label} epoch {epoch}/{config.epochs}",
+        desc=f"{label} epoch {epoch}/{config.max_epochs}",
         leave=False,
         unit="batch",
         disable=None if context.is_main else True,
@@ -334,6 +347,7 @@ def train_epoch(
         examples=dict(zip(names, examples.tolist())),
         gradient_cosine=cosine,
         gradient_conflict=conflict,
+        learning_rate=float(trainer.optimizer.param_groups[0]["lr"]),
     )
 
 
@@ -416,21 +430,28 @@ def train(
     log: Callable[[str], None] = print,
     resume: Resume | None = None,
     probe: Probe | None = None,
+    gain: Gain | None = None,
 ) -> list[EpochRecord]:
-    """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method.
+    """Trains ``model`` on ``tasks`` with the configured loss weighting and gradient method,
+    for at most ``training.max_epochs``, stopping early once converged.
 
     With ``keep_best_for=None`` every epoch's checkpoint is kept (``epoch_XXX.pt``) for
     later selection; with a task name only the best epoch by that task's validation
-    metric is kept (``best.pt``), as for a single-task baseline. With ``resume`` every
+    metric is kept (``best.pt``), as for a single-task baseline. Early stopping and the
+    plateau schedule watch ``gain`` (default: the relative change of the tasks' own metrics,
+    :func:`components.training.stopping.metric_gain`). With ``resume`` every
     epoch also leaves a resume state, and a ``resume.state`` found from a killed run is
     continued after its epoch; the history returned covers every epoch either way. A
     ``resume.finished`` training is not repeated: its epoch records come back, its
-    checkpoints stay. ``probe`` sees every batch before its step.
+    checkpoints stay. ``probe`` sees every batch before its step. How the training ended
+    (:func:`training_ending`) is logged as its last line.
     """
     if resume is not None and resume.finished is not None:
         if distributed.current().is_main:
             log(f"[{label}] reusing the training that finished in {checkpoint_dir}: same parameters, data and code")
-        return [EpochRecord(**record) for record in resume.finished.history]
+        reused = [EpochRecord(**record) for record in resume.finished.history]
+        log(f"[{label}] {training_ending(reused, config).describe()}")
+        return reused
     seed_everything(seed)
     train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
     trainer = make_trainer(model, tasks, train_split, config)
@@ -457,17 +478,27 @@ def train(
         )
         log(f"[{label}] data-parallel over {context.world_size} processes: {how}")
 
+    gain = gain or metric_gain({name: task.higher_is_better for name, task in tasks.items()})
+    stopping = EarlyStopping(gain, config.early_stopping)
+    plateau = _attach_schedule(trainer, config, len(loader))
     history: list[EpochRecord] = []
     best: float | None = None
     if resume is not None and resume.state is not None:
-        history, best = _restore(trainer, loader, resume.state)
-        log(f"[{label}] resuming after epoch {len(history)}/{config.epochs} from {state_path(checkpoint_dir)}")
+        history, best = _restore(trainer, loader, resume.state, plateau)
+        for done in history:  # the stopping state is a function of the epochs' metrics
+            stopping.observe(done.val_metrics)
+        log(f"[{label}] resuming after epoch {len(history)}/{config.max_epochs} from {state_path(checkpoint_dir)}")
     elif context.is_main:
         clear_checkpoints(checkpoint_dir)  # a previous training's epochs must not mix with this one's
     if context.is_main:
         clear_finished(checkpoint_dir)  # until this one finishes, nothing here is reusable
-    for epoch in range(len(history) + 1, config.epochs + 1):
+    for epoch in range(len(history) + 1, config.max_epochs + 1):
+        if stopping.should_stop:  # also after a resume that found the training converged already
+            break
         record = train_epoch(trainer, loader, epoch, val_split, label)
+        record.improved = stopping.observe(record.val_metrics)
+        if plateau is not None:  # every process saw the same validation metrics
+            plateau.step(gain(record.val_metrics, history[0].val_metrics if history else record.val_metrics))
         path = None
         if context.is_main:  # rank 0 writes checkpoints and logs for all processes
             if keep_best_for is None:
@@ -480,11 +511,12 @@ def train(
             record.checkpoint = path.name
         history.append(record)
         if resume is not None and context.is_main:
-            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume))
-        log(_epoch_line(label, record, tasks, config.epochs))
+            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume, plateau))
+        log(_epoch_line(label, record, tasks, config.max_epochs))
         if on_epoch is not None and context.is_main:
             on_epoch(record)
 
+    log(f"[{label}] {training_ending(history, config).describe()}")
     if context.is_main:
         write_manifest(checkpoint_dir, history)
         if resume is not None:  # before the state goes: a kill in between still finds one of them
@@ -494,12 +526,46 @@ def train(
     return history
 
 
+def training_ending(history: list[EpochRecord], config: TrainingConfig) -> Ending:
+    """How the training of ``history`` ended: converged, or out of budget while improving."""
+    return ending([(r.epoch, r.improved) for r in history], config.max_epochs, config.early_stopping.patience)
+
+
+def _attach_schedule(
+    trainer: Trainer, config: TrainingConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    """``training.schedule`` on the trainer's optimizer: warmup_cosine is stepped with every
+    optimizer step (``trainer.step_schedule``); plateau is returned, for the epoch loop to
+    step on the objective; constant changes nothing."""
+    schedule, optimizer = config.schedule, trainer.optimizer
+    if schedule.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="max",  # the objective is a gain: higher is better
+            factor=schedule.plateau_factor,
+            patience=schedule.plateau_patience,
+            threshold=config.early_stopping.min_delta,
+            threshold_mode="abs",  # the gain is a relative change already
+        )
+    if schedule.name == "warmup_cosine":
+        total = max(1, config.max_epochs * steps_per_epoch)
+        warmup = min(total - 1, round(schedule.warmup_epochs * steps_per_epoch))
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+        if warmup < 1:
+            trainer.step_schedule = cosine
+        else:
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup)
+            trainer.step_schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], [warmup])
+    return None
+
+
 def _snapshot(
     trainer: Trainer,
     loader: torch.utils.data.DataLoader,
     history: list[EpochRecord],
     best: float | None,
     resume: Resume,
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
 ) -> dict[str, Any]:
     """Everything the next epoch depends on, after the last one finished."""
     assert loader.generator is not None  # make_loader always gives one: the data order is seeded
@@ -513,6 +579,7 @@ def _snapshot(
         "optimizer": trainer.optimizer.state_dict(),
         "weighting": trainer.weighting.state_dict(),
         "combiner": combiner_state(trainer.combiner),
+        "schedule": schedule.state_dict() if (schedule := trainer.step_schedule or plateau) is not None else None,
         "guard": list(trainer.guard.initial),
         "data_order": loader.generator.get_state(),
         "rng": rng_state(),
@@ -520,7 +587,10 @@ def _snapshot(
 
 
 def _restore(
-    trainer: Trainer, loader: torch.utils.data.DataLoader, state: dict[str, Any]
+    trainer: Trainer,
+    loader: torch.utils.data.DataLoader,
+    state: dict[str, Any],
+    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
 ) -> tuple[list[EpochRecord], float | None]:
     """Puts every part back as :func:`_snapshot` saved it; returns the history and best value."""
     assert loader.generator is not None
@@ -528,6 +598,9 @@ def _restore(
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.weighting.load_state_dict(state["weighting"])
     load_combiner_state(trainer.combiner, state["combiner"])
+    schedule = trainer.step_schedule or plateau
+    if schedule is not None:
+        schedule.load_state_dict(state["schedule"])
     trainer.guard.initial = list(state["guard"])
     loader.generator.set_state(state["data_order"])
     set_rng_state(state["rng"])

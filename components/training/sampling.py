@@ -16,7 +16,7 @@ starts fresh passes):
 =================  ===============================  ============================================
 
 An epoch draws Σ n_i rows, as many as the training splits hold together, so epochs, the
-learning curves and ``training.epochs`` mean the same with one dataset or several.
+learning curves and ``training.max_epochs`` mean the same with one dataset or several.
 
 Example::
 

@@ -38,7 +38,7 @@ def tweets_dict(rows: int = 600) -> dict:
         "feedforward": 32,
         "dropout": 0.0,
     }
-    raw["training"].update(epochs=2, batch_size=64, lr=0.003)
+    raw["training"].update(max_epochs=2, batch_size=64, lr=0.003)
     raw["validation"]["min_rows"] = {"train": 100, "val": 20, "test": 20}
     raw["validation"]["min_class_share"] = 0.05  # 18 % of tweets are positive; a few dozen vary
     raw["registry"] = {"model_name": "tiny-tweets", "experiment": "tiny-tweets"}
@@ -217,7 +217,7 @@ def test_tiny_pipeline_fine_tunes_the_packaged_minilm_encoder(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     raw = tweets_dict(rows=400)
     raw["model"].update(backbone="hf_encoder", hf_encoder={"max_length": 16})
-    raw["training"].update(epochs=1, batch_size=32, lr=5e-5)
+    raw["training"].update(max_epochs=1, batch_size=32, lr=5e-5)
     params = Params.model_validate(raw)
     registration = run_stages(params, tmp_path)
     # the registered model carries MiniLM's tokenizer and config, and rebuilds without the package directory

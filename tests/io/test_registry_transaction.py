@@ -27,7 +27,7 @@ def selected(tmp_path, mlflow_db, monkeypatch):
     """A tiny pipeline run up to `select`, ready to register."""
     monkeypatch.chdir(tmp_path)
     raw = accepting(tiny_params_dict())
-    raw["training"]["epochs"] = 1
+    raw["training"]["max_epochs"] = 1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     params = Params.model_validate(raw)
     parent = run_until_select(params, tmp_path)

@@ -50,12 +50,12 @@ def test_a_stale_run_is_ended_a_live_one_left_alone_and_our_own_adopted(mlflow_d
 @pytest.mark.slow
 def test_a_second_dvc_repro_does_not_adopt_the_run_the_first_left_open(tmp_path):
     raw = tiny_params_dict()
-    raw["training"]["epochs"] = 1
+    raw["training"]["max_epochs"] = 1
     env = project_copy(tmp_path, raw, ("components",), ("dvc.yaml", ".gitignore"))
     dvc = str(VENV_BIN / "dvc")
     first = run([dvc, "repro", "baselines"], tmp_path, env)  # ends before register: its run stays open
     assert first.returncode == 0, first.stderr
-    raw["training"]["epochs"] = 2
+    raw["training"]["max_epochs"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     second = run([dvc, "repro", "baselines"], tmp_path, env)
     assert second.returncode == 0, second.stderr
@@ -66,7 +66,9 @@ def test_a_second_dvc_repro_does_not_adopt_the_run_the_first_left_open(tmp_path)
     assert [r.info.status for r in pipelines] == ["KILLED", "RUNNING"]
     children = client.search_runs([experiment], f"tags.`{tracking.ROLE_TAG}` = 'training'")
     epochs_under = [
-        sorted(c.data.params["training.epochs"] for c in children if c.data.tags["mlflow.parentRunId"] == p.info.run_id)
+        sorted(
+            c.data.params["training.max_epochs"] for c in children if c.data.tags["mlflow.parentRunId"] == p.info.run_id
+        )
         for p in pipelines
     ]
     assert epochs_under == [["1", "1", "1"], ["2", "2", "2"]]  # no parent mixes the two

@@ -112,7 +112,7 @@ def test_sampling_strategies_compare_on_separate_datasets(tmp_path, monkeypatch)
 
     monkeypatch.chdir(tmp_path)
     raw = text_datasets_dict(tmp_path)  # configured sampling: temperature
-    raw["training"]["epochs"] = 1
+    raw["training"]["max_epochs"] = 1
     params = Params.model_validate(raw)
     prepare.run(params, tmp_path)
     baseline = {name: {"val": 0.5, "test": 0.5} for name in params.tasks}

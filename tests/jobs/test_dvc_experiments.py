@@ -50,7 +50,7 @@ def exp_table(root, env) -> dict[str, dict[str, str]]:
 
 def test_experiments_run_in_temp_copies_and_the_queue_and_register_nothing(project):
     root, env = project
-    temp = run([DVC, "exp", "run", "--temp", "-S", "training.epochs=1", "-n", "short"], root, env)
+    temp = run([DVC, "exp", "run", "--temp", "-S", "training.max_epochs=1", "-n", "short"], root, env)
     assert temp.returncode == 0, temp.stdout + temp.stderr
     assert "not registered: DVC experiment short" in temp.stdout
 
@@ -72,7 +72,7 @@ def test_experiments_run_in_temp_copies_and_the_queue_and_register_nothing(proje
 
     table = exp_table(root, env)
     assert {"short", "queued"} <= set(table)
-    assert table["short"]["training.epochs"] == "1" and table["queued"]["training.lr"] == "0.01"
+    assert table["short"]["training.max_epochs"] == "1" and table["queued"]["training.lr"] == "0.01"
     for column in ("delta_m", "left.delta", "sum.mtl_val", "right.baseline_test"):
         float(table["short"][column]), float(table["queued"][column])
 

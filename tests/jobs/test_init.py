@@ -88,6 +88,10 @@ def test_init_writes_params_with_limits_read_off_the_data(penguins):
     assert "#   island             categorical  3 distinct values" in text
     assert "#   sex                categorical  2 distinct values; 3% missing" in text
     assert "classes: [Adelie, Chinstrap, Gentoo]" in text
+    # 276 training rows / batch 32 = 9 steps an epoch: the 20,000-step ceiling caps at 300 epochs
+    assert params.training.max_epochs == 300 and params.training.early_stopping.enabled
+    assert params.training.schedule.name == "plateau"
+    assert "276 training rows / batch_size 32 = 9\n# steps an epoch, so max_epochs 300 allows ~2,700 steps" in text
 
     with pytest.raises(ParamsError, match="exists; pass --force"):
         init.run(penguins / "raw/penguins.csv", ["species"], output, penguins, False)
@@ -118,6 +122,15 @@ def test_the_cli_prints_the_error_without_a_traceback(penguins):
     assert set(yaml.safe_load((penguins / "params.yaml").read_text())["tasks"]) == {"species", "sex"}
 
 
+@pytest.mark.parametrize(
+    ("rows", "batch", "epochs"), [(500, 32, 300), (7_000, 128, 300), (54_000, 128, 48), (2_000_000, 128, 20)]
+)
+def test_the_budget_is_sized_in_steps_from_the_rows(rows, batch, epochs):
+    settings, note = init.training_budget(rows, batch)
+    assert settings["max_epochs"] == epochs and settings["early_stopping"]["enabled"]
+    assert f"max_epochs {epochs} allows" in note.replace("\n", " ")
+
+
 def test_text_and_numbers_make_one_input_with_the_columns_beside_the_text():
     rows = 100
     frame = pd.DataFrame(
@@ -128,7 +141,7 @@ def test_text_and_numbers_make_one_input_with_the_columns_beside_the_text():
             "liked": [0, 1] * (rows // 2),
         }
     )
-    params, _ = init.build("raw/films.csv", frame, {"liked": "liked"})
+    params, _, _ = init.build("raw/films.csv", frame, {"liked": "liked"})
     spec = params["data"]["input"]
     assert spec == {
         "kind": "text",
@@ -138,5 +151,5 @@ def test_text_and_numbers_make_one_input_with_the_columns_beside_the_text():
         "missing": "median",
     }
     assert params["model"]["backbone"] == "text_transformer" and params["model"]["mlp"]["hidden"] == [32]
-    only_text, _ = init.build("raw/films.csv", frame, {"liked": "liked"}, inputs=["review"])
+    only_text, _, _ = init.build("raw/films.csv", frame, {"liked": "liked"}, inputs=["review"])
     assert only_text["data"]["input"] == {"kind": "text", "columns": ["review"]} and "mlp" not in only_text["model"]

@@ -37,6 +37,13 @@ def dvc_project(tmp_path_factory):
 def test_dvc_repro_registers_the_model(dvc_project):
     root, env, first = dvc_project
     assert "MTL vs single-task baselines" in first.stdout and "stage wall time" in first.stdout
+    # every training says how it ended (two epochs: out of budget), in its log and in the table
+    logs = first.stdout + first.stderr
+    for label in ("baseline left", "baseline right", "baseline sum", "mtl"):
+        assert f"[{label}] budget exhausted" in logs, label
+    shown = " ".join(first.stdout.split())
+    assert "trainings: MTL budget exhausted while improving (best = last epoch, 2 of training.max_epochs 2)" in shown
+    assert "· baseline left budget exhausted while improving" in shown
     registration = json.loads((root / "reports/registration.json").read_text())
     assert registration["version"] == "1"
     assert registration["aliases"] == ["challenger", "champion"]
@@ -119,7 +126,7 @@ def test_bad_data_stops_the_pipeline_and_leaves_the_champion(dvc_project):
     root, env, _ = dvc_project
     raw = yaml.safe_load((root / "params.yaml").read_text())
     raw["validation"]["min_rows"]["train"] = 100_000
-    raw["training"]["epochs"] = 3  # would retrain if validation let it through
+    raw["training"]["max_epochs"] = 3  # would retrain if validation let it through
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     failed = run([str(VENV_BIN / "dvc"), "repro"], root, env)
     output = failed.stdout + failed.stderr
@@ -133,3 +140,29 @@ def test_bad_data_stops_the_pipeline_and_leaves_the_champion(dvc_project):
     client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
     assert len(client.search_model_versions("name = 'tiny-mtl'")) == 1
     assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
+
+
+def test_by_default_a_verdict_on_unconverged_trainings_is_inconclusive_and_never_champion(dvc_project):
+    root, env, _ = dvc_project
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["validation"]["min_rows"]["train"] = 100  # as before the bad-data test
+    raw["training"]["max_epochs"] = 2
+    raw["selection"]["unconverged"] = "inconclusive"  # the default the tiny config turned off
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    again = run([str(VENV_BIN / "dvc"), "repro"], root, env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    ran = [line for line in again.stdout.splitlines() if line.startswith("Running stage")]
+    assert "Running stage 'baselines':" not in ran and "Running stage 'select':" in ran  # the same trainings
+    selection = json.loads((root / "reports/selection.json").read_text())
+    assert selection["verdict"] == "inconclusive"
+    assert len(selection["unconverged"]) == 4 and selection["max_epochs"] == 2
+    shown = " ".join(again.stdout.split())
+    assert "verdict: INCONCLUSIVE" in shown and "raise training.max_epochs (now 2)" in shown
+    # the diagnosis names convergence alone: no re-weighting advice for a training that stopped early
+    assert selection["diagnosis"][0].startswith("not converged: baseline left budget exhausted")
+    assert len(selection["diagnosis"]) == 1
+    registration = json.loads((root / "reports/registration.json").read_text())
+    assert registration["aliases"] == ["challenger"] and not registration["champion_moved"]
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"], registry_uri=env["MLFLOW_TRACKING_URI"])
+    assert str(client.get_model_version_by_alias("tiny-mtl", "champion").version) == "1"
+    assert client.get_model_version("tiny-mtl", registration["version"]).tags["verdict"] == "inconclusive"

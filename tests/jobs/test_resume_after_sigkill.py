@@ -58,7 +58,7 @@ def _kill_after_an_epoch(root, env) -> int:
 
 def test_sigkilled_training_resumes_on_the_next_repro_and_ends_as_if_never_killed(tmp_path):
     raw = accepting(tiny_params_dict())
-    raw["training"]["epochs"] = EPOCHS
+    raw["training"]["max_epochs"] = EPOCHS
     dvc = str(VENV_BIN / "dvc")
 
     straight = tmp_path / "straight"

@@ -25,7 +25,7 @@ CASES = {
 
 def _small_budget(path):
     raw = yaml.safe_load(path.read_text())
-    raw["training"]["epochs"] = 2
+    raw["training"]["max_epochs"] = 2
     if raw["model"]["backbone"] == "text_transformer":
         raw["model"]["text_transformer"] = {
             "vocab_size": 500,

@@ -52,7 +52,7 @@ def mixed_dict(tmp_path, rows: int = 600) -> dict:
         "text_transformer": {"vocab_size": 100, "max_length": 8, "d_model": 16, "heads": 2, "layers": 1},
         "mlp": {"hidden": [16], "dropout": 0.0},
     }
-    raw["training"].update(epochs=6, batch_size=32, lr=0.01)
+    raw["training"].update(max_epochs=6, batch_size=32, lr=0.01)
     raw["validation"].update(
         min_rows={"train": 100, "val": 50, "test": 50},
         max_null_fraction_per_column={"x": 0.15},

@@ -86,7 +86,7 @@ def _with_detection(raw: dict) -> dict:
 def test_detection_trains_together_with_the_digit_classifiers(tmp_path):
     raw = _with_detection(tiny_params_dict())
     raw["data"]["images"] = {"train": 1000, "val": 150, "test": 150}
-    raw["training"]["epochs"] = 6
+    raw["training"]["max_epochs"] = 6
     params = Params.model_validate(raw)
     _, history = train_tiny(params, build_multimnist(params.data, params.seed), tmp_path)
     first, last = history[0].val_scores["digits"], history[-1].val_scores["digits"]

@@ -45,7 +45,7 @@ def _model(tasks: dict) -> HardSharingModel:
 
 
 def _first_epoch(tasks: dict, split: TensorSplit, scratch: Path, **config: object) -> EpochRecord:
-    settings = TrainingConfig.model_validate({"epochs": 1, "batch_size": 64, **config})
+    settings = TrainingConfig.model_validate({"max_epochs": 1, "batch_size": 64, **config})
     return train(_model(tasks), tasks, split, split, settings, 0, scratch, log=lambda line: None)[0]
 
 

@@ -11,7 +11,7 @@ from components.jobs import common, prepare, train_mtl, trainings
 from components.tasks import build_tasks
 from components.training import distributed
 from components.training.checkpoints import load_checkpoint
-from tests.helpers import tiny_params_dict
+from tests.helpers import tiny_params_dict, write_baselines_report
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
@@ -44,6 +44,7 @@ def _train(tmp_path, name: str, devices: int, gradient: str, on: str, sharing: s
     params = Params.model_validate(raw)
     root = tmp_path / name
     prepare.run(params, root)
+    write_baselines_report(root, params)
     parent = tracking.start_pipeline_run(params.registry.experiment)
     summary = train_mtl.run(params, root, parent)
     checkpoint = load_checkpoint(root / common.MTL_DIR / "epoch_002.pt")

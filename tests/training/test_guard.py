@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from components.config import Params
 from components.jobs import prepare, validate
 from components.training.guard import LossGuard, TrainingDiverged
-from tests.helpers import mtl, tiny_params_dict, train_tiny
+from tests.helpers import mtl, tiny_params_dict, train_tiny, write_baselines_report
 
 
 def test_a_non_finite_loss_names_task_epoch_and_step():
@@ -51,6 +51,7 @@ def test_the_stage_exits_1_without_traceback_and_its_runs_end_failed(tmp_path, m
     params = Params.model_validate(raw)
     prepare.run(params, tmp_path)
     validate.run(params, tmp_path)
+    write_baselines_report(tmp_path, params)
     result = mtl("train-mtl", params_file, tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "training diverged: task" in result.stderr and "at epoch 1, step" in result.stderr

@@ -68,7 +68,7 @@ def test_register_refuses_a_checkpoint_swapped_after_selection(tmp_path, mlflow_
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(SIGNING_KEY_ENV, "nightly-secret")
     raw = accepting(tiny_params_dict())
-    raw["training"]["epochs"] = 1
+    raw["training"]["max_epochs"] = 1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     params = Params.model_validate(raw)
     parent = run_until_select(params, tmp_path)

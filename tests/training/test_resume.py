@@ -29,7 +29,7 @@ def test_a_resumed_training_ends_bit_identical(tiny_params, tiny_frames, tmp_pat
     params = tiny_params.model_copy(
         update={
             "training": tiny_params.training.model_copy(
-                update={"epochs": 4, "loss_weighting": weighting, "gradient": gradient}
+                update={"max_epochs": 4, "loss_weighting": weighting, "gradient": gradient}
             )
         }
     )
