@@ -12,7 +12,7 @@ export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test bench acceptance-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test bench acceptance-study gate-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(VENV)/.bench-installed  ## side-by-side benchmarks on this machine (~15
 
 acceptance-study: install  ## how often each selection rule admits a model that regresses on test, 10 seeds (~30 min)
 	$(BIN)/python benchmarks/acceptance_study.py --seeds 10
+
+gate-study: install  ## the gate's error rates against ground truth: synthetic tasks, 3 correlations x 2 validation sizes x 10 seeds (~1 h)
+	$(BIN)/python benchmarks/gate_calibration.py --seeds 10
 
 test-fast: install  ## the inner loop: everything but the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"

@@ -76,8 +76,9 @@ def _headline(selection: SelectionReport) -> str:
 
 
 def endings_line(selection: SelectionReport) -> str:
-    """How each compared training ended, in one line."""
-    return "trainings: " + " · ".join(f"{label} {how}" for label, how in selection.endings.items())
+    """The tuning both sides had, and how each compared training ended, in one line."""
+    tuned = f"tuned: {selection.tuning_trials} trials each" if selection.tuning_trials else "untuned"
+    return f"{tuned} · trainings: " + " · ".join(f"{label} {how}" for label, how in selection.endings.items())
 
 
 def intervals_line(selection: SelectionReport) -> str | None:

@@ -394,6 +394,8 @@ class SelectionReport:
     endings: dict[str, str] = field(default_factory=dict)
     #: the ``training.max_epochs`` the trainings ran under
     max_epochs: int | None = None
+    #: ``tuning.trials``: the search every baseline and the MTL model had; 0 untuned
+    tuning_trials: int = 0
 
     @property
     def other_rule(self) -> str:
@@ -431,9 +433,8 @@ class SelectionReport:
         if self.unconverged:
             budget = f" (now {self.max_epochs})" if self.max_epochs else ""
             return f"raise training.max_epochs{budget} so that every training converges"
-        return (
-            "more validation rows or more training.seeds narrow the intervals; tuning.trials if both sides are untuned"
-        )
+        untuned = "; tuning.trials, as both sides are untuned" if not self.tuning_trials else ""
+        return f"more validation rows or more training.seeds narrow the intervals{untuned}"
 
     def reason(self) -> str:
         """Why the verdict is what it is, in one line: for an inconclusive one, what could not

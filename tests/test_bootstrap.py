@@ -108,7 +108,7 @@ def test_lower_bound_calls_a_straddling_interval_inconclusive_and_a_wholly_faili
     assert report.tasks["right"].interval == [-0.031, 0.034] and report.straddling() == ["right"]
     assert report.reason() == (
         "the intervals straddle the bar: right +0.26% [-3.10%, +3.40% at 90%] (tolerance -2%); more validation "
-        "rows or more training.seeds narrow the intervals; tuning.trials if both sides are untuned"
+        "rows or more training.seeds narrow the intervals; tuning.trials, as both sides are untuned"
     )
     assert SelectionReport.from_dict(report.to_dict()) == report
     # the same point estimate with an interval wholly below the bar is a rejection

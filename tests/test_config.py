@@ -127,3 +127,16 @@ def test_a_model_name_with_a_quote_is_refused(tmp_path):
     raw["registry"]["model_name"] = "bob's-model"
     with pytest.raises(ParamsError, match=r"registry\.model_name: String should match pattern"):
         load_params(write(tmp_path, raw))
+
+
+def test_a_tuning_space_names_known_settings_with_ordered_ranges(tmp_path):
+    raw = tiny_params_dict()
+    raw["tuning"]["space"] = {"momentum": {"low": 0.1, "high": 0.9}}
+    with pytest.raises(ParamsError, match=r"tuning\.space\.momentum.*'lr', 'weight_decay' or 'dropout'"):
+        load_params(write(tmp_path, raw))
+    raw["tuning"]["space"] = {"lr": {"low": 0.01, "high": 0.001, "log": True}}
+    with pytest.raises(ParamsError, match=r"tuning\.space\.lr: Value error, high 0\.001 must exceed low 0\.01"):
+        load_params(write(tmp_path, raw))
+    raw["tuning"]["space"] = {"weight_decay": {"low": 0.0, "high": 0.01, "log": True}}
+    with pytest.raises(ParamsError, match="a log range needs low > 0"):
+        load_params(write(tmp_path, raw))

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from components.config import Params
 from components.io import tracking
+from components.jobs import tuning
 from components.jobs.common import (
     BASELINES_DIR,
     BASELINES_REPORT,
@@ -35,6 +36,7 @@ from components.jobs.common import (
     write_json,
 )
 from components.jobs.trainings import (
+    EpochHook,
     epoch_logger,
     launch,
     launches_processes,
@@ -43,6 +45,7 @@ from components.jobs.trainings import (
     seeded_model,
     training_params,
     training_run,
+    with_hook,
     write_curves,
 )
 from components.tasks import build_tasks
@@ -67,6 +70,8 @@ class BaselineResult:
     seed: int = 0
     #: how the training ended (``components.training.stopping.Ending`` as a dict)
     ending: dict[str, Any] = field(default_factory=dict)
+    #: the study that chose it (``components.jobs.tuning``); empty when untuned
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> BaselineResult:
@@ -97,22 +102,64 @@ def train_one(
     splits: dict[str, TensorSplit] | None = None,
     seed: int | None = None,
 ) -> BaselineResult | None:
-    """The baseline of ``task_name`` trained with ``seed`` (default ``params.seed``);
-    ``splits`` lets a caller training several read the data once. None on torchrun
-    processes other than rank 0."""
+    """The baseline of ``task_name`` trained with ``seed`` (default ``params.seed``), tuned
+    first when ``tuning.trials`` (``components.jobs.tuning``); ``splits`` lets a caller
+    training several read the data once. None on torchrun processes other than rank 0."""
     seed = params.seed if seed is None else seed
     directory = baseline_dir(root, params, task_name, seed)
     if launches_processes(params):
         command = ["train-baseline", "--task", task_name, "--seed", str(seed), "--parent-run-id", parent_run_id]
         launch(params, root, command)
         return BaselineResult.read(directory / TRAINING_RESULT)
+    splits = splits or load_tensor_splits(params, root)
+    task = build_tasks({task_name: params.tasks[task_name]})[task_name]
+
+    def fit(
+        variant: Params, folder: Path, suffix: str, after_epoch: EpochHook | None
+    ) -> tuple[BaselineResult | None, float]:
+        result = _fit(variant, root, task_name, parent_run_id, splits, seed, folder, suffix, after_epoch)
+        sign = 1.0 if task.higher_is_better else -1.0
+        return result, sign * result.val if result is not None else float("nan")
+
+    if not params.tuning.trials:
+        return fit(params, directory, "", None)[0]
+    side = tuning.Side(
+        f"baseline-{task_name}",
+        baseline_dir(root, params, task_name, params.seed),
+        lambda record: (1.0 if task.higher_is_better else -1.0) * record.val_metrics[task_name],
+    )
+    key = resume_key(baseline_params(params), root, side.name)
+    if seed != params.seed:  # the first seed's study chose the values: the others train with them
+        values = tuning.best_values(params, root, side, key)
+        result = fit(tuning.with_values(params, values), directory, "", None)[0]
+        return replace(result, tuning={"trials": params.tuning.trials, "best": values}) if result else None
+    result, study = tuning.tune(params, root, side, key, fit)
+    if result is None:
+        return None
+    result = replace(result, tuning=study)
+    write_json(directory / TRAINING_RESULT, asdict(result))
+    return result
+
+
+def _fit(
+    params: Params,
+    root: Path,
+    task_name: str,
+    parent_run_id: str,
+    splits: dict[str, TensorSplit],
+    seed: int,
+    directory: Path,
+    name_suffix: str,
+    after_epoch: EpochHook | None,
+) -> BaselineResult | None:
+    """One training of the baseline with ``params`` in ``directory``, its run named with
+    ``name_suffix``; ``after_epoch`` sees each epoch once it is logged."""
     tasks = build_tasks({task_name: params.tasks[task_name]})
     baseline = baseline_params(params).model_copy(update={"seed": seed})
-    splits = splits or load_tensor_splits(params, root)
     model = seeded_model(baseline, tasks, root)
     metric = tasks[task_name].metric_name
     run_params = training_params(baseline) | {"task": task_name}
-    name = f"baseline-{task_name}" + (f"-seed{seed}" if params.training.seeds > 1 else "")
+    name = f"baseline-{task_name}" + (f"-seed{seed}" if params.training.seeds > 1 else "") + name_suffix
     key = resume_key(baseline, root, f"baseline-{task_name}")
     with training_run(parent_run_id, name, run_params, directory, key, (params, root)) as resume:
         run_id = resume.run_id
@@ -125,8 +172,8 @@ def train_one(
             seed,
             directory,
             keep_best_for=task_name,
-            label=f"baseline {task_name}" + (f" seed {seed}" if params.training.seeds > 1 else ""),
-            on_epoch=epoch_logger(run_id),
+            label=f"baseline {task_name}" + (f" seed {seed}" if params.training.seeds > 1 else "") + name_suffix,
+            on_epoch=with_hook(epoch_logger(run_id), after_epoch, run_id),
             resume=resume,
         )
         if run_id is None:  # not rank 0: that process reports

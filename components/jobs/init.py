@@ -165,6 +165,7 @@ def build(
         | ({"mlp": {"hidden": [64, 64] if spec["kind"] == "features" else [32], "dropout": 0.1}} if tabular else {}),
         "training": training | {"lr": 0.001, "loss_weighting": "equal", "gradient": "sum"},
         "selection": {"min_delta_m": 0.0},
+        "tuning": {"trials": 0},
         "validation": validation,
         "registry": {"model_name": f"{name}-mtl", "experiment": f"{name}-mtl"},
         "serving": {"max_batch_rows": 10000, "chunk_rows": 1024},
@@ -213,6 +214,8 @@ SECTION_NOTES = {
     "selection": "The gate: accept the MTL model only if its mean relative change over tasks (Δm) is at least this\n"
     "and no task regresses beyond its max_relative_regression.",
     "validation": "Limits every split must meet before any training, read off this file with slack.",
+    "tuning": "Tuning parity: trials N gives every baseline and the MTL model the same Optuna search\n"
+    "(lr, weight_decay, dropout) of N trainings; N x the training time. 0: untuned.",
     "registry": "The MLflow registered model and experiment.",
     "serving": "What a registered model accepts per request.",
 }

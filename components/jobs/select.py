@@ -176,6 +176,7 @@ def run(params: Params, root: Path) -> SelectionReport:
         unconverged=unconverged,
         endings={label: ending.describe() for label, ending in endings.items()},
         max_epochs=params.training.max_epochs,
+        tuning_trials=params.tuning.trials,
     )
     broken = report.non_finite()
     if broken:  # a NaN model is never reported as a candidate, let alone registered

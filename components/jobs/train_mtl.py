@@ -22,6 +22,7 @@ from typing import Any
 from components.config import Params
 from components.errors import PipelineError
 from components.io import tracking
+from components.jobs import tuning
 from components.jobs.common import (
     BASELINES_REPORT,
     CURVES,
@@ -37,6 +38,7 @@ from components.jobs.common import (
     write_json,
 )
 from components.jobs.trainings import (
+    EpochHook,
     epoch_logger,
     launch,
     launches_processes,
@@ -45,8 +47,10 @@ from components.jobs.trainings import (
     seeded_model,
     training_params,
     training_run,
+    with_hook,
     write_curves,
 )
+from components.selection import weighted_score
 from components.tasks import build_tasks
 from components.training import distributed
 from components.training.agreement import agreement_line, mean_over_epochs
@@ -117,24 +121,67 @@ def train_one(
     seed: int | None = None,
     splits: dict[str, TensorSplit] | None = None,
 ) -> dict[str, Any] | None:
-    """One training with ``seed`` (default ``params.seed``); its summary, also left beside
-    its checkpoints. ``splits`` lets a caller training several read the data once. None on
+    """One training with ``seed`` (default ``params.seed``), tuned first when
+    ``tuning.trials`` (``components.jobs.tuning``); its summary, also left beside its
+    checkpoints. ``splits`` lets a caller training several read the data once. None on
     torchrun processes other than rank 0."""
     seed = params.seed if seed is None else seed
     directory = mtl_dir(root, params, seed)
     if launches_processes(params):
         launch(params, root, ["train-mtl", "--seed", str(seed), "--parent-run-id", parent_run_id])
         return dict(read_json(directory / TRAINING_RESULT))
+    reference = baseline_reference(params, root)
+    goals = objectives(params)
+    splits = splits or load_tensor_splits(params, root, ("train", "val"))
+    # the objective early stopping and tuning watch is part of what the training is
+    label = f"mtl against {json.dumps(reference, sort_keys=True)}"
+
+    def fit(
+        variant: Params, folder: Path, suffix: str, after_epoch: EpochHook | None
+    ) -> tuple[dict[str, Any] | None, float]:
+        result = _fit(variant, root, parent_run_id, seed, splits, folder, suffix, after_epoch, reference, label)
+        return result, result["best_score"] if result is not None else float("nan")
+
+    if not params.tuning.trials:
+        return fit(params, directory, "", None)[0]
+    side = tuning.Side(
+        "mtl", mtl_dir(root, params, params.seed), lambda record: weighted_score(record.val_metrics, reference, goals)
+    )
+    key = resume_key(params, root, label)
+    if seed != params.seed:  # the first seed's study chose the values: the others train with them
+        values = tuning.best_values(params, root, side, key)
+        result = fit(tuning.with_values(params, values), directory, "", None)[0]
+        return result | {"tuning": {"trials": params.tuning.trials, "best": values}} if result else None
+    result, study = tuning.tune(params, root, side, key, fit)
+    if result is None:
+        return None
+    result = result | {"tuning": study}
+    write_json(directory / TRAINING_RESULT, result)
+    return result
+
+
+def _fit(
+    params: Params,
+    root: Path,
+    parent_run_id: str,
+    seed: int,
+    splits: dict[str, TensorSplit],
+    directory: Path,
+    name_suffix: str,
+    after_epoch: EpochHook | None,
+    reference: dict[str, float],
+    label: str,
+) -> dict[str, Any] | None:
+    """One training of the MTL model with ``params`` in ``directory``, its run named with
+    ``name_suffix``; ``after_epoch`` sees each epoch once it is logged."""
     seeded = params.model_copy(update={"seed": seed})
     tasks = build_tasks(params.tasks)
-    reference = baseline_reference(params, root)
-    splits = splits or load_tensor_splits(params, root, ("train", "val"))
+    goals = objectives(params)
     model = seeded_model(seeded, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
-    label = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
-    name += "" if params.training.seeds == 1 else f"-seed{seed}"
-    # the objective early stopping watches is part of what the training is
-    key = resume_key(seeded, root, f"mtl against {json.dumps(reference, sort_keys=True)}")
+    shown = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
+    name += ("" if params.training.seeds == 1 else f"-seed{seed}") + name_suffix
+    key = resume_key(seeded, root, label)
     with training_run(parent_run_id, name, training_params(seeded), directory, key, (params, root)) as resume:
         run_id = resume.run_id
         history = train(
@@ -145,10 +192,10 @@ def train_one(
             params.training,
             seed,
             directory,
-            label=label,
-            on_epoch=epoch_logger(run_id),
+            label=shown + name_suffix,
+            on_epoch=with_hook(epoch_logger(run_id), after_epoch, run_id),
             resume=resume,
-            gain=score_gain(reference, objectives(params)),
+            gain=score_gain(reference, goals),
         )
         if run_id is None:  # not rank 0: that process reports
             return None
@@ -156,12 +203,13 @@ def train_one(
     cosine = mean_over_epochs([r.gradient_cosine for r in history])
     conflict = mean_over_epochs([r.gradient_conflict for r in history])
     if cosine:
-        print(f"{label}: task gradients on the backbone, mean over training: {agreement_line(cosine, conflict)}")
+        print(f"{shown}: task gradients on the backbone, mean over training: {agreement_line(cosine, conflict)}")
     result = {
         "seed": seed,
         "run_id": run_id,
         "epochs": len(history),
         "ending": asdict(training_ending(history, params.training)),
+        "best_score": max(weighted_score(r.val_metrics, reference, goals) for r in history),
         "final_val": history[-1].val_metrics,
         "seconds_per_epoch": round(sum(r.seconds for r in history) / len(history), 2),
         "gradient_agreement": {"cosine": cosine, "conflict": conflict},

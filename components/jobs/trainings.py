@@ -147,6 +147,26 @@ def training_run(
     tracking.end_run(run_id)
 
 
+#: called after each epoch of a training with its record and run: a tuning trial's pruner
+EpochHook = Callable[[EpochRecord, str | None], None]
+
+
+def with_hook(
+    logger: Callable[[EpochRecord], None] | None, hook: EpochHook | None, run_id: str | None
+) -> Callable[[EpochRecord], None] | None:
+    """The epoch callback that logs an epoch, then hands it and the run to ``hook`` (a tuning
+    trial's pruner, which may stop the training)."""
+    if hook is None:
+        return logger
+
+    def on_epoch(record: EpochRecord) -> None:
+        if logger is not None:
+            logger(record)
+        hook(record, run_id)
+
+    return on_epoch
+
+
 def epoch_logger(run_id: str | None) -> Callable[[EpochRecord], None] | None:
     """Logs each epoch's metrics on the training's run; None where this process logs nothing."""
     if run_id is None:
