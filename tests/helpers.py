@@ -8,10 +8,13 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +258,28 @@ def accepting(raw: dict) -> dict:
         task["max_relative_regression"] = 1.0
     raw["selection"]["min_delta_m"] = -1.0
     return raw
+
+
+def sigkill_when(command: list[str], root: Path, env: dict, ready: Callable[[], bool], limit_s: float = 600) -> bool:
+    """Starts ``command`` in its own process group and SIGKILLs the group as soon as ``ready()``
+    holds; False when the command ended (or ``limit_s`` passed) first. The kill is of the
+    process this started, by its PID."""
+    process = subprocess.Popen(
+        command, cwd=root, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + limit_s
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if ready():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return False
 
 
 def write_baselines_report(root: Path, params: Params, value: float = 0.5) -> None:

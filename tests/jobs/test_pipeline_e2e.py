@@ -42,7 +42,10 @@ def test_dvc_repro_registers_the_model(dvc_project):
     for label in ("baseline left", "baseline right", "baseline sum", "mtl"):
         assert f"[{label}] budget exhausted" in logs, label
     shown = " ".join(first.stdout.split())
-    assert "untuned · trainings: MTL budget exhausted while improving (best = last epoch, 2 of training.max_epochs 2)" in shown
+    assert (
+        "untuned · trainings: MTL budget exhausted while improving (best = last epoch, 2 of training.max_epochs 2)"
+        in shown
+    )
     assert "· baseline left budget exhausted while improving" in shown
     registration = json.loads((root / "reports/registration.json").read_text())
     assert registration["version"] == "1"

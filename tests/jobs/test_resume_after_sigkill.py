@@ -5,10 +5,6 @@ MLflow shows the killed run as KILLED and the new one as its resumption."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 
 import pytest
 import torch
@@ -16,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from components.jobs.trainings import RESUMED_AFTER_TAG, RESUMED_FROM_TAG
 from components.training.resume import state_path
-from tests.helpers import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+from tests.helpers import VENV_BIN, accepting, project_copy, run, sigkill_when, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # real processes and a whole DVC pipeline
 
@@ -29,31 +25,19 @@ def _project(root, raw):
 
 
 def _kill_after_an_epoch(root, env) -> int:
-    """Starts ``dvc repro train_mtl`` and SIGKILLs it (and the training it runs) as soon as a
-    resume state exists before the last epoch; returns the epoch that state holds."""
-    process = subprocess.Popen(
-        [str(VENV_BIN / "dvc"), "repro", "train_mtl"],
-        cwd=root,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """``dvc repro train_mtl``, SIGKILLed (with the training it runs) as soon as a resume
+    state exists before the last epoch; returns the epoch that state holds."""
     state = state_path(root / "models/mtl")
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if state.exists():
-                epoch = torch.load(state, weights_only=True)["epoch"]
-                if epoch < EPOCHS:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-                    return int(epoch)
-            time.sleep(0.02)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    pytest.fail("the training ended before it could be killed mid-run")
+    seen: list[int] = []
+
+    def mid_run() -> bool:
+        if state.exists():
+            seen.append(int(torch.load(state, weights_only=True)["epoch"]))
+        return bool(seen) and seen[-1] < EPOCHS
+
+    if not sigkill_when([str(VENV_BIN / "dvc"), "repro", "train_mtl"], root, env, mid_run):
+        pytest.fail("the training ended before it could be killed mid-run")
+    return seen[-1]
 
 
 def test_sigkilled_training_resumes_on_the_next_repro_and_ends_as_if_never_killed(tmp_path):

@@ -6,18 +6,14 @@ trial asked again, its training resumed) and compares the winning trials' checkp
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from components.jobs.tuning import TRIALS
 from components.training.checkpoints import sha256_file
-from tests.helpers import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+from tests.helpers import VENV_BIN, accepting, project_copy, run, sigkill_when, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # real processes and a whole DVC pipeline
 
@@ -42,30 +38,16 @@ def _states(database) -> dict[str, list[str]]:
 
 
 def _kill_mid_trial(root, env) -> None:
-    """Starts ``dvc repro`` and SIGKILLs its process group once a trial of the first baseline
-    has finished and the next one has a resume state (it is mid-training)."""
-    process = subprocess.Popen(
-        [str(VENV_BIN / "dvc"), "repro"],
-        cwd=root,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """``dvc repro``, SIGKILLed once a trial of the first baseline has finished and the next
+    one has a resume state (it is mid-training)."""
     trials = root / "models/baselines/left" / TRIALS
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            done = _states(root / "optuna.db").get("baseline-left", []).count("COMPLETE")
-            if done >= 1 and any(trials.glob("*/resume.pt")):
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return
-            time.sleep(0.02)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-    pytest.fail("the study ended before a trial could be killed mid-training")
+
+    def mid_trial() -> bool:
+        done = _states(root / "optuna.db").get("baseline-left", []).count("COMPLETE")
+        return done >= 1 and any(trials.glob("*/resume.pt"))
+
+    if not sigkill_when([str(VENV_BIN / "dvc"), "repro"], root, env, mid_trial):
+        pytest.fail("the study ended before a trial could be killed mid-training")
 
 
 def test_every_side_gets_the_same_study_and_a_killed_one_resumes(tmp_path):
