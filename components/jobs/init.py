@@ -164,7 +164,7 @@ def build(
         "model": {"backbone": backbone, "sharing": "hard"}
         | ({"mlp": {"hidden": [64, 64] if spec["kind"] == "features" else [32], "dropout": 0.1}} if tabular else {}),
         "training": training | {"lr": 0.001, "loss_weighting": "equal", "gradient": "sum"},
-        "selection": {"min_delta_m": 0.0},
+        "selection": {"min_delta_m": 0.0, "rule": "lower_bound"},
         "tuning": {"trials": 0},
         "validation": validation,
         "registry": {"model_name": f"{name}-mtl", "experiment": f"{name}-mtl"},
