@@ -219,6 +219,8 @@ def rates(runs: list[dict], rule: str) -> dict:
 
 
 def _cell(hits: int, total: int) -> str:
+    if total == 0:
+        return "0/0 (no such run)"
     low, high = wilson(hits, total)
     return f"{hits}/{total} [{low:.0%}, {high:.0%}]"
 

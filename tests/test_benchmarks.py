@@ -56,3 +56,18 @@ def test_the_mfu_check_counts_a_training_steps_flops_against_a_measured_peak(cap
     found = re.search(r"eager: ([\d.]+) GFLOP a step, [\d.]+ ms, [\d.]+ TFLOP/s = ([\d.]+)% of the", out)
     assert found is not None, out
     assert float(found.group(1)) > 0 and 0 < float(found.group(2)) <= 100
+
+
+def test_the_gate_study_counts_errors_against_the_truth_and_bounds_them_by_wilson():
+    import gate_calibration
+
+    def run(verdict: str, truth_passes: bool) -> dict:
+        judged = {"verdict": verdict, "truth_passes": truth_passes}
+        return {"point": judged, "lower_bound": judged}
+
+    runs = [run("accepted", False), run("accepted", True), run("rejected", True), run("inconclusive", True)]
+    found = gate_calibration.rates(runs, "point")
+    assert (found["false_accept"], found["false_reject"], found["inconclusive"], found["truth_passes"]) == (1, 1, 1, 3)
+    low, high = gate_calibration.wilson(0, 10)
+    assert low == 0.0 and 0.27 < high < 0.28  # zero failures in ten still allows 28%
+    assert gate_calibration._cell(0, 0) == "0/0 (no such run)"
