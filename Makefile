@@ -45,7 +45,7 @@ bench: $(VENV)/.bench-installed  ## side-by-side benchmarks on this machine (~15
 acceptance-study: install  ## how often each selection rule admits a model that regresses on test, 10 seeds (~30 min)
 	$(BIN)/python benchmarks/acceptance_study.py --seeds 10
 
-gate-study: install  ## the gate's error rates against ground truth: synthetic tasks, 3 correlations x 2 validation sizes x 10 seeds (~1 h)
+gate-study: install  ## the gate's error rates against ground truth: synthetic tasks, 3 correlations x 2 validation sizes x 10 seeds (~35 min)
 	$(BIN)/python benchmarks/gate_calibration.py --seeds 10
 
 test-fast: install  ## the inner loop: everything but the slow end-to-end tests
