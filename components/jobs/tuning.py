@@ -154,7 +154,7 @@ def tune(params: Params, root: Path, side: Side, key: str, fit: Fit[Result]) -> 
         )
     best = study.best_trial
     chosen = side.directory / best.user_attrs["folder"]
-    if best.number not in results:  # finished in an earlier process: train once more is not needed
+    if best.number not in results:  # it finished in an earlier process: its training is reused, not repeated
         results[best.number] = fit(with_values(params, best.params), chosen, f"-trial-{best.number}", None)[0]
     _take(side.directory, chosen)
     for other in (side.directory / TRIALS).iterdir():  # only the winner's checkpoints are kept
