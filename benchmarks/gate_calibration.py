@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -90,6 +91,7 @@ def study(work: Path, seeds: int, quick: bool, mmoe: bool) -> list[dict]:
         root = work / f"{sharing}-p{correlation}-v{val_rows}-s{seed}"
         row = {"sharing": sharing, "correlation": correlation, "val_rows": val_rows, "seed": seed}
         row |= one_run(params, root)
+        shutil.rmtree(root)  # ~75 MB of checkpoints a run: only the row is kept
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows.append(row)
         print(json.dumps(row), flush=True)
