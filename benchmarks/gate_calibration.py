@@ -48,7 +48,12 @@ def main() -> None:
     """Runs the grid, prints each run as it ends, writes the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="2,000 training rows and 20 features (a smoke run)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2,000 training rows and 20 features: a smoke run, whose MTL trainings can run out of max_epochs 100 "
+        "(then every verdict is inconclusive, as it should be)",
+    )
     parser.add_argument(
         "--mmoe", action="store_true", help="also train model.sharing mmoe at correlation 0.5 (the paper's comparison)"
     )
