@@ -197,6 +197,13 @@ class Trainer:
     compiled: Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]] | None = None
     #: ``training.schedule`` stepped after every optimizer step (warmup_cosine); None otherwise
     step_schedule: torch.optim.lr_scheduler.LRScheduler | None = None
+    #: ``training.schedule`` stepped after every epoch on its objective (plateau); None otherwise
+    epoch_schedule: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+
+    @property
+    def schedule(self) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+        """Whichever schedule the training has, for its resume state."""
+        return self.step_schedule or self.epoch_schedule
 
     @property
     def eager_forward(self) -> Callable[[Tensor, list[str]], tuple[dict[str, Tensor], Tensor | None]]:
@@ -480,11 +487,11 @@ def train(
 
     gain = gain or metric_gain({name: task.higher_is_better for name, task in tasks.items()})
     stopping = EarlyStopping(gain, config.early_stopping)
-    plateau = _attach_schedule(trainer, config, len(loader))
+    _attach_schedule(trainer, config, len(loader))
     history: list[EpochRecord] = []
     best: float | None = None
     if resume is not None and resume.state is not None:
-        history, best = _restore(trainer, loader, resume.state, plateau)
+        history, best = _restore(trainer, loader, resume.state)
         for done in history:  # the stopping state is a function of the epochs' metrics
             stopping.observe(done.val_metrics)
         log(f"[{label}] resuming after epoch {len(history)}/{config.max_epochs} from {state_path(checkpoint_dir)}")
@@ -497,8 +504,9 @@ def train(
             break
         record = train_epoch(trainer, loader, epoch, val_split, label)
         record.improved = stopping.observe(record.val_metrics)
-        if plateau is not None:  # every process saw the same validation metrics
-            plateau.step(gain(record.val_metrics, history[0].val_metrics if history else record.val_metrics))
+        if trainer.epoch_schedule is not None:  # every process saw the same validation metrics
+            first = history[0].val_metrics if history else record.val_metrics
+            trainer.epoch_schedule.step(gain(record.val_metrics, first))
         path = None
         if context.is_main:  # rank 0 writes checkpoints and logs for all processes
             if keep_best_for is None:
@@ -511,7 +519,7 @@ def train(
             record.checkpoint = path.name
         history.append(record)
         if resume is not None and context.is_main:
-            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume, plateau))
+            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume))
         log(_epoch_line(label, record, tasks, config.max_epochs))
         if on_epoch is not None and context.is_main:
             on_epoch(record)
@@ -531,15 +539,13 @@ def training_ending(history: list[EpochRecord], config: TrainingConfig) -> Endin
     return ending([(r.epoch, r.improved) for r in history], config.max_epochs, config.early_stopping.patience)
 
 
-def _attach_schedule(
-    trainer: Trainer, config: TrainingConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+def _attach_schedule(trainer: Trainer, config: TrainingConfig, steps_per_epoch: int) -> None:
     """``training.schedule`` on the trainer's optimizer: warmup_cosine is stepped with every
-    optimizer step (``trainer.step_schedule``); plateau is returned, for the epoch loop to
-    step on the objective; constant changes nothing."""
+    optimizer step (``trainer.step_schedule``), plateau by the epoch loop on the objective
+    (``trainer.epoch_schedule``); constant changes nothing."""
     schedule, optimizer = config.schedule, trainer.optimizer
     if schedule.name == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        trainer.epoch_schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
             mode="max",  # the objective is a gain: higher is better
             factor=schedule.plateau_factor,
@@ -547,7 +553,7 @@ def _attach_schedule(
             threshold=config.early_stopping.min_delta,
             threshold_mode="abs",  # the gain is a relative change already
         )
-    if schedule.name == "warmup_cosine":
+    elif schedule.name == "warmup_cosine":
         total = max(1, config.max_epochs * steps_per_epoch)
         warmup = min(total - 1, round(schedule.warmup_epochs * steps_per_epoch))
         cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
@@ -556,7 +562,6 @@ def _attach_schedule(
         else:
             ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, total_iters=warmup)
             trainer.step_schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, cosine], [warmup])
-    return None
 
 
 def _snapshot(
@@ -565,7 +570,6 @@ def _snapshot(
     history: list[EpochRecord],
     best: float | None,
     resume: Resume,
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
 ) -> dict[str, Any]:
     """Everything the next epoch depends on, after the last one finished."""
     assert loader.generator is not None  # make_loader always gives one: the data order is seeded
@@ -579,7 +583,7 @@ def _snapshot(
         "optimizer": trainer.optimizer.state_dict(),
         "weighting": trainer.weighting.state_dict(),
         "combiner": combiner_state(trainer.combiner),
-        "schedule": schedule.state_dict() if (schedule := trainer.step_schedule or plateau) is not None else None,
+        "schedule": trainer.schedule.state_dict() if trainer.schedule is not None else None,
         "guard": list(trainer.guard.initial),
         "data_order": loader.generator.get_state(),
         "rng": rng_state(),
@@ -590,7 +594,6 @@ def _restore(
     trainer: Trainer,
     loader: torch.utils.data.DataLoader,
     state: dict[str, Any],
-    plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
 ) -> tuple[list[EpochRecord], float | None]:
     """Puts every part back as :func:`_snapshot` saved it; returns the history and best value."""
     assert loader.generator is not None
@@ -598,9 +601,8 @@ def _restore(
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.weighting.load_state_dict(state["weighting"])
     load_combiner_state(trainer.combiner, state["combiner"])
-    schedule = trainer.step_schedule or plateau
-    if schedule is not None:
-        schedule.load_state_dict(state["schedule"])
+    if trainer.schedule is not None:
+        trainer.schedule.load_state_dict(state["schedule"])
     trainer.guard.initial = list(state["guard"])
     loader.generator.set_state(state["data_order"])
     set_rng_state(state["rng"])

@@ -119,8 +119,3 @@ def ending(improvements: Sequence[tuple[int, bool]], max_epochs: int, patience: 
     last = improvements[-1][0]
     best = max(epoch for epoch, improved in improvements if improved) if any(i for _, i in improvements) else 0
     return Ending(last, best, max_epochs, patience, converged=last - best >= patience)
-
-
-def ending_of(records: Sequence[Mapping[str, object]], max_epochs: int, patience: int) -> Ending:
-    """:func:`ending` of epoch records as a manifest holds them (``epoch``, ``improved``)."""
-    return ending([(int(str(r["epoch"])), bool(r.get("improved"))) for r in records], max_epochs, patience)
