@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from components.selection import TaskResult, relative_change
+from components.selection import TaskResult, raise_budget, relative_change
 from components.tasks import Task
 from components.training.agreement import partner_value
 from components.training.loader import TensorSplit
@@ -103,9 +103,8 @@ def diagnose(
     ``delta_m`` is Δm and the lower end of its interval (None without one); ``unconverged``
     names the trainings that ended while still improving, under ``max_epochs``."""
     if unconverged:
-        budget = f" (now {max_epochs})" if max_epochs else ""
         return [
-            f"not converged: {'; '.join(unconverged)}. Raise training.max_epochs{budget} (early stopping ends each "
+            f"not converged: {'; '.join(unconverged)}; {raise_budget(max_epochs)} (early stopping ends each "
             "training once it converges) before reading anything else into this comparison"
         ]
     findings: list[str] = []

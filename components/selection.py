@@ -256,6 +256,11 @@ def choose_checkpoint(
     return Choice(chosen, "accepted" if passing else "inconclusive" if undecided else "rejected", scores)
 
 
+def raise_budget(max_epochs: int | None) -> str:
+    """The remedy for a training that ended still improving, naming the budget it had."""
+    return "raise training.max_epochs" + (f" (now {max_epochs})" if max_epochs else "")
+
+
 def judge_convergence(choice: Choice, unconverged: Sequence[str], mode: str) -> Choice:
     """``choice`` made ``inconclusive`` when a compared training ended while still improving
     (``unconverged`` describes each) and ``selection.unconverged`` is ``inconclusive``; a
@@ -431,8 +436,7 @@ class SelectionReport:
     def resolution(self) -> str:
         """For an inconclusive verdict, the one setting that would settle it."""
         if self.unconverged:
-            budget = f" (now {self.max_epochs})" if self.max_epochs else ""
-            return f"raise training.max_epochs{budget} so that every training converges"
+            return f"{raise_budget(self.max_epochs)} so that every training converges"
         untuned = "; tuning.trials, as both sides are untuned" if not self.tuning_trials else ""
         return f"more validation rows or more training.seeds narrow the intervals{untuned}"
 

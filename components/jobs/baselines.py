@@ -112,13 +112,13 @@ def train_one(
         launch(params, root, command)
         return BaselineResult.read(directory / TRAINING_RESULT)
     splits = splits or load_tensor_splits(params, root)
-    task = build_tasks({task_name: params.tasks[task_name]})[task_name]
+    # the tuning objective, higher is better: the baseline's own metric, signed
+    sign = 1.0 if build_tasks({task_name: params.tasks[task_name]})[task_name].higher_is_better else -1.0
 
     def fit(
         variant: Params, folder: Path, suffix: str, after_epoch: EpochHook | None
     ) -> tuple[BaselineResult | None, float]:
         result = _fit(variant, root, task_name, parent_run_id, splits, seed, folder, suffix, after_epoch)
-        sign = 1.0 if task.higher_is_better else -1.0
         return result, sign * result.val if result is not None else float("nan")
 
     if not params.tuning.trials:
@@ -126,14 +126,10 @@ def train_one(
     side = tuning.Side(
         f"baseline-{task_name}",
         baseline_dir(root, params, task_name, params.seed),
-        lambda record: (1.0 if task.higher_is_better else -1.0) * record.val_metrics[task_name],
+        lambda record: sign * record.val_metrics[task_name],
     )
     key = resume_key(baseline_params(params), root, side.name)
-    if seed != params.seed:  # the first seed's study chose the values: the others train with them
-        values = tuning.best_values(params, root, side, key)
-        result = fit(tuning.with_values(params, values), directory, "", None)[0]
-        return replace(result, tuning={"trials": params.tuning.trials, "best": values}) if result else None
-    result, study = tuning.tune(params, root, side, key, fit)
+    result, study = tuning.tuned_training(params, root, side, key, fit, seed, directory)
     if result is None:
         return None
     result = replace(result, tuning=study)

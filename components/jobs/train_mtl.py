@@ -148,11 +148,7 @@ def train_one(
         "mtl", mtl_dir(root, params, params.seed), lambda record: weighted_score(record.val_metrics, reference, goals)
     )
     key = resume_key(params, root, label)
-    if seed != params.seed:  # the first seed's study chose the values: the others train with them
-        values = tuning.best_values(params, root, side, key)
-        result = fit(tuning.with_values(params, values), directory, "", None)[0]
-        return result | {"tuning": {"trials": params.tuning.trials, "best": values}} if result else None
-    result, study = tuning.tune(params, root, side, key, fit)
+    result, study = tuning.tuned_training(params, root, side, key, fit, seed, directory)
     if result is None:
         return None
     result = result | {"tuning": study}

@@ -170,6 +170,18 @@ def tune(params: Params, root: Path, side: Side, key: str, fit: Fit[Result]) -> 
     return results[best.number], summary
 
 
+def tuned_training(
+    params: Params, root: Path, side: Side, key: str, fit: Fit[Result], seed: int, directory: Path
+) -> tuple[Result, dict[str, Any]]:
+    """The side's training with ``seed`` in ``directory`` under tuning: the first seed runs
+    (or resumes) the study and takes its winner (:func:`tune`); the others train with the
+    winning values. Returns the result and what the study says of it."""
+    if seed == params.seed:
+        return tune(params, root, side, key, fit)
+    values = best_values(params, root, side, key)
+    return fit(with_values(params, values), directory, "", None)[0], {"trials": params.tuning.trials, "best": values}
+
+
 def best_values(params: Params, root: Path, side: Side, key: str) -> dict[str, float]:
     """The winning values of the side's finished study (for the seeds after the first)."""
     import optuna
