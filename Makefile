@@ -52,15 +52,15 @@ test-fast: install  ## the inner loop: everything but the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
 check: install  ## ruff (lint, pydocstyle for public functions, formatting) and mypy on the whole tree
-	$(BIN)/ruff check components flows tests benchmarks
-	$(BIN)/ruff format --check components flows tests benchmarks
+	$(BIN)/ruff check components flows tests benchmarks scripts
+	$(BIN)/ruff format --check components flows tests benchmarks scripts
 	$(BIN)/mypy
 
 chaos: install  ## reliability scenarios end to end on a tiny config (a few minutes): one table, exit 1 on a failure
-	$(BIN)/python -m tests.chaos
+	$(BIN)/python -m scripts.chaos
 
 screenshots: install  ## the README's screenshots of the last run (MLflow UI, Data Docs, dvc plots), by headless chromium
-	$(BIN)/python -m tests.screenshots
+	$(BIN)/python -m scripts.screenshots
 
 flow: install  ## run the same pipeline as one Prefect flow
 	$(BIN)/python -m flows.pipeline

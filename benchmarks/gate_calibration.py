@@ -144,7 +144,7 @@ def _truth_split(params, root: Path):
     """100,000 fresh rows of the run's tasks, through the run's fitted encoder."""
     from components.data.splits import split_path
     from components.data.synthetic import synthetic_rows
-    from components.jobs.trainings import load_tensor_splits
+    from components.jobs.inputs import load_tensor_splits
 
     path = split_path(root / params.data.dir, "truth")
     if not path.exists():
@@ -157,7 +157,7 @@ def _truth_split(params, root: Path):
 def truth_of_baselines(params, root: Path) -> dict[str, float]:
     """Each baseline's primary metric on the truth set (its best epoch)."""
     from components.data.encoders import encoder_dir, fitted_input_width
-    from components.jobs.baselines import baseline_dir, baseline_params
+    from components.jobs.layout import baseline_dir, baseline_params
     from components.models import build_model
     from components.tasks import build_tasks
     from components.training.checkpoints import load_checkpoint
@@ -175,7 +175,7 @@ def truth_of_baselines(params, root: Path) -> dict[str, float]:
 def truth_of_mtl(params, root: Path, checkpoint: str) -> dict[str, float]:
     """The chosen MTL checkpoint's primary metric per task on the truth set."""
     from components.data.encoders import encoder_dir, fitted_input_width
-    from components.jobs.common import MTL_DIR
+    from components.jobs.layout import MTL_DIR
     from components.models import build_model
     from components.tasks import build_tasks
     from components.training.checkpoints import load_checkpoint

@@ -61,7 +61,8 @@ def bf16_matches_fp32(device: str = "cuda") -> None:
     sys.path.insert(0, str(REPO))
     from components.config import load_params
     from components.jobs import prepare
-    from components.jobs.trainings import load_tensor_splits, seeded_model
+    from components.jobs.inputs import load_tensor_splits
+    from components.jobs.trainings import seeded_model
     from components.tasks import build_tasks
     from components.training.loop import train
 

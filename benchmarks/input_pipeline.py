@@ -29,7 +29,8 @@ def main() -> None:
     import torch
 
     from components.config import load_params
-    from components.jobs.trainings import load_tensor_splits, seeded_model
+    from components.jobs.inputs import load_tensor_splits
+    from components.jobs.trainings import seeded_model
     from components.tasks import build_tasks
     from components.training.loader import make_loader
     from components.training.loop import make_trainer, train_step

@@ -38,8 +38,7 @@ def measure(options: argparse.Namespace, scratch: Path) -> None:
     from components.data.encoders import encoder_dir
     from components.io.feature_cache import FeatureCache
     from components.io.serving import MultiTaskPyfunc, write_model_files
-    from components.jobs.baselines import baseline_dir, baseline_params
-    from components.jobs.common import MTL_DIR, read_json
+    from components.jobs.layout import MTL_DIR, baseline_dir, baseline_params, read_json
     from components.training.checkpoints import load_checkpoint
 
     about = machine()

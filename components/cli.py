@@ -117,7 +117,7 @@ def _load(params_path: Path, task_rules: bool) -> Params:
         from components.config import load_params
 
         return load_params(params_path)
-    from components.jobs.common import load_checked_params
+    from components.jobs.layout import load_checked_params
 
     return load_checked_params(params_path)
 

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from components.selection import TaskResult, raise_budget, relative_change
+from components.objectives import relative_change
+from components.selection import TaskResult, raise_budget
 from components.tasks import Task
 from components.training.agreement import partner_value
 from components.training.loader import TensorSplit

@@ -23,7 +23,8 @@ from rich.text import Text
 
 from components.config import InputConfig, Params
 from components.io.registry import NotRegistered, Registration
-from components.selection import SelectionReport, bracket, relative_change
+from components.objectives import relative_change
+from components.selection import SelectionReport, bracket
 
 
 def console() -> Console:

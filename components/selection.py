@@ -40,19 +40,11 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Objective:
-    """What selection needs to know about one task."""
-
-    metric: str
-    higher_is_better: bool
-    max_relative_regression: float
-    weight: float = 1.0
+from components.objectives import Objective, relative_change, weighted_score
 
 
 @dataclass(frozen=True)
@@ -100,18 +92,6 @@ class Candidate:
     delta_m_interval: tuple[float, float] | None = None
 
 
-def relative_change(mtl: float, baseline: float, higher_is_better: bool) -> float:
-    """Δ_t: positive when the MTL metric is better than the baseline's; NaN when either is
-    not a finite number (a NaN never passes, and makes Δm NaN). A baseline of exactly 0 (an
-    F1 whose head never predicts a positive, a perfect error) has no relative scale: the
-    change is then the plain difference, as if against a metric of scale 1, so that a gain
-    over nothing counts and a loss against perfection fails."""
-    if not (math.isfinite(mtl) and math.isfinite(baseline)):
-        return math.nan
-    sign = 1.0 if higher_is_better else -1.0
-    return sign * (mtl - baseline) / (abs(baseline) or 1.0)
-
-
 def bracket(bounds: tuple[float, float] | list[float] | None) -> str:
     """`` [low, high]`` of an interval of relative changes, or nothing without one."""
     return f" [{bounds[0]:+.2%}, {bounds[1]:+.2%}]" if bounds else ""
@@ -150,17 +130,6 @@ def compare_tasks(
 def delta_m(comparisons: dict[str, TaskComparison]) -> float:
     """Mean relative change over tasks (Maninis et al. 2019)."""
     return sum(c.relative_change for c in comparisons.values()) / len(comparisons)
-
-
-def weighted_score(
-    metrics: Mapping[str, float], baseline: Mapping[str, float], objectives: Mapping[str, Objective]
-) -> float:
-    """The checkpoint score: the ``selection_weight``-weighted mean of Δ_t."""
-    total_weight = sum(o.weight for o in objectives.values())
-    if total_weight <= 0:
-        raise ValueError("selection weights sum to 0; give at least one task a positive weight")
-    changes = {t: relative_change(metrics[t], baseline[t], o.higher_is_better) for t, o in objectives.items()}
-    return sum(objectives[t].weight * change for t, change in changes.items()) / total_weight
 
 
 def score_checkpoint(

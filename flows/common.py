@@ -39,7 +39,7 @@ def holding_project(params: Params, root: str, holder: str, body: Callable[[], A
 
 def run_from_cli(flow: Callable[..., Any], params: Path, root: Path, *args: Any, label: str = "error") -> None:
     """Runs ``flow(params, root, *args)``; prints its final state's message when it fails."""
-    from components.jobs.common import load_checked_params
+    from components.jobs.layout import load_checked_params
 
     configure()
     console = Console(stderr=True)

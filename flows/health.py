@@ -20,7 +20,7 @@ from prefect.states import Failed
 
 from components.io import registry
 from components.jobs import health
-from components.jobs.common import load_checked_params
+from components.jobs.layout import load_checked_params
 from components.startup import configure
 from flows.common import ParamsOption, RootOption, run_from_cli
 

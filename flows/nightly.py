@@ -20,7 +20,7 @@ from prefect.states import Completed, Failed, State
 
 from components.config import Params
 from components.jobs import refresh
-from components.jobs.common import load_checked_params
+from components.jobs.layout import load_checked_params
 from components.startup import configure
 from flows.common import ParamsOption, RootOption, holding_project, run_from_cli, stage_task
 from flows.pipeline import pipeline

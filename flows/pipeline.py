@@ -36,9 +36,11 @@ from components.jobs import (
     train_mtl,
     validate,
 )
-from components.jobs.common import (
+from components.jobs.layout import (
     TRAINING_RESULT,
+    baseline_dir,
     load_checked_params,
+    mtl_dir,
     read_json,
     training_seeds,
 )
@@ -125,9 +127,7 @@ def train_baselines(params_path: str, root: str, parent_run_id: str) -> dict[str
             root,
             {"kind": "baseline", "task": task_name, "seed": seed, "parent_run_id": parent_run_id},
         )
-        return baselines.BaselineResult.read(
-            baselines.baseline_dir(Path(root), params, task_name, seed) / TRAINING_RESULT
-        )
+        return baselines.BaselineResult.read(baseline_dir(Path(root), params, task_name, seed) / TRAINING_RESULT)
 
     keys = [(name, seed) for seed in training_seeds(params) for name in params.tasks]
     return baselines.run(params, Path(root), parent_run_id, train_task=_started_together(on_pool, keys))
@@ -142,7 +142,7 @@ def train_multitask(params_path: str, root: str, parent_run_id: str) -> dict[str
 
     def on_pool(seed: int) -> dict[str, Any]:
         _on_training_pool(params, params_path, root, {"kind": "mtl", "seed": seed, "parent_run_id": parent_run_id})
-        return dict(read_json(train_mtl.mtl_dir(Path(root), params, seed) / TRAINING_RESULT))
+        return dict(read_json(mtl_dir(Path(root), params, seed) / TRAINING_RESULT))
 
     keys = [(seed,) for seed in training_seeds(params)]
     return train_mtl.run(params, Path(root), parent_run_id, train_seed=_started_together(on_pool, keys))

@@ -20,7 +20,7 @@ from prefect import flow
 from components.io import tracking
 from components.io.project_lock import held_by_caller, project_lock
 from components.jobs import baselines, train_mtl
-from components.jobs.common import load_checked_params
+from components.jobs.layout import load_checked_params
 from components.startup import configure
 from flows.common import ParamsOption, RootOption, run_from_cli
 

@@ -10,7 +10,7 @@ import torch
 from components.config import Params
 from components.data.sources import build_multimnist
 from components.startup import configure
-from tests.helpers import tiny_params_dict
+from tests.helpers.projects import tiny_params_dict
 
 configure()
 

@@ -4,21 +4,24 @@ library never imports Prefect, and every DVC stage lists as deps every module it
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers import REPO
+from tests.helpers.projects import REPO
 
-# Lowest first; a module may import its own layer and those below it.
+# Lowest first; a module may import its own layer and those below it. A module is placed by
+# the longest entry that names it or a package above it, and every module must be placed.
 LAYERS = [
-    ("components", "components.errors", "components.startup"),
+    ("components", "components.errors", "components.startup", "components.objectives"),
     ("components.config",),
     ("components.data",),
     ("components.tasks",),
-    ("components.models", "components.weighting", "components.gradients", "components.selection"),
+    ("components.models", "components.weighting", "components.gradients", "components.bootstrap"),
     ("components.training",),
+    ("components.selection", "components.diagnosis", "components.affinity"),
     ("components.validation",),
     ("components.io",),
     ("components.report",),
@@ -27,27 +30,45 @@ LAYERS = [
 ]
 
 
-def layer_of(module: str) -> int:
-    for level, prefixes in enumerate(LAYERS):
-        if any(module == p or module.startswith(p + ".") for p in prefixes):
-            return level
-    raise AssertionError(f"{module} belongs to no layer; add it to LAYERS")
+def layer_of(module: str, layers: list[tuple[str, ...]] = LAYERS) -> int:
+    """The layer of the longest entry that is ``module`` or a package above it; the bare
+    ``components`` entry places only the package itself."""
+    matches = [
+        (len(prefix), level)
+        for level, prefixes in enumerate(layers)
+        for prefix in prefixes
+        if module == prefix or (prefix != "components" and module.startswith(prefix + "."))
+    ]
+    if not matches:
+        raise AssertionError(f"{module} belongs to no layer; add it to LAYERS")
+    return max(matches)[1]
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+def upward_imports(root: Path = REPO) -> list[str]:
+    """Every import under ``root/components`` of a module in a layer above the importer's."""
+    found = []
+    for path in library_files(root):
+        name = module_name(path, root)
+        own = layer_of(name)
+        above = sorted(m for m in imported_modules(path, root=root) if layer_of(m) > own)
+        found += [f"{name} (layer {own}) imports {module} (layer {layer_of(module)})" for module in above]
+    return found
+
+
+def module_name(path: Path, root: Path = REPO) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def module_file(name: str) -> Path | None:
-    base = REPO.joinpath(*name.split("."))
+def module_file(name: str, root: Path = REPO) -> Path | None:
+    base = root.joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.exists():
             return candidate
     return None
 
 
-def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
+def imported_modules(path: Path, top_level_only: bool = False, root: Path = REPO) -> set[str]:
     """The ``components`` modules ``path`` imports (at any depth, or only at module level)."""
     tree = ast.parse(path.read_text())
     nodes = tree.body if top_level_only else list(ast.walk(tree))
@@ -59,9 +80,11 @@ def imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
             found.add(node.module)
             # `from components.jobs import prepare` imports the submodule
             found |= {
-                f"{node.module}.{alias.name}" for alias in node.names if module_file(f"{node.module}.{alias.name}")
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if module_file(f"{node.module}.{alias.name}", root)
             }
-    return {name for name in found if name.split(".")[0] == "components" and module_file(name)}
+    return {name for name in found if name.split(".")[0] == "components" and module_file(name, root)}
 
 
 def with_packages(name: str) -> set[str]:
@@ -127,15 +150,32 @@ def command_modules(command: str) -> set[str]:
     return start
 
 
-def library_files() -> list[Path]:
-    return sorted((REPO / "components").rglob("*.py"))
+def library_files(root: Path = REPO) -> list[Path]:
+    return sorted((root / "components").rglob("*.py"))
+
+
+def test_no_module_imports_a_layer_above_it():
+    assert not upward_imports(), "\n".join(upward_imports())
 
 
 @pytest.mark.parametrize("path", library_files(), ids=lambda p: str(p.relative_to(REPO)))
-def test_no_module_imports_a_layer_above_it(path):
-    own = layer_of(module_name(path))
-    above = sorted(m for m in imported_modules(path) if layer_of(m) > own)
-    assert not above, f"{module_name(path)} (layer {own}) imports {above} from above"
+def test_every_module_has_a_layer(path):
+    layer_of(module_name(path))
+
+
+def test_the_layering_check_fails_on_a_planted_upward_import(tmp_path):
+    shutil.copytree(REPO / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    assert upward_imports(tmp_path) == []
+    config = tmp_path / "components" / "config" / "__init__.py"
+    config = config if config.exists() else tmp_path / "components" / "config.py"
+    config.write_text(config.read_text() + "\nfrom components.jobs import select  # planted\n")
+    assert "components.config (layer 1) imports components.jobs.select (layer 10)" in upward_imports(tmp_path)
+
+
+def test_a_new_module_outside_every_layer_is_refused():
+    with pytest.raises(AssertionError, match="belongs to no layer"):
+        layer_of("components.newcomer")
+    assert layer_of("components.jobs.select") == LAYERS.index(("components.jobs",))
 
 
 def test_the_library_never_imports_prefect():
@@ -146,13 +186,47 @@ def test_the_library_never_imports_prefect():
         assert not any(name.split(".")[0] == "prefect" for name in names), path
 
 
-@pytest.mark.parametrize("dvc_file", ["dvc.yaml", "examples/tweets/dvc.yaml"])
-def test_every_stage_lists_every_module_it_runs_as_a_dep(dvc_file):
+def needed_deps(command: str) -> list[str]:
+    """The module deps ``mtl <command>`` needs, as ``dvc.yaml`` lists them: a package folder
+    where every module in it is needed (so a file added there is covered), files otherwise."""
+    needed = {str(p) for p in closure(command_modules(command))}
+    listed: set[str] = set()
+    for path in sorted(needed):
+        folder = str(Path(path).parent)
+        whole = folder != "components" and all(
+            str(m.relative_to(REPO)) in needed or is_docstring_only(m) for m in (REPO / folder).rglob("*.py")
+        )
+        listed.add(folder if whole else path)
+    return sorted(d for d in listed if not any(d.startswith(other + "/") for other in listed))
+
+
+def stage_deps(dvc_file: str) -> dict[str, tuple[str, list[str]]]:
+    """Each stage's command and its ``components`` deps, relative to the repository."""
     directory = (REPO / dvc_file).parent
     stages = yaml.safe_load((REPO / dvc_file).read_text())["stages"]
-    for name, stage in stages.items():
-        command = stage["cmd"].split("components.cli", 1)[1].split()[0]
-        deps = [(directory / dep).resolve().relative_to(REPO) for dep in stage["deps"] if "components" in dep]
-        needed = closure(command_modules(command))
-        missing = sorted(str(p) for p in needed if not any(p == d or d in p.parents for d in deps))
-        assert not missing, f"{dvc_file}: stage {name} runs {missing} but does not list them as deps"
+    return {
+        name: (
+            stage["cmd"].split("components.cli", 1)[1].split()[0],
+            [str((directory / dep).resolve().relative_to(REPO)) for dep in stage["deps"] if "components" in dep],
+        )
+        for name, stage in stages.items()
+    }
+
+
+@pytest.mark.parametrize("dvc_file", ["dvc.yaml", "examples/tweets/dvc.yaml"])
+def test_every_stage_lists_exactly_the_modules_it_runs_as_deps(dvc_file):
+    """Every module a stage runs is a dep (else a change would not re-run it), and no other
+    module is (else a change re-runs a stage it cannot affect)."""
+    for name, (command, deps) in stage_deps(dvc_file).items():
+        assert sorted(deps) == needed_deps(command), f"{dvc_file}: stage {name}: list {needed_deps(command)}"
+
+
+def test_no_stage_imports_another():
+    """A stage module (or another command's) reaches what it shares with others through the
+    shared job modules, so changing one stage never re-runs another. The nightly's
+    ``refresh`` alone runs whole stages (prepare, sources) by design."""
+    entries = {module_name(p) for p in (REPO / "components" / "jobs").glob("*.py") if "\ndef run(" in p.read_text()}
+    entries |= {"components.jobs.health"}
+    for entry in sorted(entries):
+        others = sorted(imported_modules(existing(entry)) & (entries - {entry}))
+        assert not others, f"{entry} imports the stage modules {others}; move what they share to a shared job module"

@@ -1,4 +1,4 @@
-"""The bad-input corpus (tests/data/bad/, listed in cases.yaml): every bad config, data file
+"""The bad-input corpus (tests/fixtures/bad/, listed in cases.yaml): every bad config, data file
 and request gets a clear error naming what is wrong, never a traceback, never an answer."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from components.io.serving import RequestRefused, check_request
 from components.jobs import prepare, validate
 from components.validation.report import DataValidationError
 from components.validation.schema import request_schema
-from tests.helpers import iris_dict, mtl, tiny_params_dict
+from tests.helpers.projects import iris_dict, mtl, tiny_params_dict
 
-BAD = Path(__file__).parent / "data" / "bad"
+BAD = Path(__file__).parent / "fixtures" / "bad"
 CASES = yaml.safe_load((BAD / "cases.yaml").read_text())
 ALL = [(kind, name) for kind, entries in CASES.items() for name in entries]
 

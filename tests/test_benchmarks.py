@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from tests.helpers import REPO
+from tests.helpers.projects import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import gpu_check  # noqa: E402

@@ -11,7 +11,8 @@ import torch
 
 from components.bootstrap import change_samples, interval, pooled_intervals, resample_counts
 from components.config import SelectionConfig, TaskConfig
-from components.selection import Candidate, Objective, SelectionReport, choose_checkpoint
+from components.objectives import Objective
+from components.selection import Candidate, SelectionReport, choose_checkpoint
 from components.tasks import build_task
 
 

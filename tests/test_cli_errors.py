@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from tests.helpers import REPO, tiny_params_dict
+from tests.helpers.projects import REPO, tiny_params_dict
 
 
 def _status(tmp_path, *options: str) -> subprocess.CompletedProcess:

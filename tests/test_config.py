@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from components.config import ParamsError, load_params
-from components.jobs.common import load_checked_params
-from tests.helpers import REPO, tiny_params_dict
+from components.jobs.layout import load_checked_params
+from tests.helpers.projects import REPO, tiny_params_dict
 
 
 def write(tmp_path, raw):

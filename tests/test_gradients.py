@@ -15,7 +15,7 @@ from components.gradients import (
 from components.models import build_model
 from components.tasks import build_tasks
 from components.training.loop import losses_of
-from tests.helpers import tiny_params_dict
+from tests.helpers.projects import tiny_params_dict
 
 CONFLICT = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from components.config import Params
 from components.report import model_card, render_summary, versions_table
 from components.selection import SelectionReport, TaskResult
-from tests.helpers import tiny_params_dict
+from tests.helpers.projects import tiny_params_dict
 
 TAGS = {"data_version": "dvc:abc.dir", "git_commit": "0123", "params_hash": "ff", "checkpoint": "epoch_001.pt"}
 

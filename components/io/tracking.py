@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import psutil
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
@@ -41,6 +40,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from sqlalchemy.exc import IntegrityError
 
+from components.io.invocation import invocation
 from components.startup import DEFAULT_TRACKING_URI
 
 ROLE_TAG = "mtl.role"
@@ -79,24 +79,6 @@ def experiment_id(name: str) -> str:
     if EXPERIMENT_KIND_TAG not in found.tags:
         client().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     return found.experiment_id
-
-
-def invocation() -> str:
-    """Which pipeline invocation this process belongs to, as ``pid@start time`` of the
-    process that owns it: the ``dvc`` process running this as a stage (every stage of one
-    ``dvc repro`` or ``dvc exp run`` shares it), else this process's parent (stages typed
-    one after another in one shell share that)."""
-    me = psutil.Process()
-    ancestors = me.parents()
-    owner = next((p for p in ancestors if _is_dvc(p)), ancestors[0] if ancestors else me)
-    return f"{owner.pid}@{owner.create_time():.3f}"
-
-
-def _is_dvc(process: psutil.Process) -> bool:
-    try:
-        return process.name() == "dvc" or any(Path(arg).name == "dvc" for arg in process.cmdline()[:2])
-    except psutil.Error:
-        return False
 
 
 def _alive(owner: str) -> bool:

@@ -31,8 +31,9 @@ from components.affinity import (
 )
 from components.config import Params, ParamsError
 from components.io import tracking
-from components.jobs.common import REPORTS, SELECTION_REPORT, read_json, write_json
-from components.jobs.trainings import load_tensor_splits, seeded_model
+from components.jobs.inputs import load_tensor_splits
+from components.jobs.layout import REPORTS, SELECTION_REPORT, read_json, write_json
+from components.jobs.trainings import seeded_model
 from components.models import MultiTaskNetwork
 from components.tasks import Task, build_tasks
 from components.training.agreement import agreement_line, mean_over_epochs

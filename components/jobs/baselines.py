@@ -23,14 +23,16 @@ from typing import Any
 from components.config import Params
 from components.io import tracking
 from components.jobs import tuning
-from components.jobs.common import (
+from components.jobs.inputs import load_tensor_splits, write_curves
+from components.jobs.layout import (
     BASELINES_DIR,
     BASELINES_REPORT,
     CURVES,
     TRAINING_RESULT,
+    baseline_dir,
+    baseline_params,
     read_json,
     remove_other_seeds,
-    seed_dir,
     timed,
     training_seeds,
     write_json,
@@ -40,20 +42,19 @@ from components.jobs.trainings import (
     epoch_logger,
     launch,
     launches_processes,
-    load_tensor_splits,
     resume_key,
     seeded_model,
     training_params,
     training_run,
     with_hook,
-    write_curves,
 )
 from components.tasks import build_tasks
 from components.training import distributed
 from components.training.checkpoints import load_checkpoint
+from components.training.device import resolve_device
 from components.training.evaluation import evaluate
 from components.training.loader import TensorSplit
-from components.training.loop import resolve_device, train, training_ending
+from components.training.loop import train, training_ending
 
 
 @dataclass(frozen=True)
@@ -77,21 +78,6 @@ class BaselineResult:
     def read(cls, path: Path) -> BaselineResult:
         """What :func:`train_one` wrote under the baseline's folder."""
         return cls(**read_json(path))
-
-
-def baseline_params(params: Params) -> Params:
-    """The MTL settings a single task keeps: hard sharing, plain loss, plain gradient."""
-    return params.model_copy(
-        update={
-            "model": params.model.model_copy(update={"sharing": "hard"}),
-            "training": params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"}),
-        }
-    )
-
-
-def baseline_dir(root: Path, params: Params, task_name: str, seed: int) -> Path:
-    """Where the baseline of ``task_name`` trained with ``seed`` keeps its checkpoint."""
-    return seed_dir(root / BASELINES_DIR / task_name, params, seed)
 
 
 def train_one(

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from components.config import GRAMIAN_METHODS, Params
 from components.io import tracking
-from components.jobs.common import (
+from components.jobs.inputs import load_tensor_splits
+from components.jobs.layout import (
     BASELINES_REPORT,
     METHODS_REPORT,
-    objectives,
     read_json,
 )
-from components.jobs.trainings import epoch_logger, load_tensor_splits, seeded_model, training_params
+from components.jobs.trainings import epoch_logger, seeded_model, training_params
 from components.selection import (
     Candidate,
     Objective,
@@ -41,11 +41,12 @@ from components.selection import (
     compare_tasks,
     delta_m,
 )
-from components.tasks import build_tasks
+from components.tasks import build_tasks, task_objectives
 from components.training.checkpoints import load_checkpoint
+from components.training.device import resolve_device
 from components.training.evaluation import evaluate
 from components.training.loader import TensorSplit
-from components.training.loop import resolve_device, train
+from components.training.loop import train
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def run_method(
     sampling = training.sampling if params.data.datasets else None  # named wherever it applies
     run_params = params.model_copy(update={"training": training, "seed": seed})
     tasks = build_tasks(params.tasks)
-    goals = objectives(params)
+    goals = task_objectives(params)
     model = seeded_model(run_params, tasks, root)
     label = f"{method_label(weighting, gradient, sampling, on)} seed {seed}"
     run_id = None
@@ -301,7 +302,7 @@ def run(
         raise
     tracking.end_run(parent)
     summaries = summarize(runs)
-    goals = objectives(params)
+    goals = task_objectives(params)
     table = methods_markdown(summaries, goals)
     (root / METHODS_REPORT).parent.mkdir(parents=True, exist_ok=True)
     (root / METHODS_REPORT).write_text(f"# MTL methods on {params.registry.experiment}, {seeds} seed(s)\n\n{table}")

@@ -15,9 +15,9 @@ from components.config import Params
 from components.data.encoders import DATASET_COLUMN
 from components.data.splits import read_split
 from components.io import registry
-from components.jobs.common import objectives
-from components.jobs.promote import score_version
+from components.jobs.versions import score_version
 from components.selection import TaskComparison, compare_tasks
+from components.tasks import task_objectives
 
 
 def canary_frame(params: Params, root: Path) -> pd.DataFrame:
@@ -37,7 +37,7 @@ def champion_health(params: Params, root: Path) -> tuple[str, list[TaskCompariso
     if champion is None:
         raise registry.RegistryError(f"{params.registry.model_name} has no champion to check")
     version, reference = champion
-    goals = objectives(params)
+    goals = task_objectives(params)
     missing = [name for name in goals if name not in reference]
     if missing:
         raise registry.RegistryError(

@@ -16,7 +16,7 @@ from components.data.readers import FileFormatError
 from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
 from components.io.dvc import params_dvc_lacks
-from components.jobs.common import timed
+from components.jobs.layout import timed
 from components.tasks import build_tasks
 from components.validation.report import DataValidationError, RuleFailure, ValidationReport
 from components.validation.schema import check_inputs

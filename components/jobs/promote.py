@@ -20,13 +20,13 @@ from components.data.encoders import encoder_dir, fitted_input_width
 from components.data.splits import read_split
 from components.io import registry
 from components.io.serving import MultiTaskPyfunc
-from components.jobs.common import BASELINES_REPORT, objectives, read_json, training_seeds
-from components.jobs.register import champion_intervals
-from components.jobs.select import baseline_statistics
-from components.jobs.trainings import load_tensor_splits
+from components.jobs.evidence import baseline_statistics
+from components.jobs.inputs import load_tensor_splits
+from components.jobs.layout import BASELINES_REPORT, read_json, training_seeds
+from components.jobs.versions import champion_intervals
 from components.selection import PromotionDecision, bracket, promotion_decision, score_checkpoint
-from components.tasks import build_tasks
-from components.training.loop import resolve_device
+from components.tasks import build_tasks, task_objectives
+from components.training.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,6 @@ class Promotion:
     candidate_test: dict[str, float] | None = None
     champion_test: dict[str, float] | None = None
     delta_m_vs_baselines: float | None = None
-
-
-def score_version(params: Params, version: str, frame: pd.DataFrame) -> dict[str, float]:
-    """Primary metric per task of a registered version's pyfunc on ``frame``, as served."""
-    return registry.load_version(params.registry.model_name, version).unwrap_python_model().score(frame)
 
 
 def baseline_intervals(
@@ -67,7 +62,7 @@ def run(params: Params, root: Path, version: str, force: bool = False, reason: s
     if force and not reason:
         raise registry.RegistryError("--force needs --reason, recorded on the version")
     name = params.registry.model_name
-    goals = objectives(params)
+    goals = task_objectives(params)
     frame = read_split(root / params.data.dir, "test")
     champion_version = registry.alias_version(name, registry.CHAMPION)
     if champion_version == version:

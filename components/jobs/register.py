@@ -13,28 +13,27 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
-from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
 from components.io import registry, tracking
 from components.io.dvc import data_version, experiment_name, git_commit
 from components.io.serving import MultiTaskPyfunc, write_model_files
-from components.jobs.common import (
+from components.jobs.layout import (
     MTL_DIR,
     MTL_REPORT,
     REGISTRATION_REPORT,
-    objectives,
+    SELECTION_REPORT,
     read_json,
     timed,
     write_json,
 )
-from components.jobs.select import read_report
+from components.jobs.versions import champion_intervals
 from components.report import model_card, registered_model_description
 from components.selection import SelectionReport, promotion_decision
+from components.tasks import task_objectives
 from components.training.checkpoints import load_checkpoint
 
 
@@ -63,7 +62,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     ``registry.register_experiments`` is true: trying a setting must not create versions or
     move ``challenger``. The results are logged on the runs either way.
     """
-    selection = read_report(root)
+    selection = SelectionReport.from_dict(read_json(root / SELECTION_REPORT))
     mtl_run_id = training_run_id(read_json(root / MTL_REPORT), selection.seed)
     experiment = experiment_name()
     if experiment and not params.registry.register_experiments:
@@ -159,19 +158,6 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, mt
     return str(registered.version)
 
 
-def champion_intervals(
-    params: Params, frame: pd.DataFrame, candidate: MultiTaskPyfunc, champion: MultiTaskPyfunc
-) -> dict[str, tuple[float, float]]:
-    """The paired bootstrap interval of each task's change, candidate against champion, on
-    the same test rows: what ``selection.rule: lower_bound`` judges the champion guard on."""
-    rules = params.selection
-    counts = resample_counts(len(frame), rules.bootstrap_samples, params.seed)
-    theirs = champion.row_statistics(frame)
-    shared = {name: task for name, task in candidate.tasks.items() if name in theirs}
-    intervals, _ = pooled_intervals(shared, [theirs], [candidate.row_statistics(frame)], counts, rules.confidence)
-    return intervals
-
-
 def request_signature(tasks: list[str]) -> ModelSignature:
     """The optional ``tasks`` parameter, and no input schema: the model's own input contract
     (``components.io.serving.check_request``) judges every request, naming column, rule and
@@ -202,7 +188,7 @@ def _complete(
         selection.verdict,
         test,
         champion[1] if champion else None,
-        objectives(params),
+        task_objectives(params),
         champion[0] if champion else None,
         rules.rule,
         against_champion,

@@ -13,16 +13,18 @@ from rich.console import Group
 
 from components.config import Params
 from components.io.registry import NotRegistered, Registration
-from components.jobs.common import REGISTRATION_REPORT, STAGES, TIMINGS, read_json
-from components.jobs.select import read_report
+from components.jobs.layout import REGISTRATION_REPORT, SELECTION_REPORT, STAGES, TIMINGS, read_json
 from components.report import render_summary
+from components.selection import SelectionReport
 
 
 def run(params: Params, root: Path) -> Group:
     """The table, rendered for a terminal."""
     registration = Registration.read(root / REGISTRATION_REPORT) or NotRegistered.read(root / REGISTRATION_REPORT)
     timings, run_line = last_run_timings(root, registration)
-    return render_summary(read_report(root), registration, timings, run_line)
+    return render_summary(
+        SelectionReport.from_dict(read_json(root / SELECTION_REPORT)), registration, timings, run_line
+    )
 
 
 def last_run_timings(

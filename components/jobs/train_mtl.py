@@ -23,16 +23,16 @@ from components.config import Params
 from components.errors import PipelineError
 from components.io import tracking
 from components.jobs import tuning
-from components.jobs.common import (
+from components.jobs.inputs import load_tensor_splits, write_curves
+from components.jobs.layout import (
     BASELINES_REPORT,
     CURVES,
     MTL_DIR,
     MTL_REPORT,
     TRAINING_RESULT,
-    objectives,
+    mtl_dir,
     read_json,
     remove_other_seeds,
-    seed_dir,
     timed,
     training_seeds,
     write_json,
@@ -42,16 +42,14 @@ from components.jobs.trainings import (
     epoch_logger,
     launch,
     launches_processes,
-    load_tensor_splits,
     resume_key,
     seeded_model,
     training_params,
     training_run,
     with_hook,
-    write_curves,
 )
-from components.selection import weighted_score
-from components.tasks import build_tasks
+from components.objectives import weighted_score
+from components.tasks import build_tasks, task_objectives
 from components.training import distributed
 from components.training.agreement import agreement_line, mean_over_epochs
 from components.training.checkpoints import MANIFEST
@@ -60,11 +58,6 @@ from components.training.loop import train, training_ending
 from components.training.stopping import score_gain
 
 TrainSeed = Callable[[int], dict[str, Any] | None]
-
-
-def mtl_dir(root: Path, params: Params, seed: int) -> Path:
-    """Where the MTL training with ``seed`` keeps its checkpoints and result."""
-    return seed_dir(root / MTL_DIR, params, seed)
 
 
 @timed("train_mtl")
@@ -131,7 +124,7 @@ def train_one(
         launch(params, root, ["train-mtl", "--seed", str(seed), "--parent-run-id", parent_run_id])
         return dict(read_json(directory / TRAINING_RESULT))
     reference = baseline_reference(params, root)
-    goals = objectives(params)
+    goals = task_objectives(params)
     splits = splits or load_tensor_splits(params, root, ("train", "val"))
     # the objective early stopping and tuning watch is part of what the training is
     label = f"mtl against {json.dumps(reference, sort_keys=True)}"
@@ -172,7 +165,7 @@ def _fit(
     ``name_suffix``; ``after_epoch`` sees each epoch once it is logged."""
     seeded = params.model_copy(update={"seed": seed})
     tasks = build_tasks(params.tasks)
-    goals = objectives(params)
+    goals = task_objectives(params)
     model = seeded_model(seeded, tasks, root)
     name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
     shown = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"

@@ -1,6 +1,6 @@
-"""What the training stages (``baselines``, ``train_mtl``, ``select``, ``compare``) share:
-tensors of the splits, seeded networks, the nested MLflow run of a training, learning
-curves, and the torchrun relaunch for ``training.devices > 1``.
+"""What the training stages (``baselines``, ``train_mtl``, ``compare``, ``affinity``) share:
+seeded networks, the nested MLflow run of a training, and the torchrun relaunch for
+``training.devices > 1``.
 
 Example::
 
@@ -13,8 +13,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import csv
-import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,19 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import torch
 import yaml
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, encoder_dir, fitted_input_width, load_encoder
-from components.data.splits import SPLITS, read_split, split_path
+from components.data.encoders import encoder_dir, fitted_input_width
+from components.data.splits import split_path
 from components.io import tracking
 from components.io.dvc import content_md5, data_version
 from components.io.project_lock import project_lock
 from components.models import MultiTaskNetwork, build_model
-from components.tasks import Task, build_tasks
+from components.tasks import Task
 from components.training import distributed
-from components.training.loader import TensorSplit
 from components.training.loop import EpochRecord
 from components.training.resume import Resume, code_version, find_finished, find_state, training_key
 from components.training.seeding import seed_everything
@@ -43,28 +39,6 @@ from components.training.seeding import seed_everything
 RESUMED_FROM_TAG = "mtl.resumed_from_run"
 RESUMED_AFTER_TAG = "mtl.resumed_after_epoch"
 REUSED_FROM_TAG = "mtl.reused_from_run"
-
-
-def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
-    """The splits as model-ready tensors: inputs through the fitted encoder, targets per task."""
-    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
-    tasks = build_tasks(params.tasks)
-    names = tuple(params.data.datasets)
-    tensors = {}
-    for split in splits:
-        frame = read_split(root / params.data.dir, split)
-        targets = {name: task.targets(frame, encoder) for name, task in tasks.items()}
-        groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
-        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names)
-    return tensors
-
-
-def load_targets(params: Params, root: Path, split: str) -> dict[str, torch.Tensor]:
-    """One split's targets per task, without encoding its inputs (what statistics of the
-    labels need, e.g. the trivial levels)."""
-    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
-    frame = read_split(root / params.data.dir, split)
-    return {name: task.targets(frame, encoder) for name, task in build_tasks(params.tasks).items()}
 
 
 def seeded_model(params: Params, tasks: dict[str, Task], root: Path) -> MultiTaskNetwork:
@@ -172,25 +146,6 @@ def epoch_logger(run_id: str | None) -> Callable[[EpochRecord], None] | None:
     if run_id is None:
         return None
     return lambda record: tracking.log_metrics(run_id, record.as_metrics(), step=record.epoch)
-
-
-def write_curves(path: Path, curves: dict[str, list[float]]) -> None:
-    """Validation metric per epoch and task, as the CSV ``dvc plots`` reads; a curve shorter
-    than the others (a baseline trained for fewer epochs) leaves its later cells empty."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["epoch", *curves])
-        for epoch, values in enumerate(itertools.zip_longest(*curves.values()), start=1):
-            writer.writerow([epoch, *("" if v is None else f"{v:.6f}" for v in values)])
-
-
-def read_curves(path: Path) -> dict[str, list[float]]:
-    """What :func:`write_curves` wrote: each column's values by epoch."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
-    return {column: [float(row[column]) for row in rows if row[column]] for column in columns}
 
 
 def launches_processes(params: Params) -> bool:

@@ -13,7 +13,7 @@ import pandas as pd
 from components.config import Params
 from components.data.splits import SPLITS, split_path
 from components.io.dvc import data_version
-from components.jobs.common import VALIDATION_REPORT, timed, write_json
+from components.jobs.layout import VALIDATION_REPORT, timed, write_json
 from components.validation.report import DataValidationError
 from components.validation.suite import validate_splits
 

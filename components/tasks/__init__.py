@@ -31,6 +31,7 @@ import importlib
 from torch import nn
 
 from components.config import Params, ParamsError, TaskConfig
+from components.objectives import Objective
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.classification import ClassificationTask
 from components.tasks.detection import DetectionHead, DetectionTask
@@ -146,3 +147,17 @@ __all__ = [
     "RESERVED_NAMES",
     "register_task_type",
 ]
+
+
+def task_objectives(params: Params) -> dict[str, Objective]:
+    """Each task's primary metric, direction, tolerance and selection weight."""
+    tasks = build_tasks(params.tasks)
+    return {
+        name: Objective(
+            metric=task.metric_name,
+            higher_is_better=task.higher_is_better,
+            max_relative_regression=params.tasks[name].max_relative_regression,
+            weight=params.tasks[name].selection_weight,
+        )
+        for name, task in tasks.items()
+    }

@@ -55,6 +55,7 @@ from components.tasks import Task
 from components.training import distributed
 from components.training.agreement import GradientAgreement
 from components.training.checkpoints import clear_checkpoints, save_checkpoint, write_manifest
+from components.training.device import resolve_device
 from components.training.evaluation import evaluate_all, primary_metrics
 from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
@@ -111,15 +112,6 @@ class EpochRecord:
             "system/epoch_seconds": self.seconds,
             "learning_rate": self.learning_rate,
         }
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``auto`` is CUDA when present; under torchrun each process takes its local GPU."""
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
-    if setting == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", distributed.current().local_rank)
 
 
 def _autocast(device: torch.device, config: TrainingConfig) -> torch.autocast:

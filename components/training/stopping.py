@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from components.config import EarlyStoppingConfig
-from components.selection import Objective, relative_change, weighted_score
+from components.objectives import Objective, relative_change, weighted_score
 
 #: the gain of an epoch's validation metrics over the best epoch's, as a relative change
 Gain = Callable[[Mapping[str, float], Mapping[str, float]], float]

@@ -22,7 +22,8 @@ from components.models import build_model
 from components.models.backbones import TextTransformerBackbone
 from components.tasks import build_tasks
 from components.validation.report import DataValidationError
-from tests.helpers import REPO, accepting, iris_dict, run_stages
+from tests.helpers.projects import REPO, accepting, iris_dict
+from tests.helpers.stages import run_stages
 
 
 def tweets_dict(rows: int = 600) -> dict:

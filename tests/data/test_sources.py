@@ -47,7 +47,7 @@ def test_build_is_deterministic(tiny_params, tiny_frames):
 def test_max_rows_caps_each_split_file_with_a_seeded_sample_in_file_order(tmp_path):
     from components.config import Params
     from components.data.sources import build_splits
-    from tests.helpers import iris_dict
+    from tests.helpers.projects import iris_dict
 
     raw = iris_dict(tmp_path)
     raw["data"]["max_rows"] = 20
@@ -64,7 +64,7 @@ def test_max_rows_caps_each_split_file_with_a_seeded_sample_in_file_order(tmp_pa
 
 def test_max_rows_on_multimnist_names_the_settings_that_apply():
     from components.config import Params
-    from tests.helpers import tiny_params_dict
+    from tests.helpers.projects import tiny_params_dict
 
     raw = tiny_params_dict()
     raw["data"]["max_rows"] = 100

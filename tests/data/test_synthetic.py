@@ -9,7 +9,7 @@ import yaml
 from components.config import Params, SyntheticConfig, load_params
 from components.data.synthetic import synthetic_rows, task_function
 from components.jobs import prepare, validate
-from tests.helpers import REPO
+from tests.helpers.projects import REPO
 
 
 def _label_correlation(correlation: float) -> float:

@@ -15,7 +15,7 @@ from components.data.encoders import fit_encoder, load_encoder
 from components.data.readers import FileFormatError
 from components.data.sources import build_splits
 from components.validation.suite import validate_splits
-from tests.helpers import iris_dict
+from tests.helpers.projects import iris_dict
 
 
 def one_table(tmp_path, frame: pd.DataFrame, **data) -> dict:

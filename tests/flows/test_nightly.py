@@ -21,14 +21,8 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows import local
-from tests.helpers import (
-    VENV_BIN,
-    accepting,
-    free_port,
-    project_copy,
-    run,
-    tiny_params_dict,
-)
+from tests.helpers.processes import free_port
+from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 

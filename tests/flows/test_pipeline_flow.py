@@ -16,9 +16,10 @@ from prefect.testing.utilities import prefect_test_harness
 from components.config import load_params
 from components.io import registry
 from components.jobs import promote
-from components.jobs.register import champion_intervals
+from components.jobs.versions import champion_intervals
 from flows.pipeline import pipeline
-from tests.helpers import accepting, hold_project, tiny_params_dict
+from tests.helpers.processes import hold_project
+from tests.helpers.projects import accepting, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 

@@ -17,7 +17,7 @@ import pytest
 
 from components.data.encoders import pixel_columns
 from components.io.serving import MultiTaskPyfunc
-from tests.helpers import REPO
+from tests.helpers.projects import REPO
 
 LEGACY = REPO / "tests" / "fixtures" / "legacy_model"
 

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from components.io.project_lock import ProjectBusy, holder, project_lock
-from tests.helpers import HOLD_PROJECT, REPO, hold_project, mtl, tiny_params_dict
+from tests.helpers.processes import HOLD_PROJECT, hold_project
+from tests.helpers.projects import REPO, mtl, tiny_params_dict
 
 
 @pytest.fixture

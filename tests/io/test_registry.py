@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from components.io import registry
 from components.selection import PromotionDecision
-from tests.helpers import REPO, tiny_params_dict
+from tests.helpers.projects import REPO, tiny_params_dict
 
 NAME = "tiny-mtl"
 

@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 from components.config import Params
 from components.io import registry, tracking
 from components.jobs import register
-from tests.helpers import accepting, mtl, run_until_select, tiny_params_dict
+from tests.helpers.projects import accepting, mtl, tiny_params_dict
+from tests.helpers.stages import run_until_select
 
 pytestmark = pytest.mark.slow  # whole tiny pipelines and concurrent processes
 

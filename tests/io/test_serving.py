@@ -19,7 +19,10 @@ from mlflow.exceptions import MlflowException
 
 from components.config import Params
 from components.io import tracking
-from tests.helpers import accepting, free_port, run_stages, tiny_params_dict, unlisted_imports
+from tests.helpers.processes import free_port
+from tests.helpers.projects import accepting, tiny_params_dict
+from tests.helpers.serving import unlisted_imports
+from tests.helpers.stages import run_stages
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 

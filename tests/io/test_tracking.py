@@ -13,7 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from components.io import tracking
-from tests.helpers import VENV_BIN, project_copy, run, tiny_params_dict
+from tests.helpers.projects import VENV_BIN, project_copy, run, tiny_params_dict
 
 
 def _pipeline_run_of(owner: str, experiment: str) -> str:

@@ -12,8 +12,8 @@ import yaml
 from components.affinity import best_groupings, recommend
 from components.config import Params
 from components.jobs import affinity, prepare
-from components.jobs.common import SELECTION_REPORT, write_json
-from tests.helpers import REPO, tiny_params_dict
+from components.jobs.layout import SELECTION_REPORT, write_json
+from tests.helpers.projects import REPO, tiny_params_dict
 
 
 def _with_noise_task(tmp_path, seed: int = 0) -> tuple[Params, object]:

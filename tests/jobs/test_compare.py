@@ -7,7 +7,6 @@ import pytest
 from components.data.sources import build_multimnist
 from components.data.splits import write_splits
 from components.io import tracking
-from components.jobs.common import objectives
 from components.jobs.compare import (
     MethodRun,
     compare_methods,
@@ -16,6 +15,7 @@ from components.jobs.compare import (
     plot_methods,
     summarize,
 )
+from components.tasks import task_objectives
 
 
 def test_grid_varies_one_axis_at_a_time():
@@ -93,7 +93,7 @@ def test_tiny_comparison_writes_table_and_plot(tiny_params, tmp_path, mlflow_db)
         ) / 3
         assert run.delta_m == pytest.approx(expected)
     assert runs[0].test != runs[1].test  # seeds differ
-    goals = objectives(tiny_params)
+    goals = task_objectives(tiny_params)
     table = methods_markdown(summarize(runs), goals)
     assert table.count("\n") == 2 + 4 and "left accuracy ↑" in table and "sum mae ↓" in table
     plot_methods(summarize(runs), goals, tmp_path / "methods.png", {t: baseline[t]["test"] for t in goals})
@@ -108,7 +108,7 @@ def test_sampling_strategies_are_compared_on_separate_datasets_only(tiny_params,
 def test_sampling_strategies_compare_on_separate_datasets(tmp_path, monkeypatch):
     from components.config import Params
     from components.jobs import prepare
-    from tests.helpers import text_datasets_dict
+    from tests.helpers.projects import text_datasets_dict
 
     monkeypatch.chdir(tmp_path)
     raw = text_datasets_dict(tmp_path)  # configured sampling: temperature

@@ -17,7 +17,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real dvc processes and pipelines
 

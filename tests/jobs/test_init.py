@@ -11,7 +11,7 @@ import yaml
 from components.config import ParamsError, load_params
 from components.data.profile import profile_columns, task_guess
 from components.jobs import init
-from tests.helpers import VENV_BIN, run
+from tests.helpers.projects import VENV_BIN, run
 
 
 def test_columns_get_roles_by_stated_rules():
@@ -53,7 +53,7 @@ def test_task_types_follow_the_label_values():
 def test_a_task_named_like_a_torch_module_attribute_is_a_config_error(tmp_path):
     from components.config import Params
     from components.tasks import check_tasks
-    from tests.helpers import iris_dict
+    from tests.helpers.projects import iris_dict
 
     raw = iris_dict(tmp_path)
     raw["tasks"]["train"] = raw["tasks"].pop("species")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import VENV_BIN, project_copy, run, tiny_params_dict
+from tests.helpers.projects import VENV_BIN, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
@@ -123,6 +123,34 @@ def test_second_repro_runs_nothing_and_push_works(dvc_project):
     pushed = run([str(VENV_BIN / "dvc"), "push"], root, env)
     assert pushed.returncode == 0, pushed.stderr
     assert any((root / "remote").rglob("*"))
+
+
+def changed_stages(root, env) -> set[str]:
+    """The stages ``dvc status`` says a change re-runs (``sources`` always runs)."""
+    status = run([str(VENV_BIN / "dvc"), "status", "--json"], root, env)
+    assert status.returncode == 0, status.stderr
+    return set(json.loads(status.stdout or "{}")) - {"sources"}
+
+
+@pytest.mark.parametrize(
+    ("module", "reruns"),
+    [
+        ("components/selection.py", {"select", "register"}),  # the acceptance policy
+        ("components/weighting/gradnorm.py", {"baselines", "train_mtl"}),  # a loss weighting
+        ("components/jobs/layout.py", {"prepare", "validate", "baselines", "train_mtl", "select", "register"}),
+    ],
+)
+def test_a_code_change_reruns_only_the_stages_that_run_it(dvc_project, module, reruns):
+    root, env, _ = dvc_project
+    assert changed_stages(root, env) == set()
+    path = root / module
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        assert changed_stages(root, env) == reruns
+    finally:
+        path.write_text(original)
+    assert changed_stages(root, env) == set()
 
 
 def test_bad_data_stops_the_pipeline_and_leaves_the_champion(dvc_project):

@@ -7,7 +7,7 @@ import shutil
 
 import yaml
 
-from tests.helpers import REPO, mtl, tiny_params_dict
+from tests.helpers.projects import REPO, mtl, tiny_params_dict
 
 
 def test_a_section_dvc_reads_but_params_leave_out_stops_prepare(tmp_path):

@@ -9,7 +9,7 @@ from components.config import Params
 from components.data.splits import SPLITS
 from components.io.dvc import data_version
 from components.jobs import refresh as operations
-from tests.helpers import VENV_BIN, run, tiny_params_dict
+from tests.helpers.projects import VENV_BIN, run, tiny_params_dict
 
 DVC = str(VENV_BIN / "dvc")
 

@@ -12,7 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from components.jobs.trainings import RESUMED_AFTER_TAG, RESUMED_FROM_TAG
 from components.training.resume import state_path
-from tests.helpers import VENV_BIN, accepting, project_copy, run, sigkill_when, tiny_params_dict
+from tests.helpers.processes import sigkill_when
+from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # real processes and a whole DVC pipeline
 

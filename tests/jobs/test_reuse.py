@@ -9,9 +9,9 @@ from mlflow import MlflowClient
 from components.config import Params
 from components.io import tracking
 from components.jobs import baselines, prepare, trainings
-from components.jobs.common import read_json
+from components.jobs.layout import read_json
 from components.training import resume
-from tests.helpers import tiny_params_dict
+from tests.helpers.projects import tiny_params_dict
 
 
 def _run_baselines(params: Params, root) -> dict:

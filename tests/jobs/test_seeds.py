@@ -11,13 +11,14 @@ from mlflow import MlflowClient
 from components.config import Params
 from components.data.splits import read_split
 from components.io import registry
-from components.jobs.common import MTL_DIR, read_json, remove_other_seeds
+from components.jobs.evidence import UnequalTrainings, aligned_epochs
+from components.jobs.layout import MTL_DIR, read_json, remove_other_seeds
 from components.jobs.promote import baseline_intervals
-from components.jobs.select import UnequalTrainings, aligned_epochs, read_report
 from components.jobs.summary import run as summary
 from components.report import console, results_markdown
 from components.training.checkpoints import load_checkpoint
-from tests.helpers import accepting, run_stages, tiny_params_dict
+from tests.helpers.projects import accepting, tiny_params_dict
+from tests.helpers.stages import read_selection, run_stages
 
 
 def test_two_seeds_train_twice_and_select_judges_their_means(tmp_path, mlflow_db):
@@ -68,7 +69,7 @@ def test_two_seeds_train_twice_and_select_judges_their_means(tmp_path, mlflow_db
         shown.print(summary(params, tmp_path))
     assert "Over 2 seeds, mean ± std" in captured.get()
     assert "intervals of Δ val (paired bootstrap over rows and 2 seeds" in captured.get()
-    assert f"seed {chosen}, best on validation" in results_markdown(read_report(tmp_path))
+    assert f"seed {chosen}, best on validation" in results_markdown(read_selection(tmp_path))
     # mtl promote judges a version against the baselines of every seed, pooled
     candidate = registry.load_version(registration.model_name, registration.version).unwrap_python_model()
     test = read_split(tmp_path / params.data.dir, "test")

@@ -8,7 +8,7 @@ import yaml
 
 from components.config import Params
 from components.jobs import sources
-from tests.helpers import VENV_BIN, iris_dict, project_copy, run
+from tests.helpers.projects import VENV_BIN, iris_dict, project_copy, run
 
 
 def test_the_fingerprint_follows_the_bytes_of_each_named_file(tmp_path):

@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 
 from components.jobs.tuning import TRIALS
 from components.training.checkpoints import sha256_file
-from tests.helpers import VENV_BIN, accepting, project_copy, run, sigkill_when, tiny_params_dict
+from tests.helpers.processes import sigkill_when
+from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # real processes and a whole DVC pipeline
 

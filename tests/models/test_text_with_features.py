@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from components.config import Params
-from components.jobs.select import read_report
 from components.models import build_model
 from components.tasks import build_tasks, check_tasks
-from tests.helpers import iris_dict, run_stages
+from tests.helpers.projects import iris_dict
+from tests.helpers.stages import read_selection, run_stages
 
 WORDS = ["red", "fast", "car", "old", "town", "blue", "slow", "tree", "river", "song"]
 
@@ -82,7 +82,7 @@ def test_a_label_only_the_columns_predict_is_learned_and_served(tmp_path, monkey
     params = Params.model_validate(mixed_dict(tmp_path))
     check_tasks(params)
     run_stages(params, tmp_path)
-    report = read_report(tmp_path)
+    report = read_selection(tmp_path)
     # the text is noise: from the text alone the baseline would score near the majority share
     assert report.tasks["above"].baseline > 0.85 and report.tasks["above"].mtl > 0.85
     assert report.tasks["above"].trivial is not None and report.tasks["above"].trivial < 0.75

@@ -21,7 +21,8 @@ from components.config import InputConfig, Params
 from components.data.encoders import InputEncoder
 from components.tasks import TASK_TYPES, register_task_type
 from components.tasks.base import LabelSchema, Task
-from tests.helpers import iris_dict, run_stages
+from tests.helpers.projects import iris_dict
+from tests.helpers.stages import run_stages
 
 
 class BinaryTask(Task):

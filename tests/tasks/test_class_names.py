@@ -13,7 +13,8 @@ from components.io import tracking
 from components.jobs import prepare
 from components.tasks import check_tasks
 from components.validation.report import DataValidationError
-from tests.helpers import iris_dict, run_stages
+from tests.helpers.projects import iris_dict
+from tests.helpers.stages import run_stages
 
 NAMES = ["setosa", "versicolor", "virginica"]
 

@@ -11,7 +11,8 @@ from components.config import Params, TaskConfig
 from components.data.sources import build_multimnist, ink_boxes
 from components.tasks import build_task
 from components.validation.schema import label_schema, run_schema
-from tests.helpers import accepting, run_stages, tiny_params_dict, train_tiny
+from tests.helpers.projects import accepting, tiny_params_dict
+from tests.helpers.stages import run_stages, train_tiny
 
 CONFIG = TaskConfig(type="detection", label=["boxes", "box_classes"], num_classes=10, max_objects=2)
 GOLD = torch.tensor([[[0.1, 0.1, 0.5, 0.6, 3.0], [0.4, 0.3, 0.9, 0.9, 7.0]]])  # x1 y1 x2 y2, class
@@ -109,8 +110,8 @@ def test_a_detection_model_registers_and_answers_boxes(tmp_path, monkeypatch, ml
 
 
 def test_the_optional_detection_demo_config_is_valid():
-    from components.jobs.common import load_checked_params
-    from tests.helpers import REPO
+    from components.jobs.layout import load_checked_params
+    from tests.helpers.projects import REPO
 
     params = load_checked_params(REPO / "examples/detection/params.yaml")
     assert params.tasks["digits"].type == "detection" and set(params.tasks) == {"left", "right", "digits"}

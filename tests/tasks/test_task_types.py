@@ -24,18 +24,10 @@ from components.jobs import prepare, promote, validate
 from components.models import build_model
 from components.tasks import build_task, build_tasks, check_tasks
 from components.validation.report import DataValidationError
-from tests.helpers import (
-    TAGS,
-    images_dict,
-    mtl,
-    run_stages,
-    shapes,
-    targets,
-    text_datasets_dict,
-    unlisted_imports,
-    write_png_split,
-    write_squad,
-)
+from tests.helpers.files import TAGS, shapes, write_png_split, write_squad
+from tests.helpers.projects import images_dict, mtl, text_datasets_dict
+from tests.helpers.serving import unlisted_imports
+from tests.helpers.stages import run_stages, targets
 
 TAGGING = TaskConfig(type="tagging", label="tags", tags=["O", "B-PER", "I-PER", "B-LOC", "B-ORG"])
 SPAN = TaskConfig(type="span", label=["answer_start", "answer_text"])

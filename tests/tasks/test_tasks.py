@@ -10,7 +10,7 @@ from components.config import TaskConfig
 from components.tasks import MISSING_CLASS, build_task
 from components.training.evaluation import evaluate
 from components.training.loader import TensorSplit
-from tests.helpers import targets
+from tests.helpers.stages import targets
 
 CLASSIFY = TaskConfig(type="classification", label="y", num_classes=2)
 REGRESS = TaskConfig(type="regression", label="y")

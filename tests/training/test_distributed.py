@@ -7,11 +7,12 @@ import torch
 
 from components.config import Params
 from components.io import tracking
-from components.jobs import common, prepare, train_mtl, trainings
+from components.jobs import inputs, layout, prepare, train_mtl, trainings
 from components.tasks import build_tasks
 from components.training import distributed
 from components.training.checkpoints import load_checkpoint
-from tests.helpers import tiny_params_dict, write_baselines_report
+from tests.helpers.projects import tiny_params_dict
+from tests.helpers.stages import write_baselines_report
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
 
@@ -47,12 +48,12 @@ def _train(tmp_path, name: str, devices: int, gradient: str, on: str, sharing: s
     write_baselines_report(root, params)
     parent = tracking.start_pipeline_run(params.registry.experiment)
     summary = train_mtl.run(params, root, parent)
-    checkpoint = load_checkpoint(root / common.MTL_DIR / "epoch_002.pt")
+    checkpoint = load_checkpoint(root / layout.MTL_DIR / "epoch_002.pt")
     model = trainings.seeded_model(params, build_tasks(params.tasks), root)
     model.load_state_dict(checkpoint["model"])
     model.eval()
     with torch.no_grad():
-        outputs = model(trainings.load_tensor_splits(params, root, ("val",))["val"].inputs)
+        outputs = model(inputs.load_tensor_splits(params, root, ("val",))["val"].inputs)
     return {"summary": summary, "outputs": outputs}
 
 

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from components.config import Params
 from components.jobs import prepare, validate
 from components.training.guard import LossGuard, TrainingDiverged
-from tests.helpers import mtl, tiny_params_dict, train_tiny, write_baselines_report
+from tests.helpers.projects import mtl, tiny_params_dict
+from tests.helpers.stages import train_tiny, write_baselines_report
 
 
 def test_a_non_finite_loss_names_task_epoch_and_step():

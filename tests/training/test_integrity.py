@@ -12,11 +12,12 @@ from safetensors.torch import load_file, save_file
 
 from components.config import Params
 from components.jobs import register
-from components.jobs.common import MTL_DIR, SELECTION_REPORT
+from components.jobs.layout import MTL_DIR, SELECTION_REPORT
 from components.training.checkpoints import MANIFEST, checkpoint_digest, load_checkpoint, weights_path
 from components.training.integrity import SIGNING_KEY_ENV, CheckpointError, signature_path
 from components.training.resume import Resume, find_state, state_path
-from tests.helpers import accepting, run_until_select, tiny_params_dict, train_tiny
+from tests.helpers.projects import accepting, tiny_params_dict
+from tests.helpers.stages import run_until_select, train_tiny
 
 
 def _rewrite_weights(path) -> str:

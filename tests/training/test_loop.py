@@ -10,7 +10,7 @@ import torch
 from components.models import build_model
 from components.tasks import build_tasks
 from components.training.checkpoints import MANIFEST, CheckpointError, checkpoint_digest, load_checkpoint
-from tests.helpers import train_tiny
+from tests.helpers.stages import train_tiny
 
 
 def test_every_epoch_checkpoint_holds_full_state_and_its_hash(tiny_params, tiny_frames, tmp_path):
@@ -243,7 +243,7 @@ def test_compiled_training_steps_match_eager_ones_for_sum_and_a_gradient_method(
     from components.training.loader import TensorSplit
     from components.training.loop import make_trainer, train_step
     from components.training.seeding import seed_everything
-    from tests.helpers import targets
+    from tests.helpers.stages import targets
 
     frame = tiny_frames["train"].head(64)
     split = TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in tiny_params.tasks.items()})
@@ -279,7 +279,7 @@ def test_the_gradient_methods_settings_reach_the_trainer(tiny_params, tiny_frame
     from components.data.encoders import PixelEncoder
     from components.training.loader import TensorSplit
     from components.training.loop import make_trainer
-    from tests.helpers import targets
+    from tests.helpers.stages import targets
 
     frame = tiny_frames["train"].head(16)
     split = TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in tiny_params.tasks.items()})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from components.training.resume import Resume, find_state, state_path, training_key
-from tests.helpers import train_tiny
+from tests.helpers.stages import train_tiny
 
 
 class Killed(Exception):

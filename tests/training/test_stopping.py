@@ -9,7 +9,7 @@ from components.config import EarlyStoppingConfig, LRScheduleConfig
 from components.training.loop import training_ending
 from components.training.resume import Resume, find_state, training_key
 from components.training.stopping import EarlyStopping, ending, metric_gain
-from tests.helpers import tensor_split, train_tiny
+from tests.helpers.stages import tensor_split, train_tiny
 
 
 def _with(params, **training):

@@ -13,7 +13,7 @@ from components.validation.expectations import check_statistics
 from components.validation.report import DataValidationError
 from components.validation.schema import check_structure
 from components.validation.suite import validate_splits
-from tests.helpers import mtl, tiny_params_dict
+from tests.helpers.projects import mtl, tiny_params_dict
 
 FILES = {split: f"data/{split}.parquet" for split in ("train", "val", "test")}
 
@@ -285,7 +285,7 @@ def test_a_task_whose_label_column_does_not_exist_is_named(tiny_frames):
 
 def test_a_task_may_allow_missing_labels_without_loosening_the_inputs(tmp_path):
     from components.data.sources import build_splits
-    from tests.helpers import iris_dict
+    from tests.helpers.projects import iris_dict
 
     raw = iris_dict(tmp_path)
     frames = build_splits(Params.model_validate(raw), tmp_path)

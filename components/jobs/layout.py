@@ -1,12 +1,5 @@
 """What every stage module shares: the project's file layout, checked parameters, JSON
-reports, stage timings and the tasks' objectives.
-
-Example::
-
-    >>> from components.config import load_params
-    >>> sorted(objectives(load_params("params.yaml")))
-    ['left', 'right', 'sum']
-"""
+reports, and stage timings."""
 
 from __future__ import annotations
 
@@ -20,9 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from components.config import Params, load_params
-from components.io.tracking import invocation
-from components.selection import Objective
-from components.tasks import build_tasks, check_tasks
+from components.io.invocation import invocation
+from components.tasks import check_tasks
 
 REPORTS = Path("reports")
 TIMINGS = REPORTS / "timings"
@@ -114,15 +106,21 @@ def timed(stage: str) -> Callable[[StageFunction], StageFunction]:
     return wrap
 
 
-def objectives(params: Params) -> dict[str, Objective]:
-    """Each task's primary metric, direction, tolerance and selection weight."""
-    tasks = build_tasks(params.tasks)
-    return {
-        name: Objective(
-            metric=task.metric_name,
-            higher_is_better=task.higher_is_better,
-            max_relative_regression=params.tasks[name].max_relative_regression,
-            weight=params.tasks[name].selection_weight,
-        )
-        for name, task in tasks.items()
-    }
+def mtl_dir(root: Path, params: Params, seed: int) -> Path:
+    """Where the MTL training with ``seed`` keeps its checkpoints and result."""
+    return seed_dir(root / MTL_DIR, params, seed)
+
+
+def baseline_dir(root: Path, params: Params, task_name: str, seed: int) -> Path:
+    """Where the baseline of ``task_name`` trained with ``seed`` keeps its checkpoint."""
+    return seed_dir(root / BASELINES_DIR / task_name, params, seed)
+
+
+def baseline_params(params: Params) -> Params:
+    """The MTL settings a single task keeps: hard sharing, plain loss, plain gradient."""
+    return params.model_copy(
+        update={
+            "model": params.model.model_copy(update={"sharing": "hard"}),
+            "training": params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"}),
+        }
+    )

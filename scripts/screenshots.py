@@ -23,7 +23,8 @@ from PIL import Image
 
 from components.config import load_params
 from components.io import tracking
-from tests.helpers import REPO, VENV_BIN, free_port
+from tests.helpers.processes import free_port
+from tests.helpers.projects import REPO, VENV_BIN
 
 OUT = REPO / "examples/screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -75,6 +76,7 @@ def last_pipeline_runs(client: MlflowClient, experiment: str) -> tuple[str, list
 
 
 def mlflow_compare(params_experiment: str) -> None:
+    """The MLflow UI's comparison of the last pipeline's training runs."""
     uri = f"sqlite:///{REPO / 'mlflow.db'}"
     experiment_id, runs = last_pipeline_runs(MlflowClient(uri), params_experiment)
     tracking.experiment_id(params_experiment)  # an experiment older than the kind tag gets it
@@ -116,6 +118,7 @@ def mlflow_compare(params_experiment: str) -> None:
 
 
 def data_docs(docs_dir: Path) -> None:
+    """The Great Expectations Data Docs of the last validation."""
     shoot((docs_dir / "index.html").as_uri(), OUT / "data-docs-index.png", 1300, 560, 3000)
     page = next((docs_dir / "validations").rglob("*-val.html"))
     # below the overview: the first label column's checks (class shares, the distribution against train)
@@ -123,6 +126,7 @@ def data_docs(docs_dir: Path) -> None:
 
 
 def dvc_plots() -> None:
+    """``dvc plots show``'s per-task learning curves."""
     with tempfile.TemporaryDirectory() as scratch:
         subprocess.run(
             [str(VENV_BIN / "dvc"), "plots", "show", "-o", scratch], cwd=REPO, check=True, capture_output=True
@@ -138,6 +142,7 @@ def dvc_plots() -> None:
 
 
 def main() -> None:
+    """Every screenshot of the last run, under ``examples/screenshots``."""
     params = load_params(REPO / "params.yaml")
     OUT.mkdir(parents=True, exist_ok=True)
     mlflow_compare(params.registry.experiment)

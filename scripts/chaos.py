@@ -7,7 +7,7 @@ a crafted pickle, swapped weights under a signing key, two registrations at once
 a deleted registry, a SIGKILL mid-training, two pipelines in one folder, bad data and
 config, and requests outside the serving contract (with the rows/s of a 10,000-row batch).
 
-    $ make chaos            # .venv/bin/python -m tests.chaos [--keep DIR]
+    $ make chaos            # .venv/bin/python -m scripts.chaos [--keep DIR]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from tests.helpers import REPO, accepting, hold_project, tiny_params_dict
+from tests.helpers.processes import hold_project
+from tests.helpers.projects import REPO, accepting, tiny_params_dict
 
 EPOCHS = 4
 
@@ -119,6 +120,7 @@ def _clean_failure(result: subprocess.CompletedProcess, fragment: str) -> bool:
 
 
 def divergence(base: Project) -> Outcome:
+    """A learning rate of 1e30: the training stops naming task, epoch and step."""
     project = base.copy("divergence")
     project.params(**{"training.lr": 1e30})
     result = project.mtl("train-mtl")
@@ -128,6 +130,7 @@ def divergence(base: Project) -> Outcome:
 
 
 def crafted_pickle(base: Project) -> Outcome:
+    """A checkpoint carrying a pickle payload: refused, and the payload never runs."""
     project = base.copy("crafted")
     marker = project.root / "payload-ran"
     selection = json.loads((project.root / "reports/selection.json").read_text())
@@ -148,6 +151,7 @@ def crafted_pickle(base: Project) -> Outcome:
 
 
 def swapped_weights(base: Project) -> Outcome:
+    """Weights and their hash rewritten with a signing key set: register refuses them."""
     from safetensors.torch import load_file, save_file
 
     from components.training.checkpoints import checkpoint_digest, weights_path
@@ -172,6 +176,7 @@ def swapped_weights(base: Project) -> Outcome:
 
 
 def concurrent_register(base: Project) -> Outcome:
+    """Two registrations of one selection at once: one version, not two."""
     project = base.copy("concurrent")
     first, second = project.start("register"), project.start("register")
     codes = sorted(p.wait(timeout=600) for p in (first, second))
@@ -184,6 +189,7 @@ def concurrent_register(base: Project) -> Outcome:
 
 
 def rerun_register(base: Project) -> Outcome:
+    """The same registration twice: the existing version comes back."""
     project = base.copy("rerun")
     first, again = project.mtl("register"), project.mtl("register")
     versions = project.versions()
@@ -192,6 +198,7 @@ def rerun_register(base: Project) -> Outcome:
 
 
 def lost_registry(base: Project) -> Outcome:
+    """``mlflow.db`` deleted after a registration: an error, never a silent new registry."""
     project = base.copy("lost")
     project.mtl("register")
     (project.root / "mlflow.db").unlink()
@@ -201,6 +208,7 @@ def lost_registry(base: Project) -> Outcome:
 
 
 def sigkill_resume(base: Project) -> Outcome:
+    """A training SIGKILLed mid-epoch, then run again: it resumes bit-identically."""
     from components.training.resume import state_path
 
     project = base.copy("killed")
@@ -227,6 +235,7 @@ def sigkill_resume(base: Project) -> Outcome:
 
 
 def two_pipelines(base: Project) -> Outcome:
+    """A second pipeline in a project another one holds: it exits naming the holder."""
     project = base.copy("two-pipelines")
     with hold_project(project.root) as other:
         result = project.mtl("train-mtl")
@@ -235,6 +244,7 @@ def two_pipelines(base: Project) -> Outcome:
 
 
 def bad_data(base: Project) -> Outcome:
+    """A label out of range in train: file, column, rule and an example; exit 1."""
     import pandas as pd
 
     project = base.copy("bad-data")
@@ -248,6 +258,7 @@ def bad_data(base: Project) -> Outcome:
 
 
 def bad_config(base: Project) -> Outcome:
+    """A misspelt gradient method: the valid ones listed; exit 1."""
     project = base.copy("bad-config")
     project.params(**{"training.gradient": "pcgard"})
     result = project.mtl("train-mtl")
@@ -256,6 +267,7 @@ def bad_config(base: Project) -> Outcome:
 
 
 def serving(base: Project) -> list[Outcome]:
+    """The served model against a NaN pixel, 10,000 rows and one row over the limit."""
     import mlflow
     import pandas as pd
     from fastapi.testclient import TestClient

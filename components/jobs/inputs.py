@@ -1,0 +1,60 @@
+"""What the stages read besides checkpoints: the prepared splits as tensors, one split's
+targets, and the per-task learning curves (``reports/curves/*.csv``). Light on purpose: a
+stage that only evaluates (``select``, ``promote``) reads these without depending on the
+training loop.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import torch
+
+from components.config import Params
+from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
+from components.data.splits import SPLITS, read_split
+from components.tasks import build_tasks
+from components.training.loader import TensorSplit
+
+
+def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:
+    """The splits as model-ready tensors: inputs through the fitted encoder, targets per task."""
+    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
+    tasks = build_tasks(params.tasks)
+    names = tuple(params.data.datasets)
+    tensors = {}
+    for split in splits:
+        frame = read_split(root / params.data.dir, split)
+        targets = {name: task.targets(frame, encoder) for name, task in tasks.items()}
+        groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
+        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names)
+    return tensors
+
+
+def load_targets(params: Params, root: Path, split: str) -> dict[str, torch.Tensor]:
+    """One split's targets per task, without encoding its inputs (what statistics of the
+    labels need, e.g. the trivial levels)."""
+    encoder = load_encoder(params, encoder_dir(root / params.data.dir))
+    frame = read_split(root / params.data.dir, split)
+    return {name: task.targets(frame, encoder) for name, task in build_tasks(params.tasks).items()}
+
+
+def write_curves(path: Path, curves: dict[str, list[float]]) -> None:
+    """Validation metric per epoch and task, as the CSV ``dvc plots`` reads; a curve shorter
+    than the others (a baseline trained for fewer epochs) leaves its later cells empty."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", *curves])
+        for epoch, values in enumerate(itertools.zip_longest(*curves.values()), start=1):
+            writer.writerow([epoch, *("" if v is None else f"{v:.6f}" for v in values)])
+
+
+def read_curves(path: Path) -> dict[str, list[float]]:
+    """What :func:`write_curves` wrote: each column's values by epoch."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [c for c in (rows[0] if rows else {}) if c != "epoch"]
+    return {column: [float(row[column]) for row in rows if row[column]] for column in columns}

@@ -1,0 +1,103 @@
+"""Small files of every format the loaders read (CoNLL, SQuAD, PNG), written by the tests
+themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NAMES = ["John", "Mary", "Ahmed", "Li", "Sara", "Pedro", "Anna", "Kofi", "Yuki", "Omar", "Lena", "Ivan"]
+
+
+CITIES = ["Paris", "Lagos", "Lima", "Oslo", "Delhi", "Cairo", "Quito", "Hanoi", "Seoul", "Tunis", "Rome", "Dakar"]
+
+
+TEMPLATES = [
+    ("{n} lives in {c} .", "B-PER O O B-LOC O"),
+    ("In {c} , {n} smiled", "O B-LOC O B-PER O"),
+    ("{n} flew to {c} today", "B-PER O O B-LOC O"),
+]
+
+
+TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+SPLIT_ROWS = {"train": 120, "val": 30, "test": 30}
+
+
+def write_conll(path: Path, rows: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lines = ["-DOCSTART- -X- -X- O", ""]
+    for _ in range(rows):
+        words, tags = TEMPLATES[rng.integers(len(TEMPLATES))]
+        sentence = words.format(n=NAMES[rng.integers(len(NAMES))], c=CITIES[rng.integers(len(CITIES))]).split()
+        lines += [f"{word} NNP B-NP {tag}" for word, tag in zip(sentence, tags.split())] + [""]
+    path.write_text("\n".join(lines))
+
+
+def write_squad(path: Path, rows: int, seed: int, unanswerable_share: float = 0.2) -> None:
+    rng = np.random.default_rng(seed)
+    paragraphs = []
+    for index in range(rows):
+        name, city = NAMES[rng.integers(len(NAMES))], CITIES[rng.integers(len(CITIES))]
+        context = f"{name} was born in {city} and works there."
+        if rng.random() < unanswerable_share:
+            qa = {
+                "id": f"q{seed}-{index}",
+                "question": f"Where was {name} married?",
+                "answers": [],
+                "is_impossible": True,
+            }
+        else:
+            qa = {
+                "id": f"q{seed}-{index}",
+                "question": f"Where was {name} born?",
+                "answers": [{"text": city, "answer_start": context.index(city)}],
+                "is_impossible": False,
+            }
+        paragraphs.append({"context": context, "qas": [qa]})
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "people", "paragraphs": paragraphs}]}))
+
+
+def shapes(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greyscale images of one bright square or disc on noise; masks 0 background, 1 square,
+    2 disc; the label of the image (square or disc) is its shape."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(rows, size, size)).astype(np.uint8)
+    masks = np.zeros((rows, size, size), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(rows):
+        r = int(rng.integers(3, size // 4))
+        cy, cx = (int(v) for v in rng.integers(r, size - r, size=2))
+        region = (
+            (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if i % 2 == 0 else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        )
+        images[i][region] = 200
+        masks[i][region] = 1 if i % 2 == 0 else 2
+    return images, masks
+
+
+def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
+    from PIL import Image
+
+    images, masks = shapes(rows, size, seed)
+    names = [f"{directory.name}-{i:04d}" for i in range(rows)]  # ids unique across splits
+    for sub in ("images", "masks"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    for name, image, mask in zip(names, images, masks):
+        Image.fromarray(image).save(directory / "images" / f"{name}.png")
+        Image.fromarray(mask).save(directory / "masks" / f"{name}.png")
+    ys, xs = np.mgrid[:size, :size]
+    cells = [(masks[i] > 0) for i in range(rows)]
+    pd.DataFrame(
+        {
+            "id": names,
+            "shape": [i % 2 for i in range(rows)],
+            # image-level yes/no labels for a multilabel task: where the shape lies
+            "left_half": [int(xs[c].mean() < size / 2) for c in cells],
+            "top_half": [int(ys[c].mean() < size / 2) for c in cells],
+        }
+    ).to_csv(directory / "labels.csv", index=False)
