@@ -1,0 +1,27 @@
+"""What every section's model shares: strict keys, frozen values, attribute docstrings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from components.errors import PipelineError
+
+
+class ParamsError(PipelineError, ValueError):
+    """``params.yaml`` is missing, unreadable or invalid; the message says where and why."""
+
+
+class Strict(BaseModel):
+    """A section of ``params.yaml``: an unknown key is an error, values are frozen, and each
+    field's attribute docstring is its description (the configuration reference is generated
+    from it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class SplitSizes(Strict):
+    train: Annotated[int, Field(gt=0)]
+    val: Annotated[int, Field(gt=0)]
+    test: Annotated[int, Field(gt=0)]

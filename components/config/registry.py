@@ -1,0 +1,29 @@
+"""``registry`` and ``serving``: where a model is registered and what a served one accepts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from components.config.base import Strict
+
+
+class RegistryConfig(Strict):
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "multimnist-mtl"
+    """Letters, digits, '.', '_' and '-': registry searches quote the name, so quotes are refused."""
+    experiment: str = "multimnist-mtl"
+    register_experiments: bool = False
+    """A DVC experiment (`dvc exp run`) registers a version only when this is true."""
+
+
+class ServingConfig(Strict):
+    """What a registered model accepts per request (read when it is registered)."""
+
+    max_batch_rows: Annotated[int, Field(ge=1)] = 10000
+    """A request with more rows is refused with HTTP 413 naming this limit; clients split it."""
+    chunk_rows: Annotated[int, Field(ge=1)] = 1024
+    """Rows per forward pass within a request: bounds the server's memory, not the batch size."""
+    feature_cache_mb: Annotated[float, Field(ge=0)] = 64.0
+    """Backbone features kept per input row, so separate calls for different tasks on the same rows run the
+    backbone once (least recently used evicted beyond this size); 0: off."""
