@@ -6,9 +6,9 @@ batch and optimizer; random canvases and labels: a step's cost does not depend o
 the single-task baseline; MTL ``sum``; every loss weighting that costs more than a
 constant (uncertainty, dwa, famo, gradnorm); every gradient method on the shared
 parameters (the exact method: T backward passes); and every Gramian-based one with
-``training.gradient_on: features`` (MGDA-UB: one backward pass). More price the settings:
+``training.gradient.compare_on: features`` (MGDA-UB: one backward pass). More price the settings:
 the single-task step with ``model.cnn.channels_last: true`` (NHWC), Nash-MTL with
-``training.nash_mtl_update_every: 10``, and with ``--compile`` the sum and PCGrad steps
+``training.gradient: {name: nash_mtl, update_every: 10}``, and with ``--compile`` the sum and PCGrad steps
 under ``training.compile``. Gradient agreement is
 off: ``benchmarks/gradient_agreement.py`` prices it. Each round steps every variant in
 turn; the table shows the median ratio to the single-task step of the same round.
@@ -83,9 +83,10 @@ def main() -> None:
         variants |= {f"{w} (sum)": stepper(count, loss_weighting=w) for w in WEIGHTINGS}
         variants |= {f"{g} on parameters": stepper(count, gradient=g) for g in GRADIENT_METHODS if g != "sum"}
         variants["nash_mtl on parameters, solved every 10th step"] = stepper(
-            count, gradient="nash_mtl", nash_mtl_update_every=10
+            count, gradient={"name": "nash_mtl", "update_every": 10}
         )
-        variants |= {f"{g} on features": stepper(count, gradient=g, gradient_on="features") for g in GRAMIAN_METHODS}
+        on_features = {g: {"name": g, "compare_on": "features"} for g in GRAMIAN_METHODS}
+        variants |= {f"{g} on features": stepper(count, gradient=settings) for g, settings in on_features.items()}
         print(f"T = {count}: {len(variants)} variants x {options.rounds} rounds ...", flush=True)
         results[count] = interleaved(variants, "single-task", options.rounds)
         labels = list(variants)

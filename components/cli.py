@@ -285,7 +285,7 @@ def compare(
         "", help="Dataset sampling strategies to compare, comma-separated (tasks from separate datasets only)."
     ),
     on_features: bool = typer.Option(
-        False, "--on-features", help="Also run each Gramian-based gradient method with gradient_on: features."
+        False, "--on-features", help="Also run each Gramian-based gradient method with compare_on: features."
     ),
 ) -> None:
     """Train the MTL model with each method over several seeds; write reports/methods.md and .png."""

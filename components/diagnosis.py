@@ -79,8 +79,8 @@ def _regression_finding(task: str, others: list[str], conflict: dict[str, float]
         return (
             f"{task}: regresses, but its gradients rarely conflicted with the others' (at most {measured[other]:.0%} "
             f"of measured steps, with {other}; mean cosine {mean_cosine:+.2f}): a gradient method is unlikely to help; "
-            f"the shared model may give it too little: weigh it up (loss_weighting: uncertainty, or fixed_weights), "
-            f"raise tasks.{task}.lr_scale, {apart}"
+            "the shared model may give it too little: weigh it up (loss_weighting: uncertainty, or fixed with "
+            f"weights), raise tasks.{task}.lr_scale, {apart}"
         )
     return (
         f"{task}: regresses with no collapsed head and no loss-scale gap; its gradients conflicted with {other}'s "
@@ -123,7 +123,7 @@ def diagnose(
         else:
             line += (
                 f"; alone it reached {r.baseline:.4g}: the shared model starves it: weigh it up "
-                f"(loss_weighting: uncertainty, or fixed_weights) or raise tasks.{name}.lr_scale"
+                f"(loss_weighting: uncertainty, or fixed with weights) or raise tasks.{name}.lr_scale"
             )
         findings.append(line)
     losses = {name: loss for name, loss in first_losses.items() if loss > 0}

@@ -262,7 +262,7 @@ def bad_config(base: Project) -> Outcome:
     project = base.copy("bad-config")
     project.params(**{"training.gradient": "pcgard"})
     result = project.mtl("train-mtl")
-    ok = _clean_failure(result, "(got 'pcgard')")
+    ok = _clean_failure(result, "unknown method 'pcgard'; valid: sum, normalize")
     return Outcome("training.gradient: pcgard", "lists the valid methods; exit 1", _error(result), ok)
 
 

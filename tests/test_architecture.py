@@ -15,7 +15,7 @@ from tests.helpers.projects import REPO
 # Lowest first; a module may import its own layer and those below it. A module is placed by
 # the longest entry that names it or a package above it, and every module must be placed.
 LAYERS = [
-    ("components", "components.errors", "components.startup", "components.objectives"),
+    ("components", "components.errors", "components.startup", "components.objectives", "components.torchjd_state"),
     ("components.config",),
     ("components.data",),
     ("components.tasks",),
@@ -84,7 +84,23 @@ def imported_modules(path: Path, top_level_only: bool = False, root: Path = REPO
                 for alias in node.names
                 if module_file(f"{node.module}.{alias.name}", root)
             }
+        elif isinstance(node, ast.Call) and (package := by_name_package(node)):
+            # a package whose methods are found by name (importlib) needs every module in it
+            found |= {module_name(p, root) for p in root.joinpath(*package.split(".")).glob("*.py")}
     return {name for name in found if name.split(".")[0] == "components" and module_file(name, root)}
+
+
+def by_name_package(call: ast.Call) -> str | None:
+    """``components.weighting`` for ``importlib.import_module(f"components.weighting.{name}")``."""
+    function = call.func
+    if not (isinstance(function, ast.Attribute) and function.attr == "import_module" and call.args):
+        return None
+    argument = call.args[0]
+    if isinstance(argument, ast.JoinedStr) and argument.values and isinstance(argument.values[0], ast.Constant):
+        prefix = str(argument.values[0].value)
+        if prefix.startswith("components.") and prefix.endswith("."):
+            return prefix[:-1]
+    return None
 
 
 def with_packages(name: str) -> set[str]:

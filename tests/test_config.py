@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from components.config import ParamsError, load_params
+from components.config import Params, ParamsError, load_params, upgrade_stored
 from components.jobs.layout import load_checked_params
 from tests.helpers.projects import REPO, tiny_params_dict
 
@@ -60,16 +60,103 @@ def test_unknown_choice_lists_valid_choices(tmp_path):
 @pytest.mark.parametrize(
     ("key", "value", "rule"),
     [
-        ("cagrad_c", -0.1, "greater than or equal to 0"),
-        ("nash_mtl_update_every", 0, "greater than or equal to 1"),
-        ("sgd_momentum", 1.0, "less than 1"),
+        ("gradient", {"name": "cagrad", "c": -0.1}, r"training\.gradient\.c: .*greater than or equal to 0"),
+        (
+            "gradient",
+            {"name": "nash_mtl", "update_every": 0},
+            r"training\.gradient\.update_every: .*greater than or equal to 1",
+        ),
+        (
+            "loss_weighting",
+            {"name": "dwa", "temperature": 0},
+            r"training\.loss_weighting\.temperature: .*greater than 0",
+        ),
+        ("sgd_momentum", 1.0, r"training\.sgd_momentum: .*less than 1"),
     ],
 )
 def test_method_settings_are_range_checked(tmp_path, key, value, rule):
     raw = tiny_params_dict()
     raw["training"][key] = value
-    with pytest.raises(ParamsError, match=rf"training\.{key}: .*{rule}"):
+    with pytest.raises(ParamsError, match=rule):
         load_params(write(tmp_path, raw))
+
+
+def test_a_method_setting_sits_beside_its_name_and_lists_its_keys(tmp_path):
+    raw = tiny_params_dict()
+    raw["training"]["loss_weighting"] = {"name": "dwa", "temprature": 3.0}
+    with pytest.raises(
+        ParamsError, match=r"training\.loss_weighting\.temprature: unknown key; valid keys here: name, temperature"
+    ):
+        load_params(write(tmp_path, raw))
+    raw["training"]["loss_weighting"] = "balanced"
+    with pytest.raises(
+        ParamsError,
+        match=r"training\.loss_weighting\.name: unknown method 'balanced'; valid: equal, fixed, uncertainty, dwa",
+    ):
+        load_params(write(tmp_path, raw))
+    raw["training"]["loss_weighting"] = {"name": "dwa", "temperature": 3.0}
+    assert load_params(write(tmp_path, raw)).training.loss_weighting.temperature == 3.0
+    raw["training"]["loss_weighting"] = "famo"  # a name alone takes the method's defaults
+    assert load_params(write(tmp_path, raw)).training.loss_weighting.lr == 0.025
+
+
+@pytest.mark.parametrize(
+    ("old", "value", "new"),
+    [
+        ("dwa_temperature", 3.0, "training.loss_weighting: {name: dwa, temperature: ...}"),
+        ("fixed_weights", {"left": 2.0}, "training.loss_weighting: {name: fixed, weights: ...}"),
+        ("cagrad_c", 0.1, "training.gradient: {name: cagrad, c: ...}"),
+        ("gradient_on", "features", "training.gradient: {name: <method>, compare_on: ...}"),
+    ],
+)
+def test_a_flat_method_setting_of_old_names_its_new_place(tmp_path, old, value, new):
+    raw = tiny_params_dict()
+    raw["training"][old] = value
+    with pytest.raises(ParamsError) as error:
+        load_params(write(tmp_path, raw))
+    assert f"training.{old}: unknown key (moved beside the method's name: {new})" in str(error.value)
+
+
+def test_a_version_stored_with_flat_method_settings_loads_in_the_new_shape():
+    stored = tiny_params_dict()
+    stored["training"] |= {
+        "loss_weighting": "dwa",
+        "dwa_temperature": 3.0,
+        "famo_lr": 0.1,  # another method's setting had no effect: dropped
+        "gradient": "cagrad",
+        "gradient_on": "features",
+        "cagrad_c": 0.2,
+        "nash_mtl_update_every": 5,
+    }
+    training = Params.model_validate(upgrade_stored(stored)).training
+    assert training.loss_weighting.model_dump() == {"name": "dwa", "temperature": 3.0}
+    assert training.gradient.model_dump() == {"name": "cagrad", "c": 0.2, "compare_on": "features"}
+
+
+def test_features_need_a_method_that_weighs_from_the_gramian(tmp_path):
+    raw = tiny_params_dict()
+    raw["training"]["gradient"] = {"name": "nash_mtl", "compare_on": "features"}
+    with pytest.raises(ParamsError, match=r"gradient nash_mtl cannot weigh .* those that can: normalize, pcgrad"):
+        load_params(write(tmp_path, raw))
+
+
+def test_every_setting_is_documented():
+    """The configuration reference is generated from these descriptions."""
+    from components.config import Strict
+    from components.config.methods import MethodSettings
+
+    def models(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from models(sub)
+
+    undocumented = [
+        f"{model.__name__}.{name}"
+        for model in set(models(Strict)) - {MethodSettings}
+        for name, field in model.model_fields.items()
+        if not field.description
+    ]
+    assert not undocumented, undocumented
 
 
 def test_classification_needs_num_classes(tmp_path):

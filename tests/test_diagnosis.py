@@ -55,7 +55,7 @@ def test_a_head_starved_by_the_shared_model_is_named_with_what_to_try():
     )
     assert findings == [
         "genres: MTL micro_f1 0.05 is no better than a constant answer (0.05); alone it reached 0.33: the "
-        "shared model starves it: weigh it up (loss_weighting: uncertainty, or fixed_weights) or raise "
+        "shared model starves it: weigh it up (loss_weighting: uncertainty, or fixed with weights) or raise "
         "tasks.genres.lr_scale"
     ]
 

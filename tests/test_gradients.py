@@ -3,15 +3,10 @@
 import pytest
 import torch
 
-from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params, TrainingConfig
-from components.gradients import (
-    backward_per_task,
-    backward_through_features,
-    combiner_state,
-    gramian_weighting,
-    jacobian_combiner,
-    normalize_and_sum,
-)
+from components.config import GRADIENT_METHODS, GRAMIAN_METHODS, Params, gradient_method
+from components.gradients import GradientMethod, build_gradient_method
+from components.gradients.jacobian import backward_per_task, backward_through_features
+from components.gradients.normalize import normalize_and_sum
 from components.models import build_model
 from components.tasks import build_tasks
 from components.training.loop import losses_of
@@ -20,9 +15,13 @@ from tests.helpers.projects import tiny_params_dict
 CONFLICT = torch.tensor([[1.0, 0.0], [-1.0, 1.0]])
 
 
+def method(raw: str | dict, n_tasks: int = 2) -> GradientMethod:
+    return build_gradient_method(gradient_method(raw), n_tasks)
+
+
 def test_pcgrad_on_two_conflicting_gradients():
     # g1·g2 = -1 < 0: g1' = g1 - (g1·g2/|g2|²) g2 = [0.5, 0.5]; g2' = g2 - (g2·g1/|g1|²) g1 = [0, 1]
-    assert jacobian_combiner("pcgrad", 2)(CONFLICT).tolist() == pytest.approx([0.5, 1.5])
+    assert method("pcgrad").combine(CONFLICT).tolist() == pytest.approx([0.5, 1.5])
 
 
 def test_normalize_rescales_rows_to_their_mean_norm():
@@ -32,36 +31,39 @@ def test_normalize_rescales_rows_to_their_mean_norm():
 
 def test_mgda_finds_the_min_norm_point_of_the_convex_hull():
     # min-norm point of segment [g1, g2] = [0.2, 0.4]
-    assert jacobian_combiner("mgda", 2)(CONFLICT).tolist() == pytest.approx([0.2, 0.4], abs=1e-3)
+    assert method("mgda").combine(CONFLICT).tolist() == pytest.approx([0.2, 0.4], abs=1e-3)
 
 
-@pytest.mark.parametrize("method", [m for m in GRADIENT_METHODS if m != "sum"])
-def test_every_jacobian_method_builds_and_returns_one_direction(method):
-    combiner = jacobian_combiner(method, 2)
-    assert combiner is not None
-    direction = combiner(CONFLICT)
+@pytest.mark.parametrize("name", GRADIENT_METHODS)
+def test_every_method_builds_and_returns_one_direction(name):
+    direction = method(name).combine(CONFLICT)
     assert direction.shape == (2,) and torch.isfinite(direction).all()
+
+
+@pytest.mark.parametrize("name", GRAMIAN_METHODS)
+def test_every_gramian_method_weighs_the_tasks_from_the_gramian_alone(name):
+    weights = method(name).weigh(CONFLICT @ CONFLICT.T)
+    assert weights.shape == (2,) and torch.isfinite(weights).all()
 
 
 def test_cagrad_radius_comes_from_the_config():
     # c = 0: no ball around the mean gradient, so CAGrad returns the mean itself
-    mean = jacobian_combiner("cagrad", 2, TrainingConfig(cagrad_c=0.0))
-    assert mean is not None and mean(CONFLICT).tolist() == pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-4)
-    averse = jacobian_combiner("cagrad", 2, TrainingConfig(cagrad_c=0.5))
-    assert averse is not None and averse(CONFLICT).tolist() != pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-2)
-    on_features = gramian_weighting("cagrad", TrainingConfig(cagrad_c=0.0))(CONFLICT @ CONFLICT.T)
+    mean = method({"name": "cagrad", "c": 0.0}).combine(CONFLICT)
+    assert mean.tolist() == pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-4)
+    averse = method({"name": "cagrad", "c": 0.5}).combine(CONFLICT)
+    assert averse.tolist() != pytest.approx(CONFLICT.mean(0).tolist(), abs=1e-2)
+    on_features = method({"name": "cagrad", "c": 0.0}).weigh(CONFLICT @ CONFLICT.T)
     assert (on_features / on_features.sum()).tolist() == pytest.approx([0.5, 0.5], abs=1e-4)
 
 
 def nash_weights_per_step(update_every: int) -> list[list[float]]:
-    combiner = jacobian_combiner("nash_mtl", 2, TrainingConfig(nash_mtl_update_every=update_every))
-    assert combiner is not None
+    nash = method({"name": "nash_mtl", "update_every": update_every})
     skewed, scaled = torch.tensor([[1.0, 2.0], [0.0, 1.0]]), torch.tensor([[3.0, 0.0], [0.0, 1.0]])
     jacobians = [skewed, scaled, skewed, scaled]
     seen = []
     for jacobian in jacobians:
-        combiner(jacobian)
-        seen.append(combiner_state(combiner)["prvs_alpha"].tolist())
+        nash.combine(jacobian)
+        seen.append(nash.state_dict()["prvs_alpha"].tolist())
     return seen
 
 
@@ -72,13 +74,10 @@ def test_nash_mtl_solves_every_kth_step_as_configured():
     assert every_third[3] != every_third[2]  # step 3 solves again
 
 
-def test_sum_needs_no_jacobian():
-    assert jacobian_combiner("sum", 2) is None  # the training step backpropagates the weighted sum once
-
-
-def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="valid: sum, normalize, pcgrad"):
-        jacobian_combiner("pcgard", 2)
+def test_a_methods_module_is_found_by_its_name_and_only_a_known_name_reaches_it():
+    assert method("sum").combine(CONFLICT).tolist() == CONFLICT.sum(0).tolist()
+    with pytest.raises(ValueError, match="'sum', 'normalize', 'pcgrad'"):
+        gradient_method("pcgard")
 
 
 def test_heads_get_their_own_gradient_and_the_backbone_the_combination():
@@ -86,19 +85,19 @@ def test_heads_get_their_own_gradient_and_the_backbone_the_combination():
     head_a, head_b = torch.nn.Parameter(torch.tensor(2.0)), torch.nn.Parameter(torch.tensor(3.0))
     loss_a = head_a * (shared * torch.tensor([1.0, 0.0])).sum()  # ∇shared = [2, 0], ∇head_a = 1
     loss_b = head_b * (shared * torch.tensor([-1.0, 1.0])).sum()  # ∇shared = [-3, 3], ∇head_b = 0
-    backward_per_task([loss_a, loss_b], [shared], [head_a, head_b], jacobian_combiner("pcgrad", 2))
+    backward_per_task([loss_a, loss_b], [shared], [head_a, head_b], method("pcgrad").combine)
     # PCGrad on [2,0] and [-3,3]: g1' = [2,0] + (6/18)[-3,3] = [1,1]; g2' = [-3,3] + (6/4)[2,0] = [0,3]
     assert shared.grad.tolist() == pytest.approx([1.0, 4.0])
     assert head_a.grad.item() == pytest.approx(1.0) and head_b.grad.item() == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("method", GRAMIAN_METHODS)
-def test_on_features_the_backbone_gets_the_aggregate_of_the_feature_jacobian(method):
+@pytest.mark.parametrize("name", GRAMIAN_METHODS)
+def test_on_features_the_backbone_gets_the_aggregate_of_the_feature_jacobian(name):
     """MGDA-UB: weights from the Gramian on the representation z, then one backward pass,
     give the backbone exactly what torchjd's aggregator of the z-Jacobian, pulled back
     through the backbone, gives it; each head gets its own task's gradient."""
     raw = tiny_params_dict()
-    raw["training"].update(gradient=method, gradient_on="features")
+    raw["training"].update(gradient={"name": name, "compare_on": "features"})
     params = Params.model_validate(raw)
     tasks = build_tasks(params.tasks)
     torch.manual_seed(0)
@@ -113,15 +112,12 @@ def test_on_features_the_backbone_gets_the_aggregate_of_the_feature_jacobian(met
         return losses_of(model, tasks, outputs, targets), z
 
     found, z = losses()
-    backward_through_features(list(found), z, shared, specific, gramian_weighting(method))
+    backward_through_features(list(found), z, shared, specific, method(name).weigh)
     ours = {id(p): p.grad.clone() for p in [*shared, *specific]}
 
     found, z = losses()
     rows = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1) for loss in found])
-    if method == "normalize":
-        direction = normalize_and_sum(rows)
-    else:
-        direction = jacobian_combiner(method, len(tasks))(rows)
+    direction = normalize_and_sum(rows) if name == "normalize" else method(name, len(tasks)).combine(rows)
     expected = torch.autograd.grad(z, shared, direction.view_as(z), retain_graph=True)
     for parameter, grad in zip(shared, expected):
         torch.testing.assert_close(ours[id(parameter)], grad, atol=1e-5, rtol=1e-4)
@@ -134,20 +130,20 @@ def test_on_features_the_backbone_gets_the_aggregate_of_the_feature_jacobian(met
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"gradient": "nash_mtl"}, "gradient nash_mtl cannot: use one of normalize, pcgrad, cagrad, mgda"),
-        ({"gradient": "sum"}, "gradient sum cannot"),
+        ("nash_mtl", "gradient nash_mtl cannot weigh .* those that can: normalize, pcgrad, cagrad, mgda"),
+        ("sum", "gradient sum cannot weigh"),
     ],
 )
 def test_on_features_needs_a_gramian_method(update, message):
     raw = tiny_params_dict()
-    raw["training"].update(gradient_on="features", **update)
+    raw["training"].update(gradient={"name": update, "compare_on": "features"})
     with pytest.raises(ValueError, match=message):
         Params.model_validate(raw)
 
 
 def test_on_features_needs_one_representation():
     raw = tiny_params_dict()
-    raw["training"].update(gradient_on="features", gradient="upgrad")
+    raw["training"].update(gradient={"name": "upgrad", "compare_on": "features"})
     raw["model"]["sharing"] = "mmoe"
     with pytest.raises(ValueError, match="needs one representation every task reads: model.sharing hard"):
         Params.model_validate(raw)

@@ -26,7 +26,7 @@ def test_equal_and_fixed():
     losses = torch.tensor([1.0, 2.0])
     equal = build_weighting(TrainingConfig(), TASKS, layer())
     assert weights_for(equal, losses).tolist() == [1.0, 1.0]
-    fixed = build_weighting(TrainingConfig(loss_weighting="fixed", fixed_weights={"aux": 0.25}), TASKS, layer())
+    fixed = build_weighting(TrainingConfig(loss_weighting={"name": "fixed", "weights": {"aux": 0.25}}), TASKS, layer())
     assert fixed(losses).item() == pytest.approx(1.0 + 0.25 * 2.0)
     assert weights_for(fixed, losses).tolist() == [1.0, 0.25]
 
@@ -43,7 +43,7 @@ def test_uncertainty_effective_weights_are_half_exp_minus_log_variance():
 
 
 def test_dwa_weights_from_loss_histories():
-    weighting = build_weighting(TrainingConfig(loss_weighting="dwa", dwa_temperature=2.0), TASKS, layer())
+    weighting = build_weighting(TrainingConfig(loss_weighting={"name": "dwa", "temperature": 2.0}), TASKS, layer())
     for epoch_losses in ([1.0, 1.0], [0.5, 1.0]):  # two epochs, one batch each
         assert weights_for(weighting, torch.tensor(epoch_losses)).tolist() == pytest.approx([1.0, 1.0])
         weighting.end_epoch()
@@ -66,7 +66,7 @@ def test_gradnorm_target():
 
 def test_gradnorm_moves_weight_towards_the_task_with_the_smaller_gradient():
     shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
-    weighting = build_weighting(TrainingConfig(loss_weighting="gradnorm", gradnorm_alpha=0.0), TASKS, [shared])
+    weighting = build_weighting(TrainingConfig(loss_weighting={"name": "gradnorm", "alpha": 0.0}), TASKS, [shared])
     losses = torch.stack([(shared * torch.tensor([1.0, 0.0])).sum(), (shared * torch.tensor([0.0, 3.0])).sum()])
     weighting.learn(losses)  # its own objective, L_grad, explicit in the training step
     (weights,) = weighting.trainable()
@@ -82,7 +82,7 @@ def test_schedule_is_piecewise_linear_in_epochs():
     assert weight_at([(1, 0.0), (3, 1.0)], 2) == pytest.approx(0.5)
     assert weight_at([(1, 0.0), (3, 1.0)], 10) == 1.0
     weighting = build_weighting(
-        TrainingConfig(loss_weighting="schedule", weight_schedule={"aux": [(1, 0.0), (5, 1.0)]}), TASKS, layer()
+        TrainingConfig(loss_weighting={"name": "schedule", "schedule": {"aux": [(1, 0.0), (5, 1.0)]}}), TASKS, layer()
     )
     weighting.start_epoch(2)
     assert weights_for(weighting, torch.tensor([1.0, 1.0])).tolist() == pytest.approx([1.0, 0.25])

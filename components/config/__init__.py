@@ -1,6 +1,7 @@
 """Typed view of ``params.yaml``: every knob a user tunes, validated before anything runs,
 one module per section (``data``, ``tasks``, ``model``, ``training``, ``selection``,
-``validation``, ``registry`` and ``serving``, ``orchestration``, ``tuning``, ``affinity``),
+``validation``, ``registry`` and ``serving``, ``orchestration``, ``tuning``, ``affinity``;
+the MTL methods' settings in ``methods``),
 the whole file in ``params``, reading it in ``loading``.
 
 Unknown keys and unknown choices are errors that list what is valid, so a typo never
@@ -27,6 +28,17 @@ from components.config.data import (
     SyntheticConfig,
 )
 from components.config.loading import RENAMED, load_params, upgrade_stored
+from components.config.methods import (
+    GRADIENT_METHODS,
+    GRAMIAN_METHODS,
+    LOSS_WEIGHTINGS,
+    GradientConfig,
+    GradientSettings,
+    LossWeightingConfig,
+    MethodSettings,
+    gradient_method,
+    loss_weighting,
+)
 from components.config.model import (
     BACKBONE_INPUTS,
     CNNConfig,
@@ -44,28 +56,18 @@ from components.config.params import Params
 from components.config.registry import RegistryConfig, ServingConfig
 from components.config.selection import SelectionConfig
 from components.config.tasks import TaskConfig
-from components.config.training import (
-    GRADIENT_METHODS,
-    GRAMIAN_METHODS,
-    LOSS_WEIGHTINGS,
-    SAMPLINGS,
-    EarlyStoppingConfig,
-    GradientName,
-    LossWeightingName,
-    LRScheduleConfig,
-    SamplingName,
-    TrainingConfig,
-)
+from components.config.training import SAMPLINGS, EarlyStoppingConfig, LRScheduleConfig, SamplingName, TrainingConfig
 from components.config.tuning import SearchRange, TunedName, TuningConfig
 from components.config.validation import ValidationConfig
 
 __all__ = [
-    "BACKBONE_INPUTS", "GRADIENT_METHODS", "GRAMIAN_METHODS", "LOSS_WEIGHTINGS", "RENAMED", "SAMPLINGS", "TEXT_INPUTS",
-    "AffinityConfig", "CNNConfig", "CrossStitchConfig", "DataConfig", "DatasetConfig", "EarlyStoppingConfig",
-    "GradientName", "HFEncoderConfig", "HealthConfig", "InputConfig", "InputKind", "LRScheduleConfig",
-    "LossWeightingName", "MLPConfig", "MMoEConfig", "MissingPolicy", "ModelConfig", "OrchestrationConfig", "Params",
-    "ParamsError", "RefreshConfig", "RegistryConfig", "SamplingName", "ScheduleConfig", "SearchRange",
-    "SelectionConfig", "ServingConfig", "SluiceConfig", "SoftPenaltyConfig", "SplitFiles", "SplitFractions",
-    "SplitSizes", "Strict", "SyntheticConfig", "TaskConfig", "TextTransformerConfig", "TrainingConfig", "TunedName",
-    "TuningConfig", "ValidationConfig", "load_params", "upgrade_stored",
+    "BACKBONE_INPUTS", "GRADIENT_METHODS", "GRAMIAN_METHODS", "LOSS_WEIGHTINGS", "RENAMED", "SAMPLINGS",
+    "TEXT_INPUTS", "AffinityConfig", "CNNConfig", "CrossStitchConfig", "DataConfig", "DatasetConfig",
+    "EarlyStoppingConfig", "GradientConfig", "GradientSettings", "HFEncoderConfig", "HealthConfig",
+    "InputConfig", "InputKind", "LRScheduleConfig", "LossWeightingConfig", "MethodSettings", "MLPConfig",
+    "MMoEConfig", "MissingPolicy", "ModelConfig", "OrchestrationConfig", "Params", "ParamsError",
+    "RefreshConfig", "RegistryConfig", "SamplingName", "ScheduleConfig", "SearchRange", "SelectionConfig",
+    "ServingConfig", "SluiceConfig", "SoftPenaltyConfig", "SplitFiles", "SplitFractions", "SplitSizes",
+    "Strict", "SyntheticConfig", "TaskConfig", "TextTransformerConfig", "TrainingConfig", "TunedName",
+    "TuningConfig", "ValidationConfig", "gradient_method", "load_params", "loss_weighting", "upgrade_stored",
 ]  # fmt: skip

@@ -23,5 +23,8 @@ class Strict(BaseModel):
 
 class SplitSizes(Strict):
     train: Annotated[int, Field(gt=0)]
+    """Rows (or images) of the training split."""
     val: Annotated[int, Field(gt=0)]
+    """Rows of the validation split, which selection and early stopping judge on."""
     test: Annotated[int, Field(gt=0)]
+    """Rows of the test split, reported and never used to choose."""

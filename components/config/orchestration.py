@@ -12,7 +12,9 @@ from components.config.base import Strict
 
 class ScheduleConfig(Strict):
     cron: str
+    """Five cron fields: minute hour day month weekday."""
     timezone: str = "UTC"
+    """IANA time zone the cron fields are read in, such as UTC or Europe/Paris."""
 
     @model_validator(mode="after")
     def _valid(self) -> ScheduleConfig:
@@ -29,7 +31,9 @@ class RefreshConfig(Strict):
     path        copy train/val/test Parquet files from `path` dvc_pull    `dvc pull` the data directory recorded
     in dvc.lock dvc_update  `dvc update` the imported dataset `target` (a .dvc file from `dvc import`)"""
     path: str | None = None
+    """source path: the directory holding train/val/test.parquet."""
     target: str | None = None
+    """source dvc_update: the imported dataset's .dvc file."""
 
     @model_validator(mode="after")
     def _needs_location(self) -> RefreshConfig:
@@ -44,21 +48,27 @@ class HealthConfig(Strict):
     canary_rows: Annotated[int, Field(gt=0)] = 500
     """Test rows the hourly health check scores the champion on."""
     schedule: ScheduleConfig = ScheduleConfig(cron="0 * * * *")
+    """When the health check runs."""
 
 
 class OrchestrationConfig(Strict):
     nightly: ScheduleConfig = ScheduleConfig(cron="0 2 * * *")
+    """When the nightly retraining runs."""
     refresh: RefreshConfig = RefreshConfig()
+    """Where the nightly run gets fresh data."""
     push: bool = True
     """Push data and artifacts with `dvc push` after a nightly training; null remote = DVC's default."""
     dvc_remote: str | None = None
+    """The DVC remote ``push`` sends to; null: DVC's default remote."""
     work_pool: str = "cpu"
     """Work pool for the cpu deployments (nightly, health check)."""
     gpu_pool: str | None = None
     """Work pool whose workers run the trainings (baselines and MTL) through the `train` deployment; null trains in
     the pipeline's own process."""
     train_deployment: str = "mtl-train/train"
+    """The Prefect deployment (flow/deployment) that trains on gpu_pool's workers."""
     health: HealthConfig = HealthConfig()
+    """The hourly check of the champion on canary rows."""
     project_lock_wait_s: Annotated[float, Field(ge=0)] = 0
     """One run per project directory: how long a second start waits for the first to finish before it stops with a
     message naming the holder."""

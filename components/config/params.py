@@ -12,29 +12,42 @@ from pydantic import model_validator
 from components.config.affinity import AffinityConfig
 from components.config.base import Strict
 from components.config.data import DataConfig, InputConfig
+from components.config.methods import Fixed, Schedule
 from components.config.model import BACKBONE_INPUTS, ModelConfig
 from components.config.orchestration import OrchestrationConfig
 from components.config.registry import RegistryConfig, ServingConfig
 from components.config.selection import SelectionConfig
 from components.config.tasks import TaskConfig
-from components.config.training import GRAMIAN_METHODS, TrainingConfig
+from components.config.training import TrainingConfig
 from components.config.tuning import TuningConfig
 from components.config.validation import ValidationConfig
 
 
 class Params(Strict):
     seed: int = 0
+    """Seeds the splits, the initial weights, the data order, the bootstrap and the tuning sampler."""
     data: DataConfig = DataConfig()
+    """Where the rows come from and what the model reads."""
     tasks: dict[str, TaskConfig]
+    """The tasks, by name: each one's label, type and tolerance."""
     model: ModelConfig = ModelConfig()
+    """The shared backbone and how the tasks share it."""
     training: TrainingConfig = TrainingConfig()
+    """Shared by the single-task baselines and the MTL model."""
     selection: SelectionConfig = SelectionConfig()
+    """The acceptance gate."""
     validation: ValidationConfig = ValidationConfig()
+    """The data contract every split meets before training."""
     registry: RegistryConfig = RegistryConfig()
+    """Where models are registered."""
     serving: ServingConfig = ServingConfig()
+    """What a registered model accepts per request."""
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    """Schedules, data refresh, work pools and the health check."""
     affinity: AffinityConfig = AffinityConfig()
+    """The inter-task affinity diagnostic (``mtl affinity``)."""
     tuning: TuningConfig = TuningConfig()
+    """The hyperparameter search every baseline and the MTL model get alike."""
     allow_external_paths: bool = False
     """Paths in these parameters stay inside the project (relative, no ".." out of it) unless this is true: a typo
     or a copied config must not write outside it."""
@@ -73,12 +86,14 @@ class Params(Strict):
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
         self._tasks_fit_data()
-        for key in ("fixed_weights", "weight_schedule"):
-            unknown = set(getattr(self.training, key)) - set(self.tasks)
-            if unknown:
-                raise ValueError(
-                    f"training.{key} names unknown task(s) {sorted(unknown)}; valid: {', '.join(self.tasks)}"
-                )
+        weighting = self.training.loss_weighting
+        named = {Fixed: "weights", Schedule: "schedule"}.get(type(weighting))
+        unknown = set(getattr(weighting, named)) - set(self.tasks) if named else set()
+        if unknown:
+            raise ValueError(
+                f"training.loss_weighting.{named} names unknown task(s) {sorted(unknown)}; "
+                f"valid: {', '.join(self.tasks)}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -95,21 +110,15 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _soft_sharing_shares_nothing_to_combine(self) -> Params:
-        if self.training.gradient_on == "features":
-            if self.training.gradient not in GRAMIAN_METHODS:
-                raise ValueError(
-                    f"training.gradient_on features weighs the tasks from the Gramian of their gradients on the "
-                    f"shared representation; training.gradient {self.training.gradient} cannot: use one of "
-                    f"{', '.join(GRAMIAN_METHODS)}, or gradient_on parameters"
-                )
-            if self.model.sharing != "hard":
-                raise ValueError(
-                    f"training.gradient_on features needs one representation every task reads: model.sharing "
-                    f"hard (with {self.model.sharing} each task reads its own), or gradient_on parameters"
-                )
-        if self.model.sharing == "soft_penalty" and self.training.gradient != "sum":
+        gradient = self.training.gradient
+        if gradient.compare_on == "features" and self.model.sharing != "hard":
             raise ValueError(
-                f"training.gradient {self.training.gradient} combines the tasks' gradients on shared parameters; "
+                f"training.gradient.compare_on features needs one representation every task reads: model.sharing "
+                f"hard (with {self.model.sharing} each task reads its own), or compare_on: parameters"
+            )
+        if self.model.sharing == "soft_penalty" and gradient.name != "sum":
+            raise ValueError(
+                f"training.gradient {gradient.name} combines the tasks' gradients on shared parameters; "
                 "model.sharing soft_penalty shares none (each task has its own column): use gradient sum"
             )
         return self

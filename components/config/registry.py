@@ -13,6 +13,7 @@ class RegistryConfig(Strict):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "multimnist-mtl"
     """Letters, digits, '.', '_' and '-': registry searches quote the name, so quotes are refused."""
     experiment: str = "multimnist-mtl"
+    """The MLflow experiment the pipeline's runs are logged in."""
     register_experiments: bool = False
     """A DVC experiment (`dvc exp run`) registers a version only when this is true."""
 

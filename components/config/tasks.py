@@ -23,6 +23,7 @@ class TaskConfig(Strict):
     [answer start column, answer text column]; segmentation: a column of flat masks (one class id per pixel);
     detection: [boxes column (a flat list of x1, y1, x2, y2 per object, in pixels), classes column]."""
     num_classes: Annotated[int, Field(ge=2)] | None = None
+    """classification and segmentation: the number of classes (detection: of object classes)."""
     classes: list[str] | None = None
     """classification with labels as names (e.g. [setosa, versicolor, virginica]): the label column holds these
     values, read as ids 0.. in this order; answers come back as names."""
@@ -43,6 +44,7 @@ class TaskConfig(Strict):
     """classification: bounds on each class's share of a split for this task; default validation.min_class_share /
     max_class_share (a 2-class task is rarely within 4-20 %)."""
     max_class_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    """classification: the largest share a class may hold of a split; default validation.max_class_share."""
     max_relative_regression: Annotated[float, Field(ge=0)] = 0.02
     """Relative regression tolerated against the single-task baseline (0.02 = 2 %)."""
     selection_weight: Annotated[float, Field(ge=0)] = 1.0

@@ -4,28 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Strict
-
-LossWeightingName = Literal["equal", "fixed", "uncertainty", "dwa", "famo", "gradnorm", "schedule"]
-
-
-GradientName = Literal[
-    "sum", "normalize", "pcgrad", "cagrad", "mgda", "upgrad", "nash_mtl", "imtl_g", "aligned_mtl", "graddrop"
-]
-
-
-LOSS_WEIGHTINGS: tuple[str, ...] = get_args(LossWeightingName)
-
-
-GRADIENT_METHODS: tuple[str, ...] = get_args(GradientName)
-
-
-#: the gradient methods that weigh the tasks from the Gramian of their gradients alone, so
-#: ``training.gradient_on: features`` can run them on the shared representation
-GRAMIAN_METHODS: tuple[str, ...] = ("normalize", "pcgrad", "cagrad", "mgda", "upgrad", "imtl_g", "aligned_mtl")
-
+from components.config.methods import Equal, GradientConfig, LossWeightingConfig, Sum
 
 SamplingName = Literal["uniform", "proportional", "temperature", "capped"]
 
@@ -71,45 +53,42 @@ class TrainingConfig(Strict):
     max_epochs: Annotated[int, Field(gt=0)] = 60
     """The budget: at most this many epochs; early_stopping ends a converged training sooner."""
     early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
+    """When a training has converged, and whether it stops there."""
     schedule: LRScheduleConfig = LRScheduleConfig()
+    """The learning rate over a training."""
     clip_grad_norm: Annotated[float, Field(gt=0)] | None = None
     """Clip the global gradient norm of each step to this (torch.nn.utils.clip_grad_norm_); null: no clipping."""
     seeds: Annotated[int, Field(ge=1)] = 1
     """Trainings per model: the baselines and the MTL model each train with seeds seed, seed + 1, ..., and select
     judges the seed means with intervals pooled over seeds."""
     batch_size: Annotated[int, Field(gt=0)] = 128
+    """Rows per step (the global batch, split across devices)."""
     lr: Annotated[float, Field(gt=0)] = 5e-4
+    """Learning rate of the heads (times tasks.<task>.lr_scale) and, without shared_lr, of the backbone."""
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    """Decoupled weight decay (AdamW's; SGD's L2 penalty)."""
     optimizer: Literal["adamw", "sgd"] = "adamw"
+    """adamw or sgd (with sgd_momentum)."""
     sgd_momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     """for optimizer: sgd."""
     shared_lr: Annotated[float, Field(gt=0)] | None = None
     """Learning rate of the shared backbone; null uses lr."""
-    loss_weighting: LossWeightingName = "equal"
-    fixed_weights: dict[str, Annotated[float, Field(ge=0)]] = {}
-    """for loss_weighting: fixed; default 1."""
-    dwa_temperature: Annotated[float, Field(gt=0)] = 2.0
-    gradnorm_alpha: Annotated[float, Field(ge=0)] = 1.5
-    famo_lr: Annotated[float, Field(gt=0)] = 0.025
-    weight_schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
-    """for loss_weighting: schedule; task -> [[epoch, weight], ...], piecewise-linear, default 1."""
-    gradient: GradientName = "sum"
-    gradient_on: Literal["parameters", "features"] = "parameters"
-    """Where a gradient method compares the tasks: parameters (the exact method, on the shared parameters'
-    Jacobian: T backward passes) or features (MGDA-UB, Sener & Koltun 2018: the Gramian of the tasks' gradients
-    on the shared representation, then one backward pass)."""
-    cagrad_c: Annotated[float, Field(ge=0)] = 0.5
-    """CAGrad's radius (Liu et al. 2021): 0 follows the mean gradient; a larger c moves toward the direction that
-    most improves the worst-off task."""
-    nash_mtl_update_every: Annotated[int, Field(ge=1)] = 1
-    """Nash-MTL solves its bargaining problem every k-th step and reuses the task weights in between (the paper's
-    update_weights_every): each solve is a cvxpy call, 13 ms here."""
+    loss_weighting: LossWeightingConfig = Equal()
+    """How the task losses become the one scalar minimised: ``name`` (equal, fixed, uncertainty, dwa,
+    famo, gradnorm, schedule) and that method's settings; a name alone takes its defaults."""
+    gradient: GradientConfig = Sum()
+    """How the tasks' gradients on the shared parameters become one update: ``name`` (sum, normalize,
+    pcgrad, cagrad, mgda, upgrad, nash_mtl, imtl_g, aligned_mtl, graddrop), ``compare_on`` and that method's
+    settings; a name alone takes its defaults."""
     sampling: SamplingName = "proportional"
     """Tasks from separate datasets: uniform p_i = 1/D; proportional p_i ∝ n_i; temperature p_i ∝ n_i^(1/T); capped
     p_i ∝ min(n_i, K)"""
     sampling_temperature: Annotated[float, Field(gt=0)] = 2.0
+    """sampling temperature: T of p_i ∝ n_i^(1/T)."""
     sampling_cap: Annotated[int, Field(gt=0)] = 10000
+    """sampling capped: K of p_i ∝ min(n_i, K)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto (CUDA when present), cpu or cuda."""
     devices: Annotated[int, Field(ge=1)] = 1
     """Data-parallel processes launched with torchrun: one per GPU on CUDA, else CPU processes over gloo. The
     global batch stays batch_size, split across processes."""
@@ -128,6 +107,12 @@ class TrainingConfig(Strict):
     costs T more backward passes (2.6x a plain step at T = 3, so 1.03x on average at every 50th step). 0: off."""
     num_threads: Annotated[int, Field(ge=0)] = 0
     """0 lets torch pick; set it when several trainings share the machine."""
+
+    @field_validator("loss_weighting", "gradient", mode="before")
+    @classmethod
+    def _name_alone(cls, raw: object) -> object:
+        """``loss_weighting: dwa`` is ``loss_weighting: {name: dwa}``."""
+        return {"name": raw} if isinstance(raw, str) else raw
 
     @model_validator(mode="after")
     def _batch_splits_across_devices(self) -> TrainingConfig:

@@ -13,8 +13,11 @@ class SearchRange(Strict):
     """One hyperparameter's range: uniform between low and high, or log-uniform."""
 
     low: Annotated[float, Field(ge=0)]
+    """The range's lower end."""
     high: Annotated[float, Field(ge=0)]
+    """The range's upper end (above low)."""
     log: bool = False
+    """Log-uniform between low and high (low > 0) rather than uniform."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SearchRange:

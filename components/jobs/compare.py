@@ -3,7 +3,7 @@ method, over several seeds, against the pipeline's single-task baselines.
 
 Methods vary one axis at a time: every loss weighting with ``gradient: sum``, every
 gradient method with ``loss_weighting: equal`` (and, with ``on_features``, each Gramian-based
-one again with ``gradient_on: features``, beside its exact form), and, for tasks from
+one again with ``compare_on: features``, beside its exact form), and, for tasks from
 separate datasets, every dataset sampling strategy with ``equal`` and ``sum``. Each run picks its checkpoint on
 validation exactly as the ``select`` stage does and reports that checkpoint's test
 metrics; Δm here compares test metrics with the baselines' test metrics.
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import GRAMIAN_METHODS, Params
+from components.config import GRAMIAN_METHODS, Params, gradient_method, loss_weighting
 from components.io import tracking
 from components.jobs.inputs import load_tensor_splits
 from components.jobs.layout import (
@@ -102,8 +102,18 @@ def run_method(
 ) -> MethodRun:
     """One method with one seed: trained, its checkpoint chosen on validation, scored on test;
     under ``parent_run_id``, as a nested MLflow run with its curves and test metrics.
-    ``on``: where the gradient method compares the tasks (``training.gradient_on``)."""
-    update = {"loss_weighting": weighting, "gradient": gradient, "gradient_on": on}
+    ``on``: where the gradient method compares the tasks (``training.gradient.compare_on``);
+    a method configured in ``params.yaml`` keeps its settings there."""
+    configured = params.training
+
+    def settings(kind: str, name: str) -> dict[str, object]:
+        current = getattr(configured, kind)
+        return current.model_dump() if current.name == name else {"name": name}
+
+    update: dict[str, object] = {
+        "loss_weighting": loss_weighting(settings("loss_weighting", weighting)),
+        "gradient": gradient_method(settings("gradient", gradient) | ({"compare_on": on} if gradient != "sum" else {})),
+    }
     update |= {"sampling": sampling} if sampling else {}
     training = params.training.model_copy(update=update)
     sampling = training.sampling if params.data.datasets else None  # named wherever it applies
@@ -165,7 +175,7 @@ def compare_methods(
 ) -> list[MethodRun]:
     """Every method of the grid (and sampling strategy) over ``seeds``, saying before each
     which of how many it is and when the whole comparison should end; with ``on_features``
-    each Gramian-based gradient method also with ``gradient_on: features``."""
+    each Gramian-based gradient method also with ``compare_on: features``."""
     if samplings and not params.data.datasets:
         raise ValueError("sampling strategies mix separate datasets; params.yaml declares no data.datasets")
     baseline = read_json(root / BASELINES_REPORT)

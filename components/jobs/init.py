@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from components.config import Params, ParamsError, SplitFractions
+from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, SplitFractions
 from components.data.profile import ColumnProfile, profile_columns, task_guess
 from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
 from components.data.splits import SPLITS
@@ -163,7 +163,7 @@ def build(
         "tasks": task_entries,
         "model": {"backbone": backbone, "sharing": "hard"}
         | ({"mlp": {"hidden": [64, 64] if spec["kind"] == "features" else [32], "dropout": 0.1}} if tabular else {}),
-        "training": training | {"lr": 0.001, "loss_weighting": "equal", "gradient": "sum"},
+        "training": training | {"lr": 0.001, "loss_weighting": {"name": "equal"}, "gradient": {"name": "sum"}},
         "selection": {"min_delta_m": 0.0, "rule": "lower_bound"},
         "tuning": {"trials": 0},
         "validation": validation,
@@ -209,8 +209,8 @@ SECTION_NOTES = {
     "model": "backbone: mlp reads features, text_transformer reads text (model.mlp: the columns beside it).\n"
     "sharing: hard | cross_stitch | mmoe | soft_penalty | sluice",
     "training": "Shared by the single-task baselines and the MTL model. Other choices:\n"
-    "loss_weighting: equal | fixed | uncertainty | dwa | famo | gradnorm | schedule;\n"
-    "gradient: sum | normalize | pcgrad | cagrad | mgda | upgrad | nash_mtl | imtl_g | aligned_mtl | graddrop",
+    f"loss_weighting: {{name: ...}}, one of {' | '.join(LOSS_WEIGHTINGS)};\n"
+    f"gradient: {{name: ...}}, one of {' | '.join(GRADIENT_METHODS)}",
     "selection": "The gate: accept the MTL model only if its mean relative change over tasks (Δm) is at least this\n"
     "and no task regresses beyond its max_relative_regression.",
     "validation": "Limits every split must meet before any training, read off this file with slack.",

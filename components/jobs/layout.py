@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from components.config import Params, load_params
+from components.config.methods import Equal, Sum
 from components.io.invocation import invocation
 from components.tasks import check_tasks
 
@@ -121,6 +122,6 @@ def baseline_params(params: Params) -> Params:
     return params.model_copy(
         update={
             "model": params.model.model_copy(update={"sharing": "hard"}),
-            "training": params.training.model_copy(update={"loss_weighting": "equal", "gradient": "sum"}),
+            "training": params.training.model_copy(update={"loss_weighting": Equal(), "gradient": Sum()}),
         }
     )

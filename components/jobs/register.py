@@ -41,8 +41,8 @@ def methods(params: Params) -> dict[str, str]:
     """The MTL methods a model card names."""
     named: dict[str, str] = {
         "sharing": params.model.sharing,
-        "loss weighting": params.training.loss_weighting,
-        "gradient": params.training.gradient,
+        "loss weighting": params.training.loss_weighting.name,
+        "gradient": params.training.gradient.name,
     }
     if params.data.datasets:
         named["dataset sampling"] = params.training.sampling

@@ -167,7 +167,7 @@ def _fit(
     tasks = build_tasks(params.tasks)
     goals = task_objectives(params)
     model = seeded_model(seeded, tasks, root)
-    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting}-{params.training.gradient}"
+    name = f"mtl-{params.model.sharing}-{params.training.loss_weighting.name}-{params.training.gradient.name}"
     shown = "mtl" if params.training.seeds == 1 else f"mtl seed {seed}"
     name += ("" if params.training.seeds == 1 else f"-seed{seed}") + name_suffix
     key = resume_key(seeded, root, label)

@@ -98,7 +98,7 @@ class MultiTaskNetwork(nn.Module, ABC):
         self, inputs: Tensor, tasks: list[str] | None = None
     ) -> tuple[dict[str, Tensor], Tensor | None]:
         """The heads' outputs, and the one tensor every task's output is computed from (what
-        ``training.gradient_on: features`` compares the tasks on); None where the tasks read
+        ``training.gradient.compare_on: features`` compares the tasks on); None where the tasks read
         different features."""
         names = tasks or list(self.heads)
         features = self.task_features(inputs, names)

@@ -40,20 +40,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
-from components.gradients import (
-    Combiner,
-    backward_per_task,
-    backward_through_features,
-    combiner_state,
-    gramian_weighting,
-    jacobian_combiner,
-    load_combiner_state,
-    shared_jacobian,
-)
 from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
 from components.training.agreement import GradientAgreement
+from components.training.backward import Backward, StepGradients, SumBackward, backward_for
 from components.training.checkpoints import clear_checkpoints, save_checkpoint, write_manifest
 from components.training.device import resolve_device
 from components.training.evaluation import evaluate_all, primary_metrics
@@ -166,9 +157,8 @@ class Trainer:
     model: MultiTaskNetwork
     tasks: dict[str, Task]
     weighting: LossWeighting
-    #: None for ``gradient: sum``, which is plain backpropagation of the weighted sum, and
-    #: for ``gradient_on: features``, which weighs the tasks by ``feature_weighting``
-    combiner: Combiner | None
+    #: how a step fills every ``.grad``: the plain sum, the exact Jacobian, or MGDA-UB on features
+    backward: Backward
     optimizer: torch.optim.Optimizer
     config: TrainingConfig
     device: torch.device
@@ -178,9 +168,6 @@ class Trainer:
     agreement: GradientAgreement | None = None
     #: sees the model and each batch (on the device) before its step, e.g. to measure affinities
     probe: Probe | None = None
-    #: task weights from the Gramian of the tasks' gradients on the shared representation
-    #: (``gradient_on: features``); None otherwise
-    feature_weighting: Callable[[Tensor], Tensor] | None = None
     #: the model under DistributedDataParallel (``gradient: sum`` over several processes),
     #: which the step's forward goes through; None otherwise
     replicated: nn.Module | None = None
@@ -215,45 +202,6 @@ class StepResult:
     seconds: float
 
 
-def _backward(trainer: Trainer, combined: Tensor, weighted: Tensor, step: int, representation: Tensor | None) -> None:
-    """Fills every ``.grad``, averaged over data-parallel processes (``step``: 1, 2, … in the
-    epoch; ``representation``: the features every task reads, for ``gradient_on: features``)."""
-    model, weighting, context, agreement = trainer.model, trainer.weighting, trainer.context, trainer.agreement
-    if trainer.combiner is None and trainer.feature_weighting is None:
-        if agreement is not None and agreement.due(step):  # T extra backward passes, on sampled steps only
-            agreement.record(shared_jacobian(list(weighted), model.shared_parameters()))
-        combined.backward()  # under DDP, the model's gradients are averaged during this pass
-        averaged_already = trainer.replicated is not None
-        context.average_gradients([*([] if averaged_already else model.parameters()), *weighting.trainable()])
-        return
-    trainable = weighting.trainable()
-    if trainable:  # e.g. uncertainty log-variances learn from the scalarised objective
-        grads = torch.autograd.grad(combined, trainable, retain_graph=True, allow_unused=True)
-        for parameter, grad in zip(trainable, grads):
-            if grad is not None:
-                parameter.grad = grad
-    specific = [p for task in model.heads for p in model.task_parameters(task)]
-    observe = agreement.record if agreement is not None else None  # free: the gradients are built anyway
-    if trainer.feature_weighting is not None:
-        if representation is None:
-            raise RuntimeError("gradient_on features: the model's tasks read no common representation")
-
-        def global_gramian(gramian: Tensor) -> Tensor:
-            """The global batch's: the local ones summed, each of gradients 1/W of the global loss's."""
-            return context.mean(gramian) / context.world_size
-
-        shared = model.shared_parameters()
-        backward_through_features(
-            list(weighted), representation, shared, specific, trainer.feature_weighting, global_gramian, observe
-        )
-        context.average_gradients([*shared, *specific, *weighting.trainable()])
-        return
-    assert trainer.combiner is not None
-    # the shared Jacobian is averaged inside, before the tasks are combined
-    backward_per_task(list(weighted), model.shared_parameters(), specific, trainer.combiner, context.mean, observe)
-    context.average_gradients([*specific, *weighting.trainable()])
-
-
 def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: int, step: int) -> StepResult:
     """One optimizer step on one batch; returns the task losses (averaged over processes)
     and the weights the loss weighting gave them. A diverged loss stops the training
@@ -282,7 +230,19 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
             combined = combined + penalty
         else:
             penalty.backward()  # its gradients accumulate with the tasks' below
-    _backward(trainer, combined, weights * losses, step, representation)
+    trainer.backward.backward(
+        StepGradients(
+            trainer.model,
+            weighting,
+            context,
+            combined,
+            weights * losses,
+            step,
+            representation,
+            trainer.agreement,
+            trainer.replicated,
+        )
+    )
     if config.clip_grad_norm is not None:  # the gradients are already averaged: every process clips alike
         torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), config.clip_grad_norm)
     trainer.optimizer.step()
@@ -376,14 +336,13 @@ def make_trainer(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     weighting = build_weighting(config, names, model.gradnorm_parameters()).to(device)
-    on_features = config.gradient_on == "features"
-    combiner = None if on_features else jacobian_combiner(config.gradient, len(names), config)
-    ddp = context.is_distributed and combiner is None and not on_features
+    backward = backward_for(config, len(names))
+    ddp = context.is_distributed and isinstance(backward, SumBackward)
     trainer = Trainer(
         model,
         tasks,
         weighting,
-        combiner,
+        backward,
         make_optimizer(model, tasks, weighting, config),
         config,
         device,
@@ -393,7 +352,6 @@ def make_trainer(
         GradientAgreement(names, config.gradient_stats_every)
         if len(names) > 1 and config.gradient_stats_every and context.is_main and model.shared_parameters()
         else None,
-        feature_weighting=gramian_weighting(config.gradient, config) if on_features else None,
         replicated=distributed.replicate(model, device) if ddp else None,
     )
     if config.compile:
@@ -574,7 +532,7 @@ def _snapshot(
         "model": {name: tensor.detach().cpu() for name, tensor in trainer.model.state_dict().items()},
         "optimizer": trainer.optimizer.state_dict(),
         "weighting": trainer.weighting.state_dict(),
-        "combiner": combiner_state(trainer.combiner),
+        "gradient": trainer.backward.state_dict(),
         "schedule": trainer.schedule.state_dict() if trainer.schedule is not None else None,
         "guard": list(trainer.guard.initial),
         "data_order": loader.generator.get_state(),
@@ -592,7 +550,7 @@ def _restore(
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.weighting.load_state_dict(state["weighting"])
-    load_combiner_state(trainer.combiner, state["combiner"])
+    trainer.backward.load_state_dict(state["gradient"])
     if trainer.schedule is not None:
         trainer.schedule.load_state_dict(state["schedule"])
     trainer.guard.initial = list(state["guard"])

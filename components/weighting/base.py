@@ -1,6 +1,10 @@
-"""What every loss-weighting method provides to the training loop."""
+"""What every loss-weighting method provides to the training loop, and the adapter of a
+torchjd scalarizer that most methods are."""
 
 from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -30,3 +34,25 @@ class LossWeighting(nn.Module):
 
     def after_step(self, losses_after: Tensor | None) -> None:
         """Called after each optimizer step."""
+
+
+def scalarization() -> ModuleType:
+    """torchjd's scalarizers, imported when a weighting is built: importing torchjd loads cvxpy
+    (0.7 s with it), which the stages that only read trainings (select, register, promote,
+    the health check) need not pay."""
+    from torchjd import scalarization
+
+    return scalarization
+
+
+class ScalarizerWeighting(LossWeighting):
+    """A torchjd scalarizer as a loss weighting: its parameters (if any) are the weighting's."""
+
+    def __init__(self, scalarizer: nn.Module) -> None:
+        super().__init__()
+        #: typed loosely: the methods call what their torchjd class has (DWA's ``step``, FAMO's ``update``)
+        self.scalarizer: Any = scalarizer
+
+    def forward(self, losses: Tensor) -> Tensor:
+        scalarized: Tensor = self.scalarizer(losses)
+        return scalarized

@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from components.config.methods import GradNorm as GradNormSettings
 from components.weighting.base import LossWeighting
 
 
@@ -70,3 +71,8 @@ class GradNorm(LossWeighting):
         with torch.no_grad():
             self.task_weights.clamp_(min=1e-3)
             self.task_weights.mul_(len(self.task_weights) / self.task_weights.sum())
+
+
+def build(settings: GradNormSettings, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:
+    """GradNorm on ``shared_layer`` (the model's last shared layer) with the configured α."""
+    return GradNorm(len(task_names), settings.alpha, shared_layer)

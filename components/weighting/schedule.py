@@ -1,4 +1,4 @@
-"""Per-task weight schedules over epochs, e.g. warming up an auxiliary task.
+"""``schedule``: per-task weight schedules over epochs, e.g. warming up an auxiliary task.
 
 Written here because no MTL library ships epoch schedules for task weights. Each task's
 weight is piecewise-linear between ``(epoch, weight)`` points and constant outside them;
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from components.config.methods import Schedule
 from components.weighting.base import LossWeighting
 
 
@@ -28,7 +29,7 @@ def weight_at(points: list[tuple[float, float]], epoch: float) -> float:
 
 
 class ScheduledWeighting(LossWeighting):
-    """Weights that follow ``training.weight_schedule`` over epochs (default 1)."""
+    """Weights that follow ``training.loss_weighting.schedule`` over epochs (default 1)."""
 
     weights: Tensor
 
@@ -45,3 +46,10 @@ class ScheduledWeighting(LossWeighting):
 
     def forward(self, losses: Tensor) -> Tensor:
         return (self.weights * losses).sum()
+
+
+def build(settings: Schedule, task_names: list[str], shared_layer: list[nn.Parameter]) -> LossWeighting:
+    """The configured schedules, task by task."""
+    return ScheduledWeighting(
+        task_names, {task: [(p[0], p[1]) for p in points] for task, points in settings.schedule.items()}
+    )

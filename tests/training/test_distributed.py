@@ -40,7 +40,10 @@ def _train(tmp_path, name: str, devices: int, gradient: str, on: str, sharing: s
     raw["model"]["cnn"]["norm"] = "group"  # per-sample statistics: slicing a batch changes nothing
     raw["model"]["sharing"] = sharing
     raw["training"].update(
-        devices=devices, gradient=gradient, gradient_on=on, loss_weighting="uncertainty", num_threads=1
+        devices=devices,
+        gradient={"name": gradient} | ({"compare_on": on} if gradient != "sum" else {}),
+        loss_weighting="uncertainty",
+        num_threads=1,
     )
     params = Params.model_validate(raw)
     root = tmp_path / name

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from components.config import TrainingConfig
 from components.models import build_model
 from components.tasks import build_tasks
+from components.training.backward import FeatureBackward, JacobianBackward
 from components.training.checkpoints import MANIFEST, CheckpointError, checkpoint_digest, load_checkpoint
 from tests.helpers.stages import train_tiny
 
@@ -118,13 +120,10 @@ def test_initial_weights_depend_only_on_the_seed(tiny_params):
     ],
 )
 def test_weighting_and_gradient_methods_train(tiny_params, tiny_frames, tmp_path, weighting, gradient):
-    training = tiny_params.training.model_copy(
-        update={
-            "loss_weighting": weighting,
-            "gradient": gradient,
-            "weight_schedule": {"sum": [(1, 0.0), (2, 1.0)]},
-            "fixed_weights": {"sum": 0.5},
-        }
+    knobs = {"schedule": {"schedule": {"sum": [(1, 0.0), (2, 1.0)]}}, "fixed": {"weights": {"sum": 0.5}}}
+    training = TrainingConfig.model_validate(
+        tiny_params.training.model_dump()
+        | {"loss_weighting": {"name": weighting, **knobs.get(weighting, {})}, "gradient": gradient}
     )
     params = tiny_params.model_copy(update={"training": training})
     _, history = train_tiny(params, tiny_frames, tmp_path)
@@ -148,7 +147,9 @@ def test_per_task_and_shared_learning_rates(tiny_params):
     tasks_config["sum"] = tasks_config["sum"].model_copy(update={"lr_scale": 0.1})
     tasks = build_tasks(tasks_config)
     model = build_model(tiny_params, tasks)
-    config = tiny_params.training.model_copy(update={"shared_lr": 0.01, "loss_weighting": "uncertainty"})
+    config = TrainingConfig.model_validate(
+        tiny_params.training.model_dump() | {"shared_lr": 0.01, "loss_weighting": "uncertainty"}
+    )
     weighting = build_weighting(config, list(tasks), model.gradnorm_parameters())
     groups = make_optimizer(model, tasks, weighting, config).param_groups
     assert [g["lr"] for g in groups] == pytest.approx([0.01, config.lr, config.lr, config.lr * 0.1, config.lr])
@@ -177,7 +178,9 @@ def test_soft_sharing_trains_with_weighting_and_gradient_methods(
     params = tiny_params.model_copy(
         update={
             "model": tiny_params.model.model_copy(update={"sharing": sharing}),
-            "training": tiny_params.training.model_copy(update={"loss_weighting": weighting, "gradient": gradient}),
+            "training": TrainingConfig.model_validate(
+                tiny_params.training.model_dump() | {"loss_weighting": weighting, "gradient": gradient}
+            ),
         }
     )
     model, history = train_tiny(params, tiny_frames, tmp_path)
@@ -223,8 +226,10 @@ def test_multilabel_and_l1_tasks_train(tiny_params, tiny_frames, tmp_path):
 @pytest.mark.parametrize("bf16", [True, False])
 @pytest.mark.parametrize("on", ["parameters", "features"])
 def test_cuda_training_with_and_without_bf16_autocast(tiny_params, tiny_frames, tmp_path, bf16, on):
-    update = {"device": "cuda", "bf16": bf16, "gradient": "pcgrad", "gradient_on": on}
-    params = tiny_params.model_copy(update={"training": tiny_params.training.model_copy(update=update)})
+    update = {"device": "cuda", "bf16": bf16, "gradient": {"name": "pcgrad", "compare_on": on}}
+    params = tiny_params.model_copy(
+        update={"training": TrainingConfig.model_validate(tiny_params.training.model_dump() | update)}
+    )
     model, history = train_tiny(params, tiny_frames, tmp_path)
     assert all(p.device.type == "cuda" for p in model.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
@@ -250,7 +255,9 @@ def test_compiled_training_steps_match_eager_ones_for_sum_and_a_gradient_method(
     labels = [split.targets[name] for name in tiny_params.tasks]
 
     def trained(gradient: str, compiled: bool) -> torch.nn.Module:
-        config = tiny_params.training.model_copy(update={"gradient": gradient, "compile": compiled})
+        config = TrainingConfig.model_validate(
+            tiny_params.training.model_dump() | {"gradient": gradient, "compile": compiled}
+        )
         tasks = build_tasks(tiny_params.tasks)
         seed_everything(0)
         trainer = make_trainer(build_model(tiny_params, tasks), tasks, split, config)
@@ -284,11 +291,13 @@ def test_the_gradient_methods_settings_reach_the_trainer(tiny_params, tiny_frame
     frame = tiny_frames["train"].head(16)
     split = TensorSplit(PixelEncoder(36).encode(frame), {n: targets(frame, t) for n, t in tiny_params.tasks.items()})
 
-    def trainer(**update):
-        config = tiny_params.training.model_copy(update=update)
+    def trainer(**gradient):
+        config = TrainingConfig.model_validate(tiny_params.training.model_dump() | {"gradient": gradient})
         tasks = build_tasks(tiny_params.tasks)
         return make_trainer(build_model(tiny_params, tasks), tasks, split, config)
 
-    assert trainer(gradient="cagrad", cagrad_c=0.2).combiner.c == 0.2
-    assert trainer(gradient="cagrad", cagrad_c=0.2, gradient_on="features").feature_weighting.c == 0.2
-    assert trainer(gradient="nash_mtl", nash_mtl_update_every=4).combiner.update_weights_every == 4
+    exact = trainer(name="cagrad", c=0.2).backward
+    assert isinstance(exact, JacobianBackward) and exact.method._combine.c == 0.2
+    on_features = trainer(name="cagrad", c=0.2, compare_on="features").backward
+    assert isinstance(on_features, FeatureBackward) and on_features.method._weigh.c == 0.2
+    assert trainer(name="nash_mtl", update_every=4).backward.method.aggregator.update_weights_every == 4

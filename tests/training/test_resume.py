@@ -5,6 +5,7 @@ tests/jobs/test_resume_after_sigkill.py kills a real process)."""
 import pytest
 import torch
 
+from components.config import TrainingConfig
 from components.training.resume import Resume, find_state, state_path, training_key
 from tests.helpers.stages import train_tiny
 
@@ -28,8 +29,8 @@ def _stop_after(epoch: int):
 def test_a_resumed_training_ends_bit_identical(tiny_params, tiny_frames, tmp_path, weighting, gradient):
     params = tiny_params.model_copy(
         update={
-            "training": tiny_params.training.model_copy(
-                update={"max_epochs": 4, "loss_weighting": weighting, "gradient": gradient}
+            "training": TrainingConfig.model_validate(
+                tiny_params.training.model_dump() | {"max_epochs": 4, "loss_weighting": weighting, "gradient": gradient}
             )
         }
     )
