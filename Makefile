@@ -9,10 +9,11 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+export NO_MKDOCS_2_WARNING := 1
 # dvc.yaml's stage commands run the `python` on PATH: the project's environment comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test bench acceptance-study gate-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
+.PHONY: install demo test docs bench acceptance-study gate-study test-fast check chaos screenshots flow summary ui push lock clean nightly deploy retrain health serve image
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +26,11 @@ install: $(VENV)/.installed  ## create .venv from the lock file
 demo: install  ## run the whole pipeline on the default data with dvc repro
 	$(BIN)/dvc repro
 
-test: check  ## lint, formatting, types, then the whole suite (module doctests included)
+test: check docs  ## lint, formatting, types, the docs site, then the whole suite (module doctests included)
 	$(BIN)/python -m pytest
+
+docs: install  ## the docs site from docs/ into .site/ (strict: a warning or a broken link fails it)
+	$(BIN)/mkdocs build --strict --quiet
 
 $(VENV)/.bench-installed: $(VENV)/.installed benchmarks/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r benchmarks/requirements.txt
@@ -40,7 +44,6 @@ bench: $(VENV)/.bench-installed  ## side-by-side benchmarks on this machine (~15
 	rm -rf $(BENCH_DEMO)
 	$(BIN)/python benchmarks/step.py
 	$(BIN)/python benchmarks/peer.py
-	$(BIN)/python benchmarks/report.py
 
 acceptance-study: install  ## how often each selection rule admits a model that regresses on test, 10 seeds (~30 min)
 	$(BIN)/python benchmarks/acceptance_study.py --seeds 10
@@ -52,8 +55,8 @@ test-fast: install  ## the inner loop: everything but the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
 check: install  ## ruff (lint, pydocstyle for public functions, formatting) and mypy on the whole tree
-	$(BIN)/ruff check components flows tests benchmarks scripts
-	$(BIN)/ruff format --check components flows tests benchmarks scripts
+	$(BIN)/ruff check components flows tests benchmarks scripts docs/hooks.py
+	$(BIN)/ruff format --check components flows tests benchmarks scripts docs/hooks.py
 	$(BIN)/mypy
 
 chaos: install  ## reliability scenarios end to end on a tiny config (a few minutes): one table, exit 1 on a failure

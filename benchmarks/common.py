@@ -1,5 +1,5 @@
 """What every benchmark shares: interleaved timing, the machine it ran on, and the report
-files under ``reports/benchmarks/`` (JSON for tools, markdown for the README).
+files under ``reports/benchmarks/`` (JSON for tools, markdown for the docs' Performance page, which includes them).
 
 Shared machines are noisy, so a benchmark never compares absolute seconds across runs:
 each round times every variant once, in turn, in one process, and a variant's number is

@@ -88,7 +88,7 @@ def _run(command: list[str], env: dict[str, str], cwd: Path) -> str:
 
 def ensure_pools(params: Params, env: dict[str, str], cwd: Path) -> list[str]:
     """Creates the pools the deployments use as process pools, unless they exist (a GPU
-    pool of type docker or kubernetes, created as the README shows, is left alone)."""
+    pool of type docker or kubernetes, created as docs/operations.md shows, is left alone)."""
     pools = [params.orchestration.work_pool, params.orchestration.gpu_pool or DEFAULT_GPU_POOL]
     for pool in dict.fromkeys(pools):
         exists = subprocess.run(prefect("work-pool", "inspect", pool), env=env, cwd=cwd, capture_output=True)

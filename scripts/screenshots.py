@@ -1,8 +1,8 @@
-"""The README's screenshots, taken by headless Chromium (Debian's ``chromium``) on the
+"""The docs' screenshots, taken by headless Chromium (Debian's ``chromium``) on the
 project's last run: the MLflow run-compare view of the last pipeline's baselines and MTL
 run, the Data Docs index and a validation page, and ``dvc plots show``.
 
-    $ make demo && make screenshots        # writes examples/screenshots/*.png
+    $ make demo && make screenshots        # writes docs/screenshots/*.png
 
 It reads what a person would open; it asserts nothing (the tests do).
 """
@@ -26,7 +26,7 @@ from components.io import tracking
 from tests.helpers.processes import free_port
 from tests.helpers.projects import REPO, VENV_BIN
 
-OUT = REPO / "examples/screenshots"
+OUT = REPO / "docs/screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -142,7 +142,7 @@ def dvc_plots() -> None:
 
 
 def main() -> None:
-    """Every screenshot of the last run, under ``examples/screenshots``."""
+    """Every screenshot of the last run, under ``docs/screenshots``."""
     params = load_params(REPO / "params.yaml")
     OUT.mkdir(parents=True, exist_ok=True)
     mlflow_compare(params.registry.experiment)

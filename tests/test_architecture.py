@@ -246,3 +246,14 @@ def test_no_stage_imports_another():
     for entry in sorted(entries):
         others = sorted(imported_modules(existing(entry)) & (entries - {entry}))
         assert not others, f"{entry} imports the stage modules {others}; move what they share to a shared job module"
+
+
+def test_the_select_stage_reads_its_inputs_from_few_modules_and_stays_short():
+    """``select`` composes what others compute: the evidence (``jobs.evidence``), the policy
+    (``selection``), the diagnosis, the layout and the config; its ``run`` stays readable."""
+    path = REPO / "components" / "jobs" / "select.py"
+    modules = imported_modules(path, top_level_only=True)
+    read = {m for m in modules if not any(other.startswith(m + ".") for other in modules)}
+    assert len(read) <= 5, sorted(read)
+    run = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == "run")
+    assert run.end_lineno - run.lineno + 1 < 60

@@ -30,7 +30,7 @@ class MethodSettings(Strict):
     """What every method's settings share: its name (``name: <method>``; in ``params.yaml``
     the name alone is shorthand for the method with its defaults)."""
 
-    #: the method's paper, for the docs and the README's tables
+    #: the method's paper, for the docs' tables (docs/hooks.py)
     paper: ClassVar[str] = ""
     name: str
     """The method (each method's settings class fixes it to its own name)."""

@@ -82,7 +82,7 @@ class Params(Strict):
         return found
 
     @model_validator(mode="after")
-    def _tasks_nonempty(self) -> Params:
+    def _tasks_declared_fit_the_data_and_the_weighting(self) -> Params:
         if not self.tasks:
             raise ValueError("declare at least one task under tasks")
         self._tasks_fit_data()
@@ -109,7 +109,7 @@ class Params(Strict):
         return self
 
     @model_validator(mode="after")
-    def _soft_sharing_shares_nothing_to_combine(self) -> Params:
+    def _gradient_method_fits_the_sharing(self) -> Params:
         gradient = self.training.gradient
         if gradient.compare_on == "features" and self.model.sharing != "hard":
             raise ValueError(

@@ -17,7 +17,7 @@ class TaskConfig(Strict):
 
     type: str
     """A registered task type: classification, multilabel, regression, tagging, span, segmentation, detection, or
-    one you add (README, "Add your own task type")."""
+    one you add (docs/tasks.md, "Add your own task type")."""
     label: str | list[str]
     """The label column. multilabel: one 0/1 column per label; tagging: a column of tag lists (one per word); span:
     [answer start column, answer text column]; segmentation: a column of flat masks (one class id per pixel);

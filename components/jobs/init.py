@@ -241,7 +241,7 @@ def render(
     width = max(len(p.name) for p in profiles)
     lines = [
         f"# Written by `mtl init {path}`: edit the task choices, then `dvc repro`.",
-        "# Every key is checked (components/config.py); the README's params section explains the rest.",
+        "# Every key is checked (components/config/); docs/reference/configuration.md lists them all.",
         "#",
         "# Columns of the file, as `mtl init` read them:",
     ]

@@ -14,7 +14,7 @@ type               loss                                   primary metric (others
 ================== ====================================== ==================================
 
 Adding a type is one file with a :class:`~components.tasks.base.Task` subclass and one
-:func:`register_task_type` call (README, "Add your own task type"). The classes are
+:func:`register_task_type` call (docs/tasks.md, "Add your own task type"). The classes are
 importable from here too: versions registered before this package existed pickled them
 as ``components.tasks.<Class>``.
 

@@ -8,7 +8,7 @@ holds at ``select`` or ``register``. Here a file that is anything but tensors, n
 strings and containers is refused (:class:`CheckpointError`), and the sha256 catches
 accidental corruption; it lives beside the files, so only a signature
 (``components.training.integrity``, with ``MTL_SIGNING_KEY`` set) stops someone who can
-write them (README, "Threat model").
+write them (docs/reliability.md, "Threat model").
 
 Example::
 

@@ -6,7 +6,7 @@ environment of the trainings and of ``select``/``register`` (a secret the projec
 does not hold: a CI secret, a vault), every checkpoint and resume state gets a
 ``<file>.sig`` holding HMAC-SHA256(key, its sha256), and loading one refuses a missing or
 wrong signature. Without the key nothing is signed and the sha256 alone is checked
-(README, "Threat model"). Written here because it is ten lines over :mod:`hmac`.
+(docs/reliability.md, "Threat model"). Written here because it is ten lines over :mod:`hmac`.
 
 Example::
 

@@ -1,4 +1,4 @@
-"""The README's "Add your own task type", followed once: a ``binary`` type (one 0/1 label,
+"""The docs' "Add your own task type" (docs/tasks.md), followed once: a ``binary`` type (one 0/1 label,
 a logistic head, AUROC) written as one class, registered, and run through the whole
 pipeline (validation, baselines, MTL, selection, registration, serving) beside a built-in
 type, with no other file touched."""

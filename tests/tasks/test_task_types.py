@@ -20,7 +20,7 @@ from components.data.readers import FileFormatError, read_split_file
 from components.data.sources import build_splits
 from components.data.splits import write_splits
 from components.io import tracking
-from components.jobs import prepare, promote, validate
+from components.jobs import prepare, validate, versions
 from components.models import build_model
 from components.tasks import build_task, build_tasks, check_tasks
 from components.validation.report import DataValidationError
@@ -354,6 +354,6 @@ def test_segmentation_classification_and_multilabel_from_png_files_train_and_ser
     predictions = model.predict(frame.filter(like="px_").astype("float64"))
     assert len(predictions.loc[0, "mask"]) == 32 * 32 and set(predictions.loc[0, "mask"]) <= {0, 1, 2}
     tracking.client()
-    scores = promote.score_version(params, "1", frame)
+    scores = versions.score_version(params, "1", frame)
     assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "shape", "position"}
     assert all(len(labels) == 2 and set(labels) <= {0, 1} for labels in predictions["position"])
