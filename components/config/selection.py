@@ -16,8 +16,8 @@ class SelectionConfig(Strict):
     """point: judge Δ_t and Δm as measured on validation; lower_bound: judge the ends of their paired bootstrap
     intervals: accepted when every lower end passes, rejected when an upper end fails, inconclusive when an
     interval straddles the bar (a task without row statistics, e.g. tagging, is judged on its point value). The
-    default follows the gate calibration study (docs/concepts/acceptance-policy.md, "The gate's error rates"): point rejected models whose
-    truth passed."""
+    default follows the gate calibration study (docs/concepts/acceptance-policy.md, "The gate's error rates"):
+    point rejected models whose truth passed."""
     unconverged: Literal["inconclusive", "judge"] = "inconclusive"
     """A compared training (a baseline or the MTL model, any seed) that ended while still improving makes the
     verdict inconclusive: it measured the budget, not the sharing. judge: give the verdict anyway (smoke runs,
