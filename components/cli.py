@@ -78,8 +78,8 @@ def _run(
             command = " ".join(["mtl", *sys.argv[1:]])
             with project_lock(root, command, params.orchestration.project_lock_wait_s):
                 action(params)
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-        raise  # typer's own: usage errors and deliberate exit codes
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit):
+        raise  # click's and typer's own: usage errors and deliberate exit codes (typer.Exit is not click's)
     except (PipelineError, FileNotFoundError) as error:
         if tracked:
             _fail_pipeline_run(params)

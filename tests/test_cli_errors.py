@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.helpers.projects import REPO, tiny_params_dict
@@ -77,3 +78,40 @@ def test_affinity_before_the_data_is_prepared_names_the_stage_to_run(tmp_path, m
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "train.parquet: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)" in result.stderr
+
+
+def test_a_deliberate_exit_code_is_not_reported_as_a_crash(tmp_path, capsys):
+    """``mtl promote`` on a version the policy refuses exits 1 after its answer; it used to
+    add ``error: unexpected Exit: 1``, as if it had crashed (typer.Exit is not click's)."""
+    import typer
+
+    from components import cli
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict()))
+
+    def refuses(_params) -> None:
+        print("multimnist-mtl v4 is not promoted: rejected")
+        raise typer.Exit(1)
+
+    with pytest.raises(typer.Exit) as exited:
+        cli._run(params, refuses, task_rules=False)
+    assert exited.value.exit_code == 1
+    assert "unexpected" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["abc", "0", "1.5"])
+def test_a_version_that_is_not_a_whole_number_is_named_as_such(tmp_path, mlflow_db, version):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict()))
+    command = [sys.executable, "-m", "components.cli", "promote", "--version", version, "--params", str(params)]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=os.environ | {"MLFLOW_TRACKING_URI": mlflow_db, "MLFLOW_REGISTRY_URI": mlflow_db},
+    )
+    assert result.returncode == 1
+    assert f"version {version!r} is not a registered version: versions are whole numbers" in result.stderr
+    assert "stage" not in result.stderr and "Traceback" not in result.stderr

@@ -241,10 +241,21 @@ def apply_aliases(model_name: str, version: str, decision: PromotionDecision) ->
     return sorted(registered.aliases)
 
 
+def check_version(version: str) -> None:
+    """A version is a whole number: MLflow reads anything else as a stage name, and its error
+    then lists stages, which this registry does not use."""
+    if not version.isdigit() or int(version) < 1:
+        raise RegistryError(
+            f"version {version!r} is not a registered version: versions are whole numbers (1, 2, ...); "
+            "`mtl status` lists them"
+        )
+
+
 def load_version(model_name: str, version: str) -> Any:
     """The pyfunc model of one registered version."""
     import mlflow.pyfunc
 
+    check_version(version)
     try:
         return mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     except MlflowException as error:

@@ -59,6 +59,7 @@ def baseline_intervals(
 
 def run(params: Params, root: Path, version: str, force: bool = False, reason: str | None = None) -> Promotion:
     """Applies the policy (or the forced move) and tags the decision on the version."""
+    registry.check_version(version)
     if force and not reason:
         raise registry.RegistryError("--force needs --reason, recorded on the version")
     name = params.registry.model_name
