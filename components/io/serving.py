@@ -17,6 +17,10 @@ Example::
     ['sum']
     >>> requested_tasks(None, ["left", "right", "sum"])
     ['left', 'right', 'sum']
+    >>> requested_tasks({"tasks": []}, ["left", "right", "sum"])
+    Traceback (most recent call last):
+    ...
+    mlflow.exceptions.MlflowException: params.tasks is empty: name at least one of left, right, sum, ...task
 """
 
 from __future__ import annotations
@@ -237,10 +241,17 @@ def _refusals(cases: pd.DataFrame, frame: pd.DataFrame, shown: int = 5) -> list[
 
 
 def requested_tasks(params: dict[str, Any] | None, valid: list[str]) -> list[str]:
-    """The tasks a request asks for (all by default); an unknown one is a client error."""
-    requested = (params or {}).get("tasks") or valid
-    if isinstance(requested, str):
-        requested = [requested]
+    """The tasks a request asks for (all when it names none); an unknown one, or an empty
+    list, is a client error: ``tasks: []`` asks for nothing, not for everything."""
+    raw = (params or {}).get("tasks")
+    if raw is None:
+        return list(valid)
+    requested = [raw] if isinstance(raw, str) else raw
+    if not requested:
+        raise MlflowException(
+            f"params.tasks is empty: name at least one of {', '.join(valid)}, or leave tasks out for every task",
+            INVALID_PARAMETER_VALUE,
+        )
     unknown = [name for name in requested if name not in valid]
     if unknown:
         raise MlflowException(

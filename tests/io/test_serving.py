@@ -60,6 +60,9 @@ def test_pyfunc_returns_only_the_requested_tasks(served):
     assert list(two.columns) == ["right", "left"]
     with pytest.raises(MlflowException, match="unknown task.*colour.*valid: left, right, sum"):
         model.predict(served["pixels"], params={"tasks": ["colour"]})
+    # an empty list asks for nothing: refused, not read as every task (issue 25, case 22)
+    with pytest.raises(MlflowException, match="params.tasks is empty: name at least one of left, right, sum"):
+        model.predict(served["pixels"], params={"tasks": []})
 
 
 def test_a_second_call_for_other_tasks_on_the_same_rows_runs_no_backbone(served):
