@@ -65,7 +65,7 @@ def _run(
     ``task_rules=False`` checks the structure only, for commands that read nothing but the
     registry's names: the task types' rules import torch, seconds before the answer."""
     try:
-        params = _load(params_path, task_rules)
+        params = _load(params_path, task_rules, root)
     except ParamsError as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -112,14 +112,14 @@ def options(
         os.environ[DEBUG_ENV] = "1"  # the environment, so torchrun workers show it too
 
 
-def _load(params_path: Path, task_rules: bool) -> Params:
+def _load(params_path: Path, task_rules: bool, root: Path | None) -> Params:
     if not task_rules:
         from components.config import load_params
 
         return load_params(params_path)
     from components.jobs.layout import load_checked_params
 
-    return load_checked_params(params_path)
+    return load_checked_params(params_path, root)
 
 
 def _fail_pipeline_run(params: Params) -> None:

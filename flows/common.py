@@ -44,7 +44,7 @@ def run_from_cli(flow: Callable[..., Any], params: Path, root: Path, *args: Any,
     configure()
     console = Console(stderr=True)
     try:
-        load_checked_params(params)
+        load_checked_params(params, root)
     except ParamsError as error:
         console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

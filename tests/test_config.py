@@ -227,3 +227,21 @@ def test_a_tuning_space_names_known_settings_with_ordered_ranges(tmp_path):
     raw["tuning"]["space"] = {"weight_decay": {"low": 0.0, "high": 0.01, "log": True}}
     with pytest.raises(ParamsError, match="a log range needs low > 0"):
         load_params(write(tmp_path, raw))
+
+
+def test_a_symbolic_link_out_of_the_project_is_refused(tmp_path):
+    """``data.dir: linkdir``, a link to a folder outside the project, passed the textual rule
+    and ``validate`` read outside data (issue 25, case 13)."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    (project / "inner").mkdir(parents=True)
+    outside.mkdir()
+    (project / "linkdir").symlink_to(outside)
+    (project / "alias").symlink_to(project / "inner")
+    raw = tiny_params_dict()
+    raw["data"]["dir"] = "linkdir"
+    with pytest.raises(ParamsError, match=r"data\.dir: 'linkdir' leads outside the project \(to .*outside, through"):
+        load_checked_params(write(project, raw))
+    raw["data"]["dir"] = "alias"  # a link that stays inside is fine
+    assert load_checked_params(write(project, raw)).data.dir == "alias"
+    raw["data"]["dir"], raw["allow_external_paths"] = "linkdir", True
+    assert load_checked_params(write(project, raw)).data.dir == "linkdir"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from pydantic import model_validator
 
@@ -63,6 +63,13 @@ class Params(Strict):
                     f"{key}: {value!r} is outside the project; use a path inside it, or set allow_external_paths: true"
                 )
         return self
+
+    def paths_leaving(self, root: Path) -> dict[str, Path]:
+        """Every path these parameters name that leads outside ``root`` once symbolic links
+        are resolved (the rule above reads the text alone: a link inside the project passes it)."""
+        inside = root.resolve()
+        resolved = {key: (root / value).resolve() for key, value in self.paths().items()}
+        return {key: target for key, target in resolved.items() if not target.is_relative_to(inside)}
 
     def paths(self) -> dict[str, str]:
         """Every path these parameters name, by its key."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from components.config import Params, load_params
+from components.config import Params, ParamsError, load_params
 from components.config.methods import Equal, Sum
 from components.io.invocation import invocation
 from components.tasks import check_tasks
@@ -57,10 +57,20 @@ def remove_other_seeds(directory: Path, params: Params) -> None:
             shutil.rmtree(folder)
 
 
-def load_checked_params(path: str | Path) -> Params:
-    """``params.yaml`` with every rule checked, the task types' included."""
+def load_checked_params(path: str | Path, root: str | Path | None = None) -> Params:
+    """``params.yaml`` with every rule checked, the task types' included, and every path it
+    names inside the project at ``root`` (the file's folder by default) once symbolic links
+    are resolved, unless ``allow_external_paths``."""
     params = load_params(path)
     check_tasks(params, str(path))
+    project = Path(root) if root is not None else Path(path).parent
+    leaving = {} if params.allow_external_paths else params.paths_leaving(project)
+    if leaving:
+        key, target = next(iter(leaving.items()))
+        raise ParamsError(
+            f"{path}: {key}: {params.paths()[key]!r} leads outside the project (to {target}, through a symbolic "
+            "link); use a path inside it, or set allow_external_paths: true"
+        )
     return params
 
 
