@@ -12,6 +12,7 @@ import yaml
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
 from components.config import Params
+from components.config.loading import UniqueKeyLoader
 from components.io.serving import RequestRefused, check_request
 from components.jobs import prepare, validate
 from components.validation.report import DataValidationError
@@ -42,9 +43,9 @@ def _config(name: str, expected: list[str], tmp_path: Path) -> None:
     text = (BAD / "config" / name).read_text()
     params = tmp_path / "params.yaml"
     try:
-        params.write_text(yaml.safe_dump(_merged(tiny_params_dict(), yaml.safe_load(text))))
+        params.write_text(yaml.safe_dump(_merged(tiny_params_dict(), yaml.load(text, Loader=UniqueKeyLoader))))
     except yaml.YAMLError:
-        params.write_text(text)  # not YAML at all: it is the whole params file
+        params.write_text(text)  # not YAML the loader takes: it is the whole params file
     result = mtl("validate", params, tmp_path)
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr

@@ -245,3 +245,31 @@ def test_a_symbolic_link_out_of_the_project_is_refused(tmp_path):
     assert load_checked_params(write(project, raw)).data.dir == "alias"
     raw["data"]["dir"], raw["allow_external_paths"] = "linkdir", True
     assert load_checked_params(write(project, raw)).data.dir == "linkdir"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "complaint"),
+    [
+        ("max_epochs", True, r"training\.max_epochs: Input should be a valid integer"),
+        ("max_epochs", 3.0, r"training\.max_epochs: Input should be a valid integer"),
+        ("bf16", 1, r"training\.bf16: Input should be a valid boolean"),
+    ],
+)
+def test_types_are_strict(tmp_path, key, value, complaint):
+    """``epochs: true`` trained for 1 epoch (issue 25, case 10); a whole number still reads as a float."""
+    raw = tiny_params_dict()
+    raw["training"][key] = value
+    with pytest.raises(ParamsError, match=complaint):
+        load_params(write(tmp_path, raw))
+    raw["training"] = {"lr": 1, "loss_weighting": {"name": "schedule", "schedule": {"left": [[1, 0.0], [3, 1.0]]}}}
+    training = load_params(write(tmp_path, raw)).training
+    assert training.lr == 1.0 and training.loss_weighting.schedule == {"left": [(1.0, 0.0), (3.0, 1.0)]}
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_params_dict()) + "seed: 3\n")  # seed: 0 is already above
+    with pytest.raises(
+        ParamsError, match=r"not valid YAML: .*key 'seed' is given twice \(lines \d+ and \d+\); keep one"
+    ):
+        load_params(path)

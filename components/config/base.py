@@ -14,11 +14,12 @@ class ParamsError(PipelineError, ValueError):
 
 
 class Strict(BaseModel):
-    """A section of ``params.yaml``: an unknown key is an error, values are frozen, and each
-    field's attribute docstring is its description (the configuration reference is generated
-    from it)."""
+    """A section of ``params.yaml``: an unknown key is an error, values are frozen, types are
+    strict (``true`` is not an epoch count, ``1`` is not a boolean, ``3.0`` is not a whole
+    number; a whole number is still a float), and each field's attribute docstring is its
+    description (the configuration reference is generated from it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, strict=True)
 
 
 class SplitSizes(Strict):

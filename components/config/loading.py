@@ -83,7 +83,9 @@ def _describe(error: ValidationError, path: Path) -> str:
         elif item["type"] == "literal_error":
             lines.append(f"  {where}: {item['msg']} (got {item['input']!r})")
         else:
-            lines.append(f"  {where}: {item['msg']}")
+            value = item.get("input")
+            shown = isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40)
+            lines.append(f"  {where}: {item['msg']}" + (f" (got {value!r})" if shown else ""))
     return "\n".join(lines)
 
 
@@ -123,11 +125,31 @@ def _valid_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(current.model_fields)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping: the standard loaders keep the last
+    value silently, so an edit below a forgotten line would quietly win (or lose)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (lines {seen[key]} and {line}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """``params.yaml`` validated; a missing, unreadable or invalid file is a :class:`ParamsError`."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except FileNotFoundError as exc:
         raise ParamsError(f"{path}: file not found") from exc
     except yaml.YAMLError as exc:

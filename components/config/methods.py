@@ -102,7 +102,8 @@ class Schedule(MethodSettings):
 
     paper: ClassVar[str] = "a per-task schedule"
     name: Literal["schedule"] = "schedule"
-    schedule: dict[str, list[tuple[float, Annotated[float, Field(ge=0)]]]] = {}
+    # a point is [epoch, weight]: YAML writes a list, so this one field takes a list for the pair
+    schedule: dict[str, list[Annotated[tuple[float, Annotated[float, Field(ge=0)]], Field(strict=False)]]] = {}
     """By task name, ``[[epoch, weight], ...]``, linear between the points; a task not listed weighs 1."""
 
 
