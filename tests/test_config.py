@@ -273,3 +273,27 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
         ParamsError, match=r"not valid YAML: .*key 'seed' is given twice \(lines \d+ and \d+\); keep one"
     ):
         load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "ceiling"),
+    [
+        ("training", "max_epochs", 1_000_000_000, "max_epochs"),
+        ("training", "seeds", 1_000_000, "seeds"),
+        ("serving", "max_batch_rows", 1_000_000_000_000, "max_batch_rows"),
+        ("tuning", "trials", 100_000, "tuning_trials"),
+    ],
+)
+def test_a_setting_above_its_ceiling_is_refused_unless_the_ceiling_is_raised(tmp_path, section, key, value, ceiling):
+    """No upper bound let a typo run for days or defeat the 413 (issue 25, case 12)."""
+    raw = tiny_params_dict()
+    raw.setdefault(section, {})[key] = value
+    with pytest.raises(
+        ParamsError, match=rf"{section}\.{key} {value:,} is above its ceiling .*raise ceilings\.{ceiling}"
+    ):
+        load_params(write(tmp_path, raw))
+    raw["ceilings"] = {ceiling: value}
+    params = load_params(write(tmp_path, raw))
+    assert getattr(getattr(params, section), key) == value
+    higher = Params.model_validate({**raw, "ceilings": {ceiling: value * 2}})
+    assert higher.fingerprint() == params.fingerprint()  # a ceiling allows; it does not change the model

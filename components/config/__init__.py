@@ -16,6 +16,7 @@ Example::
 
 from components.config.affinity import AffinityConfig
 from components.config.base import ParamsError, SplitSizes, Strict
+from components.config.ceilings import CeilingsConfig
 from components.config.data import (
     TEXT_INPUTS,
     DataConfig,
@@ -62,7 +63,7 @@ from components.config.validation import ValidationConfig
 
 __all__ = [
     "BACKBONE_INPUTS", "GRADIENT_METHODS", "GRAMIAN_METHODS", "LOSS_WEIGHTINGS", "RENAMED", "SAMPLINGS",
-    "TEXT_INPUTS", "AffinityConfig", "CNNConfig", "CrossStitchConfig", "DataConfig", "DatasetConfig",
+    "TEXT_INPUTS", "AffinityConfig", "CNNConfig", "CeilingsConfig", "CrossStitchConfig", "DataConfig", "DatasetConfig",
     "EarlyStoppingConfig", "GradientConfig", "GradientSettings", "HFEncoderConfig", "HealthConfig",
     "InputConfig", "InputKind", "LRScheduleConfig", "LossWeightingConfig", "MethodSettings", "MLPConfig",
     "MMoEConfig", "MissingPolicy", "ModelConfig", "OrchestrationConfig", "Params", "ParamsError",

@@ -11,6 +11,7 @@ from pydantic import model_validator
 
 from components.config.affinity import AffinityConfig
 from components.config.base import Strict
+from components.config.ceilings import CeilingsConfig
 from components.config.data import DataConfig, InputConfig
 from components.config.methods import Fixed, Schedule
 from components.config.model import BACKBONE_INPUTS, ModelConfig
@@ -48,9 +49,29 @@ class Params(Strict):
     """The inter-task affinity diagnostic (``mtl affinity``)."""
     tuning: TuningConfig = TuningConfig()
     """The hyperparameter search every baseline and the MTL model get alike."""
+    ceilings: CeilingsConfig = CeilingsConfig()
+    """Upper bounds on the settings whose typos cost days; raise one deliberately."""
     allow_external_paths: bool = False
     """Paths in these parameters stay inside the project (relative, no ".." out of it) unless this is true: a typo
     or a copied config must not write outside it."""
+
+    @model_validator(mode="after")
+    def _settings_below_their_ceilings(self) -> Params:
+        ceilings = self.ceilings
+        guarded = {
+            "training.max_epochs": (self.training.max_epochs, "max_epochs"),
+            "training.seeds": (self.training.seeds, "seeds"),
+            "serving.max_batch_rows": (self.serving.max_batch_rows, "max_batch_rows"),
+            "tuning.trials": (self.tuning.trials, "tuning_trials"),
+        }
+        for key, (value, ceiling) in guarded.items():
+            limit = getattr(ceilings, ceiling)
+            if value > limit:
+                raise ValueError(
+                    f"{key} {value:,} is above its ceiling {limit:,}; lower it, or raise ceilings.{ceiling} "
+                    "deliberately"
+                )
+        return self
 
     @model_validator(mode="after")
     def _paths_inside_project(self) -> Params:
@@ -170,11 +191,13 @@ class Params(Strict):
     def fingerprint(self) -> str:
         """Stable hash of what determines the model, recorded with every registered version.
 
-        Orchestration settings (schedules, pools, remotes) and ``allow_external_paths`` change
-        where and when training runs, not its result, and ``affinity`` configures a diagnostic
+        Orchestration settings (schedules, pools, remotes), ``ceilings`` and
+        ``allow_external_paths`` change where and when training runs, or what is allowed, not
+        its result, and ``affinity`` configures a diagnostic
         the pipeline never runs, so they are left out: editing them does not force a retrain.
         """
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude={"orchestration", "allow_external_paths", "affinity"}), sort_keys=True
+            self.model_dump(mode="json", exclude={"orchestration", "allow_external_paths", "affinity", "ceilings"}),
+            sort_keys=True,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
