@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
+from components.errors import PipelineError
 from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
@@ -316,6 +317,21 @@ def _improved(task: Task, value: float, best: float | None) -> bool:
     return value > best if task.higher_is_better else value < best
 
 
+class BatchLargerThanSplit(PipelineError, ValueError):
+    """A batch holds more rows than the training split: every epoch would be one step."""
+
+
+def check_batch_fits(batch_size: int, rows: int, label: str) -> None:
+    """Refuses a batch larger than the training rows: one step an epoch trains a useless
+    model, and nothing would say so."""
+    if batch_size > rows:
+        raise BatchLargerThanSplit(
+            f"[{label}] training.batch_size {batch_size:,} is larger than the {rows:,} training rows: every epoch "
+            f"would be one step; set training.batch_size to at most {rows:,} (about {max(1, rows // 10):,} gives "
+            "ten steps an epoch)"
+        )
+
+
 def make_trainer(
     model: MultiTaskNetwork, tasks: dict[str, Task], train_split: TensorSplit, config: TrainingConfig
 ) -> Trainer:
@@ -411,6 +427,7 @@ def train(
         return reused
     seed_everything(seed)
     train_split = train_split.for_datasets({task.config.dataset for task in tasks.values()})
+    check_batch_fits(config.batch_size, len(train_split.inputs), label)
     trainer = make_trainer(model, tasks, train_split, config)
     trainer.probe = probe
     model, context, device, names = trainer.model, trainer.context, trainer.device, list(tasks)

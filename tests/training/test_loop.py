@@ -301,3 +301,27 @@ def test_the_gradient_methods_settings_reach_the_trainer(tiny_params, tiny_frame
     on_features = trainer(name="cagrad", c=0.2, compare_on="features").backward
     assert isinstance(on_features, FeatureBackward) and on_features.method._weigh.c == 0.2
     assert trainer(name="nash_mtl", update_every=4).backward.method.aggregator.update_weights_every == 4
+
+
+def test_a_batch_larger_than_the_training_rows_is_refused(tmp_path):
+    """``batch_size: 100000`` against 1,500 rows trained one step an epoch, with no word
+    (issue 25, case 11)."""
+    from components.config import MLPConfig, TaskConfig
+    from components.models.backbones import MLPBackbone
+    from components.models.sharing import HardSharingModel
+    from components.training.loader import TensorSplit
+    from components.training.loop import BatchLargerThanSplit, train
+
+    tasks = build_tasks({"y": TaskConfig(type="classification", label="y", num_classes=2)})
+    model = HardSharingModel(MLPBackbone(MLPConfig(hidden=[4]), in_features=3), {"y": torch.nn.Linear(4, 2)})
+    split = TensorSplit(torch.randn(30, 3), {"y": torch.arange(30) % 2})
+    config = TrainingConfig(max_epochs=1, batch_size=64)
+    with pytest.raises(
+        BatchLargerThanSplit, match=r"\[mtl\] training.batch_size 64 is larger than the 30 training rows"
+    ):
+        train(model, tasks, split, split, config, 0, tmp_path, log=lambda line: None)
+    assert not list(tmp_path.iterdir())  # refused before anything was written
+    history = train(
+        model, tasks, split, split, config.model_copy(update={"batch_size": 30}), 0, tmp_path, log=lambda line: None
+    )
+    assert len(history) == 1
