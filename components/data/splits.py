@@ -11,8 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+
+from components.errors import PipelineError
 
 SPLITS = ("train", "val", "test")
+
+
+class SplitFileError(PipelineError, ValueError):
+    """A split's file is there but is not one Parquet file: a directory, or unreadable."""
 
 
 def split_path(data_dir: str | Path, split: str) -> Path:
@@ -28,8 +35,15 @@ def write_splits(frames: dict[str, pd.DataFrame], data_dir: str | Path) -> None:
 
 
 def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
-    """The rows of ``split``; a missing file names the stage that writes it."""
+    """The rows of ``split``; a missing, misplaced or unreadable file names the stage that
+    writes it (pandas would read a directory as an empty partitioned dataset)."""
     path = split_path(data_dir, split)
+    again = "remove it and prepare the data again (`dvc repro prepare` or `mtl prepare`)"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)")
-    return pd.read_parquet(path)
+    if path.is_dir():
+        raise SplitFileError(f"{path}: is a directory, not the split's Parquet file; {again}")
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError) as error:
+        raise SplitFileError(f"{path}: not a readable Parquet file ({error}); {again}") from None

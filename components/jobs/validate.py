@@ -23,6 +23,9 @@ def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataF
     for split in SPLITS:
         path = split_path(root / params.data.dir, split)
         files[split] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        if path.is_dir():  # pandas would read it as an empty partitioned dataset
+            detail = "is a directory; remove it and prepare the data again (`dvc repro prepare`)"
+            raise DataValidationError.for_file(files[split], "one Parquet file", detail)
         try:
             frames[split] = pd.read_parquet(path)
         except FileNotFoundError:
