@@ -111,14 +111,23 @@ def diagnosis_markdown(selection: SelectionReport) -> list[str]:
 
 
 def test_warning(selection: SelectionReport) -> str | None:
-    """The line that flags test regressions beyond tolerance, if any."""
-    warnings = selection.test_warnings()
-    if not warnings:
+    """The line about tasks beyond tolerance on test, worded for the case: a warning where
+    validation passed them (the test split disagrees with the verdict), a note where
+    validation failed them too (it agrees)."""
+    regressed = selection.test_regressions()
+    if not regressed:
         return None
+    disagree = selection.test_contradictions()
+    agree = [name for name in regressed if name not in disagree]
+    also = f" {', '.join(selection.test_warnings(agree))} regresses on validation too." if agree else ""
+    if not disagree:
+        return (
+            f"the test split agrees: beyond tolerance there as on validation: {', '.join(selection.test_warnings())}."
+        )
     return (
-        f"warning: beyond tolerance on the test split: {', '.join(warnings)}. The verdict rests on "
-        "validation; the test split disagrees (a small or noisy validation split, or a checkpoint "
-        "chosen by chance): check before promoting."
+        f"warning: beyond tolerance on the test split: {', '.join(selection.test_warnings(disagree))}, which "
+        "passed on validation; the test split disagrees with the verdict (a small or noisy validation split, "
+        f"or a checkpoint chosen by chance): check before promoting.{also}"
     )
 
 

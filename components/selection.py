@@ -458,20 +458,26 @@ class SelectionReport:
         return {name: relative_change(r.test, r.baseline_test, r.higher_is_better) for name, r in self.tasks.items()}
 
     def test_regressions(self) -> dict[str, float]:
-        """Δ_t on test of the tasks that regress beyond their tolerance there, though the
-        verdict, made on validation, let them pass: what a reader must not miss. The verdict
-        stays the policy's; these flag evidence from the test split that contradicts it."""
+        """Δ_t on test of the tasks that regress beyond their tolerance there: what a reader
+        must not miss. The verdict stays the policy's, made on validation;
+        :meth:`test_contradictions` are those of them that validation passed."""
         return {
             name: change
             for name, change in self.test_changes().items()
             if not task_passes(change, self.tasks[name].tolerance)
         }
 
-    def test_warnings(self) -> list[str]:
-        """:meth:`test_regressions` in words."""
+    def test_contradictions(self) -> list[str]:
+        """The tasks that regress beyond tolerance on test though they passed on validation:
+        evidence from the test split against the verdict."""
+        return [name for name in self.test_regressions() if self.tasks[name].passed]
+
+    def test_warnings(self, names: list[str] | None = None) -> list[str]:
+        """:meth:`test_regressions` in words (only ``names``, when given)."""
         return [
             f"{name} {change:+.2%} on test (tolerance -{self.tasks[name].tolerance:.0%})"
             for name, change in self.test_regressions().items()
+            if names is None or name in names
         ]
 
     def test_metrics(self) -> dict[str, float]:

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from components.config import Params
 from components.report import model_card, render_summary, versions_table
+from components.report import test_warning as line_about_test  # pytest would collect a test_* name
 from components.selection import SelectionReport, TaskResult
 from tests.helpers.projects import tiny_params_dict
 
@@ -129,3 +130,18 @@ def test_the_intervals_line_shows_what_the_other_rule_would_decide():
     )
     under_lower = replace(selection, rule="lower_bound", other_rule_verdict="accepted")
     assert intervals_line(under_lower).endswith("under point: accepted")
+
+
+def test_the_test_line_is_worded_for_the_case_it_is_in():
+    """A rejected verdict that test confirms read "the test split disagrees" (issue 25, case 4)."""
+    failing = TaskResult("mae", False, 1.0, 1.1, -0.1, 0.02, False, 1.1, 1.0)  # fails on validation and on test
+    passing = TaskResult("accuracy", True, 0.95, 0.95, 0.0, 0.02, True, 0.90, 0.95)  # passes on val, fails on test
+    confirmed = SelectionReport("rejected", "epoch_001.pt", "ab", 1, -0.1, -0.1, 0.0, {"sum": failing})
+    line = line_about_test(confirmed)
+    assert line is not None and line.startswith("the test split agrees: beyond tolerance there as on validation: sum")
+    assert "disagrees" not in line
+    mixed = SelectionReport("rejected", "epoch_001.pt", "ab", 1, -0.05, -0.05, 0.0, {"sum": failing, "left": passing})
+    line = line_about_test(mixed)
+    assert line is not None and line.startswith("warning: beyond tolerance on the test split: left -5.26% on test")
+    assert "which passed on validation; the test split disagrees" in line
+    assert line.endswith("sum -10.00% on test (tolerance -2%) regresses on validation too.")
