@@ -86,6 +86,10 @@ def _run(
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as error:
+        broken = _broken_database(error)
+        if broken is not None:  # nothing can be marked failed in it either
+            errors.print(f"[bold red]error:[/] {broken}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         if tracked:
             _fail_pipeline_run(params)
         if os.environ.get(DEBUG_ENV):
@@ -122,10 +126,28 @@ def _load(params_path: Path, task_rules: bool, root: Path | None) -> Params:
     return load_checked_params(params_path, root)
 
 
+def _broken_database(error: BaseException) -> str | None:
+    """What to say when the MLflow database itself cannot be read (SQLAlchemy's
+    ``DatabaseError``: a truncated or overwritten ``mlflow.db``); None for any other error.
+    Matched by name, so that commands which never reach the registry do not import SQLAlchemy."""
+    if not any(c.__module__ == "sqlalchemy.exc" and c.__name__ == "DatabaseError" for c in type(error).__mro__):
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    cause = getattr(error, "orig", None) or error
+    return (
+        f"the MLflow database {uri} cannot be read ({cause}); restore it from a backup, or move it aside to start "
+        "an empty registry. Nothing was registered and no alias moved"
+    )
+
+
 def _fail_pipeline_run(params: Params) -> None:
     from components.io.tracking import fail_open_pipeline_run
 
-    fail_open_pipeline_run(params.registry.experiment)
+    try:
+        fail_open_pipeline_run(params.registry.experiment)
+    except Exception as error:
+        if _broken_database(error) is None:
+            raise  # a broken database cannot hold the mark: the error already said what happened
 
 
 def _training(stage: Callable[[Params, str], object], parent_run_id: str | None = None) -> Callable[[Params], object]:

@@ -115,3 +115,29 @@ def test_a_version_that_is_not_a_whole_number_is_named_as_such(tmp_path, mlflow_
     assert result.returncode == 1
     assert f"version {version!r} is not a registered version: versions are whole numbers" in result.stderr
     assert "stage" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "register"])
+def test_a_corrupt_registry_database_is_a_clear_error(tmp_path, command):
+    """``truncate -s 16384 mlflow.db`` made ``mtl register`` print a traceback (issue 25, case 16)."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict()))
+    database = tmp_path / "mlflow.db"
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{database}", "MLFLOW_REGISTRY_URI": f"sqlite:///{database}"}
+
+    def mtl(name: str) -> subprocess.CompletedProcess:
+        options = ["--params", str(params)] + (["--root", str(tmp_path)] if name == "register" else [])
+        return subprocess.run(
+            [sys.executable, "-m", "components.cli", name, *options], cwd=REPO, env=env, capture_output=True, text=True
+        )
+
+    first = mtl("status")  # creates a real, empty registry
+    assert database.stat().st_size > 0 and "no registered model named 'tiny-mtl'" in first.stderr
+    with open(database, "r+b") as handle:
+        handle.truncate(16384)
+        handle.seek(0)
+        handle.write(b"\0" * 100)  # the SQLite header gone, as a crash mid-copy leaves it
+    result = mtl(command)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"the MLflow database sqlite:///{database} cannot be read" in " ".join(result.stderr.split())
