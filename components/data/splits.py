@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from components.errors import PipelineError
 
@@ -45,5 +44,5 @@ def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
         raise SplitFileError(f"{path}: is a directory, not the split's Parquet file; {again}")
     try:
         return pd.read_parquet(path)
-    except (pa.ArrowException, OSError) as error:
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError; the served model lacks pyarrow
         raise SplitFileError(f"{path}: not a readable Parquet file ({error}); {again}") from None

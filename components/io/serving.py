@@ -41,7 +41,7 @@ from mlflow.pyfunc import PythonModel
 from pandera.errors import SchemaErrors
 
 from components.config import Params, upgrade_stored
-from components.data.encoders import fitted_input_width, load_encoder
+from components.data.encoders import PIXEL_PREFIX, fitted_input_width, load_encoder
 from components.io.feature_cache import FeatureCache
 from components.models import build_model
 from components.tasks import build_tasks
@@ -189,6 +189,9 @@ def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema, max_rows: int
             "(serving.max_batch_rows); send them in smaller batches",
             status=413,
         )
+    pixels = _pixel_refusals(frame, [n for n in schema.columns if str(n).startswith(PIXEL_PREFIX)])
+    if pixels:
+        raise RequestRefused(f"request refused: {'; '.join(pixels)}")
     remaining = _numeric_columns_pass(frame, schema)
     if remaining is not None and not remaining:
         return
@@ -196,6 +199,30 @@ def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema, max_rows: int
         (schema if remaining is None else schema.select_columns(remaining)).validate(frame, lazy=True)
     except SchemaErrors as error:
         raise RequestRefused(f"request refused: {'; '.join(_refusals(error.failure_cases, frame))}") from None
+
+
+def _pixel_refusals(frame: pd.DataFrame, names: list[str], shown: int = 5) -> list[str]:
+    """Pixels that are booleans or fractions: training reads whole numbers from 0 to 255, and
+    a float schema would take ``true`` as 1 and 0.5 as it is. Only rows and columns are
+    named, never a request's values. Checked as one array: a pandera check per column costs
+    ~0.3 ms each, 0.4 s for one image's pixels."""
+    present = [n for n in names if n in frame.columns]
+    if not present:
+        return []
+    block = frame[present]
+    booleans = [n for n in present if pd.api.types.is_bool_dtype(block[n])]
+    mixed = [n for n in present if block[n].dtype == object]
+    booleans += [n for n in mixed if block[n].map(lambda v: isinstance(v, (bool, np.bool_))).any()]
+    reasons = [f"column {n}: a boolean where a pixel belongs (a whole number from 0 to 255)" for n in booleans[:shown]]
+    numeric = [n for n in present if n not in booleans and pd.api.types.is_numeric_dtype(block[n])]
+    if numeric:
+        values = block[numeric].to_numpy(dtype=np.float64)
+        fractional = np.isfinite(values) & (values != np.floor(values))
+        for column in np.flatnonzero(fractional.any(axis=0))[: max(0, shown - len(reasons))]:
+            rows = np.flatnonzero(fractional[:, column])
+            listed = ", ".join(map(str, rows[:shown])) + (" …" if len(rows) > shown else "")
+            reasons.append(f"column {numeric[column]}: rule whole_number failed on {len(rows)} row(s) at rows {listed}")
+    return reasons
 
 
 def _numeric_columns_pass(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> list[str] | None:

@@ -216,7 +216,14 @@ def test_requests_outside_the_input_contract_are_refused_without_echoing_them(sc
     nan.iloc[1, 7] = float("nan")
     huge = frame.copy()
     huge.iloc[0, 7], huge.iloc[2, 7] = 1e30, -1.0
+    fraction = frame.copy()
+    fraction.iloc[[0, 2], 5] = 0.5
+    boolean = frame.copy()
+    boolean["px_0003"] = [True, False, True]
     cases = {
+        # training reads whole numbers from 0 to 255; these were served as they came (issue 25, case 9)
+        "fraction": (fraction, "column px_0005: rule whole_number failed on 2 row(s) at rows 0, 2"),
+        "boolean": (boolean, "column px_0003: a boolean where a pixel belongs (a whole number from 0 to 255)"),
         "null": (nan, "column px_0007: rule not_nullable failed on 1 row(s) at rows 1"),
         "out of range": (huge, "column px_0007: rule in_range(0, 255) failed on 2 row(s) at rows 0, 2"),
         "missing column": (frame.drop(columns=["px_0007"]), "column px_0007 is missing"),
