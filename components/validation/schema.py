@@ -214,6 +214,11 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
     return columns
 
 
+def _stored_as(column: pd.Series, ids: np.ndarray) -> str:
+    """How a pixel column stored as text reads, with its first value as written."""
+    return f"stored as {column.dtype}: id={ids[0]} holds {column.iat[0]!r}; write pixels as integers"
+
+
 def check_pixels(frame: pd.DataFrame, file: str, canvas_size: int) -> list[RuleFailure]:
     """A split of images holds exactly ``data.canvas_size``² pixel columns, of whole numbers
     from 0 to 255, none missing (a type coercion to integers would truncate 12.5 silently).
@@ -234,7 +239,13 @@ def check_pixels(frame: pd.DataFrame, file: str, canvas_size: int) -> list[RuleF
     values = (block if numeric else block.apply(pd.to_numeric, errors="coerce")).to_numpy(dtype="float64")
     missing = block.isna().to_numpy()
     ids = frame["id"].to_numpy() if "id" in frame.columns else np.arange(len(frame))
-    failures = []
+    # a column stored as text passes once coerced, then breaks every later numeric step: a type problem
+    text_columns = [name for name in names if not pd.api.types.is_numeric_dtype(block[name].dtype)]
+    failures = [
+        RuleFailure(file, name, "numeric_dtype", len(frame), [_stored_as(block[name], ids)])
+        for name in text_columns[:MAX_EXAMPLES]
+        if len(frame)
+    ]
     per_column = {
         "not_nullable": missing,
         "coerce_dtype('int64')": np.isnan(values) & ~missing,

@@ -311,3 +311,27 @@ def test_a_task_sets_its_own_class_share_bounds(tiny_frames, tiny_params, tmp_pa
     relaxed = tiny_params.model_copy(update={"tasks": tasks})
     failures, _ = check_statistics(frames, FILES, relaxed, tmp_path / "b", "test run")
     assert not [f for f in failures if f.column == "left" and "class_share" in f.examples[0]]
+
+
+def test_a_pixel_column_stored_as_text_is_a_type_problem_not_a_crash():
+    """One pixel column as strings passed the coerced checks, then gave ``unexpected
+    TypeError: '<=' not supported between instances of 'int' and 'str'`` with no file or
+    column named (issue 25, case 6)."""
+    import pandas as pd
+
+    from components.validation.schema import check_pixels
+
+    frame = pd.DataFrame({"id": ["a", "b"], **{f"px_{i:04d}": [0, 255] for i in range(4)}})
+    assert check_pixels(frame, "data/train.parquet", canvas_size=2) == []
+    frame["px_0002"] = frame["px_0002"].astype(str)
+    (failure,) = check_pixels(frame, "data/train.parquet", canvas_size=2)
+    assert (failure.file, failure.column, failure.rule, failure.count) == (
+        "data/train.parquet",
+        "px_0002",
+        "numeric_dtype",
+        2,
+    )
+    assert (
+        failure.examples[0].startswith("stored as")
+        and "id=a holds '0'; write pixels as integers" in failure.examples[0]
+    )
