@@ -279,6 +279,31 @@ def pixel_failures(frame: pd.DataFrame, file: str, params: Params) -> list[RuleF
     return []
 
 
+#: task types whose label is one number per row (an id without ``classes``, or a value)
+NUMERIC_LABELS = ("classification", "regression")
+
+
+def label_type_failures(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
+    """A numeric label stored as text (every value a string) is a type problem, said once:
+    coerced, it passes the schema and then fails every class-share rule, one message per class."""
+    failures = []
+    ids = frame["id"].to_numpy() if "id" in frame.columns else np.arange(len(frame))
+    for name, task in params.tasks.items():
+        column = task.label if isinstance(task.label, str) else None
+        if task.type not in NUMERIC_LABELS or task.classes is not None or column not in frame.columns:
+            continue
+        values = frame[column]
+        present = values.dropna()
+        # every value text: a column written as strings (one stray value is the schema's to report)
+        if len(present) and not pd.api.types.is_numeric_dtype(values.dtype) and present.map(type).eq(str).all():
+            named = f"; or name the classes in tasks.{name}.classes" if task.type == "classification" else ""
+            detail = (
+                f"stored as {values.dtype}: id={ids[0]} holds {values.iat[0]!r}; write the labels as numbers{named}"
+            )
+            failures.append(RuleFailure(file, column, "numeric_dtype", len(values), [detail]))
+    return failures
+
+
 def check_inputs(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
     """Every rule the input columns of ``frame`` break: the input schema, and the pixels'."""
     return run_schema(input_schema(params), frame, file) + pixel_failures(frame, file, params)
@@ -300,6 +325,10 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
     failures = []
     for split, frame in frames.items():
         failures += pixel_failures(frame, files[split], params)
+        typed = label_type_failures(frame, files[split], params)
+        if typed:  # the schema's coerced label rules would say the same once per class
+            failures += typed
+            continue
         found = run_schema(schema, frame, files[split], row_checks)
         if labels is not None:
             label_rules, label_row_checks = labels

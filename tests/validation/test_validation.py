@@ -335,3 +335,21 @@ def test_a_pixel_column_stored_as_text_is_a_type_problem_not_a_crash():
         failure.examples[0].startswith("stored as")
         and "id=a holds '0'; write pixels as integers" in failure.examples[0]
     )
+
+
+def test_a_numeric_label_stored_as_text_is_one_type_problem_not_one_per_class():
+    """A label column of strings got ten "class 0 is 0.0% of the split" (issue 25, case 5)."""
+    import pandas as pd
+
+    from components.validation.schema import label_type_failures
+    from tests.helpers.projects import tiny_params_dict
+
+    params = Params.model_validate(tiny_params_dict())
+    frame = pd.DataFrame({"id": ["a", "b"], "left": [3, 7], "right": [1, 2], "sum": [4.0, 9.0]})
+    assert label_type_failures(frame, "data/train.parquet", params) == []
+    frame["left"] = frame["left"].astype(str)
+    (failure,) = label_type_failures(frame, "data/train.parquet", params)
+    assert (failure.column, failure.rule, failure.count) == ("left", "numeric_dtype", 2)
+    assert (
+        "id=a holds '3'; write the labels as numbers; or name the classes in tasks.left.classes" in failure.examples[0]
+    )
