@@ -56,6 +56,12 @@ def _is_listlike(values: pd.Series) -> bool:
     return bool(values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any())
 
 
+def scalar(value: object) -> object:
+    """A numpy scalar as the Python value it holds (``False``, not ``np.False_``), for messages."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
 def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     """The role of one column, and why."""
     present = values.dropna()
@@ -66,6 +72,8 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
 
     if present.empty:
         return profile("ignored", "empty")
+    if distinct == 1 and missing == 0:  # the same in every row (a gap would still say something)
+        return profile("ignored", f"one value ({scalar(present.iloc[0])!r}) in all {rows:,} rows")
     if _is_listlike(present):
         return profile("ignored", "lists")
     words = present.astype(str)

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, SplitFractions
-from components.data.profile import ColumnProfile, profile_columns, task_guess
+from components.data.profile import ColumnProfile, profile_columns, scalar, task_guess
 from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
 from components.data.splits import SPLITS
 from components.tasks import RESERVED_NAMES, check_tasks
@@ -60,8 +60,13 @@ def _split_sizes(frame: pd.DataFrame, split_column: str | None, max_rows: int | 
 def _task_entry(frame: pd.DataFrame, label: str | list[str], smallest_split: int) -> dict[str, Any]:
     """A task's settings, with its label limits read off the data. A class expected fewer
     than five times in the smallest split may be absent from it by chance: then no minimum."""
-    entry = task_guess(frame, label)
     columns = label if isinstance(label, list) else [label]
+    for column in columns:
+        values = frame[column].dropna()
+        if values.nunique() < 2:
+            held = f"one value ({scalar(values.iloc[0])!r}) in all {len(values):,} rows" if len(values) else "no values"
+            raise ParamsError(f"--task {column}: {column} has {held}: nothing to learn; choose another column")
+    entry = task_guess(frame, label)
     missing = float(frame[columns].isna().any(axis=1).mean())
     if missing > 0:
         entry["max_missing_fraction"] = _ceil(missing + MISSING_SLACK)

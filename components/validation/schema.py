@@ -289,8 +289,10 @@ def label_type_failures(frame: pd.DataFrame, file: str, params: Params) -> list[
     failures = []
     ids = frame["id"].to_numpy() if "id" in frame.columns else np.arange(len(frame))
     for name, task in params.tasks.items():
-        column = task.label if isinstance(task.label, str) else None
-        if task.type not in NUMERIC_LABELS or task.classes is not None or column not in frame.columns:
+        column = task.label
+        if not isinstance(column, str) or task.type not in NUMERIC_LABELS or task.classes is not None:
+            continue
+        if column not in frame.columns:
             continue
         values = frame[column]
         present = values.dropna()

