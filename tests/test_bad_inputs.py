@@ -17,7 +17,7 @@ from components.io.serving import RequestRefused, check_request
 from components.jobs import prepare, validate
 from components.validation.report import DataValidationError
 from components.validation.schema import request_schema
-from tests.helpers.projects import iris_dict, mtl, tiny_params_dict
+from tests.helpers.projects import REPO, iris_dict, mtl, tiny_params_dict
 
 BAD = Path(__file__).parent / "fixtures" / "bad"
 CASES = yaml.safe_load((BAD / "cases.yaml").read_text())
@@ -91,3 +91,10 @@ def _request(name: str, case: dict, tmp_path: Path) -> None:
 def test_each_bad_input_gets_a_clear_error(kind, name, tmp_path):
     case = CASES[kind][name]
     {"config": _config, "data": _data, "requests": _request}[kind](name, case, tmp_path)
+
+
+def test_the_docs_count_the_corpus():
+    """docs/reliability.md says how many bad inputs the corpus holds; it had gone stale."""
+    counts = {kind: len(cases) for kind, cases in yaml.safe_load((BAD / "cases.yaml").read_text()).items()}
+    text = " ".join((REPO / "docs" / "reliability.md").read_text().split())
+    assert f"({counts['config']} configs, {counts['data']} data files, {counts['requests']} requests," in text
