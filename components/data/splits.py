@@ -18,7 +18,12 @@ SPLITS = ("train", "val", "test")
 
 
 class SplitFileError(PipelineError, ValueError):
-    """A split's file is there but is not one Parquet file: a directory, or unreadable."""
+    """A split's file is there but is not one Parquet file: a directory, or unreadable. It
+    carries the rule broken and the reason, for a validation report to name them."""
+
+    def __init__(self, path: Path, rule: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.rule, self.reason = rule, reason
 
 
 def split_path(data_dir: str | Path, split: str) -> Path:
@@ -41,8 +46,8 @@ def read_split(data_dir: str | Path, split: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)")
     if path.is_dir():
-        raise SplitFileError(f"{path}: is a directory, not the split's Parquet file; {again}")
+        raise SplitFileError(path, "one Parquet file", f"is a directory, not the split's Parquet file; {again}")
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError; the served model lacks pyarrow
-        raise SplitFileError(f"{path}: not a readable Parquet file ({error}); {again}") from None
+        raise SplitFileError(path, "readable Parquet", f"not a readable Parquet file ({error}); {again}") from None

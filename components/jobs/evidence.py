@@ -77,6 +77,7 @@ class Evidence:
     bootstrapped: bool
     _model: MultiTaskNetwork = field(repr=False)
     _splits: dict[str, TensorSplit] = field(repr=False)
+    _device: torch.device = field(repr=False)
 
     @property
     def seeds(self) -> list[int]:
@@ -140,10 +141,6 @@ class Evidence:
         return manifest[0].get("train_loss", {}), conflict, cosine
 
     @property
-    def _device(self) -> torch.device:
-        return resolve_device(self.params.training.device)
-
-    @property
     def _batch(self) -> int:
         return self.params.training.batch_size
 
@@ -183,6 +180,7 @@ def gather(params: Params, root: Path) -> Evidence:
         bootstrapped=counts is not None,
         _model=model,
         _splits=splits,
+        _device=device,
     )
     for entries in epochs:
         by_seed, resampled = {}, []

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from components.config import Params
-from components.data.splits import SPLITS, split_path
+from components.data.splits import SPLITS, SplitFileError, read_split, split_path
 from components.io.dvc import data_version
 from components.jobs.layout import VALIDATION_REPORT, timed, write_json
 from components.validation.report import DataValidationError
@@ -23,14 +23,13 @@ def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataF
     for split in SPLITS:
         path = split_path(root / params.data.dir, split)
         files[split] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-        if path.is_dir():  # pandas would read it as an empty partitioned dataset
-            detail = "is a directory; remove it and prepare the data again (`dvc repro prepare`)"
-            raise DataValidationError.for_file(files[split], "one Parquet file", detail)
         try:
-            frames[split] = pd.read_parquet(path)
+            frames[split] = read_split(root / params.data.dir, split)
         except FileNotFoundError:
             raise DataValidationError.for_file(files[split], "file exists", "not found") from None
-        except Exception as error:  # a corrupt file is bad input, not a crash
+        except SplitFileError as error:  # a directory in its place, or a file pyarrow cannot read
+            raise DataValidationError.for_file(files[split], error.rule, error.reason) from None
+        except Exception as error:  # anything else a corrupt file raises is bad input, not a crash
             raise DataValidationError.for_file(files[split], "readable Parquet", str(error)[:200]) from None
     return frames, files
 

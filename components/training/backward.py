@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,15 +61,15 @@ class StepGradients:
     replicated: nn.Module | None
 
 
-class Backward:
+class Backward(ABC):
     """Fills every ``.grad`` of one step, averaged over data-parallel processes."""
 
     #: the gradient method whose state a resumed training needs; None for the plain sum
     method: GradientMethod | None = None
 
+    @abstractmethod
     def backward(self, step: StepGradients) -> None:
         """Fills every ``.grad`` of ``step``."""
-        raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
         """What the gradient method carries between steps."""
