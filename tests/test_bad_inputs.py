@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
+from pydantic import BaseModel
 
 from components.config import Params
 from components.config.loading import UniqueKeyLoader
@@ -55,6 +56,26 @@ def _config(name: str, expected: list[str], tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # nothing ran
 
 
+def is_a_setting(path: str, params: Params) -> bool:
+    """Whether ``path`` (``tasks.species.classes``) names a field of the parameters; below a
+    mapping (tasks, per-column limits) any key is one a user may write."""
+    node: object = params
+    for key in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, BaseModel) and key in type(node).model_fields:
+            node = getattr(node, key)
+        else:
+            return False
+    return True
+
+
+def test_is_a_setting_refuses_a_made_up_key():
+    params = Params.model_validate(tiny_params_dict())
+    assert is_a_setting("tasks.left.num_classes", params) and is_a_setting("validation.min_rows.val", params)
+    assert not is_a_setting("tasks.left.num_clases", params) and not is_a_setting("data.input.gaps", params)
+
+
 def _data(name: str, expected: list[str], tmp_path: Path) -> None:
     params = Params.model_validate(iris_dict(tmp_path))
     shutil.copy(BAD / "data" / name, tmp_path / "tables" / "train.csv")
@@ -65,6 +86,9 @@ def _data(name: str, expected: list[str], tmp_path: Path) -> None:
     assert "data/train.parquet" in message or "tables/train.csv" in message
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+    for failure in caught.value.report.failures:  # each names the setting to change, and a real one
+        assert is_a_setting(failure.setting, params), failure
+        assert f"[setting: {failure.setting}]" in message
 
 
 def _request(name: str, case: dict, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ TEXT_INPUTS = ("text", "tokens", "text_pair")
 
 
 MissingPolicy = Literal["fail", "median", "mean", "constant", "drop"]
+MissingTextPolicy = Literal["fail", "empty", "drop"]
 
 
 class InputConfig(Strict):
@@ -37,6 +38,10 @@ class InputConfig(Strict):
     drop: rows with one are dropped in prepare (the count is printed) and refused at serving."""
     fill_value: float = 0.0
     """missing: constant: the value a missing numeric feature becomes."""
+    missing_text: MissingTextPolicy = "fail"
+    """text and text_pair: what a row without its text (an empty cell) becomes. fail: an error naming the rows;
+    empty: an empty text, so the row still trains on its features and labels (and serving takes one); drop: such
+    rows are dropped in prepare (the count is printed) and refused at serving."""
 
     @model_validator(mode="after")
     def _columns_match_kind(self) -> InputConfig:
@@ -47,6 +52,8 @@ class InputConfig(Strict):
             raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
         if self.kind == "features" and not (self.columns or self.categorical):
             raise ValueError("features input needs its numeric or categorical columns")
+        if self.kind not in ("text", "text_pair") and self.missing_text != "fail":
+            raise ValueError(f"missing_text applies to text or text_pair input, not {self.kind}")
         if self.kind not in ("features", "text") and (self.categorical or self.missing != "fail"):
             raise ValueError(f"categorical and missing apply to features or text input, not {self.kind}")
         if self.features and self.kind != "text":

@@ -27,6 +27,9 @@ class TaskConfig(Strict):
     classes: list[str] | None = None
     """classification with labels as names (e.g. [setosa, versicolor, virginica]): the label column holds these
     values, read as ids 0.. in this order; answers come back as names."""
+    other_class: str | None = None
+    """classification with classes: the class (one of classes, e.g. other) that a label value not among classes
+    counts as; mtl init folds classes too rare to reach every split into it. None: such a value is an error."""
     tags: list[str] | None = None
     """tagging: the BIO tag set, e.g. [O, B-PER, I-PER]."""
     ignore_index: int = 255

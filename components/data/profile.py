@@ -4,7 +4,8 @@ they produce:
 
 =============== =========================================================================
 ``split``       named split, set, fold or subset, holding only train/val/test
-``id``          named id or rownames, or one distinct value per row that is not text
+``id``          named id or rownames (or with such a word: user_id), or one distinct value
+                per row that is not text
                 (an integer count 1..N, a key)
 ``text``        strings averaging three words or more, or two or more when most values
                 are distinct (reviews, titles)
@@ -27,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +39,7 @@ from components.data.splits import SPLITS
 
 Role = Literal["split", "id", "text", "categorical", "numeric", "ignored"]
 SPLIT_NAMES_OF_COLUMNS = ("split", "set", "fold", "subset")
-ID_NAMES = ("id", "rownames", "index", "key", "uuid")
+ID_NAMES = frozenset({"id", "rownames", "index", "key", "uuid"})
 MAX_CATEGORIES = 50
 MAX_CLASSES = 20
 TEXT_MIN_WORDS = 3.0
@@ -50,6 +52,19 @@ class ColumnProfile:
     missing: float  # share of rows without a value
     distinct: int
     why: str  # the rule that gave the role, shown in the params.yaml it writes
+    missing_rows: int = 0
+    rows: int = 0
+
+    def missing_note(self) -> str:
+        """The gaps as a count: "1 of 20,761 missing", a share only where it rounds above 0%.
+
+        >>> ColumnProfile("text", "text", 1 / 20761, 20000, "words", 1, 20761).missing_note()
+        '1 of 20,761 missing'
+        """
+        if not self.missing_rows:
+            return ""
+        share = f" ({self.missing:.0%})" if round(self.missing, 2) >= 0.01 else ""
+        return f"{self.missing_rows:,} of {self.rows:,} missing{share}"
 
 
 def _is_listlike(values: pd.Series) -> bool:
@@ -68,7 +83,7 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     missing, distinct, rows = float(values.isna().mean()), int(present.nunique()), len(values)
 
     def profile(role: Role, why: str) -> ColumnProfile:
-        return ColumnProfile(name, role, missing, distinct, why)
+        return ColumnProfile(name, role, missing, distinct, why, int(values.isna().sum()), rows)
 
     if present.empty:
         return profile("ignored", "empty")
@@ -79,7 +94,7 @@ def profile_column(name: str, values: pd.Series) -> ColumnProfile:
     words = present.astype(str)
     if name.lower() in SPLIT_NAMES_OF_COLUMNS and set(words) <= set(SPLITS):
         return profile("split", f"values {sorted(set(words))}")
-    if name.lower() in ID_NAMES:
+    if ID_NAMES & set(re.split(r"[^a-z0-9]+", name.lower())):  # id, user_id, id_str: a key, not a quantity
         return profile("id", "named like an id")
     if pd.api.types.is_bool_dtype(values):
         return profile("categorical", "true/false")
@@ -101,11 +116,19 @@ def profile_columns(frame: pd.DataFrame) -> list[ColumnProfile]:
     return [profile_column(str(name), frame[name]) for name in frame.columns]
 
 
-def _class_names(values: pd.Series) -> list[str]:
+def class_names(values: pd.Series) -> pd.Series:
+    """Each present label as the class name a task lists: whole numbers without a
+    decimal point (``3``, not ``3.0``), anything else as written."""
     present = values.dropna()
     if pd.api.types.is_numeric_dtype(present) and (present % 1 == 0).all():
-        return [str(v) for v in sorted(int(v) for v in present.unique())]
-    return sorted(str(v) for v in present.unique())
+        return present.astype("int64").astype(str)
+    return present.astype(str)
+
+
+def _class_names(values: pd.Series) -> list[str]:
+    names = class_names(values).unique()
+    whole = pd.api.types.is_numeric_dtype(values.dropna()) and (values.dropna() % 1 == 0).all()
+    return sorted(names, key=int) if whole else sorted(names)
 
 
 def task_guess(frame: pd.DataFrame, label: str | list[str]) -> dict[str, Any]:

@@ -38,7 +38,19 @@ import pandas as pd
 from components.data.encoders import pixel_columns
 
 CONLL_SUFFIXES = (".conll", ".txt")
-TABLE_READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV table. pandas writes a lone carriage return inside a text unquoted, and its own
+    reader then ends the row there (a tweet table comes back with four rows too many): a file
+    whose lines end in a bare newline is read with that as the only line end."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    bare_newlines = b"\n" in head and b"\r\n" not in head
+    return pd.read_csv(path, lineterminator="\n" if bare_newlines else None)
+
+
+TABLE_READERS = {".csv": read_csv, ".parquet": pd.read_parquet}
 VALID_FORMATS = ".csv, .parquet, .conll, .txt, .json (SQuAD), .npz, or a directory of images/ and masks/ PNG files"
 MASK_COLUMN = "mask"
 

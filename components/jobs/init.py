@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,17 @@ import pandas as pd
 import yaml
 
 from components.config import GRADIENT_METHODS, LOSS_WEIGHTINGS, Params, ParamsError, SplitFractions
-from components.data.profile import ColumnProfile, profile_columns, scalar, task_guess
+from components.data.profile import ColumnProfile, class_names, profile_columns, scalar, task_guess
 from components.data.readers import TABLE_READERS, FileFormatError, read_split_file
 from components.data.splits import SPLITS
 from components.tasks import RESERVED_NAMES, check_tasks
 
 #: slack on each limit read off the data: a nightly split differs from today's by chance
 SHARE_SLACK, MISSING_SLACK = 0.05, 0.05
+#: a class expected fewer times than this in the smallest split is often absent from it by
+#: chance (Poisson: 5 % of the time at 3): such classes fold into one, OTHER_CLASS
+MIN_EXPECTED_ROWS = 3
+OTHER_CLASS = "other"
 RANDOM_SPLIT = SplitFractions().model_dump()  # the config's default held-out shares
 
 
@@ -57,9 +62,11 @@ def _split_sizes(frame: pd.DataFrame, split_column: str | None, max_rows: int | 
     return {"train": rows - sum(held.values()), **held}
 
 
-def _task_entry(frame: pd.DataFrame, label: str | list[str], smallest_split: int) -> dict[str, Any]:
-    """A task's settings, with its label limits read off the data. A class expected fewer
-    than five times in the smallest split may be absent from it by chance: then no minimum."""
+def _task_entry(frame: pd.DataFrame, label: str | list[str], sizes: dict[str, int]) -> dict[str, Any]:
+    """A task's settings, with its label limits read off the data (split into ``sizes``).
+    A class expected fewer than five times in the smallest split may be absent from it by
+    chance: then no minimum."""
+    smallest_split = min(sizes.values())
     columns = label if isinstance(label, list) else [label]
     for column in columns:
         values = frame[column].dropna()
@@ -71,13 +78,31 @@ def _task_entry(frame: pd.DataFrame, label: str | list[str], smallest_split: int
     if missing > 0:
         entry["max_missing_fraction"] = _ceil(missing + MISSING_SLACK)
     if entry["type"] == "classification":
-        shares = frame[label].dropna().astype(str).value_counts(normalize=True)
+        entry, shares = _fold_rare_classes(entry, class_names(frame[label]), smallest_split / sum(sizes.values()))
         rarest = float(shares.min())
         expected = rarest * smallest_split * (1 - missing)
         entry["min_class_share"] = _floor(rarest / 2) if expected >= 5 else 0.0
         entry["max_class_share"] = _ceil(float(shares.max()) * 1.25 + SHARE_SLACK)
     entry["max_relative_regression"] = 0.02
     return entry
+
+
+def _fold_rare_classes(
+    entry: dict[str, Any], names: pd.Series, smallest_share: float
+) -> tuple[dict[str, Any], pd.Series]:
+    """The task with classes (``names``, one per labelled row) expected fewer than
+    ``MIN_EXPECTED_ROWS`` times in the smallest split (``smallest_share`` of the rows) folded
+    into ``other_class``, and the class shares after folding; ``entry["folded"]`` names what
+    was folded, for the file's comment."""
+    counts = names.value_counts()
+    rare = counts[counts * smallest_share < MIN_EXPECTED_ROWS]
+    kept = [name for name in entry["classes"] if name not in rare.index]
+    if len(rare) < 2 or not kept:  # one rare class gains nothing by a new name
+        return entry, names.value_counts(normalize=True)
+    other = OTHER_CLASS if OTHER_CLASS not in kept else f"{OTHER_CLASS}_"
+    folded = entry | {"classes": [*kept, other], "other_class": other}
+    folded["folded"] = ", ".join(f"{name} ({count:,})" for name, count in rare.items())
+    return folded, names.where(names.isin(kept), other).value_counts(normalize=True)
 
 
 def _input(
@@ -100,6 +125,8 @@ def _input(
     if texts:
         longest = max(texts, key=lambda p: frame[p.name].astype(str).str.len().mean())
         spec = {"kind": "text", "columns": [longest.name]} | ({"features": numeric} if numeric else {})
+        if longest.missing_rows:  # with columns beside it a row without text still teaches something
+            spec["missing_text"] = "empty" if numeric or categorical else "drop"
     elif numeric or categorical:
         spec = {"kind": "features", "columns": numeric}
     else:
@@ -131,7 +158,8 @@ def build(
     split_column = next((p.name for p in profiles if p.role == "split"), None)
     spec, backbone = _input(profiles, taken, frame, inputs or [])
     sizes = _split_sizes(frame, split_column, max_rows)
-    task_entries = {name: _task_entry(frame, label, min(sizes.values())) for name, label in tasks.items()}
+    task_entries = {name: _task_entry(frame, label, sizes) for name, label in tasks.items()}
+    folded = {name: entry.pop("folded") for name, entry in task_entries.items() if "folded" in entry}
     data: dict[str, Any] = {"source": "files", "dir": "data", "files": path}
     if max_rows:
         data["max_rows"] = max_rows
@@ -175,7 +203,24 @@ def build(
         "registry": {"model_name": f"{name}-mtl", "experiment": f"{name}-mtl"},
         "serving": {"max_batch_rows": 10000, "chunk_rows": 1024},
     }
-    return params, profiles, {"training": f"{SECTION_NOTES['training']}\n{budget}"}
+    notes = {"training": f"{SECTION_NOTES['training']}\n{budget}"}
+    if folded:
+        notes["tasks"] = SECTION_NOTES["tasks"] + "".join(
+            "\n"
+            + textwrap.fill(
+                f"{name}: classes too rare to reach every split fold into other_class "
+                f"{task_entries[name]['other_class']!r}: {classes}",
+                100,
+            )
+            for name, classes in folded.items()
+        )
+    if "missing_text" in spec:
+        text = next(p for p in profiles if p.name == spec["columns"][0])
+        notes["data"] = SECTION_NOTES["data"] + (
+            f"\n{text.name} has {text.missing_note()}: missing_text {spec['missing_text']} "
+            "(fail | empty | drop) says what such a row becomes."
+        )
+    return params, profiles, notes
 
 
 #: the most optimizer steps ``mtl init``'s budget allows: early stopping ends a training that
@@ -251,7 +296,7 @@ def render(
         "# Columns of the file, as `mtl init` read them:",
     ]
     lines += [
-        f"#   {p.name:<{width}}  {p.role:<11}  {p.why}" + (f"; {p.missing:.0%} missing" if p.missing else "")
+        f"#   {p.name:<{width}}  {p.role:<11}  {p.why}" + (f"; {p.missing_note()}" if p.missing_rows else "")
         for p in profiles
     ]
     lines.append("")

@@ -37,28 +37,45 @@ def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
                 file = getattr(files, split) if files else str(split_path(params.data.dir, split))
             raise DataValidationError(
                 ValidationReport(
-                    False, {}, [RuleFailure(file, task.column, f"in tasks.{name}.classes", 1, [str(error)])]
+                    False,
+                    {},
+                    [
+                        RuleFailure(
+                            file, task.column, f"in tasks.{name}.classes", 1, [str(error)], f"tasks.{name}.other_class"
+                        )
+                    ],
                 )
             ) from None
     return frame
 
 
-def _drop_missing_features(params: Params, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Rows missing a numeric feature of an input whose ``missing`` policy is ``drop``,
-    dropped from every split, the counts printed (nothing is dropped silently)."""
-    dropped = dict.fromkeys(frames, 0)
+def _missing_inputs(params: Params, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Rows missing a numeric feature (``data.input.missing: drop``) or their text
+    (``data.input.missing_text: drop``) dropped from every split, the counts printed (nothing
+    is dropped silently); under ``missing_text: empty`` a missing text becomes ``""``."""
+    dropped = {split: dict.fromkeys(("a feature", "the text"), 0) for split in frames}
     for dataset, spec in params.data.inputs().items():
         part = spec.feature_part()
-        if part is None or part.missing != "drop":
-            continue
         for split, frame in frames.items():
             own = pd.Series(True, index=frame.index) if dataset is None else frame[DATASET_COLUMN] == dataset
-            gaps = own & frame[part.columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
-            dropped[split] += int(gaps.sum())
-            frames[split] = frame[~gaps].reset_index(drop=True)
-    if any(dropped.values()):
-        counts = ", ".join(f"{split} {count}" for split, count in dropped.items())
-        print(f"prepare: dropped rows missing a feature (data.input.missing: drop): {counts}")
+            texts = [c for c in spec.columns if c in frame.columns] if spec.kind in ("text", "text_pair") else []
+            if spec.missing_text == "empty":
+                frame = frame.assign(**{c: frame[c].where(~(own & frame[c].isna()), "") for c in texts})
+            gaps = {
+                "a feature": frame[part.columns].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
+                if part is not None and part.missing == "drop"
+                else pd.Series(False, index=frame.index),
+                "the text": frame[texts].isna().any(axis=1)
+                if spec.missing_text == "drop"
+                else pd.Series(False, index=frame.index),
+            }
+            for what, missing in gaps.items():
+                dropped[split][what] += int((own & missing).sum())
+            frames[split] = frame[~(own & (gaps["a feature"] | gaps["the text"]))].reset_index(drop=True)
+    for what, setting in (("a feature", "missing"), ("the text", "missing_text")):
+        if any(counts[what] for counts in dropped.values()):
+            counts = ", ".join(f"{split} {per[what]}" for split, per in dropped.items())
+            print(f"prepare: dropped rows missing {what} (data.input.{setting}: drop): {counts}")
     return frames
 
 
@@ -77,7 +94,7 @@ def run(params: Params, root: Path) -> dict[str, int]:
         frames = build_splits(params, root)
     except FileFormatError as error:
         raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
-    frames = _drop_missing_features(params, {split: _label_ids(params, f, split) for split, f in frames.items()})
+    frames = _missing_inputs(params, {split: _label_ids(params, f, split) for split, f in frames.items()})
     write_splits(frames, root / params.data.dir)
     # the encoder is fitted on the training inputs: they must be there and well-typed first
     train_file = split_path(params.data.dir, "train")

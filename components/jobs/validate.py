@@ -26,11 +26,11 @@ def _read_for_validation(params: Params, root: Path) -> tuple[dict[str, pd.DataF
         try:
             frames[split] = read_split(root / params.data.dir, split)
         except FileNotFoundError:
-            raise DataValidationError.for_file(files[split], "file exists", "not found") from None
+            raise DataValidationError.for_file(files[split], "file exists", "not found", "data.dir") from None
         except SplitFileError as error:  # a directory in its place, or a file pyarrow cannot read
-            raise DataValidationError.for_file(files[split], error.rule, error.reason) from None
+            raise DataValidationError.for_file(files[split], error.rule, error.reason, "data.dir") from None
         except Exception as error:  # anything else a corrupt file raises is bad input, not a crash
-            raise DataValidationError.for_file(files[split], "readable Parquet", str(error)[:200]) from None
+            raise DataValidationError.for_file(files[split], "readable Parquet", str(error)[:200], "data.dir") from None
     return frames, files
 
 

@@ -170,6 +170,11 @@ class Task(ABC):
         ``max_divergence`` beyond sampling noise; none by default."""
         return []
 
+    def coverage_warnings(self, frames: dict[str, pd.DataFrame]) -> list[str]:
+        """Warnings on label values some split lacks (``frames`` by split, labels as ids);
+        none by default."""
+        return []
+
     # --- targets ------------------------------------------------------------------------
 
     @abstractmethod

@@ -37,7 +37,7 @@ class ClassificationTask(Task):
     answer_description = "the class id, 0 to {num_classes_minus_one}"
     metric_name = "accuracy"
     higher_is_better = True
-    keys = frozenset({"num_classes", "classes", "min_class_share", "max_class_share"})
+    keys = frozenset({"num_classes", "classes", "other_class", "min_class_share", "max_class_share"})
 
     @classmethod
     def check_config(cls, config: TaskConfig) -> None:
@@ -49,6 +49,8 @@ class ClassificationTask(Task):
                 raise ValueError(f"classes must name at least 2 distinct labels (got {config.classes})")
             if config.num_classes is not None and config.num_classes != len(config.classes):
                 raise ValueError(f"num_classes is {config.num_classes} but classes names {len(config.classes)}")
+        if config.other_class is not None and config.other_class not in (config.classes or []):
+            raise ValueError(f"other_class {config.other_class!r} must be one of classes {config.classes}")
 
     @property
     def num_classes(self) -> int:
@@ -62,7 +64,8 @@ class ClassificationTask(Task):
 
     def label_ids(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Label names (``classes``) as ids 0.. in their order; a value that is not one of
-        them is refused with up to five of them and their row ids."""
+        them counts as ``other_class``, or without one is refused with up to five of them and
+        their row ids."""
         names = self.config.classes
         if not names or self.column not in frame.columns:
             return frame
@@ -71,7 +74,9 @@ class ClassificationTask(Task):
             values = values.astype("Int64")  # whole numbers read as floats (a column with gaps): 3, not "3.0"
         text = values.where(values.isna(), values.astype(str))
         unknown = text.notna() & ~text.isin(names)
-        if unknown.any():
+        if self.config.other_class is not None:
+            text = text.where(~unknown, self.config.other_class)
+        elif unknown.any():
             shown = ", ".join(f"id={i} value={v!r}" for i, v in zip(frame["id"][unknown][:5], text[unknown][:5]))
             raise ValueError(f"{int(unknown.sum())} label(s) not among classes {names}: {shown}")
         ids = text.map({name: index for index, name in enumerate(names)})
@@ -128,6 +133,10 @@ class ClassificationTask(Task):
         shares = reference[self.column].dropna().astype(int).value_counts(normalize=True).sort_index()
         if shares.empty or rows == 0:  # an empty split fails its row count; no distribution to compare
             return []
+        # a class the training split lacks gets the weight the rule of succession gives an unseen
+        # outcome, 1 / (n + 1), not 0 (an infinite divergence, which GX reports as None):
+        # coverage_warnings names such classes instead
+        unseen_weight = 1 / (len(reference) + 1)
         effective_rows = rows * len(reference) / max(rows + len(reference), 1)
         noise = float(chi2.ppf(0.999, max(len(shares) - 1, 1))) / (2 * max(effective_rows, 1))
         threshold = round(max_divergence + noise, 4)
@@ -135,6 +144,7 @@ class ClassificationTask(Task):
             gxe.ExpectColumnKLDivergenceToBeLessThan(
                 column=self.column,
                 partition_object={"values": shares.index.tolist(), "weights": shares.tolist()},
+                tail_weight_holdout=unseen_weight,
                 threshold=threshold,
                 description=(
                     f"classes are distributed as in the training split (KL divergence < {threshold}: "
@@ -143,6 +153,32 @@ class ClassificationTask(Task):
                 **where,
             )
         ]
+
+    def class_name(self, label: int) -> str:
+        """Class id ``label`` as users name it (its entry in ``classes``, else the id)."""
+        return self.config.classes[label] if self.config.classes else str(label)
+
+    def coverage_warnings(self, frames: dict[str, pd.DataFrame]) -> list[str]:
+        """Each class some split lacks, in words: one training never sees cannot be learnt,
+        and one absent from val or test goes unmeasured there."""
+        counts = {
+            split: frame[self.column].dropna().astype(int).value_counts()
+            for split, frame in frames.items()
+            if self.column in frame.columns
+        }
+        warnings = []
+        for label in sorted(set().union(*(c.index for c in counts.values()))):
+            held = {split: int(c.get(label, 0)) for split, c in counts.items()}
+            absent = [split for split, rows in held.items() if rows == 0]
+            if not absent:
+                continue
+            present = ", ".join(f"{rows:,} in {split}" for split, rows in held.items() if rows)
+            effect = "the model cannot learn it" if "train" in absent else "its score there is unmeasured"
+            warnings.append(
+                f"tasks.{self.name}: class {self.class_name(label)!r} ({present}) is not in {' or '.join(absent)}: "
+                f"{effect}; fold rare classes into tasks.{self.name}.other_class, or re-split"
+            )
+        return warnings
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
         return torch.tensor(frame[self.column].fillna(MISSING_CLASS).to_numpy().astype(np.int64))

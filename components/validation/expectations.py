@@ -83,17 +83,23 @@ def _expectations(params: Params, split: str, frame: pd.DataFrame, reference: pd
     return expectations
 
 
-def _describe_expectation(result: Any, file: str, owners: dict[str, str], split: str) -> RuleFailure:
+def _describe_expectation(
+    result: Any, file: str, owners: dict[str, str], split: str, class_names: dict[str, list[str]]
+) -> RuleFailure:
     config = result.expectation_config
     kwargs = config.kwargs
     column = kwargs.get("column", "(table)")
-    details = {k: v for k, v in kwargs.items() if k not in ("column", "batch_id")}
+    # a rule reads as its settings; a partition of the training split's shares is GX internals
+    details = {
+        k: v for k, v in kwargs.items() if k not in ("column", "batch_id", "partition_object", "tail_weight_holdout")
+    }
     rule = f"{config.type}({', '.join(f'{k}={v}' for k, v in details.items())})"
     outcome = result.result or {}
     count = int(outcome.get("unexpected_count") or 1)
-    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column), split)
+    setting = _setting(config.type, column, owners.get(column), split)
+    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column), split, class_names.get(column))
     if plain:  # a share of the split breaks these rules, not rows (but for missing values)
-        return RuleFailure(file, column, rule, count if config.type.endswith("not_be_null") else 1, [plain])
+        return RuleFailure(file, column, rule, count if config.type.endswith("not_be_null") else 1, [plain], setting)
     examples: list[str] = []
     if "observed_value" in outcome:
         examples.append(f"observed {outcome['observed_value']}")
@@ -104,11 +110,51 @@ def _describe_expectation(result: Any, file: str, owners: dict[str, str], split:
     ids = outcome.get("partial_unexpected_index_list") or []
     values = outcome.get("partial_unexpected_list") or []
     examples += [f"id={row} value={value}" for row, value in list(zip(ids, values))[:MAX_EXAMPLES]]
-    return RuleFailure(file, column, rule, count, examples)
+    return RuleFailure(file, column, rule, count, examples, setting)
+
+
+def _setting(kind: str, column: str, task: str | None, split: str) -> str:
+    """The setting a GX rule's limit comes from (``components.validation.settings`` names
+    pandera's)."""
+    if kind == "expect_table_row_count_to_be_between":
+        return f"validation.min_rows.{split}"
+    if kind == "expect_column_kl_divergence_to_be_less_than":
+        return "validation.max_label_divergence"
+    if kind == "expect_column_values_to_not_be_null":
+        return f"tasks.{task}.max_missing_fraction" if task else f"validation.max_null_fraction_per_column.{column}"
+    if kind == "expect_column_values_to_be_in_set" and task:
+        return f"tasks.{task}.min_class_share"
+    if kind == "expect_column_values_to_not_be_in_set" and task:
+        return f"tasks.{task}.max_class_share"
+    return "data.files"  # the pixel range and provenance: only the data can change
+
+
+def _most_shifted(outcome: dict[str, Any], names: list[str] | None, shown: int = 3) -> str:
+    """The classes whose share moved most from the training split's, as "; most shifted:
+    'Periscope' 4.0% here vs 0.1% in train", from the partitions GX reports."""
+    details = outcome.get("details") or {}
+    observed, expected = details.get("observed_partition") or {}, details.get("expected_partition") or {}
+    here = dict(zip(observed.get("values") or [], observed.get("weights") or []))
+    train = dict(zip(expected.get("values") or [], expected.get("weights") or []))
+    moved = sorted(set(here) | set(train), key=lambda c: -abs(here.get(c, 0.0) - train.get(c, 0.0)))[:shown]
+    if not moved:
+        return ""
+
+    def named(label: Any) -> str:
+        return repr(names[int(label)]) if names and 0 <= int(label) < len(names) else str(label)
+
+    return "; most shifted: " + ", ".join(
+        f"class {named(c)} {here.get(c, 0.0):.1%} here vs {train.get(c, 0.0):.1%} in train" for c in moved
+    )
 
 
 def _in_plain_words(
-    kind: str, kwargs: dict[str, Any], outcome: dict[str, Any], task: str | None, split: str
+    kind: str,
+    kwargs: dict[str, Any],
+    outcome: dict[str, Any],
+    task: str | None,
+    split: str,
+    names: list[str] | None = None,
 ) -> str | None:
     """The label-distribution rules of ``task`` in words and with the setting to change:
     GX's own wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of
@@ -141,8 +187,8 @@ def _in_plain_words(
     if kind == "expect_column_kl_divergence_to_be_less_than" and outcome.get("observed_value") is not None:
         return (
             f"the classes are distributed unlike the training split's: KL divergence "
-            f"{outcome['observed_value']:.3f} over the limit {kwargs['threshold']}: re-split, or raise "
-            "validation.max_label_divergence"
+            f"{outcome['observed_value']:.3f} over the limit {kwargs['threshold']}{_most_shifted(outcome, names)}: "
+            "re-split, or raise validation.max_label_divergence"
         )
     return None
 
@@ -167,7 +213,9 @@ def check_statistics(
         },
     )
     source = context.data_sources.add_pandas(params.data.source)
-    owners = {column: name for name, task in build_tasks(params.tasks).items() for column in task.config.label_columns}
+    tasks = build_tasks(params.tasks)
+    owners = {column: name for name, task in tasks.items() for column in task.config.label_columns}
+    class_names = {task.column: task.config.classes for task in tasks.values() if task.config.classes}
     failures: list[RuleFailure] = []
     summary: dict[str, dict[str, int]] = {}
     for split, frame in frames.items():
@@ -196,7 +244,9 @@ def check_statistics(
         (validation,) = result.run_results.values()
         evaluated = validation.results
         summary[split] = {"evaluated": len(evaluated), "failed": sum(not r.success for r in evaluated)}
-        failures += [_describe_expectation(r, files[split], owners, split) for r in evaluated if not r.success]
+        failures += [
+            _describe_expectation(r, files[split], owners, split, class_names) for r in evaluated if not r.success
+        ]
     still_online = make_offline(docs_dir)
     if still_online:  # a GX release linking files the vendored set lacks: the pages still work online
         warnings.warn(f"Data Docs still load {', '.join(still_online)} from the network", stacklevel=2)

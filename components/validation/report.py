@@ -2,10 +2,10 @@
 
 Example::
 
-    >>> error = DataValidationError.for_file("data/train.parquet", "readable Parquet", "not a Parquet file")
+    >>> error = DataValidationError.for_file("data/train.parquet", "readable Parquet", "empty", "data.dir")
     >>> print(error)
     data validation failed: 1 rule(s) broken
-      - data/train.parquet: column '(file)' failed rule readable Parquet (1 failing) e.g. not a Parquet file
+      - data/train.parquet: column '(file)' failed rule readable Parquet (1 failing) e.g. empty [setting: data.dir]
 """
 
 from __future__ import annotations
@@ -26,10 +26,15 @@ class RuleFailure:
     rule: str
     count: int
     examples: list[str]
+    #: the params.yaml key this rule answers to (components.validation.settings)
+    setting: str = ""
 
     def __str__(self) -> str:
         shown = "; ".join(self.examples) if self.examples else "-"
-        return f"{self.file}: column {self.column!r} failed rule {self.rule} ({self.count} failing) e.g. {shown}"
+        setting = f" [setting: {self.setting}]" if self.setting else ""
+        return (
+            f"{self.file}: column {self.column!r} failed rule {self.rule} ({self.count} failing) e.g. {shown}{setting}"
+        )
 
 
 @dataclass
@@ -60,6 +65,6 @@ class DataValidationError(PipelineError):
         super().__init__("\n".join(lines))
 
     @classmethod
-    def for_file(cls, file: str, rule: str, detail: str) -> DataValidationError:
+    def for_file(cls, file: str, rule: str, detail: str, setting: str = "data.files") -> DataValidationError:
         """A whole file that breaks ``rule`` (missing, unreadable)."""
-        return cls(ValidationReport(False, {}, [RuleFailure(file, "(file)", rule, 1, [detail])]))
+        return cls(ValidationReport(False, {}, [RuleFailure(file, "(file)", rule, 1, [detail], setting)]))

@@ -31,6 +31,7 @@ from components.data.splits import SPLITS
 from components.tasks import build_tasks
 from components.tasks.base import finite_check, is_list
 from components.validation.report import MAX_EXAMPLES, RuleFailure
+from components.validation.settings import with_settings
 
 N_SOURCE_DIGITS = 5000
 DIGITS = list(range(10))
@@ -194,7 +195,9 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
     if several:
         columns[DATASET_COLUMN] = pa.Column(str, pa.Check.isin(list(params.data.datasets)), nullable=False)
     for spec in params.data.inputs().values():
-        if spec.kind in ("text", "text_pair"):
+        if spec.kind in ("text", "text_pair") and spec.missing_text == "empty":  # a gap reads as ""
+            columns.update({c: pa.Column(str, nullable=True) for c in spec.columns})
+        elif spec.kind in ("text", "text_pair"):
             columns.update(
                 {c: pa.Column(str, pa.Check.str_length(min_value=1), nullable=several) for c in spec.columns}
             )
@@ -308,7 +311,7 @@ def label_type_failures(frame: pd.DataFrame, file: str, params: Params) -> list[
 
 def check_inputs(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
     """Every rule the input columns of ``frame`` break: the input schema, and the pixels'."""
-    return run_schema(input_schema(params), frame, file) + pixel_failures(frame, file, params)
+    return with_settings(run_schema(input_schema(params), frame, file) + pixel_failures(frame, file, params), params)
 
 
 def request_schema(params: Params) -> pa.DataFrameSchema:
@@ -340,13 +343,13 @@ def check_structure(frames: dict[str, pd.DataFrame], files: dict[str, str], para
             ]
         failures += found
     if failures:
-        return failures
+        return with_settings(failures, params)
     shared = ["id", "left_source", "right_source"] if mnist else ["id"]
     stacked = pd.concat([frame[shared].assign(split=split) for split, frame in frames.items()], ignore_index=True)
     failures = run_schema(CrossSplitSchema if mnist else TableCrossSplitSchema, stacked, " + ".join(files.values()))
     if params.validation.shared_text != "warn":  # group splits at random with each text in one split
         failures += shared_texts(frames, files, params)
-    return failures
+    return with_settings(failures, params)
 
 
 def shared_texts(frames: dict[str, pd.DataFrame], files: dict[str, str], params: Params) -> list[RuleFailure]:

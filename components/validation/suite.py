@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import Params
+from components.tasks import build_tasks
 from components.validation.expectations import check_statistics
 from components.validation.report import ValidationReport
 from components.validation.schema import check_structure, shared_texts
@@ -34,6 +35,7 @@ def validate_splits(
         return ValidationReport(False, rows, failures)
     warned = shared_texts(frames, files, params) if params.validation.shared_text == "warn" else []
     failures, summary = check_statistics(frames, files, params, docs_dir, run_name)
+    coverage = [warning for task in build_tasks(params.tasks).values() for warning in task.coverage_warnings(frames)]
     index = docs_dir / "index.html"
     return ValidationReport(
         not failures,
@@ -41,5 +43,5 @@ def validate_splits(
         failures,
         summary,
         str(index) if index.exists() else None,
-        [f"{warning} (validation.shared_text: warn)" for warning in map(str, warned)],
+        [f"{warning} (validation.shared_text: warn)" for warning in map(str, warned)] + coverage,
     )

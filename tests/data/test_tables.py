@@ -12,7 +12,7 @@ import torch
 
 from components.config import Params, ParamsError, load_params
 from components.data.encoders import fit_encoder, load_encoder
-from components.data.readers import FileFormatError
+from components.data.readers import FileFormatError, read_split_file
 from components.data.sources import build_splits
 from components.validation.suite import validate_splits
 from tests.helpers.projects import iris_dict
@@ -187,3 +187,16 @@ def test_a_per_column_null_limit_names_its_setting_in_plain_words(tmp_path):
     ]
     raw["validation"]["max_null_fraction_per_column"] = {"sepal_width": 0.25}
     assert validate_splits(copy.deepcopy(frames), Params.model_validate(raw), files, tmp_path / "b").passed
+
+
+def test_a_carriage_return_inside_a_text_stays_in_its_row(tmp_path):
+    """pandas writes a lone carriage return in a text unquoted and its reader then split the
+    row there: a 20,761-row tweet table came back with 20,765 rows and dates as sources."""
+    frame = pd.DataFrame({"text": ["first line\rsecond line", "plain", 'a "quoted"\nbreak'], "n": [1, 2, 3]})
+    frame.to_csv(tmp_path / "tweets.csv", index=False)
+    assert len(pd.read_csv(tmp_path / "tweets.csv")) == 4  # the reader this replaced
+    read = read_split_file(tmp_path / "tweets.csv")
+    pd.testing.assert_frame_equal(read, frame, check_dtype=False)
+    crlf = tmp_path / "windows.csv"
+    crlf.write_bytes(b"text,n\r\nplain,1\r\nmore,2\r\n")  # Windows line ends still end rows
+    assert read_split_file(crlf).to_dict("list") == {"text": ["plain", "more"], "n": [1, 2]}

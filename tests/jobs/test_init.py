@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,7 +88,7 @@ def test_init_writes_params_with_limits_read_off_the_data(penguins):
     assert params.validation.max_null_fraction_per_column["bill_length_mm"] == 0.06
     text = output.read_text()
     assert "#   island             categorical  3 distinct values" in text
-    assert "#   sex                categorical  2 distinct values; 3% missing" in text
+    assert "#   sex                categorical  2 distinct values; 11 of 344 missing (3%)" in text
     assert "classes: [Adelie, Chinstrap, Gentoo]" in text
     # 276 training rows / batch 32 = 9 steps an epoch: the 20,000-step ceiling caps at 300 epochs
     assert params.training.max_epochs == 300 and params.training.early_stopping.enabled
@@ -166,3 +168,46 @@ def test_a_constant_column_is_named_as_such_and_left_out_of_the_inputs(penguins)
     assert profile.role == "ignored" and profile.why == "one value (False) in all 344 rows"
     params = init.run(penguins / "raw/constant.csv", ["species"], penguins / "out.yaml", penguins, True)
     assert "is_retweet" not in params.data.input.all_columns()
+
+
+def test_classes_too_rare_to_reach_every_split_fold_into_other_and_the_file_says_so():
+    """The tweets' ``source`` has classes of 1 to 10 rows, which a stratified split leaves out
+    of val; validation then failed on mtl init's own file (issue 25, case 2)."""
+    labels = ["web"] * 500 + ["phone"] * 400 + ["periscope"] * 3 + ["vine"] * 2
+    frame = pd.DataFrame({"x": np.arange(len(labels), dtype=float) % 7, "source": labels})
+    params, profiles, notes = init.build("raw/t.csv", frame, {"source": "source"})
+    task = params["tasks"]["source"]
+    assert task["classes"] == ["phone", "web", "other"] and task["other_class"] == "other"
+    text = init.render(params, profiles, "raw/t.csv", notes)
+    assert "# source: classes too rare to reach every split fold into other_class 'other': periscope (3), vine (2)" in (
+        text
+    )
+    assert load_params_text(text).tasks["source"].other_class == "other"
+    two_classes, _, _ = init.build("raw/t.csv", frame.head(900), {"source": "source"})
+    assert "other_class" not in two_classes["tasks"]["source"]  # nothing rare: nothing folds
+
+
+def load_params_text(text: str):
+    from components.config import Params
+
+    return Params.model_validate(yaml.safe_load(text))
+
+
+def test_a_missing_text_is_counted_not_rounded_and_gets_a_policy():
+    """One empty text in 20,761 rows read "0% missing", and no setting let the table through
+    prepare (issue 25, case 1)."""
+    rows = 2000
+    frame = pd.DataFrame(
+        {
+            "text": [None if i == 7 else f"tweet number {i} about things" for i in range(rows)],
+            "likes": np.arange(rows, dtype=float),
+            "retweets": np.arange(rows) % 3,
+        }
+    )
+    params, profiles, notes = init.build("raw/t.csv", frame, {"retweets": "retweets"})
+    assert params["data"]["input"]["missing_text"] == "empty"  # the row still has its likes
+    text = init.render(params, profiles, "raw/t.csv", notes)
+    assert re.search(r"#\s+text\s+text\s+[\d.]+ words on average; 1 of 2,000 missing\n", text) and "0%" not in text
+    assert "# text has 1 of 2,000 missing: missing_text empty (fail | empty | drop)" in text
+    only_text, _, _ = init.build("raw/t.csv", frame, {"retweets": "retweets"}, inputs=["text"])
+    assert only_text["data"]["input"]["missing_text"] == "drop"  # nothing else to learn from

@@ -8,6 +8,7 @@ import yaml
 from components.config import Params
 from components.data.encoders import pixel_columns
 from components.data.splits import write_splits
+from components.tasks import build_tasks
 from components.validation.data_docs import external_assets
 from components.validation.expectations import check_statistics
 from components.validation.report import DataValidationError
@@ -195,6 +196,7 @@ def test_a_label_distribution_that_drifts_from_train_fails_with_its_divergence(t
     assert 0.1 < threshold < 0.3  # 0.1 plus the sampling allowance for 150 rows against 400
     observed = float(re.search(r"KL divergence ([0-9.]+)", drift.examples[0]).group(1))
     assert observed > threshold and "raise validation.max_label_divergence" in drift.examples[0]
+    assert re.search(r"most shifted: class 7 \d+\.\d% here vs \d+\.\d% in train", drift.examples[0]), drift.examples
 
 
 def test_data_docs_render_offline_under_a_named_run(tiny_frames, tiny_params, tmp_path):
@@ -353,3 +355,25 @@ def test_a_numeric_label_stored_as_text_is_one_type_problem_not_one_per_class():
     assert (
         "id=a holds '3'; write the labels as numbers; or name the classes in tasks.left.classes" in failure.examples[0]
     )
+
+
+def test_a_class_one_split_lacks_is_named_in_words_not_an_infinite_divergence(tiny_frames, tiny_params, tmp_path):
+    """A stratified split of a table with 1-row classes leaves some out of val: GX's divergence
+    was infinite ("observed None"), whatever validation.max_label_divergence said."""
+    frames = copy(tiny_frames)
+    frames["train"].loc[3, "right"] = 10  # one row of class 10, in train only
+    frames["val"].loc[[5, 6], "right"] = 11  # two of class 11, in val only: training never sees it
+    tasks = dict(tiny_params.tasks) | {"right": tiny_params.tasks["right"].model_copy(update={"num_classes": 12})}
+    loose = tiny_params.validation.model_copy(update={"min_class_share": 0.0, "max_class_share": 1.0})
+    params = tiny_params.model_copy(update={"validation": loose, "tasks": tasks})
+
+    failures, _ = check_statistics(frames, FILES, params, tmp_path / "docs", "test run")
+    warnings = build_tasks(params.tasks)["right"].coverage_warnings(frames)
+
+    assert not [f for f in failures if f.rule.startswith("expect_column_kl_divergence")], failures
+    assert warnings == [
+        "tasks.right: class '10' (1 in train) is not in val or test: its score there is unmeasured; "
+        "fold rare classes into tasks.right.other_class, or re-split",
+        "tasks.right: class '11' (2 in val) is not in train or test: the model cannot learn it; "
+        "fold rare classes into tasks.right.other_class, or re-split",
+    ]
