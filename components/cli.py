@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from components.config import (
     Params,
     ParamsError,
 )
-from components.errors import PipelineError
+from components.errors import PipelineError, Terminated, stop_on_sigterm
 from components.startup import configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
@@ -101,9 +102,19 @@ def _run(
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
-    except BaseException:
+    except Terminated as error:  # timeout, kill, a scheduler: what ran is kept for the next start
         if tracked:
-            _fail_pipeline_run(params)
+            _fail_pipeline_run(params, killed=True)
+        errors.print(
+            f"[bold red]error:[/] {error}: runs ended KILLED; a training continues from its last complete "
+            "epoch when started again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(128 + signal.SIGTERM) from None
+    except BaseException as error:
+        if tracked:
+            _fail_pipeline_run(params, killed=isinstance(error, KeyboardInterrupt))
         raise
 
 
@@ -140,11 +151,11 @@ def _broken_database(error: BaseException) -> str | None:
     )
 
 
-def _fail_pipeline_run(params: Params) -> None:
+def _fail_pipeline_run(params: Params, killed: bool = False) -> None:
     from components.io.tracking import fail_open_pipeline_run
 
     try:
-        fail_open_pipeline_run(params.registry.experiment)
+        fail_open_pipeline_run(params.registry.experiment, killed)
     except Exception as error:
         if _broken_database(error) is None:
             raise  # a broken database cannot hold the mark: the error already said what happened
@@ -407,6 +418,7 @@ def summary(params: Path = ParamsOption, root: Path = RootOption) -> None:
 def main() -> Any:
     """The ``mtl`` entry point: process settings once, then the command."""
     configure()
+    stop_on_sigterm()
     return app(prog_name="mtl")
 
 

@@ -12,3 +12,22 @@ Example::
 
 class PipelineError(Exception):
     """An expected failure whose message is the whole story."""
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM: ``timeout``, ``kill``, a scheduler cancelling
+    it). A ``BaseException`` like ``KeyboardInterrupt``, so that it unwinds past every
+    ``except Exception``: tracking runs end KILLED and a training keeps its resume state."""
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM raises :class:`Terminated` in the main thread instead of ending the process
+    at once, leaving runs RUNNING and files half written."""
+    import signal
+    import threading
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

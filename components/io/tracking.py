@@ -128,10 +128,18 @@ def open_pipeline_run(experiment: str) -> str:
     return _running_pipeline_run(experiment) or start_pipeline_run(experiment)
 
 
-def end_run(run_id: str, failed: bool = False) -> None:
-    """Ends a run FINISHED, or FAILED."""
-    status = RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
-    client().set_terminated(run_id, status=status)
+def end_run(run_id: str, failed: bool = False, killed: bool = False) -> None:
+    """Ends a run FINISHED, FAILED, or KILLED (its process was stopped: it may resume)."""
+    status = RunStatus.KILLED if killed else RunStatus.FAILED if failed else RunStatus.FINISHED
+    client().set_terminated(run_id, status=RunStatus.to_string(status))
+
+
+def stopped(error: BaseException) -> bool:
+    """Whether ``error`` stopped the process from outside (SIGTERM, Ctrl-C) rather than
+    failing it: its runs end KILLED."""
+    from components.errors import Terminated
+
+    return isinstance(error, Terminated | KeyboardInterrupt)
 
 
 def end_orphaned_run(run_id: str) -> bool:
@@ -151,11 +159,11 @@ def set_tags(run_id: str, tags: dict[str, str]) -> None:
     client().log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
 
 
-def fail_open_pipeline_run(experiment: str) -> None:
-    """Marks the pipeline run in progress, if any, FAILED."""
+def fail_open_pipeline_run(experiment: str, killed: bool = False) -> None:
+    """Marks the pipeline run in progress, if any, FAILED (or KILLED)."""
     run_id = _running_pipeline_run(experiment)
     if run_id is not None:
-        end_run(run_id, failed=True)
+        end_run(run_id, failed=True, killed=killed)
 
 
 def start_child_run(parent_run_id: str, name: str, params: dict[str, object], role: str = "training") -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from components.config import Params
 from components.io import tracking
 from components.jobs import tuning
-from components.jobs.inputs import load_tensor_splits, write_curves
+from components.jobs.inputs import check_validated, load_tensor_splits, write_curves
 from components.jobs.layout import (
     BASELINES_DIR,
     BASELINES_REPORT,
@@ -190,6 +190,7 @@ def run(params: Params, root: Path, parent_run_id: str, train_task: TrainOne | N
     results do not depend on the order or on what ran before), then ``reports/baselines.json``
     and the learning curves. ``train_task(task, seed)`` trains one elsewhere (a Prefect work
     pool)."""
+    check_validated(params, root)
     if train_task is None:
         # read once for every baseline, unless each is handed to its own torchrun processes
         splits = None if launches_processes(params) else load_tensor_splits(params, root)

@@ -15,8 +15,36 @@ import torch
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
 from components.data.splits import SPLITS, read_split
+from components.errors import PipelineError
+from components.io.dvc import data_version
+from components.jobs.layout import VALIDATION_REPORT, read_json
 from components.tasks import build_tasks
 from components.training.loader import TensorSplit
+
+
+class UnvalidatedData(PipelineError):
+    """The prepared data a training would read is not what ``validate`` passed."""
+
+
+def check_validated(params: Params, root: Path) -> None:
+    """Training reads only data ``validate`` passed: ``reports/validation.json`` must record
+    a pass on the data directory as it is now (its version, the md5 DVC gives it). A split
+    edited after validation (a pixel of 1e300, a label of 42) would otherwise train, diverge
+    and be blamed on the learning rate."""
+    path, data = root / VALIDATION_REPORT, root / params.data.dir
+    rerun = "run `mtl validate` (or `dvc repro`), which checks the splits before any training"
+    try:
+        report = read_json(path)
+    except (OSError, ValueError):
+        raise UnvalidatedData(f"{path} is missing or unreadable: {rerun}") from None
+    now = data_version(root, params.data.dir)
+    if not report.get("passed"):
+        raise UnvalidatedData(f"{path}: the data in {data} failed validation: fix it, then {rerun}")
+    if report.get("data_version") != now:
+        validated = str(report.get("data_version"))
+        raise UnvalidatedData(
+            f"{data} changed after validation passed it (validated {validated[:20]}, now {now[:20]}): {rerun}"
+        )
 
 
 def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPLITS) -> dict[str, TensorSplit]:

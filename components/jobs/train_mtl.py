@@ -23,7 +23,7 @@ from components.config import Params
 from components.errors import PipelineError
 from components.io import tracking
 from components.jobs import tuning
-from components.jobs.inputs import load_tensor_splits, write_curves
+from components.jobs.inputs import check_validated, load_tensor_splits, write_curves
 from components.jobs.layout import (
     BASELINES_REPORT,
     CURVES,
@@ -65,6 +65,7 @@ def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | 
     """Trains with every seed, each logging its epochs under ``parent_run_id``, then writes
     ``reports/train_mtl.json``: the first seed's training, and every seed's run under
     ``seeds``. ``train_seed(seed)`` trains one elsewhere (a Prefect work pool)."""
+    check_validated(params, root)
     remove_other_seeds(root / MTL_DIR, params)
     if train_seed is None:
         # read once for every seed, unless each is handed to its own torchrun processes

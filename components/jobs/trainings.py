@@ -115,8 +115,8 @@ def training_run(
         tracking.log_metrics(run_id, EpochRecord(**record).as_metrics(), step=record["epoch"])
     try:
         yield Resume(key, run_id, state, finished)
-    except BaseException:
-        tracking.end_run(run_id, failed=True)
+    except BaseException as error:  # a stopped run may resume: KILLED, as a later start would mark it
+        tracking.end_run(run_id, failed=True, killed=tracking.stopped(error))
         raise
     tracking.end_run(run_id)
 

@@ -39,8 +39,10 @@ def run(params: Params, root: Path) -> dict[str, Any]:
     """Writes ``reports/validation.json``; raises :class:`DataValidationError` on failure."""
     frames, files = _read_for_validation(params, root)
     # Data Docs name the run (and its folder) by the data it checked
-    run_name = "data-" + data_version(root, params.data.dir).removeprefix("dvc:")[:12]
+    version = data_version(root, params.data.dir)
+    run_name = "data-" + version.removeprefix("dvc:")[:12]
     report = validate_splits(frames, params, files, root / params.validation.docs_dir, run_name)
+    report.data_version = version
     write_json(root / VALIDATION_REPORT, report.to_dict())
     if not report.passed:
         raise DataValidationError(report)

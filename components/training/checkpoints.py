@@ -99,13 +99,6 @@ def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str,
         raise CheckpointError(f"{path}: refused, not a checkpoint of plain tensors ({reason})") from None
 
 
-def clear_checkpoints(directory: Path) -> None:
-    """Deletes the checkpoints and manifest a previous training left in ``directory``."""
-    for pattern in ("epoch_*", "best.*", MANIFEST):
-        for path in directory.glob(pattern):
-            path.unlink()
-
-
 def write_manifest(directory: Path, records: Sequence[object]) -> None:
     """The epochs of a training (dataclass records) as ``checkpoints.json``."""
     entries = [asdict(record) for record in records if is_dataclass(record) and not isinstance(record, type)]

@@ -40,17 +40,18 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from components.config import TrainingConfig
-from components.errors import PipelineError
+from components.errors import PipelineError, Terminated
 from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
 from components.training.agreement import GradientAgreement
 from components.training.backward import Backward, StepGradients, SumBackward, backward_for
-from components.training.checkpoints import clear_checkpoints, save_checkpoint, write_manifest
+from components.training.checkpoints import save_checkpoint, write_manifest
 from components.training.device import resolve_device
 from components.training.evaluation import evaluate_all, primary_metrics
 from components.training.guard import LossGuard
 from components.training.loader import TensorSplit, make_loader
+from components.training.previous import discard, restore, set_aside
 from components.training.resume import Resume, clear_finished, clear_state, mark_finished, save_state, state_path
 from components.training.seeding import rng_state, seed_everything, set_rng_state
 from components.training.stopping import EarlyStopping, Ending, Gain, ending, metric_gain
@@ -463,40 +464,49 @@ def train(
             stopping.observe(done.val_metrics)
         log(f"[{label}] resuming after epoch {len(history)}/{config.max_epochs} from {state_path(checkpoint_dir)}")
     elif context.is_main:
-        clear_checkpoints(checkpoint_dir)  # a previous training's epochs must not mix with this one's
+        set_aside(checkpoint_dir)  # kept until this training finishes: a failed one destroys nothing
     if context.is_main:
         clear_finished(checkpoint_dir)  # until this one finishes, nothing here is reusable
-    for epoch in range(len(history) + 1, config.max_epochs + 1):
-        if stopping.should_stop:  # also after a resume that found the training converged already
-            break
-        record = train_epoch(trainer, loader, epoch, val_split, label)
-        record.improved = stopping.observe(record.val_metrics)
-        if trainer.epoch_schedule is not None:  # every process saw the same validation metrics
-            first = history[0].val_metrics if history else record.val_metrics
-            trainer.epoch_schedule.step(gain(record.val_metrics, first))
-        path = None
-        if context.is_main:  # rank 0 writes checkpoints and logs for all processes
-            if keep_best_for is None:
-                path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
-            elif _improved(tasks[keep_best_for], record.val_metrics[keep_best_for], best):
-                best = record.val_metrics[keep_best_for]
-                path = checkpoint_dir / "best.pt"
-        if path is not None:
-            record.sha256 = save_checkpoint(path, model, trainer.optimizer, epoch, record.val_metrics)
-            record.checkpoint = path.name
-        history.append(record)
-        if resume is not None and context.is_main:
-            save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume))
-        log(_epoch_line(label, record, tasks, config.max_epochs))
-        if on_epoch is not None and context.is_main:
-            on_epoch(record)
+    try:
+        for epoch in range(len(history) + 1, config.max_epochs + 1):
+            if stopping.should_stop:  # also after a resume that found the training converged already
+                break
+            record = train_epoch(trainer, loader, epoch, val_split, label)
+            record.improved = stopping.observe(record.val_metrics)
+            if trainer.epoch_schedule is not None:  # every process saw the same validation metrics
+                first = history[0].val_metrics if history else record.val_metrics
+                trainer.epoch_schedule.step(gain(record.val_metrics, first))
+            path = None
+            if context.is_main:  # rank 0 writes checkpoints and logs for all processes
+                if keep_best_for is None:
+                    path = checkpoint_dir / f"epoch_{epoch:03d}.pt"
+                elif _improved(tasks[keep_best_for], record.val_metrics[keep_best_for], best):
+                    best = record.val_metrics[keep_best_for]
+                    path = checkpoint_dir / "best.pt"
+            if path is not None:
+                record.sha256 = save_checkpoint(path, model, trainer.optimizer, epoch, record.val_metrics)
+                record.checkpoint = path.name
+            history.append(record)
+            if resume is not None and context.is_main:
+                save_state(checkpoint_dir, _snapshot(trainer, loader, history, best, resume))
+            log(_epoch_line(label, record, tasks, config.max_epochs))
+            if on_epoch is not None and context.is_main:
+                on_epoch(record)
 
-    log(f"[{label}] {training_ending(history, config).describe()}")
-    if context.is_main:
-        write_manifest(checkpoint_dir, history)
-        if resume is not None:  # before the state goes: a kill in between still finds one of them
-            mark_finished(checkpoint_dir, resume.key, resume.run_id)
-        clear_state(checkpoint_dir)
+        log(f"[{label}] {training_ending(history, config).describe()}")
+        if context.is_main:
+            write_manifest(checkpoint_dir, history)
+            if resume is not None:  # before the state goes: a kill in between still finds one of them
+                mark_finished(checkpoint_dir, resume.key, resume.run_id)
+            clear_state(checkpoint_dir)
+            discard(checkpoint_dir)
+    except (KeyboardInterrupt, Terminated):
+        raise  # stopped from outside: the resume state continues it, the previous training stays aside
+    except BaseException:
+        if context.is_main:  # nothing of a failed training is kept: the last good one comes back
+            clear_state(checkpoint_dir)
+            restore(checkpoint_dir)
+        raise
     context.barrier()
     return history
 

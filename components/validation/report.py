@@ -46,6 +46,9 @@ class ValidationReport:
     data_docs: str | None = None
     #: rules broken that the settings turn into warnings (``validation.shared_text: warn``)
     warnings: list[str] = field(default_factory=list)
+    #: the version of the data directory checked (``components.io.dvc.data_version``): the
+    #: trainings read only this
+    data_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

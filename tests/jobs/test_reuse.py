@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 from components.config import Params
 from components.io import tracking
-from components.jobs import baselines, prepare, trainings
+from components.jobs import baselines, prepare, trainings, validate
 from components.jobs.layout import read_json
 from components.training import resume
 from tests.helpers.projects import tiny_params_dict
@@ -37,6 +37,7 @@ def _checkpoints(root) -> dict[str, int]:
 def test_a_finished_training_is_reused_and_any_change_trains_again(tmp_path, mlflow_db, capsys, monkeypatch):
     params = Params.model_validate(tiny_params_dict())
     prepare.run(params, tmp_path)
+    validate.run(params, tmp_path)
     first = _run_baselines(params, tmp_path)
     trained = _checkpoints(tmp_path)
     first_runs = {task: entry["run_id"] for task, entry in read_json(tmp_path / "reports/baselines.json").items()}

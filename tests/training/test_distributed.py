@@ -7,7 +7,7 @@ import torch
 
 from components.config import Params
 from components.io import tracking
-from components.jobs import inputs, layout, prepare, train_mtl, trainings
+from components.jobs import inputs, layout, prepare, train_mtl, trainings, validate
 from components.tasks import build_tasks
 from components.training import distributed
 from components.training.checkpoints import load_checkpoint
@@ -48,6 +48,7 @@ def _train(tmp_path, name: str, devices: int, gradient: str, on: str, sharing: s
     params = Params.model_validate(raw)
     root = tmp_path / name
     prepare.run(params, root)
+    validate.run(params, root)
     write_baselines_report(root, params)
     parent = tracking.start_pipeline_run(params.registry.experiment)
     summary = train_mtl.run(params, root, parent)

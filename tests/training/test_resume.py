@@ -6,12 +6,16 @@ import pytest
 import torch
 
 from components.config import TrainingConfig
+from components.errors import Terminated
+from components.training.previous import PREVIOUS
 from components.training.resume import Resume, find_state, state_path, training_key
 from tests.helpers.stages import train_tiny
 
 
-class Killed(Exception):
-    """Stands for the process dying right after an epoch's resume state was written."""
+class Killed(Terminated):
+    """Stands for the process stopped right after an epoch's resume state was written: what
+    SIGTERM raises keeps that state, as a SIGKILL leaves it (any other error is a failure,
+    whose state goes)."""
 
 
 def _stop_after(epoch: int):
@@ -81,3 +85,18 @@ def test_a_crafted_resume_state_is_refused(tiny_params, tmp_path):
     state_path(tmp_path).write_bytes(pickle.dumps({"key": "k", "x": Payload()}))
     with pytest.raises(CheckpointError, match="refused"):
         find_state(tmp_path, "k")
+
+
+def test_a_failed_training_puts_the_last_good_one_back(tiny_params, tiny_frames, tmp_path):
+    """A training that fails mid-run (here after its first epoch) deleted the checkpoints of
+    the last good one before it started (issue 25, case 8): they come back as they were."""
+    train_tiny(tiny_params, tiny_frames, tmp_path)
+    good = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+
+    def fail(record):
+        raise RuntimeError("a failure after an epoch")
+
+    with pytest.raises(RuntimeError):
+        train_tiny(tiny_params, tiny_frames, tmp_path, resume=Resume("another key"), on_epoch=fail)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == good
+    assert not state_path(tmp_path).exists() and not (tmp_path / PREVIOUS).exists()
