@@ -89,11 +89,8 @@ retrain: install  ## one nightly run now: refresh, skip if unchanged, else train
 health: install  ## score the champion on the canary rows; exit 1 when a task is below tolerance
 	$(BIN)/python -m flows.health
 
-MODEL = $(shell $(BIN)/python -c "from components.config import load_params; print(load_params().registry.model_name)")
-serve: install  ## serve the champion on http://127.0.0.1:5001/invocations
-	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
-		$(BIN)/mlflow models serve -m "models:/$(MODEL)@champion" \
-		--env-manager local --host 127.0.0.1 --port 5001
+serve: install  ## serve the champion on http://127.0.0.1:5001/invocations (mtl serve: limits, no echo)
+	$(BIN)/mtl serve --host 127.0.0.1 --port 5001
 
 TORCH_VARIANT ?= cuda
 image:  ## build the Docker image mtl-pipeline:latest (TORCH_VARIANT=cpu for a CPU-only image)

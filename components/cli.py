@@ -396,6 +396,33 @@ def promote(
 
 
 @app.command()
+def serve(
+    model: str = typer.Option(
+        None, "--model", "-m", help="Model URI; default: models:/<registry.model_name>@champion."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(5000, "--port", help="Port to listen on."),
+    params: Path = ParamsOption,
+) -> None:
+    """Serve a registered model over HTTP (/invocations, /ping): MLflow's scoring server behind
+    limits on body size and JSON depth, whose errors quote no request data."""
+
+    def action(p: Params) -> None:
+        import uvicorn
+
+        from components.io import tracking
+        from components.io.serving_app import guarded_app
+
+        tracking.client()  # the tracking and registry URIs, as every other command sets them
+        uri = model or f"models:/{p.registry.model_name}@champion"
+        app = guarded_app(uri)
+        _console().print(f"serving {uri} on http://{host}:{port}/invocations")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+    _run(params, action, task_rules=False)
+
+
+@app.command()
 def rollback(params: Path = ParamsOption) -> None:
     """Point 'champion' back at 'previous-champion' (a second rollback undoes the first)."""
     from components.io import registry

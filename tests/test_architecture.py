@@ -15,7 +15,14 @@ from tests.helpers.projects import REPO
 # Lowest first; a module may import its own layer and those below it. A module is placed by
 # the longest entry that names it or a package above it, and every module must be placed.
 LAYERS = [
-    ("components", "components.errors", "components.startup", "components.objectives", "components.torchjd_state"),
+    (
+        "components",
+        "components.atomic",
+        "components.errors",
+        "components.startup",
+        "components.objectives",
+        "components.torchjd_state",
+    ),
     ("components.config",),
     ("components.data",),
     ("components.tasks",),

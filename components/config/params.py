@@ -201,3 +201,10 @@ class Params(Strict):
             sort_keys=True,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def training_fingerprint(self) -> str:
+        """Stable hash of what a training's weights depend on (the sections ``train_mtl``
+        reads): ``register`` refuses weights trained under other values. Selection, registry
+        and serving settings may change between training and registration."""
+        trained = self.model_dump(mode="json", include={"seed", "data", "tasks", "model", "training", "tuning"})
+        return hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:16]

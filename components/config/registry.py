@@ -25,6 +25,11 @@ class ServingConfig(Strict):
     """A request with more rows is refused with HTTP 413 naming this limit; clients split it."""
     chunk_rows: Annotated[int, Field(ge=1)] = 1024
     """Rows per forward pass within a request: bounds the server's memory, not the batch size."""
+    max_request_mb: Annotated[float, Field(gt=0, le=1024)] = 64.0
+    """mtl serve: a request body larger than this is refused with HTTP 413 before it is parsed."""
+    max_json_depth: Annotated[int, Field(ge=4, le=64)] = 10
+    """mtl serve: JSON nested deeper than this is refused with HTTP 400 (a request is 4 or 5 levels deep: a
+    dataframe_split of rows of cells, a cell of words)."""
     feature_cache_mb: Annotated[float, Field(ge=0)] = 64.0
     """Backbone features kept per input row, so separate calls for different tasks on the same rows run the
     backbone once (least recently used evicted beyond this size); 0: off."""

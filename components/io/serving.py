@@ -20,7 +20,7 @@ Example::
     >>> requested_tasks({"tasks": []}, ["left", "right", "sum"])
     Traceback (most recent call last):
     ...
-    mlflow.exceptions.MlflowException: params.tasks is empty: name at least one of left, right, sum, ...task
+    components.io.serving.RequestRefused: params.tasks is empty: name at least one of left, right, sum, ...task
 """
 
 from __future__ import annotations
@@ -274,14 +274,13 @@ def requested_tasks(params: dict[str, Any] | None, valid: list[str]) -> list[str
     if raw is None:
         return list(valid)
     requested = [raw] if isinstance(raw, str) else raw
+    if not isinstance(requested, list) or not all(isinstance(name, str) for name in requested):
+        raise RequestRefused(f"params.tasks must be a task name or a list of them; valid: {', '.join(valid)}")
     if not requested:
-        raise MlflowException(
-            f"params.tasks is empty: name at least one of {', '.join(valid)}, or leave tasks out for every task",
-            INVALID_PARAMETER_VALUE,
+        raise RequestRefused(
+            f"params.tasks is empty: name at least one of {', '.join(valid)}, or leave tasks out for every task"
         )
     unknown = [name for name in requested if name not in valid]
-    if unknown:
-        raise MlflowException(
-            f"unknown task(s) {', '.join(map(str, unknown))}; valid: {', '.join(valid)}", INVALID_PARAMETER_VALUE
-        )
+    if unknown:  # a RequestRefused: the scoring server's rewrite would quote the request's rows
+        raise RequestRefused(f"unknown task(s) {', '.join(unknown)[:200]}; valid: {', '.join(valid)}")
     return list(dict.fromkeys(requested))

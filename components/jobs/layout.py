@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from components.atomic import write_atomically
 from components.config import Params, ParamsError, load_params
 from components.config.methods import Equal, Sum
 from components.io.invocation import invocation
@@ -75,9 +76,9 @@ def load_checked_params(path: str | Path, root: str | Path | None = None) -> Par
 
 
 def write_json(path: Path, payload: object) -> None:
-    """Sorted, indented JSON; parent folders created."""
+    """Sorted, indented JSON, written whole or not at all; parent folders created."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    write_atomically(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path) -> Any:

@@ -18,6 +18,7 @@ from mlflow.models import ModelSignature, infer_signature
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
 from components.data.splits import read_split
+from components.errors import PipelineError
 from components.io import registry, tracking
 from components.io.dvc import data_version, experiment_name, git_commit
 from components.io.serving import MultiTaskPyfunc, write_model_files
@@ -63,7 +64,9 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
     move ``challenger``. The results are logged on the runs either way.
     """
     selection = SelectionReport.from_dict(read_json(root / SELECTION_REPORT))
-    mtl_run_id = training_run_id(read_json(root / MTL_REPORT), selection.seed)
+    trained = read_json(root / MTL_REPORT)
+    _refuse_other_parameters(params, trained, root)
+    mtl_run_id = training_run_id(trained, selection.seed)
     experiment = experiment_name()
     if experiment and not params.registry.register_experiments:
         registry.with_retries(lambda: _log_results(params, selection, parent_run_id, mtl_run_id), on_retry=print)
@@ -94,6 +97,22 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
         result = registry.with_retries(transaction, on_retry=print)
     write_json(root / REGISTRATION_REPORT, asdict(result))
     return result
+
+
+class TrainedWithOtherParameters(PipelineError):
+    """The MTL model on disk was trained under other values than ``params.yaml`` holds."""
+
+
+def _refuse_other_parameters(params: Params, trained: dict[str, Any], root: Path) -> None:
+    """A version records ``params.yaml``'s values: weights trained under others (a setting
+    edited after training, or a training that failed and left the last good one) are refused."""
+    recorded = trained.get("trained_with")
+    if recorded is not None and recorded != params.training_fingerprint():
+        raise TrainedWithOtherParameters(
+            f"{root / MTL_REPORT}: the MTL model was trained with other data, tasks, model, training or tuning "
+            "settings than params.yaml holds now; train it again (`dvc repro`, or `mtl baselines`, "
+            "`mtl train-mtl` and `mtl select`) before registering"
+        )
 
 
 def training_run_id(trained: dict[str, Any], seed: int | None) -> str:

@@ -81,6 +81,7 @@ def run(params: Params, root: Path, parent_run_id: str, train_seed: TrainSeed | 
     first = done[0]
     write_curves(root / CURVES / "mtl.csv", first["curves"])
     summary = {k: v for k, v in first.items() if k != "curves"}
+    summary["trained_with"] = params.training_fingerprint()  # what register checks params.yaml against
     summary["seeds"] = [
         {"seed": r["seed"], "run_id": r["run_id"], "final_val": r["final_val"], "ending": r["ending"]} for r in done
     ]

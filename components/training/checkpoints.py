@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import pickle
 from collections.abc import Sequence
@@ -35,9 +36,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from components.atomic import write_atomically
 from components.training.integrity import CheckpointError, sign, verify
 from components.training.seeding import rng_state
 
@@ -67,16 +69,21 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def torch_bytes(value: Any) -> bytes:
+    """``value`` as ``torch.save`` writes it, made in memory (``components.atomic``)."""
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(
     path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, val_metrics: dict[str, float]
 ) -> str:
     """Writes one checkpoint (``path`` and its ``.safetensors``); returns its sha256."""
-    save_file(
-        {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}, weights_path(path)
-    )
-    torch.save(
-        {"optimizer": optimizer.state_dict(), "epoch": epoch, "rng": rng_state(), "val_metrics": val_metrics}, path
-    )
+    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    write_atomically(weights_path(path), save(weights))
+    state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "rng": rng_state(), "val_metrics": val_metrics}
+    write_atomically(path, torch_bytes(state))
     digest = checkpoint_digest(path)
     sign(path, digest)
     return digest
@@ -102,7 +109,7 @@ def load_checkpoint(path: Path, expected_sha256: str | None = None) -> dict[str,
 def write_manifest(directory: Path, records: Sequence[object]) -> None:
     """The epochs of a training (dataclass records) as ``checkpoints.json``."""
     entries = [asdict(record) for record in records if is_dataclass(record) and not isinstance(record, type)]
-    (directory / MANIFEST).write_text(json.dumps(entries, indent=2))
+    write_atomically(directory / MANIFEST, json.dumps(entries, indent=2).encode())
 
 
 def read_manifest(directory: Path) -> list[dict[str, Any]]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,8 @@ from typing import Any
 
 import torch
 
-from components.training.checkpoints import MANIFEST, checkpoint_digest, read_manifest, sha256_file
+from components.atomic import write_atomically
+from components.training.checkpoints import MANIFEST, checkpoint_digest, read_manifest, sha256_file, torch_bytes
 from components.training.integrity import CheckpointError, sign, signature_path, verify
 
 STATE_FILE = "resume.pt"
@@ -76,14 +76,11 @@ def code_version() -> str:
 def save_state(directory: Path, state: dict[str, Any]) -> None:
     """Replaces the resume state atomically: a kill mid-write leaves the previous one."""
     path = state_path(directory)
-    partial = path.with_suffix(".partial")
-    torch.save(state, partial)
-    with open(partial, "rb") as handle:  # on disk before it replaces the previous state
-        os.fsync(handle.fileno())
+    data = torch_bytes(state)
     # signed before it is in place: a kill between the two leaves a state whose signature does
     # not match, which find_state treats as no state (the training starts over), never as valid
-    sign(path, sha256_file(partial))
-    os.replace(partial, path)
+    sign(path, hashlib.sha256(data).hexdigest())
+    write_atomically(path, data)
 
 
 def find_state(directory: Path, key: str) -> dict[str, Any] | None:
@@ -136,9 +133,7 @@ def _finished_digest(directory: Path) -> str:
 def mark_finished(directory: Path, key: str, run_id: str | None) -> None:
     """Records that the training in ``directory`` (its manifest written) finished with ``key``."""
     path = directory / FINISHED_FILE
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps({"key": key, "run_id": run_id}))
-    os.replace(partial, path)
+    write_atomically(path, json.dumps({"key": key, "run_id": run_id}).encode())
     sign(path, _finished_digest(directory))
 
 

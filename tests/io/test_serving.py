@@ -1,4 +1,4 @@
-"""Serving the registered model: task routing in the pyfunc, and `mlflow models serve` over HTTP."""
+"""Serving the registered model: task routing in the pyfunc, `mlflow models serve` and `mtl serve` over HTTP."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -195,8 +196,9 @@ def scoring(served):
     model = mlflow.pyfunc.load_model("models:/tiny-mtl@champion")
     test_pixels = pd.read_parquet(served["root"] / "data/test.parquet").filter(like="px_").astype("float64")
 
-    def post(frame: pd.DataFrame):
+    def post(frame: pd.DataFrame, params: dict | None = None):
         payload = {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
+        payload |= {"params": params} if params is not None else {}
         return client.post(
             "/invocations",
             content=json.dumps(payload, allow_nan=True),
@@ -236,6 +238,15 @@ def test_requests_outside_the_input_contract_are_refused_without_echoing_them(sc
         assert "Failed to predict data" not in response.text and "stack_trace" not in body, name
 
 
+def test_an_unknown_task_is_refused_by_mlflow_models_serve_without_the_rows(scoring):
+    """Issue 25, case 20: the refusal went out as "Failed to predict data '   px_0000 … 7 7 7 …'"."""
+    post, _, pixels = scoring
+    response = post(pixels.head(3), {"tasks": ["colour"]})
+    assert response.status_code == 400
+    assert "Failed to predict data" not in response.text and "px_0000" not in response.text, response.text
+    assert response.json()["message"] == "unknown task(s) colour; valid: left, right, sum"
+
+
 def test_a_batch_over_the_limit_gets_413_and_a_large_one_is_answered_in_chunks(scoring):
     post, model, pixels = scoring
     over = pd.concat([pixels, pixels], ignore_index=True).head(MAX_ROWS + 1)
@@ -272,3 +283,95 @@ def test_the_registered_requirements_cover_what_the_served_model_imports(served)
     env = os.environ | {"MLFLOW_TRACKING_URI": served["uri"], "MLFLOW_REGISTRY_URI": served["uri"]}
     labeled = pd.read_parquet(served["root"] / "data/test.parquet").head(20)
     assert unlisted_imports("models:/tiny-mtl@champion", served["pixels"], labeled, env) == set()
+
+
+@pytest.fixture(scope="module")
+def mtl_serve(served):
+    """``mtl serve`` on the champion, a real server process on a free port; yields a poster of
+    raw bytes that returns (status, body)."""
+    port = free_port()
+    params_file = served["root"] / "serve-params.yaml"
+    params_file.write_text(yaml.safe_dump(served["params"].model_dump(mode="json")))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": served["uri"], "MLFLOW_REGISTRY_URI": served["uri"]}
+    command = [str(Path(sys.executable).parent / "mtl"), "serve", "--params", str(params_file), "--port", str(port)]
+    server = subprocess.Popen(command, cwd=served["root"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def post(body: bytes, kind: str = "application/json") -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{base}/invocations", data=body, headers={"Content-Type": kind})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ping", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"mtl serve did not come up:\n{server.stdout.read()[-3000:].decode()}")
+                time.sleep(0.5)
+        yield post
+    finally:
+        server.terminate()  # the server this fixture started, by its PID
+        server.wait(timeout=30)
+
+
+def test_mtl_serve_refuses_hostile_bodies_without_echoing_them(served, mtl_serve):
+    """Issue 25, cases 19 to 21, over real HTTP: MLflow's scoring server answered these with
+    the request itself (14.7 MB for 2 MB of random bytes), its traceback or a RecursionError."""
+    marker = "q7-secret-marker"
+    frame = served["pixels"]
+    split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+    rows = json.dumps(split)
+    cases = {
+        "malformed JSON": (b'{"dataframe_split": {"columns": ["' + marker.encode(), 400, "the body is not valid JSON"),
+        "random bytes": (os.urandom(2_000_000), 400, "the body is not UTF-8 text"),
+        "instances": (json.dumps({"instances": [{marker: 1}]}).encode(), 400, "must be an object with dataframe_split"),
+        "nested 100,000 deep": (b"[" * 100_000 + b"]" * 100_000, 400, "deeper than serving.max_json_depth (10)"),
+        "unknown task": (
+            f'{{"dataframe_split": {rows}, "params": {{"tasks": ["colour"]}}}}'.encode(),
+            400,
+            "unknown task(s) colour; valid: left, right, sum",
+        ),
+        "not JSON": (marker.encode(), 415, "send application/json (got text/csv)"),
+    }
+    for name, (body, status, reason) in cases.items():
+        answer_status, answer = mtl_serve(body, "text/csv" if name == "not JSON" else "application/json")
+        assert answer_status == status, (name, answer[:300])
+        message = json.loads(answer)["message"]
+        assert reason in message, (name, message)
+        assert len(answer) < 600 and marker not in answer.decode(), name
+        assert b"stack_trace" not in answer and b"Traceback" not in answer and b"Failed to predict" not in answer
+
+    # MLflow's own check of the params' types quotes the rows too: mtl serve keeps only its reason
+    status, answer = mtl_serve(f'{{"dataframe_split": {rows}, "params": {{"tasks": [3]}}}}'.encode())
+    assert status == 400 and b"px_0000" not in answer and b"Failed to predict" not in answer, answer[:300]
+    assert "Invalid parameters found" in json.loads(answer)["message"]
+
+    status, answer = mtl_serve(f'{{"dataframe_split": {rows}, "params": {{"tasks": ["left"]}}}}'.encode())
+    assert status == 200, answer[:300]
+    expected = mlflow.pyfunc.load_model("models:/tiny-mtl@champion").predict(frame, params={"tasks": ["left"]})
+    assert [row["left"] for row in json.loads(answer)["predictions"]] == expected["left"].tolist()
+
+
+def test_the_guard_refuses_a_body_over_its_size_before_the_app_sees_it():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from components.io.serving_app import RequestGuard
+
+    seen = []
+    inner = FastAPI()
+    inner.post("/invocations")(lambda: seen.append(1) or {"predictions": []})
+    client = TestClient(RequestGuard(inner, max_bytes=1000, max_depth=10))
+    small = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1]]}})
+    assert client.post("/invocations", content=small, headers={"Content-Type": "application/json"}).status_code == 200
+    big = json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1]] * 500}})
+    response = client.post("/invocations", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "serving.max_request_mb (0.001 MB)" in response.json()["message"]
+    assert seen == [1]
