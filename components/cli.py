@@ -442,10 +442,31 @@ def summary(params: Path = ParamsOption, root: Path = RootOption) -> None:
     _run(params, lambda p: _console().print(job.run(p, root)))
 
 
+def other_checkout(folder: Path) -> Path | None:
+    """The ``components`` package of ``folder`` when it is not the one this process runs: a
+    copy of a project, whose ``mtl`` (an editable install) still runs the original's code."""
+    own = folder / "components" / "cli.py"
+    running = Path(__file__)
+    if own.is_file() and not own.samefile(running):
+        return own.parent
+    return None
+
+
 def main() -> Any:
-    """The ``mtl`` entry point: process settings once, then the command."""
+    """The ``mtl`` entry point: process settings once, then the command. It refuses to run
+    in a project folder whose own ``components/`` is not the code it would run."""
     configure()
     stop_on_sigterm()
+    copy = other_checkout(Path.cwd())
+    if copy is not None:
+        errors.print(
+            f"[bold red]error:[/] this folder has its own {copy}, but `mtl` runs the one installed from "
+            f"{Path(__file__).parent} (a copy of the project?). Install this copy (`pip install -e .` here), "
+            "or run `python -m components.cli ...`, as dvc.yaml does",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
     return app(prog_name="mtl")
 
 

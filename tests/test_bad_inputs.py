@@ -122,3 +122,14 @@ def test_the_docs_count_the_corpus():
     counts = {kind: len(cases) for kind, cases in yaml.safe_load((BAD / "cases.yaml").read_text()).items()}
     text = " ".join((REPO / "docs" / "reliability.md").read_text().split())
     assert f"({counts['config']} configs, {counts['data']} data files, {counts['requests']} requests," in text
+
+
+def test_the_readme_counts_the_corpus_and_the_chaos_scenarios():
+    """The README's reliability row says how many bad inputs and fault scenarios there are."""
+    corpus = sum(len(cases) for cases in CASES.values())
+    reliability = (REPO / "docs" / "reliability.md").read_text()
+    table = reliability[reliability.index("| scenario | expected | observed (`make chaos`") :].split("\n\n")[0]
+    scenarios = len(table.splitlines()) - 2  # less the header and its rule
+    assert f"({scenarios} scenarios," in reliability
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| [Reliability]"))
+    assert f"bad input ({corpus} kept as a corpus" in row and f"{scenarios} fault scenarios" in row

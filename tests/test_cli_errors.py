@@ -4,13 +4,14 @@ anything else its type and message with a pointer to --debug, which shows the tr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from tests.helpers.projects import REPO, tiny_params_dict
+from tests.helpers.projects import MTL, REPO, VENV_BIN, run, tiny_params_dict
 
 
 def _status(tmp_path, *options: str) -> subprocess.CompletedProcess:
@@ -141,3 +142,15 @@ def test_a_corrupt_registry_database_is_a_clear_error(tmp_path, command):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"the MLflow database sqlite:///{database} cannot be read" in " ".join(result.stderr.split())
+
+
+def test_mtl_refuses_a_project_copy_whose_components_it_does_not_run(tmp_path):
+    """``mtl`` (an editable install) ran the original checkout's code in a copied project
+    (issue 25, also found); ``python -m components.cli``, as dvc.yaml runs it, is the copy's."""
+    shutil.copytree(REPO / "components", tmp_path / "components", ignore=shutil.ignore_patterns("__pycache__"))
+    copied = run([str(VENV_BIN / "mtl"), "--help"], tmp_path, os.environ.copy())
+    assert copied.returncode == 1 and "Traceback" not in copied.stderr
+    message = " ".join(copied.stderr.split())
+    assert f"this folder has its own {tmp_path / 'components'}, but `mtl` runs the one installed from" in message
+    assert run([str(VENV_BIN / "mtl"), "--help"], REPO, os.environ.copy()).returncode == 0
+    assert run([*MTL, "--help"], tmp_path, os.environ.copy()).returncode == 0

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
+from pathlib import Path
 
 import psutil
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities import Dataset, DatasetInput, Experiment, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
@@ -40,6 +42,7 @@ from mlflow.tracking.context.registry import resolve_tags
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from sqlalchemy.exc import IntegrityError
 
+from components.errors import PipelineError
 from components.io.invocation import invocation
 from components.startup import DEFAULT_TRACKING_URI
 
@@ -62,13 +65,51 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=os.environ.get("MLFLOW_REGISTRY_URI", uri))
 
 
+class CopiedRegistry(PipelineError):
+    """The MLflow database keeps its artifacts in another project's folder."""
+
+
+def _database() -> Path | None:
+    """The SQLite tracking database, when the tracking store is one."""
+    uri = tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")).resolve() if uri.startswith("sqlite:///") else None
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urllib.parse.urlparse(uri)
+    return Path(urllib.parse.unquote(parsed.path)).resolve() if parsed.scheme in ("", "file") else None
+
+
+def _check_artifacts_are_ours(found: Experiment) -> None:
+    """A project folder copied with its ``mlflow.db`` keeps artifact locations that name the
+    original folder (MLflow stores them absolute): runs and versions logged in the copy would
+    write into the original's ``mlruns/``. Refused when the location lies beside another
+    project's database."""
+    database, location = _database(), _local_path(found.artifact_location)
+    if database is None or location is None or location.is_relative_to(database.parent):
+        return
+    other = location.parent / database.name
+    if other.exists() and not (database.exists() and other.samefile(database)):
+        raise CopiedRegistry(
+            f"the MLflow database {database} keeps experiment {found.name!r}'s artifacts in {location}, "
+            f"beside another project's database ({other}): it was copied from there, and what is logged here would "
+            "be written into that project. Move this mlflow.db aside to start a registry of the copy's own, or "
+            "point MLFLOW_TRACKING_URI at the original"
+        )
+
+
 def experiment_id(name: str) -> str:
-    """The id of experiment ``name``, created if needed, and marked as model training so the
-    MLflow UI opens it on its runs rather than on GenAI traces."""
+    """The id of experiment ``name``, created if needed (its artifacts in ``mlruns/`` beside a
+    SQLite database, wherever the process runs), and marked as model training so the MLflow
+    UI opens it on its runs rather than on GenAI traces."""
     found = client().get_experiment_by_name(name)
     if found is None:
+        database = _database()
+        artifacts = (database.parent / "mlruns").as_uri() if database is not None else None
         try:
-            return client().create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+            return client().create_experiment(
+                name, artifact_location=artifacts, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+            )
         except MlflowException as error:
             # another process created it between our lookup and our insert
             if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -76,6 +117,7 @@ def experiment_id(name: str) -> str:
             found = client().get_experiment_by_name(name)
             if found is None:
                 raise
+    _check_artifacts_are_ours(found)
     if EXPERIMENT_KIND_TAG not in found.tags:
         client().set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
     return found.experiment_id

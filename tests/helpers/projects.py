@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+#: ``mtl`` as ``dvc.yaml``'s stages run it, in a project folder: that folder's ``components``
+#: (the console script refuses a copy whose components are not the installed ones)
+MTL = [sys.executable, "-m", "components.cli"]
+
+
 def run(command: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 
@@ -120,3 +121,21 @@ def test_trainings_started_together_share_one_experiment_and_one_dataset_row(mlf
         assert len({experiment for experiment, _ in runs}) == 1  # one experiment, not an error
         for _, run_id in runs:  # every run records the split
             assert [i.dataset.digest for i in client.get_run(run_id).inputs.dataset_inputs] == [f"digest-{round_}"]
+
+
+def test_artifacts_live_beside_the_database_and_a_copied_database_is_refused(tmp_path, monkeypatch):
+    """A project copied with its mlflow.db logged into the original's mlruns/ (issue 25, also
+    found): MLflow stores artifact locations absolute, from the folder a process ran in."""
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    monkeypatch.chdir(tmp_path)  # not the project: the artifacts still go beside its database
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{original / 'mlflow.db'}")
+    created = tracking.experiment_id("tiny-mtl")
+    assert tracking.client().get_experiment(created).artifact_location == (original / "mlruns").as_uri()
+
+    shutil.copytree(original, copy)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copy / 'mlflow.db'}")
+    with pytest.raises(tracking.CopiedRegistry, match=rf"artifacts in {original / 'mlruns'}, beside another"):
+        tracking.experiment_id("tiny-mtl")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{original / 'mlflow.db'}")
+    assert tracking.experiment_id("tiny-mtl") == created  # the original is its own

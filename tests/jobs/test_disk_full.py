@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+from tests.helpers.projects import MTL, VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # a real DVC pipeline up to the baselines
 
@@ -26,7 +26,7 @@ def test_a_full_disk_is_named_and_leaves_no_truncated_checkpoint(tmp_path):
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        result = run([str(VENV_BIN / "mtl"), "train-mtl"], tmp_path, env)
+        result = run([*MTL, "train-mtl"], tmp_path, env)
         left = sorted(p.name for p in models.iterdir())
     finally:
         subprocess.run(["umount", str(models)], check=True)

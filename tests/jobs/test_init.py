@@ -13,7 +13,7 @@ import yaml
 from components.config import ParamsError, load_params
 from components.data.profile import profile_columns, task_guess
 from components.jobs import init
-from tests.helpers.projects import VENV_BIN, run
+from tests.helpers.projects import MTL, VENV_BIN, run
 
 
 def test_columns_get_roles_by_stated_rules():
@@ -114,11 +114,11 @@ def test_init_names_what_is_wrong(penguins):
 
 def test_the_cli_prints_the_error_without_a_traceback(penguins):
     env = {"PATH": str(VENV_BIN), "HOME": str(penguins)}
-    result = run([str(VENV_BIN / "mtl"), "init", "raw/penguins.csv", "--task", "beak"], penguins, env)
+    result = run([*MTL, "init", "raw/penguins.csv", "--task", "beak"], penguins, env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "no column(s) ['beak'] for --task" in " ".join(result.stderr.split())
 
-    result = run([str(VENV_BIN / "mtl"), "init", "raw/penguins.csv", "-t", "species", "-t", "sex"], penguins, env)
+    result = run([*MTL, "init", "raw/penguins.csv", "-t", "species", "-t", "sex"], penguins, env)
     assert result.returncode == 0, result.stderr
     assert "tasks species (classification), sex (classification)" in " ".join(result.stdout.split())
     assert set(yaml.safe_load((penguins / "params.yaml").read_text())["tasks"]) == {"species", "sex"}

