@@ -1,16 +1,20 @@
-"""A real ``mtl train-mtl`` stopped or failing, in one project (issue 25, cases 8 and 15):
+"""A real ``mtl train-mtl`` stopped or failing, in one project (issue 25, cases 8, 14 and 15):
 
 - SIGTERM (``timeout -s TERM``) ends its MLflow runs KILLED, not RUNNING, and keeps the
   resume state, from which the next start continues;
 - splits edited after ``validate`` passed them are refused before any training, naming
   what to run;
 - a training that fails (here it diverges) leaves the last good training's checkpoints,
-  manifest and ``result.json`` as they were.
+  manifest and ``result.json`` as they were;
+- a full disk (a small tmpfs on ``models/mtl``; mounting needs root, elsewhere that test
+  skips) printed ``unexpected RuntimeError: . unexpected pos 1511232 vs 1511120`` and left a
+  truncated ``epoch_001.pt``: now it names the device and the folder, and leaves nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import subprocess
 
 import pandas as pd
 import pytest
@@ -32,13 +36,24 @@ def _files(folder) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_a_stopped_training_resumes_and_a_failed_one_destroys_nothing(tmp_path):
+TRAIN = [*MTL, "train-mtl"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A tiny project run up to its baselines; its params.yaml as a dict."""
+    root = tmp_path_factory.mktemp("stopped")
     raw = accepting(tiny_params_dict())
     raw["training"]["max_epochs"] = EPOCHS
     raw["training"]["early_stopping"] = {"enabled": False}
-    env = project_copy(tmp_path, raw, ("components",), ("dvc.yaml", ".gitignore"))
-    assert run([str(VENV_BIN / "dvc"), "repro", "baselines"], tmp_path, env).returncode == 0
-    train = [*MTL, "train-mtl"]
+    env = project_copy(root, raw, ("components",), ("dvc.yaml", ".gitignore"))
+    assert run([str(VENV_BIN / "dvc"), "repro", "baselines"], root, env).returncode == 0
+    return root, env, raw
+
+
+def test_a_stopped_training_resumes_and_a_failed_one_destroys_nothing(project):
+    tmp_path, env, raw = project
+    train = TRAIN
     models = tmp_path / "models/mtl"
 
     # SIGTERM mid-run
@@ -75,8 +90,31 @@ def test_a_stopped_training_resumes_and_a_failed_one_destroys_nothing(tmp_path):
     split.write_bytes(validated)
 
     # a training that fails: the last good one stays
-    raw["training"]["lr"] = 1e30
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    diverging = raw | {"training": raw["training"] | {"lr": 1e30}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(diverging))
     diverged = run(train, tmp_path, env)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert diverged.returncode == 1 and "training diverged" in diverged.stderr, diverged.stderr
     assert _files(models) == good and not (models / PREVIOUS).exists()
+
+
+def test_a_full_disk_is_named_and_leaves_no_truncated_checkpoint(project):
+    root, env, _ = project
+    models = root / "models/mtl"
+    models.mkdir(parents=True, exist_ok=True)
+    before = _files(models)
+    # 48 kB: less than the tiny model's first checkpoint (0.1 MB); a fresh mount hides what is there
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(models)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        result = run(TRAIN, root, env)  # the mount hides the finished training: it trains again
+        left = sorted(p.name for p in models.iterdir())
+    finally:
+        subprocess.run(["umount", str(models)], check=True)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "no space left on device: models/mtl (writing epoch_001." in message and "unexpected" not in message
+    assert left == [], left  # no epoch file, truncated or whole, and no partial write
+    assert _files(models) == before
