@@ -13,6 +13,7 @@ and config, and requests outside the serving contract (with the rows/s of a 10,0
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -58,8 +59,17 @@ class Project:
         self.env.pop("MTL_SIGNING_KEY", None)
 
     def copy(self, name: str) -> Project:
+        """The project copied whole, its MLflow database re-homed: MLflow stores artifact
+        locations absolute, and the pipeline refuses a database whose artifacts lie in
+        another project (``components.io.tracking.CopiedRegistry``)."""
+        import sqlite3
+
         target = self.root.parent / name
         shutil.copytree(self.root, target, ignore=shutil.ignore_patterns(".mtl"))
+        old, new = (self.root / "mlruns").as_uri(), (target / "mlruns").as_uri()
+        with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as database, database:
+            database.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)", (old, new))
+            database.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
         return Project(target)
 
     def params(self, **changes: object) -> None:
@@ -224,22 +234,28 @@ def lost_registry(base: Project) -> Outcome:
     return Outcome("mlflow.db deleted after a registration", "error, no silent new registry", _error(result), ok)
 
 
-def sigkill_resume(base: Project) -> Outcome:
-    """A training SIGKILLed mid-epoch, then run again: it resumes bit-identically."""
+def _stop_mid_training(project: Project, send: Callable[[int], None]) -> tuple[int | None, int]:
+    """``mtl train-mtl`` from scratch, sent ``send(pid)`` once a resume state exists before the
+    last epoch; the epoch it was stopped after (None if it ended first) and its exit status."""
     from components.training.resume import state_path
 
-    project = base.copy("killed")
     shutil.rmtree(project.root / "models/mtl")
     process = project.start("train-mtl")
-    state, killed_at = state_path(project.root / "models/mtl"), None
+    state, stopped_at = state_path(project.root / "models/mtl"), None
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
         if state.exists() and (epoch := torch.load(state, weights_only=True)["epoch"]) < EPOCHS:
-            os.killpg(process.pid, signal.SIGKILL)
-            killed_at = epoch
+            send(process.pid)
+            stopped_at = epoch
             break
         time.sleep(0.02)
-    process.wait()
+    return stopped_at, process.wait()
+
+
+def sigkill_resume(base: Project) -> Outcome:
+    """A training SIGKILLed mid-epoch, then run again: it resumes bit-identically."""
+    project = base.copy("killed")
+    killed_at, _ = _stop_mid_training(project, lambda pid: os.killpg(pid, signal.SIGKILL))
     resumed = project.mtl("train-mtl")
 
     def epochs(root: Path) -> list:
@@ -255,20 +271,9 @@ def sigterm_resume(base: Project) -> Outcome:
     """``timeout -s TERM`` of a training: its runs end KILLED, and the next start resumes."""
     from mlflow.tracking import MlflowClient
 
-    from components.training.resume import state_path
-
     project = base.copy("terminated")
-    shutil.rmtree(project.root / "models/mtl")
-    process = project.start("train-mtl")
-    state, stopped_at = state_path(project.root / "models/mtl"), None
-    deadline = time.monotonic() + 300
-    while process.poll() is None and time.monotonic() < deadline:
-        if state.exists() and (epoch := torch.load(state, weights_only=True)["epoch"]) < EPOCHS:
-            os.kill(process.pid, signal.SIGTERM)  # as `timeout` sends it: to the process, by its PID
-            stopped_at = epoch
-            break
-        time.sleep(0.02)
-    code = process.wait()
+    # as `timeout` sends it: to the process, by its PID
+    stopped_at, code = _stop_mid_training(project, lambda pid: os.kill(pid, signal.SIGTERM))
     client = MlflowClient(project.env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("tiny-mtl")
     assert experiment is not None, "the base project logged to tiny-mtl"
@@ -379,10 +384,20 @@ def serving(base: Project) -> list[Outcome]:
     status_over, text_over, _ = post(big.head(10_001))
     from components.io.serving_app import guarded_app
 
-    noise = TestClient(guarded_app("models:/tiny-mtl@champion")).post(
-        "/invocations", content=os.urandom(2_000_000), headers={"Content-Type": "application/json"}
-    )
+    guarded = TestClient(guarded_app("models:/tiny-mtl@champion"))
+    noise = guarded.post("/invocations", content=os.urandom(2_000_000), headers={"Content-Type": "application/json"})
+    rows = big.head(10_000)
+    body = json.dumps({"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}})
+    started = time.perf_counter()
+    through_guard = guarded.post("/invocations", content=body, headers={"Content-Type": "application/json"})
+    guarded_seconds = time.perf_counter() - started
     return [
+        Outcome(
+            "10,000 rows through mtl serve's guard",
+            "200, as served bare",
+            f"{through_guard.status_code} in {guarded_seconds:.1f} s ({len(body) / 1e6:.0f} MB; {seconds:.1f} s bare)",
+            through_guard.status_code == 200,
+        ),
         Outcome(
             "2 MB of random bytes to mtl serve",
             "400 in a few words, no echo",

@@ -25,8 +25,9 @@ class ServingConfig(Strict):
     """A request with more rows is refused with HTTP 413 naming this limit; clients split it."""
     chunk_rows: Annotated[int, Field(ge=1)] = 1024
     """Rows per forward pass within a request: bounds the server's memory, not the batch size."""
-    max_request_mb: Annotated[float, Field(gt=0, le=1024)] = 64.0
-    """mtl serve: a request body larger than this is refused with HTTP 413 before it is parsed."""
+    max_request_mb: Annotated[float, Field(gt=0, le=1024)] = 128.0
+    """mtl serve: a request body larger than this is refused with HTTP 413 before it is parsed (10,000 rows of
+    1,296 pixels as JSON floats are 65 MB)."""
     max_json_depth: Annotated[int, Field(ge=4, le=64)] = 10
     """mtl serve: JSON nested deeper than this is refused with HTTP 400 (a request is 4 or 5 levels deep: a
     dataframe_split of rows of cells, a cell of words)."""

@@ -418,7 +418,9 @@ def train(
     continued after its epoch; the history returned covers every epoch either way. A
     ``resume.finished`` training is not repeated: its epoch records come back, its
     checkpoints stay. ``probe`` sees every batch before its step. How the training ended
-    (:func:`training_ending`) is logged as its last line.
+    (:func:`training_ending`) is logged as its last line. A fresh start sets the previous
+    training's files aside and a failure puts them back (``components.training.previous``);
+    a stop from outside (SIGTERM, Ctrl-C) keeps the resume state for the next start.
     """
     if resume is not None and resume.finished is not None:
         if distributed.current().is_main:
