@@ -55,7 +55,7 @@ def change_samples(task: Task, baseline: Tensor, mtl: Tensor, counts: Tensor) ->
 
 def resampled_metric(task: Task, statistics: Tensor, counts: Tensor) -> Tensor:
     """One model's metric on each resample, (samples,), from its row statistics."""
-    return task.metric_from_statistics(counts @ statistics.float())
+    return task.resampled_metric(statistics, counts)
 
 
 def relative_changes(task: Task, base: Tensor, ours: Tensor) -> Tensor:

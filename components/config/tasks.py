@@ -16,8 +16,8 @@ class TaskConfig(Strict):
     task types, which import torch)."""
 
     type: str
-    """A registered task type: classification, multilabel, regression, tagging, span, segmentation, detection, or
-    one you add (docs/tasks.md, "Add your own task type")."""
+    """A registered task type: classification, binary, multilabel, regression, tagging, span, segmentation,
+    detection, or one you add (docs/tasks.md, "Add your own task type")."""
     label: str | list[str]
     """The label column. multilabel: one 0/1 column per label; tagging: a column of tag lists (one per word); span:
     [answer start column, answer text column]; segmentation: a column of flat masks (one class id per pixel);
@@ -26,7 +26,7 @@ class TaskConfig(Strict):
     """classification and segmentation: the number of classes (detection: of object classes)."""
     classes: list[str] | None = None
     """classification with labels as names (e.g. [setosa, versicolor, virginica]): the label column holds these
-    values, read as ids 0.. in this order; answers come back as names."""
+    values, read as ids 0.. in this order; answers come back as names. binary: [negative, positive]."""
     other_class: str | None = None
     """classification with classes: the class (one of classes, e.g. other) that a label value not among classes
     counts as; mtl init folds classes too rare to reach every split into it. None: such a value is an error."""

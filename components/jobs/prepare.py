@@ -29,6 +29,7 @@ def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
         try:
             frame = task.label_ids(frame)
         except ValueError as error:
+            fold = "other_class" if "other_class" in task.keys else "classes"  # where the type can take them
             dataset = params.tasks[name].dataset
             files = params.data.datasets[dataset].files if dataset else params.data.files
             if isinstance(files, str):
@@ -41,7 +42,7 @@ def _label_ids(params: Params, frame: pd.DataFrame, split: str) -> pd.DataFrame:
                     {},
                     [
                         RuleFailure(
-                            file, task.column, f"in tasks.{name}.classes", 1, [str(error)], f"tasks.{name}.other_class"
+                            file, task.column, f"in tasks.{name}.classes", 1, [str(error)], f"tasks.{name}.{fold}"
                         )
                     ],
                 )

@@ -4,6 +4,7 @@
 type               loss                                   primary metric (others)
 ================== ====================================== ==================================
 ``classification`` cross-entropy                          accuracy (macro-F1)
+``binary``         binary cross-entropy on one logit      AUROC (accuracy, log-loss)
 ``multilabel``     binary cross-entropy                   micro-F1 (macro-F1)
 ``regression``     MSE or L1 on the standardised target   MAE
 ``tagging``        token cross-entropy, padding masked    seqeval entity F1 on BIO tags
@@ -21,7 +22,7 @@ as ``components.tasks.<Class>``.
 Example::
 
     >>> sorted(TASK_TYPES)[:3]
-    ['classification', 'detection', 'multilabel']
+    ['binary', 'classification', 'detection']
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import nn
 from components.config import Params, ParamsError, TaskConfig
 from components.objectives import Objective
 from components.tasks.base import MISSING_CLASS, Task
+from components.tasks.binary import BinaryTask
 from components.tasks.classification import ClassificationTask
 from components.tasks.detection import DetectionHead, DetectionTask
 from components.tasks.multilabel import MultilabelTask
@@ -73,6 +75,7 @@ for _builtin in (
     SpanTask,
     SegmentationTask,
     DetectionTask,
+    BinaryTask,
 ):
     register_task_type(_builtin)
 
@@ -128,6 +131,7 @@ __all__ = [
     "MISSING_CLASS",
     "TASK_TYPES",
     "COCOMeanAveragePrecision",
+    "BinaryTask",
     "ClassificationTask",
     "DetectionHead",
     "DetectionTask",

@@ -239,6 +239,13 @@ class Task(ABC):
         """The primary metric from summed :meth:`row_statistics` (..., k) -> (...)."""
         raise NotImplementedError(f"{type(self).__name__} has no row statistics")
 
+    def resampled_metric(self, statistics: Tensor, counts: Tensor) -> Tensor:
+        """The primary metric of each resample, (samples,), from the rows' statistics and
+        how often each resample draws each row, (samples, rows): by default one matrix
+        product of summed statistics. A metric that does not decompose over rows (AUROC)
+        computes it from the weights instead."""
+        return self.metric_from_statistics(counts @ statistics.float())
+
     @abstractmethod
     def metrics(self) -> dict[str, torchmetrics.Metric]:
         """Fresh metrics updated with ``(prediction, target)``; the primary one under ``metric_name``."""

@@ -174,9 +174,10 @@ class ClassificationTask(Task):
                 continue
             present = ", ".join(f"{rows:,} in {split}" for split, rows in held.items() if rows)
             effect = "the model cannot learn it" if "train" in absent else "its score there is unmeasured"
+            fold = f"fold rare classes into tasks.{self.name}.other_class, or " if "other_class" in self.keys else ""
             warnings.append(
                 f"tasks.{self.name}: class {self.class_name(label)!r} ({present}) is not in {' or '.join(absent)}: "
-                f"{effect}; fold rare classes into tasks.{self.name}.other_class, or re-split"
+                f"{effect}; {fold}re-split"
             )
         return warnings
 

@@ -1,11 +1,13 @@
-"""The docs' "Add your own task type" (docs/tasks.md), followed once: a ``binary`` type (one 0/1 label,
-a logistic head, AUROC) written as one class, registered, and run through the whole
+"""The docs' "Add your own task type" (docs/tasks.md), followed once: a ``yes_no`` type (one
+0/1 label, a logistic head, AUROC; the built-in ``binary`` is its full version) written as
+one class, registered, and run through the whole
 pipeline (validation, baselines, MTL, selection, registration, serving) beside a built-in
 type, with no other file touched."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import mlflow
@@ -25,10 +27,10 @@ from tests.helpers.projects import iris_dict
 from tests.helpers.stages import run_stages
 
 
-class BinaryTask(Task):
+class YesNoTask(Task):
     """One yes/no label per row; the served answer is the probability of yes."""
 
-    type_name = "binary"
+    type_name = "yes_no"
     metric_name = "auroc"
     higher_is_better = True
 
@@ -61,33 +63,39 @@ class BinaryTask(Task):
 
 
 @pytest.fixture
-def binary_type():
-    register_task_type(BinaryTask)
-    yield BinaryTask
-    TASK_TYPES.pop("binary")
+def yes_no_type():
+    register_task_type(YesNoTask)
+    yield YesNoTask
+    TASK_TYPES.pop("yes_no")
 
 
-def test_a_new_type_runs_the_whole_pipeline(binary_type, tmp_path, monkeypatch, mlflow_db):
+def test_a_new_type_runs_the_whole_pipeline(yes_no_type, tmp_path, monkeypatch, mlflow_db):
     monkeypatch.chdir(tmp_path)
     raw = iris_dict(tmp_path)
     for split in ("train", "val", "test"):  # the new label: is the sepal wider than 3 cm?
         table = pd.read_csv(tmp_path / f"tables/{split}.csv")
-        table.assign(long_sepal=(table["sepal_width"] > 3.0).astype(int)).to_csv(
-            tmp_path / f"tables/{split}.csv", index=False
-        )
-    raw["tasks"]["long_sepal"] = {"type": "binary", "label": "long_sepal"}
+        table.assign(
+            long_sepal=(table["sepal_width"] > 3.0).astype(int),
+            long_petal=(table["petal_length"] > 4.0).map({True: "long", False: "short"}),
+        ).to_csv(tmp_path / f"tables/{split}.csv", index=False)
+    raw["tasks"]["long_sepal"] = {"type": "yes_no", "label": "long_sepal"}
+    # beside it the built-in binary type, whose bootstrap recomputes AUROC per resample
+    raw["tasks"]["long_petal"] = {"type": "binary", "label": "long_petal", "classes": ["short", "long"]}
     registration = run_stages(Params.model_validate(raw), tmp_path)
 
     selection = json.loads((tmp_path / "reports/selection.json").read_text())
-    assert selection["tasks"]["long_sepal"]["metric"] == "auroc" and 0 <= selection["tasks"]["long_sepal"]["test"] <= 1
+    for name in ("long_sepal", "long_petal"):
+        assert selection["tasks"][name]["metric"] == "auroc" and 0 <= selection["tasks"][name]["test"] <= 1
+    low, high = selection["tasks"]["long_petal"]["interval"]  # resampled AUROCs, not a per-row sum
+    assert math.isfinite(low) and low <= high
     answers = mlflow.pyfunc.load_model(f"models:/tiny-iris/{registration.version}").predict(
         pd.read_csv(tmp_path / "tables/test.csv")[["sepal_length", "sepal_width", "petal_length"]],
-        params={"tasks": ["long_sepal"]},
+        params={"tasks": ["long_sepal", "long_petal"]},
     )
-    assert answers["long_sepal"].between(0, 1).all()
+    assert answers["long_sepal"].between(0, 1).all() and answers["long_petal"].between(0, 1).all()
 
 
-def test_its_validation_rule_runs_with_the_others(binary_type, tmp_path):
+def test_its_validation_rule_runs_with_the_others(yes_no_type, tmp_path):
     from components.jobs import prepare, validate
     from components.validation.report import DataValidationError
 
@@ -97,7 +105,7 @@ def test_its_validation_rule_runs_with_the_others(binary_type, tmp_path):
         table = pd.read_csv(tmp_path / f"tables/{split}.csv")
         table.assign(flag=1).to_csv(tmp_path / f"tables/{split}.csv", index=False)
     train.assign(flag=[2] + [1] * (len(train) - 1)).to_csv(tmp_path / "tables/train.csv", index=False)
-    raw["tasks"]["flag"] = {"type": "binary", "label": "flag"}
+    raw["tasks"]["flag"] = {"type": "yes_no", "label": "flag"}
     params = Params.model_validate(raw)
     prepare.run(params, tmp_path)
     with pytest.raises(DataValidationError, match=r"column 'flag' failed rule isin\(\[0, 1\]\)"):
