@@ -37,7 +37,7 @@ from components.config import (
     ParamsError,
 )
 from components.errors import PipelineError, Terminated, stop_on_sigterm
-from components.startup import configure
+from components.startup import DEFAULT_TRACKING_URI, configure
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-task learning pipeline stages.")
 errors = Console(stderr=True)
@@ -83,7 +83,7 @@ def _run(
         raise  # click's and typer's own: usage errors and deliberate exit codes (typer.Exit is not click's)
     except (PipelineError, FileNotFoundError) as error:
         if tracked:
-            _fail_pipeline_run(params)
+            _fail_pipeline_run(params, error)
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as error:
@@ -92,7 +92,7 @@ def _run(
             errors.print(f"[bold red]error:[/] {broken}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         if tracked:
-            _fail_pipeline_run(params)
+            _fail_pipeline_run(params, error)
         if os.environ.get(DEBUG_ENV):
             raise
         errors.print(
@@ -104,7 +104,7 @@ def _run(
         raise typer.Exit(1) from None
     except Terminated as error:  # timeout, kill, a scheduler: what ran is kept for the next start
         if tracked:
-            _fail_pipeline_run(params, killed=True)
+            _fail_pipeline_run(params, error)
         errors.print(
             f"[bold red]error:[/] {error}: runs ended KILLED; a training continues from its last complete "
             "epoch when started again",
@@ -114,7 +114,7 @@ def _run(
         raise typer.Exit(128 + signal.SIGTERM) from None
     except BaseException as error:
         if tracked:
-            _fail_pipeline_run(params, killed=isinstance(error, KeyboardInterrupt))
+            _fail_pipeline_run(params, error)
         raise
 
 
@@ -143,7 +143,7 @@ def _broken_database(error: BaseException) -> str | None:
     Matched by name, so that commands which never reach the registry do not import SQLAlchemy."""
     if not any(c.__module__ == "sqlalchemy.exc" and c.__name__ == "DatabaseError" for c in type(error).__mro__):
         return None
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     cause = getattr(error, "orig", None) or error
     return (
         f"the MLflow database {uri} cannot be read ({cause}); restore it from a backup, or move it aside to start "
@@ -151,11 +151,12 @@ def _broken_database(error: BaseException) -> str | None:
     )
 
 
-def _fail_pipeline_run(params: Params, killed: bool = False) -> None:
-    from components.io.tracking import fail_open_pipeline_run
+def _fail_pipeline_run(params: Params, error: BaseException) -> None:
+    """Ends the open pipeline run FAILED, or KILLED when ``error`` stopped it from outside."""
+    from components.io.tracking import fail_open_pipeline_run, stopped
 
     try:
-        fail_open_pipeline_run(params.registry.experiment, killed)
+        fail_open_pipeline_run(params.registry.experiment, killed=stopped(error))
     except Exception as error:
         if _broken_database(error) is None:
             raise  # a broken database cannot hold the mark: the error already said what happened
