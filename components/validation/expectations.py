@@ -97,7 +97,7 @@ def _describe_expectation(
     outcome = result.result or {}
     count = int(outcome.get("unexpected_count") or 1)
     setting = _setting(config.type, column, owners.get(column), split)
-    plain = _in_plain_words(config.type, kwargs, outcome, owners.get(column), split, class_names.get(column))
+    plain = _in_plain_words(config.type, kwargs, outcome, setting, split, class_names.get(column))
     if plain:  # a share of the split breaks these rules, not rows (but for missing values)
         return RuleFailure(file, column, rule, count if config.type.endswith("not_be_null") else 1, [plain], setting)
     examples: list[str] = []
@@ -122,10 +122,11 @@ def _setting(kind: str, column: str, task: str | None, split: str) -> str:
         return "validation.max_label_divergence"
     if kind == "expect_column_values_to_not_be_null":
         return f"tasks.{task}.max_missing_fraction" if task else f"validation.max_null_fraction_per_column.{column}"
-    if kind == "expect_column_values_to_be_in_set" and task:
-        return f"tasks.{task}.min_class_share"
-    if kind == "expect_column_values_to_not_be_in_set" and task:
-        return f"tasks.{task}.max_class_share"
+    where = f"tasks.{task}." if task else "validation."  # the class shares of a task's label column
+    if kind == "expect_column_values_to_be_in_set":
+        return f"{where}min_class_share"
+    if kind == "expect_column_values_to_not_be_in_set":
+        return f"{where}max_class_share"
     return "data.files"  # the pixel range and provenance: only the data can change
 
 
@@ -152,43 +153,38 @@ def _in_plain_words(
     kind: str,
     kwargs: dict[str, Any],
     outcome: dict[str, Any],
-    task: str | None,
+    setting: str,
     split: str,
     names: list[str] | None = None,
 ) -> str | None:
-    """The label-distribution rules of ``task`` in words and with the setting to change:
+    """The label-distribution rules in words and with the ``setting`` to change (``_setting``'s):
     GX's own wording ("66.67% unexpected" of a not-in-set check) means "class 0 is 66.7% of
     the split", which only a GX expert decodes."""
-    where = f"tasks.{task}." if task else "validation."
     value_set, mostly, share = kwargs.get("value_set") or [], kwargs.get("mostly"), outcome.get("unexpected_percent")
     if kind.endswith("_in_set") and len(value_set) == 1 and mostly is not None and share is not None:
         if kind == "expect_column_values_to_not_be_in_set":
             return (
                 f"class {value_set[0]} is {share:.1f}% of the split; the limit is "
-                f"{1 - mostly:.0%}: raise {where}max_class_share, or re-split"
+                f"{1 - mostly:.0%}: raise {setting}, or re-split"
             )
         if kind == "expect_column_values_to_be_in_set":
             return (
                 f"class {value_set[0]} is {100 - share:.1f}% of the split; the minimum is "
-                f"{mostly:.0%}: lower {where}min_class_share, or re-split"
+                f"{mostly:.0%}: lower {setting}, or re-split"
             )
     if kind == "expect_table_row_count_to_be_between" and outcome.get("observed_value") is not None:
         return (
             f"the {split} split has {outcome['observed_value']} rows; the minimum is {kwargs['min_value']}: "
-            f"lower validation.min_rows.{split}, or bring more data"
+            f"lower {setting}, or bring more data"
         )
     if kind == "expect_column_values_to_not_be_null" and mostly is not None and share is not None:
-        setting = (
-            f"tasks.{task}.max_missing_fraction"
-            if task
-            else f"validation.max_null_fraction_per_column.{kwargs['column']} (or validation.max_null_fraction)"
-        )
-        return f"{share:.1f}% of the split's values are missing; the limit is {1 - mostly:.1%}: raise {setting}"
+        either = "" if setting.startswith("tasks.") else " (or validation.max_null_fraction)"
+        return f"{share:.1f}% of the split's values are missing; the limit is {1 - mostly:.1%}: raise {setting}{either}"
     if kind == "expect_column_kl_divergence_to_be_less_than" and outcome.get("observed_value") is not None:
         return (
             f"the classes are distributed unlike the training split's: KL divergence "
             f"{outcome['observed_value']:.3f} over the limit {kwargs['threshold']}{_most_shifted(outcome, names)}: "
-            "re-split, or raise validation.max_label_divergence"
+            f"re-split, or raise {setting}"
         )
     return None
 
