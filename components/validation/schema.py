@@ -28,7 +28,7 @@ from pandera.typing import Series
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, IMPUTED, PIXEL_PREFIX, pixel_columns
 from components.data.splits import SPLITS
-from components.tasks import build_tasks
+from components.tasks import ClassificationTask, RegressionTask, build_tasks
 from components.tasks.base import finite_check, is_list
 from components.validation.report import MAX_EXAMPLES, RuleFailure
 from components.validation.settings import with_settings
@@ -282,18 +282,17 @@ def pixel_failures(frame: pd.DataFrame, file: str, params: Params) -> list[RuleF
     return []
 
 
-#: task types whose label is one number per row (an id without ``classes``, or a value)
-NUMERIC_LABELS = ("classification", "regression")
-
-
 def label_type_failures(frame: pd.DataFrame, file: str, params: Params) -> list[RuleFailure]:
     """A numeric label stored as text (every value a string) is a type problem, said once:
-    coerced, it passes the schema and then fails every class-share rule, one message per class."""
+    coerced, it passes the schema and then fails every class-share rule, one message per class.
+    It applies to the task types whose label is one number per row (a class id without
+    ``classes``, or a value), and so to their subclasses (``binary``)."""
     failures = []
     ids = frame["id"].to_numpy() if "id" in frame.columns else np.arange(len(frame))
-    for name, task in params.tasks.items():
-        column = task.label
-        if not isinstance(column, str) or task.type not in NUMERIC_LABELS or task.classes is not None:
+    for name, built in build_tasks(params.tasks).items():
+        task, column = built.config, built.config.label
+        one_number = isinstance(built, ClassificationTask | RegressionTask)
+        if not isinstance(column, str) or not one_number or task.classes is not None:
             continue
         if column not in frame.columns:
             continue
@@ -301,7 +300,7 @@ def label_type_failures(frame: pd.DataFrame, file: str, params: Params) -> list[
         present = values.dropna()
         # every value text: a column written as strings (one stray value is the schema's to report)
         if len(present) and not pd.api.types.is_numeric_dtype(values.dtype) and present.map(type).eq(str).all():
-            named = f"; or name the classes in tasks.{name}.classes" if task.type == "classification" else ""
+            named = f"; or name the classes in tasks.{name}.classes" if isinstance(built, ClassificationTask) else ""
             detail = (
                 f"stored as {values.dtype}: id={ids[0]} holds {values.iat[0]!r}; write the labels as numbers{named}"
             )
