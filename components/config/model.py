@@ -37,6 +37,16 @@ class MMoEConfig(Strict):
     """Experts the task gates mix (Ma et al. 2018, MMoE)."""
 
 
+class PLEConfig(Strict):
+    """Progressive Layered Extraction (Tang et al. 2020): one extraction layer per stage of the mlp backbone
+    (model.mlp.hidden), each with these experts."""
+
+    task_experts: Annotated[int, Field(ge=1)] = 1
+    """Experts of each task in every extraction layer (m_k)."""
+    shared_experts: Annotated[int, Field(ge=1)] = 1
+    """Shared experts in every extraction layer (m_s)."""
+
+
 class SoftPenaltyConfig(Strict):
     weight: Annotated[float, Field(ge=0)] = 0.001
     """λ of the L2 pull λ·Σ_{a<b} ‖θ_a − θ_b‖² between the task columns' parameters."""
@@ -101,9 +111,10 @@ class ModelConfig(Strict):
     backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder"] = "cnn"
     """The shared network: cnn (pixels), mlp (pixels or features), text_transformer (text, trained from scratch) or
     hf_encoder (a pretrained Hugging Face encoder)."""
-    sharing: Literal["hard", "cross_stitch", "mmoe", "soft_penalty", "sluice"] = "hard"
+    sharing: Literal["hard", "cross_stitch", "mmoe", "ple", "soft_penalty", "sluice"] = "hard"
     """How the tasks share the backbone: hard (one backbone, one head per task), cross_stitch (Misra et al. 2016),
-    mmoe (Ma et al. 2018), soft_penalty (Duong et al. 2015) or sluice (Ruder et al. 2019)."""
+    mmoe (Ma et al. 2018), ple (Tang et al. 2020; backbone mlp), soft_penalty (Duong et al. 2015) or sluice
+    (Ruder et al. 2019)."""
     cnn: CNNConfig = CNNConfig()
     """backbone cnn: its size."""
     mlp: MLPConfig = MLPConfig()
@@ -116,7 +127,18 @@ class ModelConfig(Strict):
     """sharing cross_stitch: its units' initial mixing."""
     mmoe: MMoEConfig = MMoEConfig()
     """sharing mmoe: its experts."""
+    ple: PLEConfig = PLEConfig()
+    """sharing ple: its experts per extraction layer."""
     soft_penalty: SoftPenaltyConfig = SoftPenaltyConfig()
     """sharing soft_penalty: the pull between task columns."""
     sluice: SluiceConfig = SluiceConfig()
     """sharing sluice: its subspaces and initial mixing."""
+
+    @model_validator(mode="after")
+    def _ple_reads_flat_layers(self) -> ModelConfig:
+        if self.sharing == "ple" and self.backbone != "mlp":
+            raise ValueError(
+                f"sharing ple needs backbone mlp (its gates read each extraction layer's flat output), not "
+                f"{self.backbone}"
+            )
+        return self

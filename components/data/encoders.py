@@ -10,7 +10,9 @@
   [SEP]`` ids, the context truncated first; position 0 ([CLS]) stands for "no answer".
 - ``features``: numeric columns, standardised, and categorical ones, one-hot → float
   (N, F); missing numbers imputed with a 0/1 missing-indicator column when
-  ``data.input.missing`` says so. Fitted by scikit-learn; read by ``mlp``.
+  ``data.input.missing`` says so. Fitted by scikit-learn; read by ``mlp``. Columns in
+  ``data.input.embed`` become one id each after that dense part (0 missing, 1 unseen,
+  then the training values; or a hash bucket), looked up by the network's embeddings.
 - ``text`` with ``features``/``categorical``: the token ids, then the encoded columns, in
   one float tensor that the text backbone's ``WithFeatures`` wrapper splits again.
 
@@ -33,9 +35,11 @@ Example::
 from __future__ import annotations
 
 import importlib.util
+import math
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -217,20 +221,55 @@ class TextEncoder(InputEncoder):
 
 def feature_frame(frame: pd.DataFrame, spec: InputConfig) -> pd.DataFrame:
     """The feature columns as the fitted transformer reads them: numbers as floats (a
-    missing one NaN), categories as strings (a missing one its own category)."""
+    missing one NaN), one-hot categories as strings (a missing one its own category),
+    embedded ones as strings with NaN for missing (their vocabulary gives it its own id)."""
     numbers = frame[spec.columns].apply(pd.to_numeric, errors="coerce").astype("float64")
     categories = {
-        c: frame[c].astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy() for c in spec.categorical
+        c: frame[c].astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy()
+        for c in spec.categorical
+        if c not in spec.embed
     }
-    return numbers.assign(**categories)
+    embedded = {c: _strings_or_nan(frame[c]) for c in vocabulary_columns(spec)}
+    return numbers.assign(**categories, **embedded)
+
+
+def _strings_or_nan(values: pd.Series) -> np.ndarray:
+    named = values.astype("string")
+    return named.astype(object).where(named.notna(), np.nan).to_numpy()
+
+
+def vocabulary_columns(spec: InputConfig) -> list[str]:
+    """The embedded columns that get a vocabulary (the others are hashed)."""
+    return [c for c in spec.embed if c not in spec.hash_buckets]
+
+
+#: an embedded column's ids: 0 a missing value, 1 one training never saw, then its values
+MISSING_ID, UNSEEN_ID, FIRST_VALUE_ID = 0, 1, 2
+
+
+def embedding_width(spec: InputConfig, column: str, ids: int) -> int:
+    """``data.input.embed``'s width for ``column``; auto: min(50, ceil(1.6 k^0.56)) (fastai's
+    ``emb_sz_rule``, capped at 50)."""
+    width = spec.embed[column]
+    return min(50, math.ceil(1.6 * ids**0.56)) if width == "auto" else width
+
+
+def hashed_ids(values: pd.Series, buckets: int) -> np.ndarray:
+    """Ids FIRST_VALUE_ID-1 .. buckets of ``values`` hashed with pandas' fixed-key SipHash (the
+    same in every process, unlike Python's ``hash``); MISSING_ID for a missing value.
+    Hand-written because scikit-learn's FeatureHasher gives one-hot columns, not ids."""
+    named = values.astype("string")
+    hashed = pd.util.hash_array(named.fillna("").to_numpy(dtype=object)) % np.uint64(buckets) + np.uint64(1)
+    return np.where(named.isna().to_numpy(), MISSING_ID, hashed.astype(np.int64))
 
 
 def fit_features(spec: InputConfig, train: pd.DataFrame) -> Any:
-    """scikit-learn's imputer, scaler and one-hot encoder, fitted on the training rows."""
+    """scikit-learn's imputer, scaler, one-hot encoder and (for embedded columns) ordinal
+    encoder, fitted on the training rows."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     numeric = (
         make_pipeline(
@@ -242,10 +281,17 @@ def fit_features(spec: InputConfig, train: pd.DataFrame) -> Any:
         if spec.missing in IMPUTED
         else StandardScaler()
     )
+    one_hot = [c for c in spec.categorical if c not in spec.embed]
+    vocabulary = OrdinalEncoder(  # shifted by FIRST_VALUE_ID in FeatureEncoder.encode
+        handle_unknown="use_encoded_value",
+        unknown_value=UNSEEN_ID - FIRST_VALUE_ID,
+        encoded_missing_value=MISSING_ID - FIRST_VALUE_ID,
+    )
     transformer = ColumnTransformer(
         [
             ("numeric", numeric, list(spec.columns)),
-            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(spec.categorical)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), one_hot),
+            ("embedded", vocabulary, vocabulary_columns(spec)),
         ],
         sparse_threshold=0,
     )
@@ -253,7 +299,9 @@ def fit_features(spec: InputConfig, train: pd.DataFrame) -> Any:
 
 
 class FeatureEncoder(InputEncoder):
-    """Numeric and categorical columns through the transformer :func:`fit_features` fitted."""
+    """Numeric and categorical columns through the transformer :func:`fit_features` fitted:
+    per row the dense part (numbers, missing indicators, one-hot categories), then one id
+    per embedded column (exact in float32), which the network's :class:`EmbeddedInput` looks up."""
 
     def __init__(self, spec: InputConfig, path: Path) -> None:
         import skops.io
@@ -261,12 +309,34 @@ class FeatureEncoder(InputEncoder):
         self.spec = spec
         self.columns = spec_columns(spec, 0)
         self.transformer = skops.io.load(path, trusted=FEATURE_TYPES_TRUSTED)
-        #: what the backbone reads per row: numbers, missing indicators, one-hot categories
-        self.width = len(self.transformer.get_feature_names_out())
+        self.vocabulary = vocabulary_columns(spec)
+        #: what the backbone reads per row before the embeddings: numbers, indicators, one-hot categories
+        self.dense_width = len(self.transformer.get_feature_names_out()) - len(self.vocabulary)
+        #: the ids of each embedded column (vocabulary ones, then hashed ones) and their widths
+        self.embeddings = [
+            (ids, embedding_width(spec, column, ids))
+            for column, ids in [*zip(self.vocabulary, self._vocabulary_sizes()), *self._hash_sizes()]
+        ]
+        self.width = self.dense_width + len(self.embeddings)
+
+    def _vocabulary_sizes(self) -> list[int]:
+        if not self.vocabulary:
+            return []
+        categories = self.transformer.named_transformers_["embedded"].categories_
+        return [FIRST_VALUE_ID + sum(1 for value in values if not is_missing(value)) for values in categories]
+
+    def _hash_sizes(self) -> list[tuple[str, int]]:
+        return [(column, buckets + 1) for column, buckets in self.spec.hash_buckets.items()]
 
     def encode(self, frame: pd.DataFrame) -> Tensor:
-        values = self.transformer.transform(feature_frame(frame, self.spec))
-        return torch.from_numpy(np.asarray(values, dtype=np.float32))
+        values = np.asarray(self.transformer.transform(feature_frame(frame, self.spec)), dtype=np.float32)
+        values[:, self.dense_width :] += FIRST_VALUE_ID
+        for index, column in enumerate(self.vocabulary):  # scikit-learn calls a missing value training lacked unseen
+            values[frame[column].isna().to_numpy(), self.dense_width + index] = MISSING_ID
+        hashed = [hashed_ids(frame[column], buckets) for column, buckets in self.spec.hash_buckets.items()]
+        if hashed:
+            values = np.concatenate([values, np.stack(hashed, axis=1).astype(np.float32)], axis=1)
+        return torch.from_numpy(values)
 
 
 class TextWithFeaturesEncoder(InputEncoder):
@@ -398,12 +468,25 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
         skops.io.dump(fit_features(features[0], train), directory / FEATURES_FILE)
 
 
-def fitted_input_width(params: Params, directory: Path) -> int | None:
-    """The width of what the feature columns encode to (numbers, indicators, one-hot
-    categories), of a features input or beside a text one, known once :func:`fit_encoder`
-    has written ``directory``; None for an input without feature columns."""
+@dataclass(frozen=True)
+class FittedFeatures:
+    """What a network needs to know of the fitted feature columns before it is built."""
+
+    #: values per encoded row: the dense part (numbers, indicators, one-hot), then one id per embedded column
+    width: int
+    #: (ids, width) of each embedded column's table, in the order their ids follow the dense part
+    embeddings: tuple[tuple[int, int], ...] = ()
+
+
+def fitted_features(params: Params, directory: Path) -> FittedFeatures | None:
+    """The fitted feature columns of a features input or of the columns beside a text one,
+    known once :func:`fit_encoder` has written ``directory``; None for an input without
+    feature columns."""
     part = next(iter(params.data.inputs().values())).feature_part()
-    return None if part is None else int(FeatureEncoder(part, directory / FEATURES_FILE).width)
+    if part is None:
+        return None
+    encoder = FeatureEncoder(part, directory / FEATURES_FILE)
+    return FittedFeatures(int(encoder.width), tuple(encoder.embeddings))
 
 
 def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEncoder:

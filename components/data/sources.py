@@ -16,6 +16,11 @@
     The known-answer regression tasks of the MMoE paper (``components.data.synthetic``):
     ``x_000`` … features and labels ``y1``, ``y2``, … whose relatedness is
     ``data.synthetic.correlation``.
+``census_income``
+    The census-income (KDD) table of the MMoE and PLE papers (``components.data.census``):
+    its own train and test files (199,523 and 99,762 rows), validation cut from train
+    (``data.split.val``, stratified by ``data.stratify``), labels ``income_50k``,
+    ``never_married`` and ``college``.
 ``files``
     Your own ``data.files``: one file per split in any format ``components.data.readers``
     reads (CSV, Parquet, CoNLL, SQuAD JSON, image arrays or PNG); or one file, split by its
@@ -42,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from components.config import DataConfig, Params, ParamsError
+from components.data.census import locate_archive, read_census_split
 from components.data.encoders import DATASET_COLUMN, pixel_columns
 from components.data.readers import FileFormatError, read_split_file
 from components.data.splits import SPLITS
@@ -244,7 +250,27 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
         return {split: _read_file(root / getattr(config.files, split), config, params.seed, split) for split in SPLITS}
     if config.source == "synthetic":
         return build_synthetic(config.synthetic)
+    if config.source == "census_income":
+        return census_splits(config, params.seed)
     return build_multimnist(config, params.seed)
+
+
+def census_splits(config: DataConfig, seed: int) -> dict[str, pd.DataFrame]:
+    """The census-income test file as test, and its train file cut into train and val
+    (``data.split.val``, stratified by ``data.stratify``), each capped at ``data.max_rows``."""
+    from sklearn.model_selection import train_test_split
+
+    archive = locate_archive(config.census_income.archive)
+    train = _capped(read_census_split(archive, "train"), config, seed, "train").drop(columns="id")
+    strata = None if config.stratify is None else _strata(train[config.stratify])
+    kept, held_out = train_test_split(
+        np.arange(len(train)), test_size=config.split.val, random_state=seed, stratify=strata
+    )
+    return {
+        "train": _with_ids(train.iloc[np.sort(kept)], "train"),
+        "val": _with_ids(train.iloc[np.sort(held_out)], "val"),
+        "test": _capped(read_census_split(archive, "test"), config, seed, "test"),
+    }
 
 
 def _read_file(path: Path, config: DataConfig, seed: int, split: str) -> pd.DataFrame:

@@ -41,7 +41,7 @@ from mlflow.pyfunc import PythonModel
 from pandera.errors import SchemaErrors
 
 from components.config import Params, upgrade_stored
-from components.data.encoders import PIXEL_PREFIX, fitted_input_width, load_encoder
+from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder
 from components.io.feature_cache import FeatureCache
 from components.models import build_model
 from components.tasks import build_tasks
@@ -86,7 +86,7 @@ class MultiTaskPyfunc(PythonModel):
         # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
         inputs = Path(context.artifacts.get(INPUTS, "."))
         self.encoder = load_encoder(self.params, inputs)
-        self.network = build_model(self.params, self.tasks, inputs, fitted_input_width(self.params, inputs))
+        self.network = build_model(self.params, self.tasks, inputs, fitted_features(self.params, inputs))
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
         self.request_schema = request_schema(self.params)

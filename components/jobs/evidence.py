@@ -20,7 +20,7 @@ import torch
 
 from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
-from components.data.encoders import encoder_dir, fitted_input_width
+from components.data.encoders import FittedFeatures, encoder_dir, fitted_features
 from components.diagnosis import trivial_levels
 from components.errors import PipelineError
 from components.jobs.inputs import load_targets, load_tensor_splits, read_curves, write_curves
@@ -159,12 +159,14 @@ def gather(params: Params, root: Path) -> Evidence:
     splits = load_tensor_splits(params, root, ("val", "test"))
     device = resolve_device(params.training.device)
     fitted = encoder_dir(root / params.data.dir)
-    width = fitted_input_width(params, fitted)
-    model = build_model(params, tasks, fitted, width).to(device)
+    features = fitted_features(params, fitted)
+    model = build_model(params, tasks, fitted, features).to(device)
     rules, val = params.selection, splits["val"]
     counts = resample_counts(len(val.inputs), rules.bootstrap_samples, params.seed) if rules.bootstrap_samples else None
     references = (
-        [baseline_statistics(params, root, tasks, val, device, width, s) for s in seeds] if counts is not None else []
+        [baseline_statistics(params, root, tasks, val, device, features, seed) for seed in seeds]
+        if counts is not None
+        else []
     )
     baselines = read_json(root / BASELINES_REPORT)
     evidence = Evidence(
@@ -247,17 +249,17 @@ def baseline_statistics(
     tasks: dict[str, Task],
     split: TensorSplit,
     device: torch.device,
-    width: int | None,
+    features: FittedFeatures | None,
     seed: int,
 ) -> dict[str, Any]:
     """Each single-task baseline's per-row statistics on ``split``, from the best checkpoint
-    of its training with ``seed``: what the MTL checkpoints are paired with (``width``: the
-    fitted feature width)."""
+    of its training with ``seed``: what the MTL checkpoints are paired with (``features``: the
+    fitted feature columns)."""
     fitted = encoder_dir(root / params.data.dir)
     single = baseline_params(params)
     found = {}
     for name, task in tasks.items():
-        model = build_model(single, {name: task}, fitted, width).to(device)
+        model = build_model(single, {name: task}, fitted, features).to(device)
         model.load_state_dict(load_checkpoint(baseline_dir(root, params, name, seed) / "best.pt")["model"])
         found[name] = task.row_statistics(
             predictions(model, {name: task}, split, params.training.batch_size, device)[name], split.targets[name]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
-from components.data.encoders import encoder_dir, fitted_input_width
+from components.data.encoders import encoder_dir, fitted_features
 from components.data.splits import read_split
 from components.io import registry
 from components.io.serving import MultiTaskPyfunc
@@ -47,10 +47,10 @@ def baseline_intervals(
     test split, in file order)."""
     tasks = build_tasks(params.tasks)
     device = resolve_device(params.training.device)
-    width = fitted_input_width(params, encoder_dir(root / params.data.dir))
+    features = fitted_features(params, encoder_dir(root / params.data.dir))
     test = load_tensor_splits(params, root, ("test",))["test"]
     references = [
-        baseline_statistics(params, root, tasks, test, device, width, seed) for seed in training_seeds(params)
+        baseline_statistics(params, root, tasks, test, device, features, seed) for seed in training_seeds(params)
     ]
     rules = params.selection
     counts = resample_counts(len(frame), rules.bootstrap_samples, params.seed)

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from components.config import Params
+from components.data.census import ARCHIVE_SHA256, REQUIREMENT
 from components.io.dvc import content_md5
 
 SOURCES_REPORT = Path("reports/sources.json")
@@ -53,6 +54,8 @@ def fingerprint(params: Params, root: Path) -> dict[str, str]:
     if params.data.source in PACKAGES:
         package = PACKAGES[params.data.source]
         return {params.data.source: f"{package}=={metadata.version(package)}"}
+    if params.data.source == "census_income":  # a pinned archive: prepare checks its sha256
+        return {"census_income": f"{REQUIREMENT} sdist sha256:{ARCHIVE_SHA256}"}
     found = {}
     for key, path in source_paths(params).items():
         if not (root / path).exists():

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from components.config import Params
-from components.data.encoders import encoder_dir, fitted_input_width
+from components.data.encoders import encoder_dir, fitted_features
 from components.data.splits import split_path
 from components.io import tracking
 from components.io.dvc import content_md5, data_version
@@ -43,10 +43,10 @@ REUSED_FROM_TAG = "mtl.reused_from_run"
 
 def seeded_model(params: Params, tasks: dict[str, Task], root: Path) -> MultiTaskNetwork:
     """Initial weights depend on the seed alone, not on what ran earlier in the process;
-    a features input's width is what ``prepare`` fitted under ``root``."""
-    width = fitted_input_width(params, encoder_dir(root / params.data.dir))
+    a features input's width and embeddings are what ``prepare`` fitted under ``root``."""
+    features = fitted_features(params, encoder_dir(root / params.data.dir))
     seed_everything(params.seed)
-    return build_model(params, tasks, input_width=width)
+    return build_model(params, tasks, features=features)
 
 
 def training_params(params: Params) -> dict[str, object]:

@@ -13,6 +13,9 @@
                L2 penalty λ·Σ_{a<b} ‖θ_a − θ_b‖² pulls corresponding parameters together
                (soft parameter sharing, Duong et al. 2015, "Low Resource Dependency
                Parsing: Cross-lingual Parameter Sharing in a Neural Network Parser")
+``ple``        per extraction layer, experts of each task and shared experts, mixed by
+               task gates and a shared gate (Tang et al. 2020, "Progressive Layered
+               Extraction (PLE)"); the layers are the MLP's stages
 ``sluice``     cross-stitch over subspaces: each column's activations are split into G
                subspaces along the feature axis and a learnable (T·G)×(T·G) matrix mixes
                them after every stage (Ruder et al. 2019, "Latent Multi-task Architecture
@@ -41,7 +44,35 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from components.models.backbones import Backbone
+from components.models.backbones import Backbone, StagedBackbone
+
+
+class EmbeddedInput(nn.Module):
+    """A row's dense part as it is, then each embedded column's id looked up in its own
+    table, concatenated: the first layer every task reads (Ma et al. 2018 and Tang et al.
+    2020 share the input embeddings below their experts). The ids arrive as floats beside
+    the dense part (``components.data.encoders.FeatureEncoder``), exact below 2^24.
+
+    Example::
+
+        >>> layer = EmbeddedInput(dense_width=2, embeddings=[(4, 3)])
+        >>> layer(torch.tensor([[0.5, -1.0, 3.0]])).shape       # 2 dense + one 3-wide embedding
+        torch.Size([1, 5])
+    """
+
+    def __init__(self, dense_width: int, embeddings: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.dense_width = dense_width
+        self.tables = nn.ModuleList(nn.Embedding(ids, width) for ids, width in embeddings)
+
+    @property
+    def out_features(self) -> int:
+        return self.dense_width + sum(cast(nn.Embedding, t).embedding_dim for t in self.tables)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        ids = inputs[:, self.dense_width :].long()
+        looked_up = [table(ids[:, index]) for index, table in enumerate(self.tables)]
+        return torch.cat([inputs[:, : self.dense_width], *looked_up], dim=1)
 
 
 def _module(backbone: Backbone) -> nn.Module:
@@ -72,9 +103,19 @@ class MultiTaskNetwork(nn.Module, ABC):
         self.heads = nn.ModuleDict(heads)
         self.dense_tasks = dense_tasks  # tasks whose heads read dense features
 
-    @abstractmethod
     def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        """Features for each of ``tasks``: the input's embeddings (where it has embedded
+        columns), then the trunk."""
+        embeddings = self._modules.get("embeddings")  # None in networks pickled before embeddings existed
+        return self.trunk_features(inputs if embeddings is None else embeddings(inputs), tasks)
+
+    @abstractmethod
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         """Features for each of ``tasks``; how the trunk is shared is the subclass's choice."""
+
+    def read_ids_through(self, embeddings: EmbeddedInput) -> None:
+        """Every task reads the input through ``embeddings``, shared like the trunk."""
+        self.embeddings = embeddings
 
     def task_parameters(self, task: str) -> list[nn.Parameter]:
         return list(self.heads[task].parameters())
@@ -125,7 +166,7 @@ class HardSharingModel(MultiTaskNetwork):
         super().__init__(heads, dense_tasks)
         self.backbone = backbone
 
-    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         dense = self.backbone.encode(inputs)
         if not set(tasks) - self.dense_tasks:
             return {name: dense for name in tasks}
@@ -169,7 +210,7 @@ class CrossStitchModel(MultiTaskNetwork):
         n_stages = next(iter(columns.values())).num_stages
         self.units = nn.ModuleList(CrossStitchUnit(len(columns), self_weight) for _ in range(n_stages))
 
-    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         """Dense tasks read their column as it enters the last (pooling) stage."""
         names = list(self.columns)  # every column feeds the mix, whichever tasks are asked for
         activations = [inputs] * len(names)
@@ -262,7 +303,7 @@ class SoftSharingModel(MultiTaskNetwork):
         self.columns = nn.ModuleDict({name: _module(column) for name, column in columns.items()})
         self.penalty = penalty
 
-    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         features = {}
         for name in tasks:
             column = _backbone(self.columns[name])
@@ -301,7 +342,7 @@ class MMoEModel(MultiTaskNetwork):
     def gate_weights(self, inputs: Tensor, task: str) -> Tensor:
         return torch.softmax(self.gates[task](_backbone(self.experts[0]).gate_features(inputs)), dim=-1)
 
-    def task_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
         experts = [_backbone(expert) for expert in self.experts]
         dense = [expert.encode(inputs) for expert in experts]
         wanted = {name in self.dense_tasks for name in tasks}
@@ -320,3 +361,85 @@ class MMoEModel(MultiTaskNetwork):
 
     def gradnorm_parameters(self) -> list[nn.Parameter]:
         return [_weight(_last_shared_layer(_backbone(expert), self.dense_tasks)) for expert in self.experts]
+
+
+class PLEModel(MultiTaskNetwork):
+    """Progressive Layered Extraction (Tang et al. 2020, "Progressive Layered Extraction
+    (PLE): A Novel Multi-Task Learning (MTL) Model for Personalized Recommendations").
+
+    Each extraction layer j (a stage of the expert backbones) has experts of each task and
+    shared experts. Task k's gate mixes its own experts and the shared ones (customized gate
+    control, CGC), g^{k,j} = softmax(W^{k,j} x^{k,j-1}) · [E_k^j(x^{k,j-1}); E_s^j(x^{s,j-1})],
+    and below the last layer a shared gate mixes every expert of the layer for the shared
+    path, g^{s,j} = softmax(W^{s,j} x^{s,j-1}) · [E_1^j; …; E_K^j; E_s^j]. The first layer's
+    paths all start at the input; task k's head reads x^{k,L}.
+
+    A task's experts below the last layer feed the shared gate, so every task's loss reaches
+    them: :meth:`task_parameters` holds only what one task's loss reaches (its head, its
+    last-layer experts, its gates of the last two layers)."""
+
+    def __init__(
+        self,
+        task_experts: dict[str, list[Backbone]],
+        shared_experts: list[Backbone],
+        heads: dict[str, nn.Module],
+        gate_sizes: list[int],
+    ) -> None:
+        super().__init__(heads)
+        self.task_experts = nn.ModuleDict(
+            {name: nn.ModuleList(_module(e) for e in experts) for name, experts in task_experts.items()}
+        )
+        self.shared_experts = nn.ModuleList(_module(e) for e in shared_experts)
+        layers = shared_experts[0].num_stages
+        if len(gate_sizes) != layers:
+            raise ValueError(f"PLE needs one gate size per extraction layer: {layers}, got {len(gate_sizes)}")
+        n_shared = len(shared_experts)
+        self.task_gates = nn.ModuleDict(
+            {
+                name: nn.ModuleList(nn.Linear(size, len(experts) + n_shared) for size in gate_sizes)
+                for name, experts in task_experts.items()
+            }
+        )
+        n_all = sum(len(e) for e in task_experts.values()) + n_shared
+        self.shared_gates = nn.ModuleList(nn.Linear(size, n_all) for size in gate_sizes[:-1])
+
+    @property
+    def layers(self) -> int:
+        return len(self.shared_gates) + 1
+
+    def _experts(self, task: str) -> list[StagedBackbone]:
+        return [cast(StagedBackbone, e) for e in cast(nn.ModuleList, self.task_experts[task])]
+
+    def _gates(self, task: str) -> list[nn.Module]:
+        return list(cast(nn.ModuleList, self.task_gates[task]))
+
+    @staticmethod
+    def _mix(gate: nn.Module, gate_input: Tensor, experts: Tensor) -> Tensor:
+        """softmax(W x) over ``experts`` (E, B, D) -> (B, D)."""
+        weights = torch.softmax(gate(gate_input.flatten(1)), dim=-1)
+        return torch.einsum("be,eb...->b...", weights, experts)
+
+    def trunk_features(self, inputs: Tensor, tasks: list[str]) -> dict[str, Tensor]:
+        names = list(self.task_experts)  # every task's experts feed the shared path
+        paths = dict.fromkeys(names, inputs)
+        shared = inputs
+        for layer in range(self.layers):
+            last = layer == self.layers - 1
+            wanted = [n for n in names if n in tasks] if last else names
+            outputs = {n: torch.stack([e.run_stage(layer, paths[n], inputs) for e in self._experts(n)]) for n in wanted}
+            shared_out = torch.stack([_backbone(e).run_stage(layer, shared, inputs) for e in self.shared_experts])
+            mixed = {n: self._mix(self._gates(n)[layer], paths[n], torch.cat([outputs[n], shared_out])) for n in wanted}
+            if not last:
+                every = torch.cat([*(outputs[n] for n in names), shared_out])
+                shared = self._mix(self.shared_gates[layer], shared, every)
+            paths = mixed
+        return {name: paths[name] for name in tasks}
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]:
+        last = self.layers - 1
+        experts = [p for e in self._experts(task) for p in e.stages[last].parameters()]
+        gates = [p for gate in self._gates(task)[max(0, last - 1) :] for p in gate.parameters()]
+        return super().task_parameters(task) + experts + gates
+
+    def gradnorm_parameters(self) -> list[nn.Parameter]:
+        return [_weight(_backbone(expert).last_layer()) for expert in self.shared_experts]

@@ -76,7 +76,7 @@ def test_state_dict_round_trip(tiny_params, tasks, sharing):
 
 
 def test_unknown_sharing_lists_choices():
-    with pytest.raises(ValueError, match="'hard', 'cross_stitch', 'mmoe', 'soft_penalty' or 'sluice'"):
+    with pytest.raises(ValueError, match="'hard', 'cross_stitch', 'mmoe', 'ple', 'soft_penalty' or 'sluice'"):
         ModelConfig(sharing="soft")
 
 

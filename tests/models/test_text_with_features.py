@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from components.config import Params
+from components.data.encoders import FittedFeatures
 from components.models import build_model
 from components.tasks import build_tasks, check_tasks
 from tests.helpers.projects import iris_dict
@@ -68,7 +69,7 @@ def test_every_sharing_reads_the_text_and_the_columns_beside_it(tmp_path, sharin
     raw = mixed_dict(tmp_path)
     raw["model"]["sharing"] = sharing
     params = Params.model_validate(raw)
-    model = build_model(params, build_tasks(params.tasks), input_width=4)
+    model = build_model(params, build_tasks(params.tasks), features=FittedFeatures(width=4))
     ids = torch.randint(1, 100, (3, 8)).float()
     features = torch.zeros(3, 4)
     out = model(torch.cat([ids, features], dim=1))
