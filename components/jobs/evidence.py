@@ -219,15 +219,18 @@ def training_endings(baselines: dict[str, Any], mtl: dict[str, Any]) -> dict[str
 
 
 def aligned_epochs(manifests: dict[int, list[dict[str, Any]]], root: Path) -> list[dict[int, dict[str, Any]]]:
-    """Each epoch's manifest entry of every seed, epoch by epoch."""
+    """Each epoch's manifest entry of every seed, for the epochs every seed kept: early
+    stopping ends each seed's training when that seed converges, so the seed means are
+    judged up to the shortest one."""
     epochs = {seed: [e["epoch"] for e in manifest] for seed, manifest in manifests.items()}
-    first, *_ = epochs.values()
-    if any(found != first for found in epochs.values()):
+    common = set.intersection(*(set(found) for found in epochs.values()))
+    if not common:
         listed = "; ".join(f"seed {seed}: {found}" for seed, found in epochs.items())
         raise UnequalTrainings(
-            f"select: the MTL trainings under {root / MTL_DIR} kept different epochs ({listed}); run train_mtl again"
+            f"select: the MTL trainings under {root / MTL_DIR} kept no epoch in common ({listed}); run train_mtl again"
         )
-    return [dict(zip(manifests, entries, strict=True)) for entries in zip(*manifests.values(), strict=True)]
+    kept = {seed: [e for e in manifest if e["epoch"] in common] for seed, manifest in manifests.items()}
+    return [dict(zip(kept, entries, strict=True)) for entries in zip(*kept.values(), strict=True)]
 
 
 def seed_mean(metrics: list[dict[str, float]]) -> dict[str, float]:

@@ -91,9 +91,13 @@ def test_fewer_seeds_remove_the_folders_of_the_others(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.pt", "seed-1"]
 
 
-def test_seeds_that_kept_different_epochs_are_refused_by_name(tmp_path):
-    manifests = {0: [{"epoch": 1}, {"epoch": 2}], 1: [{"epoch": 1}]}
-    with pytest.raises(UnequalTrainings, match=r"seed 0: \[1, 2\]; seed 1: \[1\]\); run train_mtl again"):
-        aligned_epochs(manifests, tmp_path)
+def test_seeds_that_early_stopping_ended_apart_are_judged_on_the_epochs_they_share(tmp_path):
+    manifests = {0: [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}], 1: [{"epoch": 1}, {"epoch": 2, "checkpoint": "y"}]}
+    assert aligned_epochs(manifests, tmp_path) == [
+        {0: {"epoch": 1}, 1: {"epoch": 1}},
+        {0: {"epoch": 2}, 1: manifests[1][1]},
+    ]
+    with pytest.raises(UnequalTrainings, match=r"no epoch in common \(seed 0: \[2\]; seed 1: \[1\]\); run train_mtl"):
+        aligned_epochs({0: [{"epoch": 2}], 1: [{"epoch": 1}]}, tmp_path)
     pairs = aligned_epochs({0: [{"epoch": 1}], 1: [{"epoch": 1, "checkpoint": "x"}]}, tmp_path)
     assert pairs == [{0: {"epoch": 1}, 1: {"epoch": 1, "checkpoint": "x"}}]
