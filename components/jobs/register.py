@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.models import ModelSignature, infer_signature
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, encoder_dir, request_frame
+from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
 from components.data.splits import read_split
 from components.errors import PipelineError
 from components.io import registry, tracking
@@ -31,7 +29,7 @@ from components.jobs.layout import (
     timed,
     write_json,
 )
-from components.jobs.versions import champion_intervals
+from components.jobs.versions import champion_intervals, pip_requirements, request_signature
 from components.report import model_card, registered_model_description
 from components.selection import SelectionReport, promotion_decision
 from components.tasks import task_objectives
@@ -177,16 +175,6 @@ def _log_and_register(params: Params, root: Path, selection: SelectionReport, mt
     return str(registered.version)
 
 
-def request_signature(tasks: list[str]) -> ModelSignature:
-    """The optional ``tasks`` parameter, and no input schema: the model's own input contract
-    (``components.io.serving.check_request``) judges every request, naming column, rule and
-    rows. MLflow's input checks would answer a missing column with the whole request and a
-    mistyped one with the offending value, and for columns of any type they check value by
-    value: 6 s of a 10,000-row request of 1,296 pixels, against 0.02 s for the contract. The
-    input example still shows the columns."""
-    return ModelSignature(inputs=None, params=infer_signature(params={"tasks": tasks}).params)
-
-
 def _complete(
     params: Params, root: Path, selection: SelectionReport, version: str, version_of_data: str, parent_run_id: str
 ) -> registry.Registration:
@@ -255,19 +243,3 @@ def _complete(
         model_uri=f"models:/{name}@{registry.CHALLENGER}",
         tags=tags,
     )
-
-
-def pip_requirements(params: Params) -> list[str]:
-    """The distributions the served model imports for these inputs, backbone and tasks,
-    pinned to the versions installed from the lock (a test checks the list against what a
-    loaded model really imports)."""
-    names = ["torch", "torchmetrics", "numpy", "pandas", "pandera", "pydantic", "PyYAML", "mlflow"]
-    if {spec.kind for spec in params.data.inputs().values()} & set(TEXT_INPUTS):
-        names.append("tokenizers")
-    if params.model.backbone == "hf_encoder":
-        names += ["tokenizers", "transformers"]
-    if any(task.type == "tagging" for task in params.tasks.values()):
-        names.append("seqeval")  # the health check scores tagging with it
-    if any(task.type == "detection" for task in params.tasks.values()):
-        names += ["pycocotools", "scipy"]  # the health check's mAP, and the loss's matching when scoring
-    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in dict.fromkeys(names)]
