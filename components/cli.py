@@ -308,6 +308,27 @@ def register(params: Path = ParamsOption, root: Path = RootOption) -> None:
     _run(params, action, tracked=True, root=root)
 
 
+@app.command("add-task")
+def add_task(
+    name: str = typer.Argument(..., help="The task to add: its settings under tasks: in params.yaml."),
+    params: Path = ParamsOption,
+    root: Path = RootOption,
+) -> None:
+    """Train a head for a new task on the champion's frozen features, against its own baseline; register it."""
+    from dataclasses import asdict
+
+    from components.io import tracking
+    from components.jobs import add_task as job
+    from components.report import added_task_table
+
+    def stage(p: Params, parent: str) -> None:
+        result = job.run(p, root, name, parent)
+        tracking.end_run(parent)
+        _console().print(added_task_table(asdict(result)))
+
+    _run(params, _training(stage), tracked=True, root=root)
+
+
 @app.command()
 def compare(
     params: Path = ParamsOption,

@@ -14,6 +14,7 @@ Example::
     'classification'
 """
 
+from components.config.add_task import AddTaskConfig
 from components.config.affinity import AffinityConfig
 from components.config.base import ParamsError, SplitSizes, Strict
 from components.config.ceilings import CeilingsConfig
@@ -64,12 +65,12 @@ from components.config.validation import ValidationConfig
 
 __all__ = [
     "BACKBONE_INPUTS", "GRADIENT_METHODS", "GRAMIAN_METHODS", "LOSS_WEIGHTINGS", "RENAMED", "SAMPLINGS",
-    "TEXT_INPUTS", "AffinityConfig", "CNNConfig", "CeilingsConfig", "CrossStitchConfig", "DataConfig", "DatasetConfig",
-    "EarlyStoppingConfig", "GradientConfig", "GradientSettings", "HFEncoderConfig", "HealthConfig",
-    "InputConfig", "InputKind", "LRScheduleConfig", "LossWeightingConfig", "MethodSettings", "MLPConfig",
-    "MMoEConfig", "MissingPolicy", "ModelConfig", "OrchestrationConfig", "PLEConfig", "Params", "ParamsError",
-    "RefreshConfig", "RegistryConfig", "SamplingName", "ScheduleConfig", "SearchRange", "SelectionConfig",
-    "ServingConfig", "SluiceConfig", "SoftPenaltyConfig", "SplitFiles", "SplitFractions", "SplitSizes",
-    "Strict", "SyntheticConfig", "TaskConfig", "TextTransformerConfig", "TrainingConfig", "TunedName",
+    "TEXT_INPUTS", "AddTaskConfig", "AffinityConfig", "CNNConfig", "CeilingsConfig", "CrossStitchConfig",
+    "DataConfig", "DatasetConfig", "EarlyStoppingConfig", "GradientConfig", "GradientSettings", "HFEncoderConfig",
+    "HealthConfig", "InputConfig", "InputKind", "LRScheduleConfig", "LossWeightingConfig", "MethodSettings",
+    "MLPConfig", "MMoEConfig", "MissingPolicy", "ModelConfig", "OrchestrationConfig", "PLEConfig", "Params",
+    "ParamsError", "RefreshConfig", "RegistryConfig", "SamplingName", "ScheduleConfig", "SearchRange",
+    "SelectionConfig", "ServingConfig", "SluiceConfig", "SoftPenaltyConfig", "SplitFiles", "SplitFractions",
+    "SplitSizes", "Strict", "SyntheticConfig", "TaskConfig", "TextTransformerConfig", "TrainingConfig", "TunedName",
     "TuningConfig", "ValidationConfig", "gradient_method", "load_params", "loss_weighting", "upgrade_stored",
 ]  # fmt: skip

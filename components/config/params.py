@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import model_validator
 
+from components.config.add_task import AddTaskConfig
 from components.config.affinity import AffinityConfig
 from components.config.base import Strict
 from components.config.ceilings import CeilingsConfig
@@ -49,6 +50,8 @@ class Params(Strict):
     """The inter-task affinity diagnostic (``mtl affinity``)."""
     tuning: TuningConfig = TuningConfig()
     """The hyperparameter search every baseline and the MTL model get alike."""
+    add_task: AddTaskConfig = AddTaskConfig()
+    """How ``mtl add-task NAME`` trains a head for a new task on the champion's frozen features."""
     ceilings: CeilingsConfig = CeilingsConfig()
     """Upper bounds on the settings whose typos cost days; raise one deliberately."""
     allow_external_paths: bool = False
@@ -125,6 +128,13 @@ class Params(Strict):
         return self
 
     @model_validator(mode="after")
+    def _added_task_reads_a_task(self) -> Params:
+        reads = self.add_task.reads
+        if reads is not None and reads not in self.tasks:
+            raise ValueError(f"add_task.reads: unknown task {reads!r}; valid: {', '.join(self.tasks)}")
+        return self
+
+    @model_validator(mode="after")
     def _null_limits_name_inputs(self) -> Params:
         inputs = {c for spec in self.data.inputs().values() for c in spec.all_columns()}
         unknown = sorted(set(self.validation.max_null_fraction_per_column) - inputs)
@@ -193,11 +203,13 @@ class Params(Strict):
 
         Orchestration settings (schedules, pools, remotes), ``ceilings`` and
         ``allow_external_paths`` change where and when training runs, or what is allowed, not
-        its result, and ``affinity`` configures a diagnostic
-        the pipeline never runs, so they are left out: editing them does not force a retrain.
+        its result, ``affinity`` configures a diagnostic the pipeline never runs, and
+        ``add_task`` only ``mtl add-task`` reads (its training key holds it), so they are left
+        out: editing them does not force a retrain.
         """
+        left_out = {"orchestration", "allow_external_paths", "affinity", "ceilings", "add_task"}
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude={"orchestration", "allow_external_paths", "affinity", "ceilings"}),
+            self.model_dump(mode="json", exclude=left_out),
             sort_keys=True,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

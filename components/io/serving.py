@@ -43,7 +43,7 @@ from pandera.errors import SchemaErrors
 from components.config import Params, upgrade_stored
 from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder
 from components.io.feature_cache import FeatureCache
-from components.models import build_model
+from components.models.added import build_with_added
 from components.tasks import build_tasks
 from components.validation.schema import request_schema
 
@@ -53,15 +53,20 @@ INPUTS = "inputs"
 
 
 def write_model_files(
-    checkpoint: dict[str, Any], params: Params, directory: Path, fitted_inputs: Path
+    checkpoint: dict[str, Any],
+    params: Params,
+    directory: Path,
+    fitted_inputs: Path,
+    added: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Weights-only state dict, the parameters that rebuild the network, and what the input
     encoder fitted on the training split (``fitted_inputs``: tokenizer, feature statistics,
-    a pretrained encoder's config), as pyfunc artifacts."""
+    a pretrained encoder's config), as pyfunc artifacts. ``added``: the tasks ``mtl add-task``
+    put on a trained network (``components.models.added.build_with_added``)."""
     directory.mkdir(parents=True, exist_ok=True)
     weights, spec, inputs = directory / "weights.pt", directory / "spec.json", directory / "inputs"
     torch.save(checkpoint["model"], weights)
-    spec.write_text(json.dumps({"params": params.model_dump(mode="json")}, indent=2))
+    spec.write_text(json.dumps({"params": params.model_dump(mode="json"), "added": added or {}}, indent=2))
     if fitted_inputs.is_dir():
         shutil.copytree(fitted_inputs, inputs)
     else:  # pixels: nothing fitted
@@ -85,8 +90,10 @@ class MultiTaskPyfunc(PythonModel):
         self.tasks = build_tasks(self.params.tasks)
         # versions registered before text and feature inputs carry no inputs artifact (pixels need none)
         inputs = Path(context.artifacts.get(INPUTS, "."))
+        self.inputs_dir = inputs  # what the encoder was fitted to: `mtl add-task` ships it again
         self.encoder = load_encoder(self.params, inputs)
-        self.network = build_model(self.params, self.tasks, inputs, fitted_features(self.params, inputs))
+        features = fitted_features(self.params, inputs)
+        self.network = build_with_added(self.params, self.tasks, spec.get("added", {}), inputs, features)
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
         self.request_schema = request_schema(self.params)
@@ -142,6 +149,21 @@ class MultiTaskPyfunc(PythonModel):
             name: task.row_statistics(predictions[name], task.targets(frame, self.encoder))
             for name, task in self.tasks.items()
         }
+
+    def predictions(self, frame: pd.DataFrame, names: list[str]) -> dict[str, torch.Tensor]:
+        """Each of ``names``' predictions for every row of ``frame``, as the task computes them."""
+        return self._predict(frame, names)
+
+    def task_features(self, frame: pd.DataFrame, task: str) -> torch.Tensor:
+        """What this network's trunk gives ``task`` for every row of ``frame`` (the input of
+        its head), ``serving.chunk_rows`` rows at a time."""
+        step = self.params.serving.chunk_rows
+        with torch.no_grad():
+            chunks = [
+                self.network.task_features(self.encoder.encode(frame.iloc[start : start + step]), [task])[task]
+                for start in range(0, len(frame), step)
+            ]
+        return torch.cat(chunks)
 
     def _predict(self, frame: pd.DataFrame, names: list[str], cached: bool = False) -> dict[str, torch.Tensor]:
         """Each task's predictions; ``cached``: backbone features through the feature cache

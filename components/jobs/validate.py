@@ -43,7 +43,8 @@ def run(params: Params, root: Path) -> dict[str, Any]:
     run_name = "data-" + version.removeprefix("dvc:")[:12]
     report = validate_splits(frames, params, files, root / params.validation.docs_dir, run_name)
     report.data_version = version
-    write_json(root / VALIDATION_REPORT, report.to_dict())
+    # the tasks whose labels were checked: `mtl add-task` trains only on a validated one
+    write_json(root / VALIDATION_REPORT, report.to_dict() | {"tasks": list(params.tasks)})
     if not report.passed:
         raise DataValidationError(report)
     for warning in report.warnings:

@@ -82,15 +82,19 @@ def test_the_sources_fingerprint_is_the_pinned_archive():
 
 
 @pytest.mark.slow
-def test_a_small_census_run_registers_a_ple_model_that_serves_unseen_and_missing_categories(
+def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new_task_without_changing_its_own(
     tmp_path, monkeypatch, mlflow_db, archive
 ):
     """The example's parameters on 3,000 rows of each file, under PLE: every stage, then the
-    registered model answers rows whose embedded columns hold a value training never saw
-    and a missing one, with probabilities."""
+    registered champion answers rows whose embedded columns hold a value training never saw
+    and a missing one, with probabilities. Then ``mtl add-task college`` (the paper's group 2
+    label) puts a head on the champion's frozen features: a new version whose income and
+    marital answers are the champion's, bit for bit, gated against college's own baseline."""
     import mlflow
     import pandas as pd
 
+    from components.io import registry, tracking
+    from components.jobs import add_task, validate
     from tests.helpers.projects import accepting
     from tests.helpers.stages import run_stages
 
@@ -105,10 +109,33 @@ def test_a_small_census_run_registers_a_ple_model_that_serves_unseen_and_missing
         c: 0.1 for c in ("country_of_birth_father", "country_of_birth_mother")
     }
     params = Params.model_validate(accepting(raw))
-    assert run_stages(params, tmp_path).version == "1"
+    registration = run_stages(params, tmp_path)
+    assert (registration.version, registration.champion_moved) == ("1", True)
     rows = pd.read_parquet(tmp_path / "data/test.parquet").head(3)[params.data.input.all_columns()]
     rows.loc[0, "education"] = "Kindergarten diploma"  # no such value in training
     rows.loc[1, "state_of_previous_residence"] = None
     answers = mlflow.pyfunc.load_model("models:/tiny-census/1").predict(rows)
     assert list(answers.columns) == ["income", "marital"]
     assert answers.stack().between(0, 1).all() and answers.notna().all().all()
+
+    raw["tasks"]["college"] = {"type": "binary", "label": "college", "max_relative_regression": 1.0}
+    raw["tasks"]["college"] |= {"min_class_share": 0.05, "max_class_share": 0.95}  # 15 % hold a degree
+    raw["add_task"] = {"adapter": 8}
+    params = Params.model_validate(raw)
+    validate.run(params, tmp_path)  # the new label checked before anything trains on it
+    parent = tracking.open_pipeline_run(params.registry.experiment)
+    added = add_task.run(params, tmp_path, "college", parent)
+    assert (added.version, added.base_version, added.reads) == ("2", "1", "income")
+    val = pd.read_parquet(tmp_path / "data/val.parquet")
+    champion, extended = (mlflow.pyfunc.load_model(f"models:/tiny-census/{v}") for v in ("1", "2"))
+    before, after = champion.predict(val), extended.predict(val)
+    assert list(after.columns) == ["income", "marital", "college"]
+    assert after[["income", "marital"]].equals(before)  # bit-identical, not close
+    assert after["college"].between(0, 1).all()
+    tags = tracking.client().get_model_version("tiny-census", "2").tags
+    assert (tags["added_task"], tags["base_version"], tags["verdict"]) == ("college", "1", added.verdict)
+    assert tags["test.income"] == tracking.client().get_model_version("tiny-census", "1").tags["test.income"]
+    assert (registry.alias_version("tiny-census", "champion") == "2") == added.champion_moved
+    present = "college" if added.champion_moved else "income"  # a task the champion has now
+    with pytest.raises(add_task.AddTaskError, match=f"already has task '{present}'"):
+        add_task.run(params, tmp_path, present, parent)
