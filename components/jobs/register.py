@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
@@ -80,6 +81,7 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
 
     def transaction() -> registry.Registration:
         _refuse_a_lost_registry(root)
+        _refuse_a_lost_training_run(mtl_run_id)
         existing = registry.version_with_key(name, key)
         _log_results(params, selection, parent_run_id, mtl_run_id)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
@@ -118,6 +120,19 @@ def training_run_id(trained: dict[str, Any], seed: int | None) -> str:
     ``reports/train_mtl.json``; its first seed's where the report names no seed."""
     runs = {entry["seed"]: entry["run_id"] for entry in trained.get("seeds", [])}
     return str(runs.get(seed, trained["run_id"]))
+
+
+def _refuse_a_lost_training_run(run_id: str) -> None:
+    """The model is logged on the MTL training's run: a tracking store that lacks it was
+    replaced since training (a deleted ``mlflow.db`` with ``models/`` kept)."""
+    try:
+        tracking.client().get_run(run_id)
+    except MlflowException:
+        raise registry.RegistryError(
+            f"{MTL_REPORT} names the MTL training run {run_id}, which the tracking store at "
+            f"{tracking.tracking_uri()} does not hold (was the database replaced after training?): point "
+            "MLFLOW_TRACKING_URI at the one it trained under, or train again (`mtl train-mtl`, then `mtl select`)"
+        ) from None
 
 
 def _refuse_a_lost_registry(root: Path) -> None:

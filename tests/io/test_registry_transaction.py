@@ -109,6 +109,20 @@ def test_a_deleted_registry_is_an_error_not_a_fresh_v1_champion(selected, mlflow
         assert fresh.execute("select count(*) from model_versions").fetchone() == (0,)
 
 
+def test_a_replaced_tracking_store_without_the_training_run_is_an_error_naming_it(selected, mlflow_db):
+    """``mlflow.db`` deleted with the last registration's record, ``models/`` and the reports
+    kept: the MTL run the model is logged on is gone, which the error says in plain words."""
+    params, root, parent, _ = selected
+    database = Path(mlflow_db.removeprefix("sqlite:///"))
+    database.unlink()
+    result = mtl("register", root / "params.yaml", root)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    assert "reports/train_mtl.json names the MTL training run" in result.stderr
+    assert "does not hold (was the database replaced after training?)" in result.stderr
+    with sqlite3.connect(database) as fresh:
+        assert fresh.execute("select count(*) from model_versions").fetchone() == (0,)
+
+
 def test_a_registry_locked_by_another_writer_is_retried_until_it_frees(selected, mlflow_db, capsys):
     params, root, parent, client = selected
     database, held = mlflow_db.removeprefix("sqlite:///"), root / "lock-held"
