@@ -431,7 +431,7 @@ def added_task_table(added: dict[str, Any]) -> Group:
     """What ``mtl add-task`` did (``reports/add_task.json``): the new task against its
     baseline, the old tasks as the champion had them, the verdict and the aliases."""
     table = Table(title=f"{added['task']} added to v{added['base_version']} as v{added['version']}")
-    for column in ("task", "metric", "baseline val", "this version val", "Δ val", "baseline test", "this version test"):
+    for column in ("task", "metric", "baseline\nval", "val", "Δ val", "baseline\ntest", "test"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
     change = added["relative_change"]
     table.add_row(
@@ -439,7 +439,7 @@ def added_task_table(added: dict[str, Any]) -> Group:
         f"{change:+.2%}{bracket(added['interval'])}", f"{added['baseline_test']:.4f}", f"{added['head_test']:.4f}",
     )  # fmt: skip
     for task, value in added["old_tasks_val"].items():
-        table.add_row(f"{task} (unchanged)", "", "", f"{value:.4f}", "bit-identical", "", "")
+        table.add_row(task, "", "", f"{value:.4f}", "bit-identical", "", "")
     moved = "champion moved" if added["champion_moved"] else "champion unchanged"
     return Group(
         table,

@@ -7,7 +7,7 @@ import pytest
 from rich.console import Console
 
 from components.config import Params
-from components.report import model_card, render_summary, versions_table
+from components.report import added_task_table, model_card, render_summary, versions_table
 from components.report import test_warning as line_about_test  # pytest would collect a test_* name
 from components.selection import SelectionReport, TaskResult
 from tests.helpers.projects import tiny_params_dict
@@ -145,3 +145,20 @@ def test_the_test_line_is_worded_for_the_case_it_is_in():
     assert line is not None and line.startswith("warning: beyond tolerance on the test split: left -5.26% on test")
     assert "which passed on validation; the test split disagrees" in line
     assert line.endswith("sum -10.00% on test (tolerance -2%) regresses on validation too.")
+
+
+def test_the_add_task_table_shows_the_new_task_against_its_baseline_and_the_old_ones_unchanged():
+    added = {
+        "task": "college", "base_version": "1", "version": "2", "metric": "auroc", "baseline_val": 1.0,
+        "head_val": 0.9676, "relative_change": -0.0324, "interval": [-0.0348, -0.0302], "baseline_test": 1.0,
+        "head_test": 0.9637, "old_tasks_val": {"income": 0.948, "marital": 0.9944}, "champion_moved": False,
+        "verdict": "rejected", "reason": "college -3.24% against its baseline (tolerance -1%)",
+        "promotion": "verdict is rejected; only an accepted model becomes champion",
+    }  # fmt: skip
+    console = Console(width=100, record=True)
+    console.print(added_task_table(added))
+    lines = console.export_text().splitlines()
+    assert "college added to v1 as v2" in lines[0]
+    assert any("college (new)" in line and "-3.24% [-3.48%, -3.02%]" in line and "0.9637" in line for line in lines)
+    assert all(any(task in line and "bit-identical" in line for line in lines) for task in ("income", "marital"))
+    assert "verdict: REJECTED" in lines[-2] and "champion unchanged" in lines[-1]
