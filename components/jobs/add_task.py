@@ -39,14 +39,22 @@ from components.errors import PipelineError
 from components.io import registry, tracking
 from components.io.dvc import data_version, git_commit
 from components.io.serving import MultiTaskPyfunc, write_model_files
-from components.jobs.baseline_training import BaselineResult, train_one
+from components.jobs.baseline_training import BaselineResult, summarize, train_one
 from components.jobs.evidence import baseline_statistics
 from components.jobs.inputs import check_validated, load_tensor_splits
-from components.jobs.layout import REPORTS, VALIDATION_REPORT, read_json, timed, write_json
+from components.jobs.layout import (
+    BASELINES_REPORT,
+    REPORTS,
+    VALIDATION_REPORT,
+    read_json,
+    timed,
+    training_seeds,
+    write_json,
+)
 from components.jobs.trainings import epoch_logger, resume_key, training_params, training_run
 from components.jobs.versions import champion_intervals, pip_requirements, request_signature
 from components.models.added import AddedTasksModel, FeatureHeads, added_head
-from components.selection import promotion_decision, score_checkpoint
+from components.selection import bracket, promotion_decision, score_checkpoint
 from components.tasks import build_tasks, task_objectives
 from components.training.checkpoints import load_checkpoint
 from components.training.device import resolve_device
@@ -54,6 +62,7 @@ from components.training.evaluation import predictions
 from components.training.loader import TensorSplit
 from components.training.loop import train, training_ending
 from components.training.seeding import seed_everything
+from components.training.stopping import Ending
 
 ADDED_DIR = Path("models/added")
 ADD_TASK_REPORT = REPORTS / "add_task.json"
@@ -128,10 +137,13 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
     head.load_state_dict(best["model"])
     # the same tuning effort on both sides: none, as the head is not tuned
     untuned = params.model_copy(update={"tuning": params.tuning.model_copy(update={"trials": 0})})
-    baseline = train_one(untuned, root, name, parent_run_id)
-    if baseline is None:
-        raise AddTaskError(f"the baseline of {name} did not report a result")
-    judged = _judge(params, root, name, tasks, head, splits, baseline, training_ending(history, params.training))
+    found = [train_one(untuned, root, name, parent_run_id, seed=seed) for seed in training_seeds(params)]
+    trained = [result for result in found if result is not None]
+    if len(trained) < len(found):
+        raise AddTaskError(f"a baseline of {name} did not report a result")
+    # beside the other tasks' baselines: `mtl promote` judges the new version against them all
+    write_json(root / BASELINES_REPORT, read_json(root / BASELINES_REPORT) | summarize(trained))
+    judged = _judge(params, root, name, tasks, head, splits, trained, training_ending(history, params.training))
     version_params = Params.model_validate(
         champion.params.model_dump(mode="json")
         | {
@@ -214,10 +226,11 @@ def _judge(
     tasks: dict[str, Any],
     head: FeatureHeads,
     splits: dict[str, TensorSplit],
-    baseline: BaselineResult,
-    ending: Any,
+    baselines: list[BaselineResult],
+    ending: Ending,
 ) -> Judged:
-    """``selection``'s policy on validation, the new head against its baseline."""
+    """``selection``'s policy on validation, the new head against its baseline (the mean of
+    its ``training.seeds`` trainings, pooled in the intervals, as ``select`` judges)."""
     device = resolve_device(params.training.device)
     head = head.to(device)
     task = tasks[name]
@@ -232,23 +245,18 @@ def _judge(
     if rules.rule == "lower_bound":  # paired with the baseline on the same validation rows
         val = load_tensor_splits(params, root, ("val",))["val"]
         features = fitted_features(params, encoder_dir(root / params.data.dir))
-        reference = baseline_statistics(params, root, tasks, val, device, features, params.seed)
+        references = [baseline_statistics(params, root, tasks, val, device, features, b.seed) for b in baselines]
         ours = {name: task.row_statistics(found["val"], splits["val"].targets[name])}
         counts = resample_counts(len(val), rules.bootstrap_samples, params.seed)
-        intervals, _ = pooled_intervals(tasks, [reference], [ours], counts, rules.confidence, params.seed)
+        intervals, _ = pooled_intervals(tasks, references, [ours], counts, rules.confidence, params.seed)
+    baseline = summarize(baselines)[name]
     scored = score_checkpoint(
-        f"add-task {name}", 0, {name: scores["val"]}, {name: baseline.val}, objectives, rules.min_delta_m,
+        f"add-task {name}", 0, {name: scores["val"]}, {name: baseline["val"]}, objectives, rules.min_delta_m,
         rules.rule, intervals,
     )  # fmt: skip
     comparison = scored.comparisons[name]
-    unconverged = [
-        f"{side} {description}"
-        for side, converged, description in (
-            ("the new head", ending.converged, ending.describe()),
-            (f"the baseline of {name}", baseline.ending.get("converged", True), "stopped before converging"),
-        )
-        if not converged
-    ]
+    endings = {"the new head": ending} | {f"baseline {name} seed {b.seed}": Ending(**b.ending) for b in baselines}
+    unconverged = [f"{side} {end.describe()}" for side, end in endings.items() if not end.converged]
     change = f"{name} {comparison.relative_change:+.2%} against its baseline (tolerance -{comparison.tolerance:.0%})"
     if unconverged and rules.unconverged == "inconclusive":
         verdict, reason = "inconclusive", f"{change}; not judged: {'; '.join(unconverged)} (raise training.max_epochs)"
@@ -258,7 +266,7 @@ def _judge(
         reason = change
     interval = list(intervals[name]) if name in intervals else None
     return Judged(
-        verdict, reason, task.metric_name, scores["val"], baseline.val, scores["test"], baseline.test, interval,
+        verdict, reason, task.metric_name, scores["val"], baseline["val"], scores["test"], baseline["test"], interval,
         comparison.relative_change,
     )  # fmt: skip
 
@@ -383,9 +391,10 @@ def _card(name: str, reads: str, base: str, judged: Judged, promotion: str, old:
         "",
         f"**Verdict: {judged.verdict}**: {judged.reason}. Champion: {promotion}.",
         "",
-        "| task | metric | baseline (val) | this version (val) | baseline (test) | this version (test) |",
-        "|---|---|---|---|---|---|",
+        "| task | metric | baseline (val) | this version (val) | Δ (val) | baseline (test) | this version (test) |",
+        "|---|---|---|---|---|---|---|",
         f"| {name} (new) | {judged.metric} | {judged.baseline_val:.4f} | {judged.head_val:.4f} | "
-        f"{judged.baseline_test:.4f} | {judged.head_test:.4f} |",
-    ] + [f"| {task} (v{base}'s, unchanged) | | | {value:.4f} | | |" for task, value in old.items()]
+        f"{judged.relative_change:+.2%}{bracket(judged.interval)} | {judged.baseline_test:.4f} | "
+        f"{judged.head_test:.4f} |",
+    ] + [f"| {task} (v{base}'s) | | | {value:.4f} | bit-identical | | |" for task, value in old.items()]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ epoch when started again.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,21 @@ def _fit(
     # on disk too: a training on another worker or under torchrun hands its result back this way
     write_json(directory / TRAINING_RESULT, asdict(result))
     return result
+
+
+def summarize(results: list[BaselineResult]) -> dict[str, Any]:
+    """``reports/baselines.json``: per task the first seed's training (epoch, run), ``val``
+    and ``test`` as the mean over seeds (what select and promote compare against), and
+    every seed's own numbers under ``seeds``."""
+    report: dict[str, Any] = {}
+    for result in results:
+        entry = report.setdefault(
+            result.task, {k: v for k, v in asdict(result).items() if k not in ("curve", "seed", "ending")}
+        )
+        entry.setdefault("seeds", []).append(
+            {"seed": result.seed, "val": result.val, "test": result.test, "ending": result.ending}
+        )
+    for entry in report.values():
+        for split in ("val", "test"):
+            entry[split] = statistics.fmean(s[split] for s in entry["seeds"])
+    return report

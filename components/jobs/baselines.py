@@ -14,14 +14,12 @@ the report holds each task's mean over seeds and every seed's own numbers.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from components.config import Params
-from components.jobs.baseline_training import BaselineResult, train_one
+from components.jobs.baseline_training import BaselineResult, summarize, train_one
 from components.jobs.inputs import check_validated, load_tensor_splits, write_curves
 from components.jobs.layout import (
     BASELINES_DIR,
@@ -64,22 +62,4 @@ def run(params: Params, root: Path, parent_run_id: str, train_task: TrainOne | N
     write_json(root / BASELINES_REPORT, report)
     first = {r.task: r.curve for r in results if r is not None and r.seed == params.seed}
     write_curves(root / CURVES / "baselines.csv", first)
-    return report
-
-
-def summarize(results: list[BaselineResult]) -> dict[str, Any]:
-    """``reports/baselines.json``: per task the first seed's training (epoch, run), ``val``
-    and ``test`` as the mean over seeds (what select and promote compare against), and
-    every seed's own numbers under ``seeds``."""
-    report: dict[str, Any] = {}
-    for result in results:
-        entry = report.setdefault(
-            result.task, {k: v for k, v in asdict(result).items() if k not in ("curve", "seed", "ending")}
-        )
-        entry.setdefault("seeds", []).append(
-            {"seed": result.seed, "val": result.val, "test": result.test, "ending": result.ending}
-        )
-    for entry in report.values():
-        for split in ("val", "test"):
-            entry[split] = statistics.fmean(s[split] for s in entry["seeds"])
     return report

@@ -57,18 +57,31 @@ def baseline_intervals(
     return pooled_intervals(tasks, references, [candidate.row_statistics(frame)], counts, rules.confidence, params.seed)
 
 
+def _on_tasks_of(params: Params, candidate: MultiTaskPyfunc, version: str) -> Params:
+    """``params`` judging the version's own tasks: ``tasks:`` may name one more (added to the
+    champion by ``mtl add-task``, or before a retrain) or fewer."""
+    unknown = [task for task in candidate.tasks if task not in params.tasks]
+    if unknown:
+        raise registry.RegistryError(
+            f"v{version} has the task(s) {', '.join(unknown)}, which params.yaml's tasks: lacks; "
+            "restore their settings there to judge it (their tolerances are part of the policy)"
+        )
+    return params.model_copy(update={"tasks": {task: params.tasks[task] for task in candidate.tasks}})
+
+
 def run(params: Params, root: Path, version: str, force: bool = False, reason: str | None = None) -> Promotion:
     """Applies the policy (or the forced move) and tags the decision on the version."""
     registry.check_version(version)
     if force and not reason:
         raise registry.RegistryError("--force needs --reason, recorded on the version")
     name = params.registry.model_name
-    goals = task_objectives(params)
     frame = read_split(root / params.data.dir, "test")
     champion_version = registry.alias_version(name, registry.CHAMPION)
     if champion_version == version:
         return Promotion(version, True, "already champion")
     candidate_model = registry.load_version(name, version).unwrap_python_model()
+    params = _on_tasks_of(params, candidate_model, version)
+    goals = task_objectives(params)
     champion_model = (
         registry.load_version(name, champion_version).unwrap_python_model() if champion_version is not None else None
     )

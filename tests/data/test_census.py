@@ -94,7 +94,7 @@ def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new
     import pandas as pd
 
     from components.io import registry, tracking
-    from components.jobs import add_task, validate
+    from components.jobs import add_task, promote, validate
     from tests.helpers.projects import accepting
     from tests.helpers.stages import run_stages
 
@@ -135,7 +135,13 @@ def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new
     tags = tracking.client().get_model_version("tiny-census", "2").tags
     assert (tags["added_task"], tags["base_version"], tags["verdict"]) == ("college", "1", added.verdict)
     assert tags["test.income"] == tracking.client().get_model_version("tiny-census", "1").tags["test.income"]
-    assert (registry.alias_version("tiny-census", "champion") == "2") == added.champion_moved
-    present = "college" if added.champion_moved else "income"  # a task the champion has now
-    with pytest.raises(add_task.AddTaskError, match=f"already has task '{present}'"):
-        add_task.run(params, tmp_path, present, parent)
+    # accepted (the tolerances are loose), and within tolerance of the champion it extends
+    assert added.champion_moved and registry.alias_version("tiny-census", "champion") == "2"
+    # promote judges a version on its own tasks: v1 without the college params.yaml now has
+    without = params.model_copy(update={"tasks": {t: c for t, c in params.tasks.items() if t != "marital"}})
+    with pytest.raises(registry.RegistryError, match="v1 has the task.s. marital, which params.yaml's tasks: lacks"):
+        promote.run(without, tmp_path, "1")
+    promoted = promote.run(params, tmp_path, "1")  # identical on its tasks: back to v1
+    assert set(promoted.candidate_test) == {"income", "marital"} and promoted.promoted
+    with pytest.raises(add_task.AddTaskError, match="already has task 'income'"):
+        add_task.run(params, tmp_path, "income", parent)
