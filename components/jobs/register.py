@@ -81,7 +81,6 @@ def run(params: Params, root: Path, parent_run_id: str) -> registry.Registration
 
     def transaction() -> registry.Registration:
         _refuse_a_lost_registry(root)
-        _refuse_a_lost_training_run(mtl_run_id)
         existing = registry.version_with_key(name, key)
         _log_results(params, selection, parent_run_id, mtl_run_id)
         if existing is not None and registry.INCOMPLETE not in existing.tags:
@@ -122,17 +121,14 @@ def training_run_id(trained: dict[str, Any], seed: int | None) -> str:
     return str(runs.get(seed, trained["run_id"]))
 
 
-def _refuse_a_lost_training_run(run_id: str) -> None:
+def _lost_training_run(run_id: str) -> registry.RegistryError:
     """The model is logged on the MTL training's run: a tracking store that lacks it was
     replaced since training (a deleted ``mlflow.db`` with ``models/`` kept)."""
-    try:
-        tracking.client().get_run(run_id)
-    except MlflowException:
-        raise registry.RegistryError(
-            f"{MTL_REPORT} names the MTL training run {run_id}, which the tracking store at "
-            f"{tracking.tracking_uri()} does not hold (was the database replaced after training?): point "
-            "MLFLOW_TRACKING_URI at the one it trained under, or train again (`mtl train-mtl`, then `mtl select`)"
-        ) from None
+    return registry.RegistryError(
+        f"{MTL_REPORT} names the MTL training run {run_id}, which the tracking store at "
+        f"{tracking.tracking_uri()} does not hold (was the database replaced after training?): point "
+        "MLFLOW_TRACKING_URI at the one it trained under, or train again (`mtl train-mtl`, then `mtl select`)"
+    )
 
 
 def _refuse_a_lost_registry(root: Path) -> None:
@@ -155,7 +151,12 @@ def _log_results(params: Params, selection: SelectionReport, parent_run_id: str,
         parent_run_id, tracking.flatten("", params.model_dump(mode="json")) | {"params_hash": params.fingerprint()}
     )
     test = {f"test/{t}.{r.metric}": r.test for t, r in selection.tasks.items()}
-    tracking.log_metrics(mtl_run_id, test)
+    try:  # found missing here rather than by a lookup first: one statement fewer under the registry's lock
+        tracking.log_metrics(mtl_run_id, test)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise _lost_training_run(mtl_run_id) from None
+        raise
     tracking.log_metrics(
         parent_run_id,
         test
