@@ -73,17 +73,11 @@ class AddTaskError(PipelineError):
 
 
 @dataclass(frozen=True)
-class AddedTask:
-    """What ``mtl add-task`` did, as ``reports/add_task.json`` holds it."""
+class Judged:
+    """The gate's judgement of the new head against its baseline."""
 
-    task: str
-    reads: str
-    base_version: str
-    version: str
     verdict: str
     reason: str
-    promotion: str
-    champion_moved: bool
     metric: str
     head_val: float
     baseline_val: float
@@ -92,6 +86,18 @@ class AddedTask:
     interval: list[float] | None
     #: Δ of the new task's validation metric against its baseline's (positive: better)
     relative_change: float
+
+
+@dataclass(frozen=True)
+class AddedTask(Judged):
+    """What ``mtl add-task`` did, as ``reports/add_task.json`` holds it."""
+
+    task: str
+    reads: str
+    base_version: str
+    version: str
+    promotion: str
+    champion_moved: bool
     #: each old task's validation metric, the champion's and the new version's (equal)
     old_tasks_val: dict[str, float]
 
@@ -204,19 +210,6 @@ def _champion_without(params: Params, name: str) -> tuple[str, MultiTaskPyfunc]:
             f"(its tasks: {', '.join(champion.tasks)}); name a new one"
         )
     return champion_version, champion
-
-
-@dataclass(frozen=True)
-class Judged:
-    verdict: str
-    reason: str
-    metric: str
-    head_val: float
-    baseline_val: float
-    head_test: float
-    baseline_test: float
-    interval: list[float] | None
-    relative_change: float
 
 
 def _judge(
@@ -374,10 +367,8 @@ def _result(
     name: str, reads: str, base: str, version: str, judged: Judged, promotion: str, moved: bool, old: dict[str, float]
 ) -> AddedTask:
     return AddedTask(
-        task=name, reads=reads, base_version=base, version=version, verdict=judged.verdict, reason=judged.reason,
-        promotion=promotion, champion_moved=moved, metric=judged.metric, head_val=judged.head_val,
-        baseline_val=judged.baseline_val, head_test=judged.head_test, baseline_test=judged.baseline_test,
-        interval=judged.interval, relative_change=judged.relative_change, old_tasks_val=old,
+        **asdict(judged), task=name, reads=reads, base_version=base, version=version, promotion=promotion,
+        champion_moved=moved, old_tasks_val=old,
     )  # fmt: skip
 
 
