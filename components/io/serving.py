@@ -93,7 +93,8 @@ class MultiTaskPyfunc(PythonModel):
         self.inputs_dir = inputs  # what the encoder was fitted to: `mtl add-task` ships it again
         self.encoder = load_encoder(self.params, inputs)
         features = fitted_features(self.params, inputs)
-        self.network = build_with_added(self.params, self.tasks, spec.get("added", {}), inputs, features)
+        self.added = spec.get("added", {})  # tasks `mtl add-task` put on a trained network
+        self.network = build_with_added(self.params, self.tasks, self.added, inputs, features)
         self.network.load_state_dict(torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True))
         self.network.eval()
         self.request_schema = request_schema(self.params)

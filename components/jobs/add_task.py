@@ -55,7 +55,7 @@ from components.jobs.trainings import epoch_logger, resume_key, training_params,
 from components.jobs.versions import champion_intervals, pip_requirements, request_signature
 from components.models.added import AddedTasksModel, FeatureHeads, added_head
 from components.selection import bracket, promotion_decision, score_checkpoint
-from components.tasks import build_tasks, task_objectives
+from components.tasks import Task, build_tasks, task_objectives
 from components.training.checkpoints import load_checkpoint
 from components.training.device import resolve_device
 from components.training.evaluation import predictions
@@ -113,6 +113,7 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
             f"add_task.reads: the champion v{champion_version} has no task {reads!r}; "
             f"valid: {', '.join(champion.tasks)}"
         )
+    reads = champion.added.get(reads, {}).get("reads", reads)  # an added task reads its own task's features
     tasks = build_tasks({name: params.tasks[name]})
     if tasks[name].dense:
         raise AddTaskError(
@@ -126,7 +127,54 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
         for split, frame in frames.items()
     }
     width = splits["train"].inputs.shape[1]
+    head, history, best, run_id = _train_head(params, root, name, reads, tasks, splits, champion_version, parent_run_id)
+    # the same tuning effort on both sides: none, as the head is not tuned
+    untuned = params.model_copy(update={"tuning": params.tuning.model_copy(update={"trials": 0})})
+    found = [train_one(untuned, root, name, parent_run_id, seed=seed) for seed in training_seeds(params)]
+    trained = [result for result in found if result is not None]
+    if len(trained) < len(found):
+        raise AddTaskError(f"a baseline of {name} did not report a result")
+    # beside the other tasks' baselines: `mtl promote` judges the new version against them all
+    write_json(root / BASELINES_REPORT, read_json(root / BASELINES_REPORT) | summarize(trained))
+    judged = _judge(params, root, name, tasks, head, splits, trained, training_ending(history, params.training))
+    stored = champion.params.model_dump(mode="json")  # the version: the champion's settings and the new task
+    version_params = Params.model_validate(
+        stored | {"tasks": stored["tasks"] | {name: params.tasks[name].model_dump(mode="json")}}
+    )
+    network, added = _extended(champion, name, head, reads, width, params.add_task.adapter)
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = write_model_files(
+            {"model": network.state_dict()}, version_params, Path(scratch), champion.inputs_dir, added
+        )
+        candidate = MultiTaskPyfunc()
+        candidate.load_context(SimpleNamespace(artifacts=artifacts))
+        old_val = _old_tasks_unchanged(champion, candidate, frames["val"], champion_version)
+        key = registry.registration_key(
+            data_version(root, params.data.dir), version_params.fingerprint(), str(best.get("sha256", ""))
+        )
+        result = _register(
+            params, version_params, root, name, reads, champion_version, champion, candidate, artifacts,
+            frames["test"], judged, old_val, run_id, key,
+        )  # fmt: skip
+    write_json(root / ADD_TASK_REPORT, asdict(result))
+    return result
+
+
+def _train_head(
+    params: Params,
+    root: Path,
+    name: str,
+    reads: str,
+    tasks: dict[str, Task],
+    splits: dict[str, TensorSplit],
+    champion_version: str,
+    parent_run_id: str,
+) -> tuple[FeatureHeads, list[Any], dict[str, Any], str | None]:
+    """The new head trained on the cached features under its own MLflow run (resumed when
+    killed, reused when finished): the head at its best epoch, the history, that epoch's
+    checkpoint and the run."""
     seed_everything(params.seed)
+    width = splits["train"].inputs.shape[1]
     head = FeatureHeads({name: added_head(tasks[name].head(width), width, params.add_task.adapter)})
     directory = root / ADDED_DIR / name
     label = f"add-task-{name}-on-v{champion_version}"
@@ -141,42 +189,18 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
         )  # fmt: skip
     best = load_checkpoint(directory / "best.pt")
     head.load_state_dict(best["model"])
-    # the same tuning effort on both sides: none, as the head is not tuned
-    untuned = params.model_copy(update={"tuning": params.tuning.model_copy(update={"trials": 0})})
-    found = [train_one(untuned, root, name, parent_run_id, seed=seed) for seed in training_seeds(params)]
-    trained = [result for result in found if result is not None]
-    if len(trained) < len(found):
-        raise AddTaskError(f"a baseline of {name} did not report a result")
-    # beside the other tasks' baselines: `mtl promote` judges the new version against them all
-    write_json(root / BASELINES_REPORT, read_json(root / BASELINES_REPORT) | summarize(trained))
-    judged = _judge(params, root, name, tasks, head, splits, trained, training_ending(history, params.training))
-    version_params = Params.model_validate(
-        champion.params.model_dump(mode="json")
-        | {
-            "tasks": {
-                **champion.params.model_dump(mode="json")["tasks"],
-                name: params.tasks[name].model_dump(mode="json"),
-            }
-        }
-    )
-    added = {name: {"reads": reads, "width": width, "adapter": params.add_task.adapter}}
-    network = AddedTasksModel(champion.network, dict(head.heads.items()), {name: reads})
-    with tempfile.TemporaryDirectory() as scratch:
-        artifacts = write_model_files(
-            {"model": network.state_dict()}, version_params, Path(scratch), champion.inputs_dir, added
-        )
-        candidate = MultiTaskPyfunc()
-        candidate.load_context(SimpleNamespace(artifacts=artifacts))
-        old_val = _old_tasks_unchanged(champion, candidate, frames["val"], champion_version)
-        key = registry.registration_key(
-            data_version(root, params.data.dir), version_params.fingerprint(), str(best.get("sha256", ""))
-        )
-        result = _register(
-            params, version_params, root, name, reads, champion_version, champion, candidate, artifacts,
-            frames["test"], judged, old_val, resume.run_id, key,
-        )  # fmt: skip
-    write_json(root / ADD_TASK_REPORT, asdict(result))
-    return result
+    return head, history, best, resume.run_id
+
+
+def _extended(
+    champion: MultiTaskPyfunc, name: str, head: FeatureHeads, reads: str, width: int, adapter: int
+) -> tuple[AddedTasksModel, dict[str, dict[str, Any]]]:
+    """The champion's network with the new head, and the record that rebuilds it; a
+    champion that is itself an extended one keeps its trunk and its added heads beside it."""
+    base = champion.network.base if isinstance(champion.network, AddedTasksModel) else champion.network
+    added = champion.added | {name: {"reads": reads, "width": width, "adapter": adapter}}
+    heads = {task: champion.network.heads[task] for task in champion.added} | dict(head.heads.items())
+    return AddedTasksModel(base, heads, {task: entry["reads"] for task, entry in added.items()}), added
 
 
 def _check_task(params: Params, root: Path, name: str) -> None:
@@ -216,7 +240,7 @@ def _judge(
     params: Params,
     root: Path,
     name: str,
-    tasks: dict[str, Any],
+    tasks: dict[str, Task],
     head: FeatureHeads,
     splits: dict[str, TensorSplit],
     baselines: list[BaselineResult],

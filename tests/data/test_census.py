@@ -145,3 +145,15 @@ def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new
     assert set(promoted.candidate_test) == {"income", "marital"} and promoted.promoted
     with pytest.raises(add_task.AddTaskError, match="already has task 'income'"):
         add_task.run(params, tmp_path, "income", parent)
+    # a second task on a champion that is itself extended: one trunk, both added heads beside it
+    promote.run(params, tmp_path, "2")
+    raw["tasks"]["earner"] = {"type": "binary", "label": "income_50k", "max_relative_regression": 1.0}
+    raw["tasks"]["earner"] |= {"min_class_share": 0.03, "max_class_share": 0.97}
+    raw["add_task"] = {"reads": "college"}  # an added task: the features its own head reads (income's)
+    params = Params.model_validate(raw)
+    validate.run(params, tmp_path)
+    second = add_task.run(params, tmp_path, "earner", parent)
+    assert (second.version, second.base_version, second.reads) == ("3", "2", "income")
+    three = mlflow.pyfunc.load_model("models:/tiny-census/3").predict(val)
+    assert list(three.columns) == ["income", "marital", "college", "earner"]
+    assert three[["income", "marital", "college"]].equals(after)
