@@ -306,8 +306,11 @@ def _old_tasks_unchanged(
             f"adding the task changed the champion v{champion_version}'s predictions for {', '.join(changed)} "
             "on validation; nothing was registered"
         )
-    return {task: champion.tasks[task].score(theirs[task], champion.tasks[task].targets(val, champion.encoder))[
-        champion.tasks[task].metric_name] for task in old}  # fmt: skip
+    metrics = {}
+    for task in old:
+        own = champion.tasks[task]
+        metrics[task] = own.score(theirs[task], own.targets(val, champion.encoder))[own.metric_name]
+    return metrics
 
 
 def _register(
