@@ -27,13 +27,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import mlflow
 import pandas as pd
 import torch
 
 from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
-from components.data.encoders import encoder_dir, fitted_features, request_frame
+from components.data.encoders import encoder_dir, fitted_features
 from components.data.splits import SPLITS, read_split
 from components.errors import PipelineError
 from components.io import registry, tracking
@@ -52,7 +51,7 @@ from components.jobs.layout import (
     write_json,
 )
 from components.jobs.trainings import epoch_logger, resume_key, training_params, training_run
-from components.jobs.versions import champion_intervals, pip_requirements, request_signature
+from components.jobs.versions import champion_intervals, log_and_register
 from components.models.added import AddedTasksModel, FeatureHeads, added_head
 from components.selection import bracket, promotion_decision, score_checkpoint
 from components.tasks import Task, build_tasks, task_objectives
@@ -353,19 +352,7 @@ def _register(
         if existing is not None:
             version = str(existing.version)
         else:
-            rows = request_frame(version_params, test.head(3))
-            with mlflow.start_run(run_id=run_id):
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=MultiTaskPyfunc(),
-                    artifacts=artifacts,
-                    code_paths=[str(Path(__file__).parents[1])],
-                    signature=request_signature(list(version_params.tasks)),
-                    input_example=(rows, {"tasks": list(version_params.tasks)}),
-                    pip_requirements=pip_requirements(version_params),
-                )
-            tags = {registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
-            version = str(mlflow.register_model(info.model_uri, model_name, tags=tags).version)
+            version = log_and_register(version_params, artifacts, test, run_id, key)
         tracker = tracking.client()
         tags = {
             "verdict": judged.verdict,

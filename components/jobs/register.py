@@ -11,16 +11,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import mlflow
 from mlflow.exceptions import MlflowException
 
 from components.config import Params
-from components.data.encoders import DATASET_COLUMN, encoder_dir, request_frame
+from components.data.encoders import encoder_dir
 from components.data.splits import read_split
 from components.errors import PipelineError
 from components.io import registry, tracking
 from components.io.dvc import data_version, experiment_name, git_commit
-from components.io.serving import MultiTaskPyfunc, write_model_files
+from components.io.serving import write_model_files
 from components.jobs.layout import (
     MTL_DIR,
     MTL_REPORT,
@@ -30,7 +29,7 @@ from components.jobs.layout import (
     timed,
     write_json,
 )
-from components.jobs.versions import champion_intervals, pip_requirements, request_signature
+from components.jobs.versions import champion_intervals, log_and_register
 from components.report import model_card, registered_model_description
 from components.selection import SelectionReport, promotion_decision
 from components.tasks import task_objectives
@@ -167,28 +166,12 @@ def _log_results(params: Params, selection: SelectionReport, parent_run_id: str,
 
 
 def _log_and_register(params: Params, root: Path, selection: SelectionReport, mtl_run_id: str, key: str) -> str:
-    """Logs the pyfunc model on the MTL training's run (beside its curves and test metrics)
-    and registers it as a new version tagged with its key and ``incomplete`` in one call;
-    returns the version."""
+    """The chosen checkpoint logged on the MTL training's run (beside its curves and test
+    metrics) and registered as a new, ``incomplete`` version; returns the version."""
     checkpoint = load_checkpoint(root / MTL_DIR / selection.checkpoint, selection.sha256)
-    test_frame = read_split(root / params.data.dir, "test")
-    # a few rows of every dataset, so the input example shows every input column
-    rows = test_frame.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test_frame.head(3)
-    example = request_frame(params, rows)
-    with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=mtl_run_id):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=MultiTaskPyfunc(),
-            artifacts=write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir)),
-            code_paths=[str(Path(__file__).parents[1])],
-            signature=request_signature(list(params.tasks)),
-            input_example=(example, {"tasks": list(params.tasks)}),
-            pip_requirements=pip_requirements(params),
-        )
-    registered = mlflow.register_model(
-        info.model_uri, params.registry.model_name, tags={registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
-    )
-    return str(registered.version)
+    with tempfile.TemporaryDirectory() as scratch:
+        artifacts = write_model_files(checkpoint, params, Path(scratch), encoder_dir(root / params.data.dir))
+        return log_and_register(params, artifacts, read_split(root / params.data.dir, "test"), mtl_run_id, key)
 
 
 def _complete(

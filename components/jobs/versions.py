@@ -7,13 +7,15 @@ the champion guard), ``promote`` and the health check.
 from __future__ import annotations
 
 from importlib import metadata
+from pathlib import Path
 
+import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
 
 from components.bootstrap import pooled_intervals, resample_counts
 from components.config import Params
-from components.data.encoders import TEXT_INPUTS
+from components.data.encoders import DATASET_COLUMN, TEXT_INPUTS, request_frame
 from components.io import registry
 from components.io.serving import MultiTaskPyfunc
 
@@ -60,3 +62,26 @@ def pip_requirements(params: Params) -> list[str]:
     if any(task.type == "detection" for task in params.tasks.values()):
         names += ["pycocotools", "scipy"]  # the health check's mAP, and the loss's matching when scoring
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in dict.fromkeys(names)]
+
+
+def log_and_register(
+    params: Params, artifacts: dict[str, str], test: pd.DataFrame, run_id: str | None, key: str
+) -> str:
+    """Logs the pyfunc model of ``artifacts`` (``write_model_files``) on the training run
+    ``run_id`` and registers it as a new version of ``registry.model_name``, tagged with its
+    registration ``key`` and ``incomplete`` in one call; returns the version. The input
+    example is a few rows of the ``test`` split, of every dataset, so it shows every input
+    column."""
+    rows = test.groupby(DATASET_COLUMN).head(2) if params.data.datasets else test.head(3)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=MultiTaskPyfunc(),
+            artifacts=artifacts,
+            code_paths=[str(Path(__file__).parents[1])],
+            signature=request_signature(list(params.tasks)),
+            input_example=(request_frame(params, rows), {"tasks": list(params.tasks)}),
+            pip_requirements=pip_requirements(params),
+        )
+    tags = {registry.REGISTRATION_KEY: key, registry.INCOMPLETE: "true"}
+    return str(mlflow.register_model(info.model_uri, params.registry.model_name, tags=tags).version)
