@@ -10,8 +10,9 @@ from components.config.base import Strict
 
 
 class AddTaskConfig(Strict):
-    """The new task's head reads the champion's frozen features; it trains with ``training``'s settings (epochs,
-    early stopping, optimizer, batch size) and is judged against its own single-task baseline by ``selection``."""
+    """The new task's head reads the champion's frozen features; it trains as its single-task baseline does
+    (``training``'s epochs, early stopping, optimizer and batch size, on the plain loss) and is judged against that
+    baseline by ``selection``."""
 
     reads: str | None = None
     """Which of the champion's tasks' features the new head reads (they differ under mmoe, ple and the per-task

@@ -2,9 +2,10 @@
 
 The champion's network stays frozen: its encoder and trunk compute, once, the features of
 every row that the task ``add_task.reads`` names, and a head for NAME (behind an optional
-residual adapter, ``add_task.adapter``) trains on them with ``training``'s settings and
-early stopping. NAME's own single-task baseline trains as the baselines stage trains it
-(``models/baselines/NAME``), untuned like the head: both sides get the same tuning effort.
+residual adapter, ``add_task.adapter``) trains on them as its baseline trains: ``training``'s
+settings and early stopping, on the plain loss (no MTL weighting or gradient method). NAME's
+own single-task baseline trains as the baselines stage trains it (``models/baselines/NAME``),
+untuned like the head: both sides get the same tuning effort.
 The result:
 
 - the gate, ``selection``'s policy on validation: the new head against its baseline
@@ -45,6 +46,7 @@ from components.jobs.layout import (
     BASELINES_REPORT,
     REPORTS,
     VALIDATION_REPORT,
+    baseline_params,
     read_json,
     timed,
     training_seeds,
@@ -172,6 +174,7 @@ def _train_head(
     """The new head trained on the cached features under its own MLflow run (resumed when
     killed, reused when finished): the head at its best epoch, the history, that epoch's
     checkpoint and the run."""
+    single = baseline_params(params)  # one task: its plain loss and gradient, as its baseline trains
     seed_everything(params.seed)
     width = splits["train"].inputs.shape[1]
     head = FeatureHeads({name: added_head(tasks[name].head(width), width, params.add_task.adapter)})
@@ -183,7 +186,7 @@ def _train_head(
         key, (params, root),
     ) as resume:  # fmt: skip
         history = train(
-            head, tasks, splits["train"], splits["val"], params.training, params.seed, directory,
+            head, tasks, splits["train"], splits["val"], single.training, params.seed, directory,
             keep_best_for=name, label=f"add-task {name}", on_epoch=epoch_logger(resume.run_id), resume=resume,
         )  # fmt: skip
     best = load_checkpoint(directory / "best.pt")

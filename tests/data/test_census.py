@@ -150,6 +150,7 @@ def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new
     raw["tasks"]["earner"] = {"type": "binary", "label": "income_50k", "max_relative_regression": 1.0}
     raw["tasks"]["earner"] |= {"min_class_share": 0.03, "max_class_share": 0.97}
     raw["add_task"] = {"reads": "college"}  # an added task: the features its own head reads (income's)
+    raw["training"]["loss_weighting"] = {"name": "gradnorm"}  # an MTL method: a single head trains on its plain loss
     params = Params.model_validate(raw)
     validate.run(params, tmp_path)
     second = add_task.run(params, tmp_path, "earner", parent)
