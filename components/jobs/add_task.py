@@ -54,7 +54,8 @@ from components.jobs.layout import (
 )
 from components.jobs.trainings import epoch_logger, resume_key, training_params, training_run
 from components.jobs.versions import champion_intervals, log_and_register
-from components.models.added import AddedTasksModel, FeatureHeads, added_head
+from components.models import MultiTaskNetwork
+from components.models.added import AddedTasksModel, FeatureHeads, adapters_for
 from components.selection import bracket, promotion_decision, score_checkpoint
 from components.tasks import Task, build_tasks, task_objectives
 from components.training.checkpoints import load_checkpoint
@@ -127,8 +128,8 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
         split: TensorSplit(champion.task_features(frame, reads), {name: tasks[name].targets(frame, champion.encoder)})
         for split, frame in frames.items()
     }
-    width = splits["train"].inputs.shape[1]
-    head, history, best, run_id = _train_head(params, root, name, reads, tasks, splits, champion_version, parent_run_id)
+    entry = {"reads": reads, "width": splits["train"].inputs.shape[1], "adapter": params.add_task.adapter}
+    head, history, best, run_id = _train_head(params, root, name, entry, tasks, splits, champion_version, parent_run_id)
     # the same tuning effort on both sides: none, as the head is not tuned
     untuned = params.model_copy(update={"tuning": params.tuning.model_copy(update={"trials": 0})})
     found = [train_one(untuned, root, name, parent_run_id, seed=seed) for seed in training_seeds(params)]
@@ -142,7 +143,7 @@ def run(params: Params, root: Path, name: str, parent_run_id: str) -> AddedTask:
     version_params = Params.model_validate(
         stored | {"tasks": stored["tasks"] | {name: params.tasks[name].model_dump(mode="json")}}
     )
-    network, added = _extended(champion, name, head, reads, width, params.add_task.adapter)
+    network, added = _extended(champion, name, head, entry)
     with tempfile.TemporaryDirectory() as scratch:
         artifacts = write_model_files(
             {"model": network.state_dict()}, version_params, Path(scratch), champion.inputs_dir, added
@@ -165,7 +166,7 @@ def _train_head(
     params: Params,
     root: Path,
     name: str,
-    reads: str,
+    entry: dict[str, Any],
     tasks: dict[str, Task],
     splits: dict[str, TensorSplit],
     champion_version: str,
@@ -176,13 +177,12 @@ def _train_head(
     checkpoint and the run."""
     single = baseline_params(params)  # one task: its plain loss and gradient, as its baseline trains
     seed_everything(params.seed)
-    width = splits["train"].inputs.shape[1]
-    head = FeatureHeads({name: added_head(tasks[name].head(width), width, params.add_task.adapter)})
+    head = FeatureHeads({name: tasks[name].head(entry["width"])}, adapters_for({name: entry}))
     directory = root / ADDED_DIR / name
     label = f"add-task-{name}-on-v{champion_version}"
     key = resume_key(params, root, f"{label}-{params.add_task.model_dump_json()}")  # the fingerprint leaves it out
     with training_run(
-        parent_run_id, label, training_params(params) | {"task": name, "reads": reads}, directory,
+        parent_run_id, label, training_params(params) | {"task": name, "reads": entry["reads"]}, directory,
         key, (params, root),
     ) as resume:  # fmt: skip
         history = train(
@@ -195,14 +195,18 @@ def _train_head(
 
 
 def _extended(
-    champion: MultiTaskPyfunc, name: str, head: FeatureHeads, reads: str, width: int, adapter: int
+    champion: MultiTaskPyfunc, name: str, head: FeatureHeads, entry: dict[str, Any]
 ) -> tuple[AddedTasksModel, dict[str, dict[str, Any]]]:
     """The champion's network with the new head, and the record that rebuilds it; a
     champion that is itself an extended one keeps its trunk and its added heads beside it."""
-    base = champion.network.base if isinstance(champion.network, AddedTasksModel) else champion.network
-    added = champion.added | {name: {"reads": reads, "width": width, "adapter": adapter}}
-    heads = {task: champion.network.heads[task] for task in champion.added} | dict(head.heads.items())
-    return AddedTasksModel(base, heads, {task: entry["reads"] for task, entry in added.items()}), added
+    network: MultiTaskNetwork = champion.network
+    base, adapters = network, {}
+    if isinstance(network, AddedTasksModel):
+        base, adapters = network.base, dict(network.adapters.items())
+    added = champion.added | {name: entry}
+    heads = {task: network.heads[task] for task in champion.added} | dict(head.heads.items())
+    reads = {task: record["reads"] for task, record in added.items()}
+    return AddedTasksModel(base, heads, reads, adapters | dict(head.adapters.items())), added
 
 
 def _check_task(params: Params, root: Path, name: str) -> None:

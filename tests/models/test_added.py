@@ -13,7 +13,7 @@ from components.cli import app
 from components.config import Params
 from components.data.encoders import FittedFeatures
 from components.models import MMoEModel, build_model
-from components.models.added import AddedTasksModel, FeatureHeads, ResidualAdapter, added_head, build_with_added
+from components.models.added import AddedTasksModel, FeatureHeads, ResidualAdapter, adapters_for, build_with_added
 from components.tasks import build_tasks
 from tests.helpers.projects import REPO, iris_dict
 
@@ -33,7 +33,7 @@ def test_the_old_tasks_answer_as_the_base_network_did_and_the_new_head_reads_the
     torch.manual_seed(0)
     base = build_model(params, build_tasks(params.tasks), features=FittedFeatures(3, ())).eval()
     head = torch.nn.Linear(4, 1)
-    extended = AddedTasksModel(base, {"new": head}, {"new": reads}).eval()
+    extended = AddedTasksModel(base, {"new": head}, {"new": reads}, {}).eval()
     x = torch.randn(6, 3)
     with torch.no_grad():
         before, after = base(x, old), extended(x, [*old, "new"])
@@ -56,8 +56,9 @@ def test_a_registered_versions_network_is_rebuilt_from_its_parameters_and_added_
     torch.manual_seed(0)
     base = build_model(params, build_tasks(params.tasks), features=FittedFeatures(3, ()))
     added = {"new": {"reads": next(iter(params.tasks)), "width": 4, "adapter": 2}}
-    head = added_head(tasks["new"].head(4), 4, 2)
-    saved = AddedTasksModel(base, {"new": head}, {"new": added["new"]["reads"]}).eval()
+    saved = AddedTasksModel(base, {"new": tasks["new"].head(4)}, {"new": added["new"]["reads"]}, adapters_for(added))
+    saved.adapters["new"].up.weight.data.normal_()  # a trained adapter, not the identity it starts as
+    saved.eval()
     rebuilt = build_with_added(version_params, tasks, added, features=FittedFeatures(3, ()))
     rebuilt.load_state_dict(saved.state_dict())
     x = torch.randn(4, 3)
@@ -69,7 +70,7 @@ def test_the_adapter_starts_as_the_identity_and_only_the_heads_train_on_cached_f
     adapter = ResidualAdapter(width=4, hidden=3)
     x = torch.randn(5, 4)
     assert torch.equal(adapter(x), x)
-    heads = FeatureHeads({"new": torch.nn.Sequential(adapter, torch.nn.Linear(4, 1))})
+    heads = FeatureHeads({"new": torch.nn.Linear(4, 1)}, {"new": adapter})
     assert heads.shared_parameters() == []  # nothing in it is shared: the trunk stays frozen outside it
     assert len(heads.task_parameters("new")) == 6
 
@@ -88,3 +89,19 @@ def test_adding_a_task_params_yaml_lacks_says_which_tasks_it_has(tmp_path):
     assert "no task 'parity' under tasks:" in result.output and "tasks there: left, right, sum" in result.output
     assert "Traceback" not in result.output
     assert yaml.safe_load(params.read_text()) == yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_an_added_regression_task_behind_an_adapter_answers_in_its_labels_units(tmp_path):
+    """The adapter sits on the features, not around the head: a task's own ``predict`` still
+    finds its head's methods (regression destandardizes with them)."""
+    params = iris_params(tmp_path, "hard")
+    raw = params.model_dump(mode="json")
+    raw["tasks"]["width_again"] = dict(raw["tasks"]["petal_width"])
+    version_params = Params.model_validate(raw)
+    tasks = build_tasks(version_params.tasks)
+    added = {"width_again": {"reads": "species", "width": 4, "adapter": 2}}
+    network = build_with_added(version_params, tasks, added, features=FittedFeatures(3, ())).eval()
+    with torch.no_grad():
+        output = network(torch.randn(5, 3), ["width_again"])["width_again"]
+        answer = tasks["width_again"].predict(network.heads["width_again"], output)
+    assert answer.shape == (5,) and bool(torch.isfinite(answer).all())
