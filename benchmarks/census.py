@@ -147,9 +147,14 @@ def tables(found: dict) -> str:
         for name in STAGES
     ]  # fmt: skip
     sizes = [f"{size} rows per file" if size != "all" else "all 299,285 rows" for size in found["scale"]]
+    endings = compared["endings"]  # per sharing, how each training of the comparison ended
+    labels = list(dict.fromkeys(label for found_ in endings.values() for label in found_))
+    ending_rows = [[label, *(endings[sharing].get(label, "") for sharing in endings)] for label in labels]
     return (
         f"{markdown_table(headers, rows)}\n\n"
         f"Seeds: {found['seeds']} (mean ± std over seeds). Baselines: {found['comparison']['costs']['baselines']}.\n\n"
+        f"How each training ended (early stopping), by sharing:\n\n"
+        f"{markdown_table(['training', *endings], ending_rows)}\n\n"
         f"{markdown_table(['stage (time / peak memory)', *sizes], cost_rows)}"
     )
 
