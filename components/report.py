@@ -429,7 +429,8 @@ def registered_model_description(params: Params) -> str:
 
 def added_task_table(added: dict[str, Any]) -> Group:
     """What ``mtl add-task`` did (``reports/add_task.json``): the new task against its
-    baseline, the old tasks as the champion had them, the verdict and the aliases."""
+    baseline, the old tasks as the champion had them, the verdict, how both sides' trainings
+    ended, and the aliases."""
     table = Table(title=f"{added['task']} added to v{added['base_version']} as v{added['version']}")
     for column in ("task", "metric", "baseline\nval", "val", "Δ val", "baseline\ntest", "test"):
         table.add_column(column, justify="left" if column in ("task", "metric") else "right")
@@ -444,5 +445,6 @@ def added_task_table(added: dict[str, Any]) -> Group:
     return Group(
         table,
         Text(f"verdict: {added['verdict'].upper()} · {added['reason']}"),
+        Text("trainings: " + " · ".join(f"{side} {how}" for side, how in added["endings"].items())),
         Text(f"registered v{added['version']} · {moved}: {added['promotion']}"),
     )

@@ -154,6 +154,7 @@ def test_the_add_task_table_shows_the_new_task_against_its_baseline_and_the_old_
         "head_test": 0.9637, "old_tasks_val": {"income": 0.948, "marital": 0.9944}, "champion_moved": False,
         "verdict": "rejected", "reason": "college -3.24% against its baseline (tolerance -1%)",
         "promotion": "verdict is rejected; only an accepted model becomes champion",
+        "endings": {"the new head": "converged at epoch 26 (best 23)", "baseline": "converged at epoch 4 (best 1)"},
     }  # fmt: skip
     console = Console(width=100, record=True)
     console.print(added_task_table(added))
@@ -161,4 +162,6 @@ def test_the_add_task_table_shows_the_new_task_against_its_baseline_and_the_old_
     assert "college added to v1 as v2" in lines[0]
     assert any("college (new)" in line and "-3.24% [-3.48%, -3.02%]" in line and "0.9637" in line for line in lines)
     assert all(any(task in line and "bit-identical" in line for line in lines) for task in ("income", "marital"))
-    assert "verdict: REJECTED" in lines[-2] and "champion unchanged" in lines[-1]
+    after = " ".join(line.strip() for line in lines if "│" not in line and "━" not in line and "─" not in line)
+    trainings = "trainings: the new head converged at epoch 26 (best 23) · baseline converged at epoch 4 (best 1)"
+    assert after.index("verdict: REJECTED") < after.index(trainings) < after.index("champion unchanged")

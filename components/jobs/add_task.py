@@ -88,6 +88,8 @@ class Judged:
     interval: list[float] | None
     #: Δ of the new task's validation metric against its baseline's (positive: better)
     relative_change: float
+    #: how each side's training ended, by its label (``Ending.describe``)
+    endings: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,7 @@ def _judge(
     interval = list(intervals[name]) if name in intervals else None
     return Judged(
         verdict, reason, task.metric_name, scores["val"], baseline["val"], scores["test"], baseline["test"], interval,
-        comparison.relative_change,
+        comparison.relative_change, {side: end.describe() for side, end in endings.items()},
     )  # fmt: skip
 
 
@@ -402,6 +404,8 @@ def _card(name: str, reads: str, base: str, judged: Judged, promotion: str, old:
         "unchanged, their validation predictions checked bit-identical before registering.",
         "",
         f"**Verdict: {judged.verdict}**: {judged.reason}. Champion: {promotion}.",
+        "",
+        "Trainings: " + " · ".join(f"{side} {how}" for side, how in judged.endings.items()) + ".",
         "",
         "| task | metric | baseline (val) | this version (val) | Δ (val) | baseline (test) | this version (test) |",
         "|---|---|---|---|---|---|---|",

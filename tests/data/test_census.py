@@ -126,6 +126,7 @@ def test_a_small_census_run_serves_unseen_and_missing_categories_and_takes_a_new
     parent = tracking.open_pipeline_run(params.registry.experiment)
     added = add_task.run(params, tmp_path, "college", parent)
     assert (added.version, added.base_version, added.reads) == ("2", "1", "income")
+    assert set(added.endings) == {"the new head", "baseline college seed 0"}  # both sides say how they stopped
     val = pd.read_parquet(tmp_path / "data/val.parquet")
     champion, extended = (mlflow.pyfunc.load_model(f"models:/tiny-census/{v}") for v in ("1", "2"))
     before, after = champion.predict(val), extended.predict(val)
