@@ -17,10 +17,11 @@ class TaskConfig(Strict):
 
     type: str
     """A registered task type: classification, binary, multilabel, regression, tagging, span, segmentation,
-    detection, or one you add (docs/tasks.md, "Add your own task type")."""
+    depth, detection, or one you add (docs/tasks.md, "Add your own task type")."""
     label: str | list[str]
     """The label column. multilabel: one 0/1 column per label; tagging: a column of tag lists (one per word); span:
-    [answer start column, answer text column]; segmentation: a column of flat masks (one class id per pixel);
+    [answer start column, answer text column]; segmentation: a column of flat masks (one class id per pixel); depth: a
+    column of flat depth maps (one distance per pixel, NaN or 0 where there is no reading);
     detection: [boxes column (a flat list of x1, y1, x2, y2 per object, in pixels), classes column]."""
     num_classes: Annotated[int, Field(ge=2)] | None = None
     """classification and segmentation: the number of classes (detection: of object classes)."""

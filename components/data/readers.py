@@ -11,7 +11,10 @@
                     ``mask`` (the flat mask of each image); any other (N,) array becomes a
                     column of that name (image-level labels)
 directory           ``images/*.png`` and ``masks/*.png`` paired by file name → as ``.npz``,
-                    with ``id`` the file stem; an optional ``labels.csv`` adds columns by ``id``
+                    with ``id`` the file stem; an optional ``labels.csv`` adds columns by ``id``,
+                    and an optional ``depth/*.png`` (16-bit, millimetres, 0 where the sensor
+                    has no reading, as NYUv2 and KITTI store it) → ``depth``, the flat depth
+                    map in metres (NaN without a reading)
 =================== ========================================================================
 
 Images are read as 8-bit greyscale; they must be ``data.canvas_size`` pixels square.
@@ -53,6 +56,9 @@ def read_csv(path: Path) -> pd.DataFrame:
 TABLE_READERS = {".csv": read_csv, ".parquet": pd.read_parquet}
 VALID_FORMATS = ".csv, .parquet, .conll, .txt, .json (SQuAD), .npz, or a directory of images/ and masks/ PNG files"
 MASK_COLUMN = "mask"
+DEPTH_COLUMN = "depth"
+#: a depth PNG's unit: millimetres, read as metres
+DEPTH_PNG_SCALE = 1000.0
 
 
 class FileFormatError(ValueError):
@@ -177,9 +183,30 @@ def read_png_dir(path: Path, canvas_size: int | None) -> pd.DataFrame:
     masks = np.stack([np.asarray(Image.open(path / "masks" / image.name)) for image in images])
     frame = images_frame(pixels, masks, str(path), canvas_size)
     frame.insert(0, "id", [image.stem for image in images])
+    if (path / "depth").is_dir():
+        frame[DEPTH_COLUMN] = _depth_maps(path, images)
     if (path / "labels.csv").exists():
         labels = pd.read_csv(path / "labels.csv", dtype={"id": str})
         if "id" not in labels.columns:
             raise FileFormatError(path / "labels.csv", "needs an id column (the image file names without .png)")
         frame = frame.merge(labels, on="id", how="left", validate="one_to_one")
     return frame
+
+
+def _depth_maps(path: Path, images: list[Path]) -> list[np.ndarray]:
+    """The flat depth map of each image from ``depth/<name>.png``, in metres; NaN where the
+    PNG holds 0 (no reading)."""
+    from PIL import Image
+
+    unpaired = [image.name for image in images if not (path / "depth" / image.name).exists()]
+    if unpaired:
+        raise FileFormatError(path, f"no depth map in depth/ for {', '.join(unpaired[:5])}")
+    maps = []
+    for image in images:
+        millimetres = np.asarray(Image.open(path / "depth" / image.name), dtype=np.float64)
+        if millimetres.shape != np.asarray(Image.open(image)).shape[:2]:
+            raise FileFormatError(
+                path / "depth" / image.name, f"is {millimetres.shape}; its image is {Image.open(image).size[::-1]}"
+            )
+        maps.append(np.where(millimetres > 0, millimetres / DEPTH_PNG_SCALE, np.nan).reshape(-1))
+    return maps

@@ -11,6 +11,7 @@ type               loss                                   primary metric (others
                                                           (token accuracy)
 ``span``           start/end cross-entropy                SQuAD F1 (exact match)
 ``segmentation``   pixel cross-entropy, ignore index      mIoU (pixel accuracy)
+``depth``          L1 on valid pixels (standardised)      abs-rel (RMSE, δ < 1.25)
 ``detection``      Hungarian-matched L1 box + class CE    COCO mAP@[.5:.95] (mAP@.5)
 ================== ====================================== ==================================
 
@@ -22,7 +23,7 @@ as ``components.tasks.<Class>``.
 Example::
 
     >>> sorted(TASK_TYPES)[:3]
-    ['binary', 'classification', 'detection']
+    ['binary', 'classification', 'depth']
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from components.objectives import Objective
 from components.tasks.base import MISSING_CLASS, Task
 from components.tasks.binary import BinaryTask
 from components.tasks.classification import ClassificationTask
+from components.tasks.depth import DepthHead, DepthTask
 from components.tasks.detection import DetectionHead, DetectionTask
 from components.tasks.multilabel import MultilabelTask
 from components.tasks.regression import RegressionTask, StandardizedRegressionHead
@@ -76,6 +78,7 @@ for _builtin in (
     SegmentationTask,
     DetectionTask,
     BinaryTask,
+    DepthTask,
 ):
     register_task_type(_builtin)
 
@@ -133,6 +136,8 @@ __all__ = [
     "COCOMeanAveragePrecision",
     "BinaryTask",
     "ClassificationTask",
+    "DepthHead",
+    "DepthTask",
     "DetectionHead",
     "DetectionTask",
     "MultilabelTask",
