@@ -104,6 +104,71 @@ class InputConfig(Strict):
         return list(dict.fromkeys([*self.columns, *self.features, *self.categorical]))
 
 
+Probability = Annotated[float, Field(ge=0, le=1)]
+#: [low, high] of a positive factor
+Range = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]
+
+
+class HorizontalFlip(Strict):
+    """Mirrors the image left to right (its masks and depth maps with it)."""
+
+    name: Literal["horizontal_flip"]
+    """The step."""
+    p: Probability = 0.5
+    """Share of training images it applies to."""
+
+
+class VerticalFlip(Strict):
+    """Mirrors the image top to bottom (its masks and depth maps with it)."""
+
+    name: Literal["vertical_flip"]
+    """The step."""
+    p: Probability = 0.5
+    """Share of training images it applies to."""
+
+
+class Affine(Strict):
+    """A random rotation, shift and zoom; pixels it brings in from outside the image carry no label."""
+
+    name: Literal["affine"]
+    """The step."""
+    degrees: Annotated[float, Field(ge=0, le=180)] = 10.0
+    """Largest rotation, either way."""
+    translate: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Largest shift, as a share of the side."""
+    scale: Range = [0.9, 1.1]
+    """Range of the zoom factor: [low, high]."""
+    p: Probability = 0.5
+    """Share of training images it applies to."""
+
+
+class ResizedCrop(Strict):
+    """A random crop of part of the image, resized back to data.canvas_size."""
+
+    name: Literal["resized_crop"]
+    """The step."""
+    scale: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)] = [0.6, 1.0]
+    """Range of the crop's area, as a share of the image's: [low, high]."""
+    p: Probability = 0.5
+    """Share of training images it applies to."""
+
+
+class Brightness(Strict):
+    """Scales the image's brightness; masks and depth maps stay as they are."""
+
+    name: Literal["brightness"]
+    """The step."""
+    max_change: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Largest relative change, either way."""
+    p: Probability = 0.5
+    """Share of training images it applies to."""
+
+
+AugmentStep = Annotated[HorizontalFlip | VerticalFlip | Affine | ResizedCrop | Brightness, Field(discriminator="name")]
+#: the steps that move pixels: a task's per-pixel labels must move with them
+GEOMETRIC_STEPS = ("horizontal_flip", "vertical_flip", "affine", "resized_crop")
+
+
 class SplitFiles(Strict):
     train: str
     """Relative to the project root; the format goes by the name: .csv, .parquet, CoNLL (.conll, .txt), SQuAD
@@ -206,6 +271,11 @@ class DataConfig(Strict):
     """source synthetic: the generator's settings (its input is every x_ column)"""
     census_income: CensusIncomeConfig = CensusIncomeConfig()
     """source census_income: where its archive is."""
+    augment: list[AugmentStep] = []
+    """pixels input: random changes to each training batch's images, in this order (kornia), with every
+    segmentation mask and depth map moved alike; validation, test and serving see the images as they are. Steps:
+    horizontal_flip, vertical_flip, affine, resized_crop, brightness. Choose steps that keep the image-level labels
+    true (a flip turns "left of" into "right of"). Drawn from the training seed."""
 
     @model_validator(mode="before")
     @classmethod
@@ -245,6 +315,8 @@ class DataConfig(Strict):
                 "data.stratify applies to a random split (one file without split_column) or census_income's "
                 "validation cut"
             )
+        if self.augment and {spec.kind for spec in self.inputs().values()} != {"pixels"}:
+            raise ValueError("data.augment changes images: it applies to pixels input only")
         kinds = {spec.input.kind for spec in self.datasets.values()}
         if (
             len(kinds - set(TEXT_INPUTS)) > 0

@@ -99,18 +99,49 @@ class HFEncoderConfig(Strict):
     """Tokens kept per text (longer texts are truncated)."""
 
 
+class HFBackboneConfig(Strict):
+    """A Hugging Face vision backbone (transformers' ``AutoBackbone``: ResNet, ConvNeXt, …) under a light FPN
+    decoder: its multi-scale feature maps give the dense tasks one map at the finest scale, and that map's mean is
+    the pooled vector of the other tasks."""
+
+    path: str | None = None
+    """A local directory a backbone was saved to with save_pretrained (config.json, model.safetensors): training
+    starts from its weights, and its config sets the architecture (architecture, widths, depths are then unused).
+    None: the architecture below from random weights (this machine reaches no model hub)."""
+    architecture: Literal["resnet", "convnext"] = "resnet"
+    """path null: ResNet (He et al. 2016) or ConvNeXt (Liu et al. 2022), as transformers builds them."""
+    widths: list[Annotated[int, Field(gt=0)]] = [32, 64, 128, 256]
+    """path null: channels of each stage (each halves the resolution after a stride-4 stem)."""
+    depths: list[Annotated[int, Field(gt=0)]] = [1, 1, 1, 1]
+    """path null: blocks in each stage."""
+    decoder_channels: Annotated[int, Field(gt=0)] = 64
+    """Width of the FPN decoder's maps: the dense features the dense heads read."""
+    hidden: Annotated[int, Field(gt=0)] = 256
+    """Width of the pooled vector the other heads read (one dense layer on the decoder map's mean)."""
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    """Dropout on the pooled vector."""
+
+    @model_validator(mode="after")
+    def _one_depth_per_stage(self) -> HFBackboneConfig:
+        if len(self.widths) != len(self.depths):
+            raise ValueError(f"widths {self.widths} and depths {self.depths} must name the same number of stages")
+        return self
+
+
 BACKBONE_INPUTS = {
     "cnn": ("pixels",),
     "mlp": ("pixels", "features"),
     "text_transformer": TEXT_INPUTS,
     "hf_encoder": TEXT_INPUTS,
+    "hf_backbone": ("pixels",),
 }
 
 
 class ModelConfig(Strict):
-    backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder"] = "cnn"
-    """The shared network: cnn (pixels), mlp (pixels or features), text_transformer (text, trained from scratch) or
-    hf_encoder (a pretrained Hugging Face encoder)."""
+    backbone: Literal["cnn", "mlp", "text_transformer", "hf_encoder", "hf_backbone"] = "cnn"
+    """The shared network: cnn (pixels), mlp (pixels or features), text_transformer (text, trained from scratch),
+    hf_encoder (a pretrained Hugging Face text encoder) or hf_backbone (a Hugging Face vision backbone, pretrained
+    or not, with an FPN decoder)."""
     sharing: Literal["hard", "cross_stitch", "mmoe", "ple", "soft_penalty", "sluice"] = "hard"
     """How the tasks share the backbone: hard (one backbone, one head per task), cross_stitch (Misra et al. 2016),
     mmoe (Ma et al. 2018), ple (Tang et al. 2020; backbone mlp), soft_penalty (Duong et al. 2015) or sluice
@@ -123,6 +154,8 @@ class ModelConfig(Strict):
     """backbone text_transformer: its tokenizer and size."""
     hf_encoder: HFEncoderConfig = HFEncoderConfig()
     """backbone hf_encoder: which pretrained encoder."""
+    hf_backbone: HFBackboneConfig = HFBackboneConfig()
+    """backbone hf_backbone: which vision backbone, and its decoder."""
     cross_stitch: CrossStitchConfig = CrossStitchConfig()
     """sharing cross_stitch: its units' initial mixing."""
     mmoe: MMoEConfig = MMoEConfig()
@@ -140,5 +173,10 @@ class ModelConfig(Strict):
             raise ValueError(
                 f"sharing ple needs backbone mlp (its gates read each extraction layer's flat output), not "
                 f"{self.backbone}"
+            )
+        if self.backbone == "hf_backbone" and self.sharing in ("cross_stitch", "sluice"):
+            raise ValueError(
+                f"sharing {self.sharing} mixes the task columns between backbone stages, and hf_backbone runs as one "
+                f"module: use hard, mmoe or soft_penalty"
             )
         return self

@@ -59,6 +59,8 @@ FEATURE_TYPES_TRUSTED = ["numpy.dtype"]  # the one type skops does not trust by 
 IMPUTED = ("median", "mean", "constant")
 MISSING_CATEGORY = "(missing)"
 HF_CONFIG_FILE = "config.json"
+#: where ``prepare`` ships a pretrained ``hf_backbone``'s config.json, inside the fitted inputs
+HF_BACKBONE_DIR = "hf_backbone"
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"  # id 0 is padding: the text backbones mask it
 IGNORE = -1  # target of positions and rows a loss skips
 
@@ -423,7 +425,8 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
     """Fits what the inputs need on the training split and writes it to ``directory``.
 
     A pretrained encoder brings its own tokenizer: it and the encoder's config are copied,
-    so serving can rebuild the network without the original directory.
+    so serving can rebuild the network without the original directory; so is a pretrained
+    vision backbone's config.
     """
     kinds = {spec.kind for spec in params.data.inputs().values()}
     directory.mkdir(parents=True, exist_ok=True)
@@ -461,6 +464,12 @@ def fit_encoder(params: Params, train: pd.DataFrame, directory: Path) -> None:
                 single="$A", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1", special_tokens=specials
             )
         tokenizer.save(str(directory / TOKENIZER_FILE))
+    if params.model.backbone == "hf_backbone" and params.model.hf_backbone.path is not None:
+        source = Path(params.model.hf_backbone.path) / HF_CONFIG_FILE
+        if not source.exists():
+            raise FileNotFoundError(f"{source} is missing; model.hf_backbone.path must hold a saved vision backbone")
+        (directory / HF_BACKBONE_DIR).mkdir(exist_ok=True)
+        shutil.copyfile(source, directory / HF_BACKBONE_DIR / HF_CONFIG_FILE)
     features = [part for spec in params.data.inputs().values() if (part := spec.feature_part())]
     if features:  # datasets with pixel or feature inputs all share one (config checks it)
         import skops.io

@@ -57,7 +57,8 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
         frame = read_split(root / params.data.dir, split)
         targets = {name: task.targets(frame, encoder) for name, task in tasks.items()}
         groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
-        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names)
+        augment = params.data.augment if split == "train" else ()
+        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names, augment)
     return tensors
 
 

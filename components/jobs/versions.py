@@ -57,6 +57,8 @@ def pip_requirements(params: Params) -> list[str]:
         names.append("tokenizers")
     if params.model.backbone == "hf_encoder":
         names += ["tokenizers", "transformers"]
+    if params.model.backbone == "hf_backbone":
+        names.append("transformers")
     if any(task.type == "tagging" for task in params.tasks.values()):
         names.append("seqeval")  # the health check scores tagging with it
     if any(task.type == "detection" for task in params.tasks.values()):

@@ -5,6 +5,7 @@
 ``mlp``                      Linear-ReLU-Dropout blocks over a flat vector (features, pixels)
 ``text_transformer``         a small Transformer encoder trained from scratch on token ids
 ``hf_encoder``               a pretrained Hugging Face encoder, fine-tuned with the heads
+``hf_backbone``              a Hugging Face vision backbone (ResNet, ConvNeXt) under an FPN decoder
 ============================ ===============================================================
 
 Every backbone meets the :class:`Backbone` protocol: ``encode`` its input into dense
@@ -28,7 +29,7 @@ from typing import Any, Protocol, cast
 import torch
 from torch import Tensor, nn
 
-from components.config import CNNConfig, MLPConfig, TextTransformerConfig
+from components.config import CNNConfig, HFBackboneConfig, MLPConfig, TextTransformerConfig
 from components.data.encoders import SEP, TOKENIZER_FILE
 
 
@@ -353,3 +354,138 @@ class HFEncoderBackbone(nn.Module):
 
     def gate_features(self, ids: Tensor) -> Tensor:
         return bag_of_words(ids, self.vocab_size)
+
+
+#: channels of a pixels input: greyscale
+PIXEL_CHANNELS = 1
+
+
+class FPNDecoder(nn.Module):
+    """The top-down pathway of a feature pyramid (Lin et al. 2017, "Feature Pyramid Networks
+    for Object Detection"): each scale's map through a 1×1 lateral convolution, the coarser
+    sum upsampled and added, then a 3×3 convolution on the finest, which the dense heads read."""
+
+    def __init__(self, in_channels: list[int], channels: int) -> None:
+        super().__init__()
+        self.lateral = nn.ModuleList(nn.Conv2d(width, channels, kernel_size=1) for width in in_channels)
+        self.smooth = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, maps: list[Tensor]) -> Tensor:
+        merged = self.lateral[-1](maps[-1])
+        for lateral, finer in zip(reversed(self.lateral[:-1]), reversed(maps[:-1])):
+            merged = lateral(finer) + nn.functional.interpolate(merged, size=finer.shape[-2:], mode="nearest")
+        return nn.functional.relu(self.smooth(merged))
+
+
+class HFVisionBackbone(nn.Module):
+    """A Hugging Face vision backbone (``AutoBackbone``) giving every stage's feature map,
+    an :class:`FPNDecoder` merging them into the dense features, and the mean of that map
+    through one dense layer as the pooled vector. A greyscale image meets a backbone
+    built for RGB as three equal channels.
+
+    Example::
+
+        >>> from components.config import HFBackboneConfig
+        >>> config = HFBackboneConfig(widths=[8, 16], depths=[1, 1], decoder_channels=8, hidden=4)
+        >>> backbone = HFVisionBackbone.from_params(config, channels=1)
+        >>> tuple(backbone.encode(torch.zeros(2, 1, 32, 32)).shape), tuple(backbone(torch.zeros(2, 1, 32, 32)).shape)
+        ((2, 8, 8, 8), (2, 4))
+    """
+
+    def __init__(self, body: Any, config: HFBackboneConfig) -> None:
+        super().__init__()
+        self.body = body  # a transformers backbone: .channels, and .feature_maps in its output
+        self.in_channels = int(body.config.num_channels)
+        self.decoder = FPNDecoder(list(body.channels), config.decoder_channels)
+        self.projection = nn.Sequential(
+            nn.Linear(config.decoder_channels, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
+        )
+        self.out_features, self.dense_features = config.hidden, config.decoder_channels
+
+    @staticmethod
+    def architecture(config: HFBackboneConfig, channels: int) -> Any:
+        """The transformers config ``model.hf_backbone`` describes when it names no directory."""
+        from transformers import ConvNextConfig, ResNetConfig
+
+        stages = [f"stage{index}" for index in range(1, len(config.widths) + 1)]
+        architecture: ResNetConfig | ConvNextConfig
+        if config.architecture == "resnet":  # its stem as wide as the first stage, not a fixed 64
+            architecture = ResNetConfig(
+                num_channels=channels,
+                embedding_size=config.widths[0],
+                hidden_sizes=config.widths,
+                depths=config.depths,
+            )
+        else:
+            architecture = ConvNextConfig(
+                num_channels=channels, num_stages=len(stages), hidden_sizes=config.widths, depths=config.depths
+            )
+        architecture.out_features = stages  # every stage's map, for the decoder
+        return architecture
+
+    @classmethod
+    def from_params(cls, config: HFBackboneConfig, channels: int) -> HFVisionBackbone:
+        """Training's backbone: the weights saved at ``config.path``, else the architecture from random weights."""
+        if config.path is None:
+            return cls.from_architecture(config, channels, saved=None)
+        body_class, saved = _backbone_class(Path(config.path))
+        return cls(body_class.from_pretrained(config.path, config=saved), config)
+
+    @classmethod
+    def from_architecture(cls, config: HFBackboneConfig, channels: int, saved: Path | None) -> HFVisionBackbone:
+        """The architecture alone, to receive a checkpoint's weights: the config.json in
+        ``saved`` (a pretrained backbone's, shipped with the model), else ``config``'s."""
+        from transformers import AutoBackbone
+
+        architecture = cls.architecture(config, channels) if saved is None else _backbone_class(saved)[1]
+        return cls(AutoBackbone.from_config(architecture), config)
+
+    def last_layer(self) -> nn.Linear:
+        return cast(nn.Linear, self.projection[0])
+
+    def dense_last_layer(self) -> nn.Conv2d:
+        return self.decoder.smooth
+
+    @property
+    def num_stages(self) -> int:
+        return 1  # one module: the config refuses the sharings that mix columns between stages
+
+    def run_stage(self, index: int, activations: Tensor, inputs: Tensor) -> Tensor:
+        return self.forward(inputs)
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        if inputs.shape[1] == 1 and self.in_channels == 3:
+            inputs = inputs.expand(-1, 3, -1, -1)
+        return self.decoder(list(self.body(pixel_values=inputs).feature_maps))
+
+    def pool(self, dense: Tensor, inputs: Tensor) -> Tensor:
+        return self.projection(dense.mean(dim=(2, 3)))
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        return self.pool(self.encode(inputs), inputs)
+
+    @staticmethod
+    def gate_features(inputs: Tensor) -> Tensor:
+        """What an MMoE gate reads: the raw pixels, flattened."""
+        return inputs.flatten(1)
+
+
+def _backbone_class(directory: Path) -> tuple[Any, Any]:
+    """The backbone class and config of a saved backbone, every stage's map asked for.
+    ``AutoBackbone.from_pretrained`` of transformers 5 asks the hub whether a local directory
+    is a repository before reading it, so the class is looked up from the config instead."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING
+
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(
+            f"model.hf_backbone.path {directory}: no config.json; save a backbone there with save_pretrained"
+        )
+    saved = AutoConfig.from_pretrained(directory)
+    if type(saved) not in MODEL_FOR_BACKBONE_MAPPING:
+        names = ", ".join(sorted({c.model_type for c in MODEL_FOR_BACKBONE_MAPPING.keys()}))
+        raise ValueError(
+            f"model.hf_backbone.path {directory}: a {saved.model_type} is no vision backbone; one of {names}"
+        )
+    saved.out_features = list(saved.stage_names[1:])
+    return MODEL_FOR_BACKBONE_MAPPING[type(saved)], saved

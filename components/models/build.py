@@ -22,11 +22,13 @@ from typing import cast
 from torch import nn
 
 from components.config import Params
-from components.data.encoders import FittedFeatures, resolve_encoder_path
+from components.data.encoders import HF_BACKBONE_DIR, FittedFeatures, resolve_encoder_path
 from components.models.backbones import (
+    PIXEL_CHANNELS,
     Backbone,
     CNNBackbone,
     HFEncoderBackbone,
+    HFVisionBackbone,
     MLPBackbone,
     TextTransformerBackbone,
     WithFeatures,
@@ -88,11 +90,21 @@ def build_model(
             return HFEncoderBackbone.load(fitted_inputs, weights=False)
         return HFEncoderBackbone.load(resolve_encoder_path(config.hf_encoder.path), weights=True)
 
+    def vision_backbone() -> Backbone:
+        if fitted_inputs is None:
+            return HFVisionBackbone.from_params(config.hf_backbone, PIXEL_CHANNELS)
+        shipped = fitted_inputs / HF_BACKBONE_DIR  # a pretrained backbone's config, copied by prepare
+        return HFVisionBackbone.from_architecture(
+            config.hf_backbone, PIXEL_CHANNELS, shipped if shipped.is_dir() else None
+        )
+
     def backbone() -> Backbone:
         if config.backbone == "mlp":
             return MLPBackbone(config.mlp, flat_input_width(params, input_width))
         if config.backbone == "cnn":
             return CNNBackbone(config.cnn, params.data.canvas_size)
+        if config.backbone == "hf_backbone":
+            return vision_backbone()
         if not beside_text:
             return text_backbone()
         if input_width is None:
@@ -119,6 +131,7 @@ def build_model(
     else:  # heads first: the seeded initialisation order every earlier result used
         widths = {
             "cnn": (config.cnn.hidden, config.cnn.channels[-1]),
+            "hf_backbone": (config.hf_backbone.hidden, config.hf_backbone.decoder_channels),
             "mlp": (config.mlp.hidden[-1], ([flat_input_width(params, input_width)] + config.mlp.hidden)[-2]),
             "text_transformer": (
                 config.text_transformer.d_model + (config.mlp.hidden[-1] if beside_text else 0),

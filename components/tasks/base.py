@@ -191,6 +191,16 @@ class Task(ABC):
             return encoder.per_dataset(frame, self.config.dataset, build)
         return build(encoder, frame)
 
+    def as_moving_map(self, target: Tensor) -> Tensor | None:
+        """Targets that must move with the image under augmentation (a mask, a depth map), as
+        a (rows, 1, H, W) float map in which 0 means "no label" (what a shift brings in);
+        None for targets a change of the image leaves alone (a class, a value)."""
+        return None
+
+    def from_moving_map(self, moved: Tensor) -> Tensor:
+        """:meth:`as_moving_map` undone on the moved map."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-pixel targets")
+
     # --- model --------------------------------------------------------------------------
 
     @abstractmethod

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, Params, TaskConfig
+from components.config.data import GEOMETRIC_STEPS
 from components.data.encoders import InputEncoder, canvas_side, is_missing
 from components.tasks.base import LabelSchema, Task, is_list
 
@@ -87,8 +88,14 @@ class DetectionTask(Task):
     @classmethod
     def check_fits(cls, name: str, params: Params) -> None:
         super().check_fits(name, params)
-        if params.model.backbone not in ("cnn", "mlp"):
-            raise ValueError("detection reads images: use the cnn or mlp backbone")
+        if params.model.backbone not in ("cnn", "mlp", "hf_backbone"):
+            raise ValueError("detection reads images: use the cnn, mlp or hf_backbone backbone")
+        moving = [step.name for step in params.data.augment if step.name in GEOMETRIC_STEPS]
+        if moving:
+            raise ValueError(
+                f"data.augment's {', '.join(moving)} move the image, and detection boxes do not move with it yet: "
+                f"keep data.augment to brightness with a detection task"
+            )
 
     @property
     def slots(self) -> int:

@@ -1,6 +1,7 @@
 """``segmentation``: a class per pixel; pixels whose mask holds ``ignore_index`` are left out.
 
-Reads ``pixels`` input with the ``cnn`` backbone's feature map. Head: a 1×1 convolution
+Reads ``pixels`` input with a backbone's feature map (``cnn``, or ``hf_backbone``'s FPN
+decoder). Head: a 1×1 convolution
 to class scores, upsampled bilinearly to the image (Long et al. 2015, "Fully
 Convolutional Networks"). Loss: pixel cross-entropy. Metrics: mIoU (primary) and pixel
 accuracy from torchmetrics. Label: a column of flat masks (``canvas_size``² class ids).
@@ -67,8 +68,8 @@ class SegmentationTask(Task):
     @classmethod
     def check_fits(cls, name: str, params: Params) -> None:
         super().check_fits(name, params)
-        if params.model.backbone != "cnn":
-            raise ValueError("segmentation needs the cnn backbone's feature maps")
+        if params.model.backbone not in ("cnn", "hf_backbone"):
+            raise ValueError("segmentation needs a backbone with feature maps: cnn or hf_backbone")
 
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
@@ -87,6 +88,14 @@ class SegmentationTask(Task):
         masks = [np.full(side * side, ignore) if is_missing(m) else np.asarray(m) for m in frame[self.column]]
         stacked = np.stack(masks) if masks else np.zeros((0, side * side))
         return torch.tensor(stacked, dtype=torch.long).reshape(-1, side, side)
+
+    def as_moving_map(self, target: Tensor) -> Tensor | None:
+        """Class c as c + 1, ignored pixels as 0."""
+        return torch.where(target == self.config.ignore_index, 0, target + 1).unsqueeze(1).float()
+
+    def from_moving_map(self, moved: Tensor) -> Tensor:
+        classes = moved.squeeze(1).round().long() - 1
+        return torch.where(classes < 0, self.config.ignore_index, classes)
 
     def head(self, in_features: int, image_size: int | None = None) -> nn.Module:
         if image_size is None:

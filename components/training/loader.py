@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from components.config import TrainingConfig
+from components.config.data import AugmentStep
 from components.training import distributed
 from components.training.sampling import MixtureBatchSampler, sampling_probabilities
 
@@ -24,12 +26,14 @@ from components.training.sampling import MixtureBatchSampler, sampling_probabili
 @dataclass(frozen=True)
 class TensorSplit:
     """Inputs and per-task targets of one split, already as tensors. With several datasets
-    ``groups`` holds each row's dataset index into ``group_names``."""
+    ``groups`` holds each row's dataset index into ``group_names``. ``augment``: what a
+    training on this split changes in each batch (``data.augment``, the training split's)."""
 
     inputs: Tensor
     targets: dict[str, Tensor]
     groups: Tensor | None = None
     group_names: tuple[str, ...] = ()
+    augment: Sequence[AugmentStep] = ()
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -41,7 +45,11 @@ class TensorSplit:
         keep = torch.tensor([self.group_names.index(name) for name in sorted(n for n in names if n is not None)])
         rows = torch.isin(self.groups, keep)
         return TensorSplit(
-            self.inputs[rows], {k: v[rows] for k, v in self.targets.items()}, self.groups[rows], self.group_names
+            self.inputs[rows],
+            {k: v[rows] for k, v in self.targets.items()},
+            self.groups[rows],
+            self.group_names,
+            self.augment,
         )
 
 

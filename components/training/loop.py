@@ -45,6 +45,7 @@ from components.models import MultiTaskNetwork
 from components.tasks import Task
 from components.training import distributed
 from components.training.agreement import GradientAgreement
+from components.training.augmentation import JointAugmentation
 from components.training.backward import Backward, StepGradients, SumBackward, backward_for
 from components.training.checkpoints import save_checkpoint, write_manifest
 from components.training.device import resolve_device
@@ -180,6 +181,8 @@ class Trainer:
     step_schedule: torch.optim.lr_scheduler.LRScheduler | None = None
     #: ``training.schedule`` stepped after every epoch on its objective (plateau); None otherwise
     epoch_schedule: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    #: the training split's ``data.augment``, applied to each batch on the device; None without one
+    augmentation: JointAugmentation | None = None
 
     @property
     def schedule(self) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
@@ -213,6 +216,8 @@ def train_step(trainer: Trainer, inputs: Tensor, targets: list[Tensor], epoch: i
     pinned = device.type == "cuda"
     inputs = inputs.to(device, non_blocking=pinned)
     targets = [t.to(device, non_blocking=pinned) for t in targets]
+    if trainer.augmentation is not None:
+        inputs, targets = trainer.augmentation(inputs, targets)
     if trainer.probe is not None:
         trainer.probe(trainer.model, inputs, targets)
     trainer.optimizer.zero_grad(set_to_none=True)
@@ -433,6 +438,8 @@ def train(
     check_batch_fits(config.batch_size, len(train_split.inputs), label)
     trainer = make_trainer(model, tasks, train_split, config)
     trainer.probe = probe
+    if train_split.augment:
+        trainer.augmentation = JointAugmentation(train_split.augment, tasks)
     model, context, device, names = trainer.model, trainer.context, trainer.device, list(tasks)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     loader = make_loader(

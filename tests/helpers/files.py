@@ -80,7 +80,18 @@ def shapes(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, masks
 
 
-def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
+def depth_millimetres(mask: np.ndarray) -> np.ndarray:
+    """A depth map for a shapes mask, as a depth PNG stores it: the shape 1 m away, the
+    background from 2 m (top) to 3 m (bottom), and the top-left pixel without a reading (0)."""
+    side = mask.shape[0]
+    background = 2000 + 1000 * np.arange(side)[:, None] / side + np.zeros((1, side))
+    millimetres = np.where(mask > 0, 1000, background).astype(np.uint16)
+    millimetres[0, 0] = 0
+    return millimetres
+
+
+def write_png_split(directory: Path, rows: int, size: int, seed: int, depth: bool = False) -> None:
+    """``rows`` shapes images as PNG files, with masks, labels.csv and (``depth``) depth maps."""
     from PIL import Image
 
     images, masks = shapes(rows, size, seed)
@@ -90,6 +101,10 @@ def write_png_split(directory: Path, rows: int, size: int, seed: int) -> None:
     for name, image, mask in zip(names, images, masks):
         Image.fromarray(image).save(directory / "images" / f"{name}.png")
         Image.fromarray(mask).save(directory / "masks" / f"{name}.png")
+    if depth:
+        (directory / "depth").mkdir(exist_ok=True)
+        for name, mask in zip(names, masks):
+            Image.fromarray(depth_millimetres(mask)).save(directory / "depth" / f"{name}.png")
     ys, xs = np.mgrid[:size, :size]
     cells = [(masks[i] > 0) for i in range(rows)]
     pd.DataFrame(

@@ -135,25 +135,35 @@ def text_datasets_dict(root: Path) -> dict:
 
 
 def images_dict(root: Path, size: int = 32) -> dict:
-    """Segmentation, shape classification and position (multilabel) on PNG images with PNG
-    masks and a labels.csv."""
+    """Segmentation, depth and shape classification on PNG images with PNG masks, depth maps
+    and a labels.csv, on a Hugging Face ResNet under its FPN decoder, with the training
+    images flipped, shifted and cropped."""
     for index, split in enumerate(("train", "val", "test")):
-        write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index)
+        write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index, depth=True)
     raw = base_dict("tiny-segmentation")
     raw["data"] = {
         "source": "files",
         "dir": "data",
         "canvas_size": size,
         "files": {s: f"raw/{s}" for s in ("train", "val", "test")},
+        "augment": [
+            {"name": "horizontal_flip"},
+            {"name": "affine", "degrees": 10, "translate": 0.1, "scale": [0.9, 1.1]},
+            {"name": "resized_crop", "scale": [0.7, 1.0]},
+            {"name": "brightness"},
+        ],
     }
     raw["tasks"] = {
         "mask": {"type": "segmentation", "label": "mask", "num_classes": 3},
+        "depth": {"type": "depth", "label": "depth"},
         "shape": {"type": "classification", "label": "shape", "num_classes": 2},
-        "position": {"type": "multilabel", "label": ["left_half", "top_half"]},
     }
     for task in raw["tasks"].values():
         task["max_relative_regression"] = 10.0
-    raw["model"] = {"backbone": "cnn", "cnn": {"channels": [8, 16], "hidden": 16, "dropout": 0.0}}
+    raw["model"] = {
+        "backbone": "hf_backbone",
+        "hf_backbone": {"widths": [8, 16, 32], "depths": [1, 1, 1], "decoder_channels": 16, "hidden": 16},
+    }
     raw["training"].update(max_epochs=12, lr=0.01)
     return raw
 

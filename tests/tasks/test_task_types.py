@@ -21,8 +21,10 @@ from components.data.sources import build_splits
 from components.data.splits import write_splits
 from components.io import tracking
 from components.jobs import prepare, validate, versions
+from components.jobs.inputs import load_tensor_splits
 from components.models import build_model
 from components.tasks import build_task, build_tasks, check_tasks
+from components.training.augmentation import JointAugmentation
 from components.validation.report import DataValidationError
 from tests.helpers.files import TAGS, shapes, write_png_split, write_squad
 from tests.helpers.projects import images_dict, mtl, text_datasets_dict
@@ -32,6 +34,7 @@ from tests.helpers.stages import run_stages, targets
 TAGGING = TaskConfig(type="tagging", label="tags", tags=["O", "B-PER", "I-PER", "B-LOC", "B-ORG"])
 SPAN = TaskConfig(type="span", label=["answer_start", "answer_text"])
 SEGMENT = TaskConfig(type="segmentation", label="mask", num_classes=3)
+DEPTH = TaskConfig(type="depth", label="depth")
 
 
 def test_entity_f1_counts_whole_entities_at_word_positions_only():
@@ -89,6 +92,52 @@ def test_segmentation_loss_skips_ignored_pixels():
     target = torch.tensor([[[0, 2], [255, 1]]])
     labeled = logits.permute(0, 2, 3, 1).reshape(-1, 3)[[0, 1, 3]]
     assert torch.allclose(task.loss(None, logits, target), F.cross_entropy(labeled, torch.tensor([0, 2, 1])))
+
+
+def test_depth_metrics_are_nyuv2s_over_valid_pixels_only():
+    task = build_task("depth", DEPTH)
+    nan = float("nan")
+    prediction = torch.tensor([[[2.0, 1.0], [3.5, 7.0]], [[5.0, 5.0], [5.0, 4.5]]])
+    target = torch.tensor([[[1.0, 1.0], [4.0, 0.0]], [[nan, nan], [nan, 4.0]]])
+    # valid pixels: 1→2, 1→1, 4→3.5 (row 1; 0 is no reading), 4→4.5 (row 2; NaN is none)
+    scores = task.score(prediction, target)
+    assert scores["abs_rel"] == pytest.approx((1 + 0 + 0.125 + 0.125) / 4, rel=1e-5)
+    assert scores["rmse"] == pytest.approx(((1 + 0 + 0.25 + 0.25) / 4) ** 0.5)
+    assert scores["delta1"] == pytest.approx(3 / 4)  # 2/1 is out; 4/3.5 and 4.5/4 are in
+    statistics = task.row_statistics(prediction, target)
+    assert statistics is not None and statistics.tolist() == [[1.125, 3.0], [0.125, 1.0]]
+    assert float(task.metric_from_statistics(statistics.sum(0))) == pytest.approx(scores["abs_rel"], rel=1e-5)
+    assert task.labeled(torch.tensor([[[nan, 0.0]], [[nan, 2.0]]])).tolist() == [False, True]
+
+
+def test_depth_loss_is_l1_on_the_standardised_valid_pixels_and_the_head_answers_in_metres():
+    task = build_task("depth", DEPTH)
+    head = task.head(4, image_size=2)
+    target = torch.tensor([[[2.0, 0.0], [4.0, float("nan")]]])
+    task.prepare_head(head, target)  # mean 3, std √2 of the valid pixels
+    output = torch.tensor([[[0.0, 9.0], [1.0, 9.0]]])
+    standard = (torch.tensor([2.0, 4.0]) - 3.0) / 2**0.5
+    assert torch.allclose(task.loss(head, output, target), (torch.tensor([0.0, 1.0]) - standard).abs().mean())
+    assert torch.allclose(task.predict(head, output)[0, 1], torch.tensor([3.0 + 2**0.5, 3.0 + 9.0 * 2**0.5]))
+    assert tuple(head(torch.zeros(1, 4, 1, 1)).shape) == (1, 2, 2)
+
+
+def test_png_directory_reads_depth_maps_in_millimetres_as_metres(tmp_path):
+    from PIL import Image
+
+    write_png_split(tmp_path / "train", rows=2, size=16, seed=0)
+    (tmp_path / "train" / "depth").mkdir()
+    for index, name in enumerate(sorted(p.name for p in (tmp_path / "train" / "images").iterdir())):
+        millimetres = np.full((16, 16), 1500 + index, dtype=np.uint16)
+        millimetres[0, 0] = 0  # no reading
+        Image.fromarray(millimetres).save(tmp_path / "train" / "depth" / name)
+    frame = read_split_file(tmp_path / "train", canvas_size=16)
+    first = np.asarray(frame["depth"].iloc[0])
+    assert len(first) == 256 and np.isnan(first[0]) and first[1] == pytest.approx(1.5)
+    assert np.asarray(frame["depth"].iloc[1])[1] == pytest.approx(1.501)
+    (tmp_path / "train" / "depth" / name).unlink()
+    with pytest.raises(FileFormatError, match=f"no depth map in depth/ for {name}"):
+        read_split_file(tmp_path / "train", canvas_size=16)
 
 
 def test_conll_reader_splits_sentences_and_skips_docstart(tmp_path):
@@ -261,7 +310,7 @@ def test_task_types_need_their_input_and_list_valid_choices():
         build_task("ner", TaskConfig(type="tagging", label="tags", tags=["O", "PER"]))
     with pytest.raises(ValueError, match="ignore_index 1 is a class id"):
         build_task("seg", TaskConfig(type="segmentation", label="mask", num_classes=3, ignore_index=1))
-    with pytest.raises(ParamsError, match="tasks.seg: segmentation needs the cnn backbone"):
+    with pytest.raises(ParamsError, match="tasks.seg: segmentation needs a backbone with feature maps"):
         check_tasks(
             Params.model_validate(
                 {
@@ -343,17 +392,31 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
 
 
 @pytest.mark.slow
-def test_segmentation_classification_and_multilabel_from_png_files_train_and_serve(tmp_path, monkeypatch, mlflow_db):
+def test_segmentation_and_depth_train_on_an_hf_backbone_from_png_files_with_joint_augmentation_and_serve(
+    tmp_path, monkeypatch, mlflow_db
+):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(images_dict(tmp_path))
     run_stages(params, tmp_path)
+    # the training batches' masks moved with their images: bright pixels are the shape's
+    train = load_tensor_splits(params, tmp_path, ("train",))["train"]
+    tasks = build_tasks(params.tasks)
+    torch.manual_seed(0)
+    images, (masks, depths, _) = JointAugmentation(train.augment, tasks)(
+        train.inputs, [train.targets[name] for name in tasks]
+    )
+    labeled = masks != 255
+    assert not torch.equal(masks, train.targets["mask"]) and labeled.float().mean() > 0.5
+    assert ((images[:, 0] > 130 / 255) == (masks > 0))[labeled].float().mean() > 0.97
+    assert torch.equal(depths[labeled & (masks > 0)], torch.ones(int((labeled & (masks > 0)).sum())))
     selection = json.loads((tmp_path / "reports/selection.json").read_text())
     assert selection["tasks"]["mask"]["metric"] == "miou" and selection["tasks"]["mask"]["test"] > 0.5
+    assert selection["tasks"]["depth"]["metric"] == "abs_rel" and selection["tasks"]["depth"]["test"] < 0.3
     model = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}/1")
     frame = pd.read_parquet(tmp_path / "data/test.parquet").head(2)
     predictions = model.predict(frame.filter(like="px_").astype("float64"))
     assert len(predictions.loc[0, "mask"]) == 32 * 32 and set(predictions.loc[0, "mask"]) <= {0, 1, 2}
+    assert len(predictions.loc[0, "depth"]) == 32 * 32 and min(predictions.loc[0, "depth"]) > 0
     tracking.client()
     scores = versions.score_version(params, "1", frame)
-    assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "shape", "position"}
-    assert all(len(labels) == 2 and set(labels) <= {0, 1} for labels in predictions["position"])
+    assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "depth", "shape"}
