@@ -1,6 +1,7 @@
-"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, text, word lists, text pairs or
-features) in, one column per requested task out: a class, a value, a list of 0/1 labels,
-a list of tags (one per word), an answer text ("" for none) or a flat mask per row.
+"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, or an ``image`` column of
+base64 PNG files; text, word lists, text pairs or features) in, one column per requested
+task out: a class, a value, a list of 0/1 labels, a list of tags (one per word), an answer
+text ("" for none), a flat mask or a flat depth map per row.
 With several datasets a ``dataset`` column says which input each row carries; a task
 answers only on its own dataset's rows (None elsewhere).
 
@@ -41,7 +42,7 @@ from mlflow.pyfunc import PythonModel
 from pandera.errors import SchemaErrors
 
 from components.config import Params, upgrade_stored
-from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder
+from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder, pixel_columns
 from components.io.feature_cache import FeatureCache
 from components.models.added import build_with_added
 from components.tasks import build_tasks
@@ -50,6 +51,8 @@ from components.validation.schema import request_schema
 WEIGHTS = "weights"
 SPEC = "spec"
 INPUTS = "inputs"
+#: a request column of encoded images, which a pixels model reads instead of ``px_`` columns
+IMAGE_COLUMN = "image"
 
 
 def write_model_files(
@@ -111,6 +114,8 @@ class MultiTaskPyfunc(PythonModel):
         A request outside the input contract is refused before the model runs."""
         names = requested_tasks(params, list(self.tasks))
         limits = self.params.serving
+        if IMAGE_COLUMN in model_input.columns and self.params.data.input.kind == "pixels":
+            model_input = images_as_pixels(model_input, self.params.data.canvas_size, limits.max_batch_rows)
         check_request(model_input, self.request_schema, limits.max_batch_rows)
         answers = [
             self._answer(model_input.iloc[start : start + limits.chunk_rows], names)
@@ -201,6 +206,44 @@ class RequestRefused(MlflowException):
     def get_http_status_code(self) -> int:
         """The status the scoring server answers with."""
         return self.status
+
+
+def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown: int = 5) -> pd.DataFrame:
+    """``frame`` with its ``image`` column (PNG or JPEG files as base64 text, or bytes)
+    decoded into the ``px_`` columns training read: greyscale, ``canvas_size`` square. A
+    cell that is no image, or an image of another size, is refused by row position."""
+    import base64
+    import binascii
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if len(frame) > max_rows:  # refused by check_request before any decoding
+        return frame
+    pixels, unreadable, sized = [], [], []
+    for position, cell in enumerate(frame[IMAGE_COLUMN]):
+        try:
+            data = cell if isinstance(cell, bytes) else base64.b64decode(str(cell).split(",")[-1], validate=True)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
+            unreadable.append(position)
+            continue
+        if image.size != (canvas_size, canvas_size):
+            sized.append(f"{position} ({image.size[0]}x{image.size[1]})")
+            continue
+        pixels.append(np.asarray(image.convert("L"), dtype=np.float64).reshape(-1))
+    reasons = []
+    if unreadable:
+        rows = ", ".join(map(str, unreadable[:shown]))
+        reasons.append(f"column {IMAGE_COLUMN}: rows {rows} are not base64 PNG or JPEG images")
+    if sized:
+        rows = ", ".join(sized[:shown])
+        reasons.append(f"column {IMAGE_COLUMN}: rows {rows} are not {canvas_size}x{canvas_size} (data.canvas_size)")
+    if reasons:
+        raise RequestRefused(f"request refused: {'; '.join(reasons)}")
+    decoded = pd.DataFrame(np.stack(pixels) if pixels else None, columns=pixel_columns(canvas_size), index=frame.index)
+    return pd.concat([frame.drop(columns=IMAGE_COLUMN), decoded], axis=1)
 
 
 def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema, max_rows: int) -> None:

@@ -57,6 +57,8 @@ def pip_requirements(params: Params) -> list[str]:
         names.append("tokenizers")
     if params.model.backbone == "hf_encoder":
         names += ["tokenizers", "transformers"]
+    if any(spec.kind == "pixels" for spec in params.data.inputs().values()):
+        names.append("pillow")  # a request's image column is decoded with it
     if params.model.backbone == "hf_backbone":
         names.append("transformers")
     if any(task.type == "tagging" for task in params.tasks.values()):

@@ -51,3 +51,19 @@ def unlisted_imports(model_uri: str, request: pd.DataFrame, labeled: pd.DataFram
     listed = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text().split()
     names = {Requirement(line).name.lower() for line in listed if line and not line.startswith("-")}
     return {module for module, dists in owners.items() if not {d.lower() for d in dists} & names}
+
+
+def png_base64(pixels) -> str:
+    """One square greyscale image (its flat pixels, 0..255) as a PNG file in base64 text,
+    as a client sends it in a request's image column."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    flat = np.asarray(pixels, dtype=np.uint8)
+    side = int(round(len(flat) ** 0.5))
+    buffer = io.BytesIO()
+    Image.fromarray(flat.reshape(side, side)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -22,7 +22,7 @@ from components.config import Params
 from components.io import tracking
 from tests.helpers.processes import free_port
 from tests.helpers.projects import accepting, tiny_params_dict
-from tests.helpers.serving import unlisted_imports
+from tests.helpers.serving import png_base64, unlisted_imports
 from tests.helpers.stages import run_stages
 
 pytestmark = pytest.mark.slow  # end to end: real processes, servers or whole pipelines
@@ -139,6 +139,9 @@ def test_mlflow_models_serve_answers_invocations_over_http(served):
         routed = invoke({"dataframe_split": split, "params": {"tasks": ["left"]}})["predictions"]
         assert [row["left"] for row in routed] == [row["left"] for row in everything]
         assert all(set(row) == {"left"} for row in routed)
+        # the same images as PNG files, base64 in an image column, get the same answers
+        pngs = {"columns": ["image"], "data": [[png_base64(row)] for row in frame.to_numpy()]}
+        assert invoke({"dataframe_split": pngs})["predictions"] == everything
     finally:
         server.terminate()
         server.wait(timeout=30)
