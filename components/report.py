@@ -306,7 +306,10 @@ def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
 
 
 INPUT_DESCRIPTIONS = {
-    "pixels": "pixel columns `px_0000`… (0–255) of {canvas}×{canvas} greyscale images",
+    "pixels": "pixel columns `px_0000`… (0–255) of {canvas}×{canvas} greyscale images, or a base64 PNG or JPEG "
+    "file of that size per row in column `image_base64`",
+    "image": "one column {columns} of image file paths, or a base64 PNG or JPEG file per row in column `image_base64`, "
+    "each resized and centre-cropped to {canvas}×{canvas}",
     "text": "one text column {columns}, tokenised by the tokenizer shipped with the model",
     "tokens": "one column {columns} of word lists (one tag per word comes back)",
     "text_pair": "two text columns {columns} (question, then the context the answer is taken from)",
@@ -386,7 +389,7 @@ def model_card(
             f"  - `{dataset}`: {describe_input(spec, params.data.canvas_size)}" for dataset, spec in inputs.items()
         ]
     else:
-        request = [f"- Input: a DataFrame of {describe_input(params.data.input, params.data.canvas_size)}."]
+        request = [f"- Input: a DataFrame of {describe_input(params.data.input, params.data.image_side())}."]
     answers = [
         f"  - `{task_name}` ({task.type_name}, {task.metric_name}): {task.describe_answer()}"
         for task_name, task in build_tasks(params.tasks).items()

@@ -8,7 +8,9 @@ from pydantic import Field, model_validator
 
 from components.config.base import SplitSizes, Strict
 
-InputKind = Literal["pixels", "text", "tokens", "text_pair", "features"]
+InputKind = Literal["pixels", "image", "text", "tokens", "text_pair", "features"]
+#: the input kinds that are images: what a vision backbone reads and data.augment changes
+IMAGE_INPUTS = ("pixels", "image")
 
 
 TEXT_INPUTS = ("text", "tokens", "text_pair")
@@ -20,11 +22,15 @@ MissingTextPolicy = Literal["fail", "empty", "drop"]
 
 class InputConfig(Strict):
     kind: InputKind = "pixels"
-    """pixels: px_0000… columns (images); text: one text column; tokens: one column of word lists (CoNLL);
-    text_pair: two text columns, e.g. question and context (SQuAD); features: numeric columns (and any
-    categorical ones)"""
+    """pixels: px_0000… columns (greyscale images of data.canvas_size); image: one column of image file paths
+    (PNG, JPEG; RGB or greyscale, any size), a manifest's, resized to data.image_size; text: one text column;
+    tokens: one column of word lists (CoNLL); text_pair: two text columns, e.g. question and context (SQuAD);
+    features: numeric columns (and any categorical ones)"""
     columns: list[str] = []
-    """The input's columns: one text column (text, tokens), two (text_pair), or the numeric features (features)."""
+    """The input's columns: one path column (image), one text column (text, tokens), two (text_pair), or the
+    numeric features (features)."""
+    channels: Literal["rgb", "grey"] = "rgb"
+    """image: the colour channels the model reads: rgb (3) or grey (1); every file is converted to it."""
     features: list[str] = []
     """text: numeric columns read beside the text (text and tabular in one model: the row's features pass an MLP,
     model.mlp, and join the pooled text vector before the heads)"""
@@ -54,11 +60,13 @@ class InputConfig(Strict):
 
     @model_validator(mode="after")
     def _columns_match_kind(self) -> InputConfig:
-        expected = {"text": 1, "tokens": 1, "text_pair": 2}
+        expected = {"text": 1, "tokens": 1, "text_pair": 2, "image": 1}
         if self.kind == "pixels" and self.columns:
             raise ValueError("pixels input takes no columns: they are px_0000… for data.canvas_size")
         if self.kind in expected and len(self.columns) != expected[self.kind]:
             raise ValueError(f"{self.kind} input takes exactly {expected[self.kind]} column(s)")
+        if self.kind != "image" and self.channels != "rgb":
+            raise ValueError(f"channels applies to image input, not {self.kind}")
         if self.kind == "features" and not (self.columns or self.categorical):
             raise ValueError("features input needs its numeric or categorical columns")
         if self.kind not in ("text", "text_pair") and self.missing_text != "fail":
@@ -246,6 +254,8 @@ class DataConfig(Strict):
     """What each row's model input is (one table's; data.datasets gives each dataset its own)."""
     canvas_size: Annotated[int, Field(ge=28, le=64)] = 36
     """MultiMNIST: the side in pixels of each composite image of two overlaid digits."""
+    image_size: Annotated[int, Field(ge=16, le=1024)] = 64
+    """image input: the side every image (and its masks and depth maps) is resized and centre-cropped to."""
     source_digits: SplitSizes = SplitSizes(train=3500, val=750, test=750)
     """Source digits per split: disjoint pools, so no digit image appears in two splits."""
     images: SplitSizes = SplitSizes(train=8000, val=2000, test=2000)
@@ -315,8 +325,12 @@ class DataConfig(Strict):
                 "data.stratify applies to a random split (one file without split_column) or census_income's "
                 "validation cut"
             )
-        if self.augment and {spec.kind for spec in self.inputs().values()} != {"pixels"}:
-            raise ValueError("data.augment changes images: it applies to pixels input only")
+        if self.augment and not {spec.kind for spec in self.inputs().values()} <= set(IMAGE_INPUTS):
+            raise ValueError("data.augment changes images: it applies to pixels or image input only")
+        if self.source != "files" and self.input.kind == "image":
+            raise ValueError("image input comes from a manifest: source 'files' (data.files)")
+        if any(spec.input.kind == "image" for spec in self.datasets.values()):
+            raise ValueError("image input reads one manifest per split (data.files), not data.datasets")
         kinds = {spec.input.kind for spec in self.datasets.values()}
         if (
             len(kinds - set(TEXT_INPUTS)) > 0
@@ -324,6 +338,15 @@ class DataConfig(Strict):
         ):
             raise ValueError("several pixel or feature datasets must share one input; only text inputs may differ")
         return self
+
+    def image_side(self) -> int:
+        """The side of the square images the model reads: data.image_size for image input, else
+        data.canvas_size (pixels)."""
+        return self.image_size if self.input.kind == "image" else self.canvas_size
+
+    def image_channels(self) -> int:
+        """Colour channels of an image input: 3 for rgb, else 1 (greyscale, and pixels)."""
+        return 3 if self.input.kind == "image" and self.input.channels == "rgb" else 1
 
     def splits_at_random(self) -> bool:
         """Whether ``prepare`` draws the splits (a seeded random split of one table) rather

@@ -129,11 +129,11 @@ class HFBackboneConfig(Strict):
 
 
 BACKBONE_INPUTS = {
-    "cnn": ("pixels",),
-    "mlp": ("pixels", "features"),
+    "cnn": ("pixels", "image"),
+    "mlp": ("pixels", "image", "features"),
     "text_transformer": TEXT_INPUTS,
     "hf_encoder": TEXT_INPUTS,
-    "hf_backbone": ("pixels",),
+    "hf_backbone": ("pixels", "image"),
 }
 
 

@@ -110,6 +110,10 @@ class InputEncoder(ABC):
     def encode(self, frame: pd.DataFrame) -> Tensor:
         """The rows of ``frame`` as the backbone's input tensor."""
 
+    def image_side(self, frame: pd.DataFrame) -> int:
+        """The side of the square images ``frame``'s rows carry, which masks and depth maps share."""
+        return canvas_side(frame)
+
 
 class PixelEncoder(InputEncoder):
     def __init__(self, canvas_size: int) -> None:
@@ -119,6 +123,24 @@ class PixelEncoder(InputEncoder):
     def encode(self, frame: pd.DataFrame) -> Tensor:
         pixels = frame[self.columns].to_numpy(dtype=np.float32) / 255.0
         return torch.from_numpy(pixels).reshape(-1, 1, self.canvas_size, self.canvas_size)
+
+
+class ImageEncoder(InputEncoder):
+    """Images from files: the paths of the input's column, or a served request's base64
+    ``image_base64`` column, resized and cropped to ``data.image_size`` (``components.data.images``).
+    Training reads the images ``prepare`` decoded instead (``<split>.images.npy``)."""
+
+    def __init__(self, spec: InputConfig, size: int) -> None:
+        self.column, self.size, self.channels = spec.columns[0], size, spec.channels
+        self.columns = [self.column]
+
+    def image_side(self, frame: pd.DataFrame) -> int:
+        return self.size
+
+    def encode(self, frame: pd.DataFrame) -> Tensor:
+        from components.data.images import encode_images
+
+        return torch.from_numpy(encode_images(frame, self.column, self.size, self.channels)).float() / 255.0
 
 
 def is_missing(value: object) -> bool:
@@ -509,6 +531,8 @@ def _encoder_for(spec: InputConfig, params: Params, directory: Path) -> InputEnc
         return text if part is None else TextWithFeaturesEncoder(text, FeatureEncoder(part, directory / FEATURES_FILE))
     if spec.kind == "features":
         return FeatureEncoder(spec, directory / FEATURES_FILE)
+    if spec.kind == "image":
+        return ImageEncoder(spec, params.data.image_size)
     return PixelEncoder(params.data.canvas_size)
 
 

@@ -1,5 +1,5 @@
-"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels, or an ``image`` column of
-base64 PNG files; text, word lists, text pairs or features) in, one column per requested
+"""The MLflow pyfunc wrapper: a DataFrame of inputs (pixels or image paths, or an
+``image_base64`` column of PNG files; text, word lists, text pairs or features) in, one column per requested
 task out: a class, a value, a list of 0/1 labels, a list of tags (one per word), an answer
 text ("" for none), a flat mask or a flat depth map per row.
 With several datasets a ``dataset`` column says which input each row carries; a task
@@ -43,6 +43,7 @@ from pandera.errors import SchemaErrors
 
 from components.config import Params, upgrade_stored
 from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder, pixel_columns
+from components.data.images import ENCODED_IMAGE_COLUMN, UnreadableImages
 from components.io.feature_cache import FeatureCache
 from components.models.added import build_with_added
 from components.tasks import build_tasks
@@ -51,8 +52,8 @@ from components.validation.schema import request_schema
 WEIGHTS = "weights"
 SPEC = "spec"
 INPUTS = "inputs"
-#: a request column of encoded images, which a pixels model reads instead of ``px_`` columns
-IMAGE_COLUMN = "image"
+#: a request column of base64 image files, which a pixels model reads instead of ``px_`` columns
+IMAGE_COLUMN = ENCODED_IMAGE_COLUMN
 
 
 def write_model_files(
@@ -114,13 +115,22 @@ class MultiTaskPyfunc(PythonModel):
         A request outside the input contract is refused before the model runs."""
         names = requested_tasks(params, list(self.tasks))
         limits = self.params.serving
-        if IMAGE_COLUMN in model_input.columns and self.params.data.input.kind == "pixels":
+        spec = self.params.data.input
+        if IMAGE_COLUMN in model_input.columns and spec.kind == "pixels":
             model_input = images_as_pixels(model_input, self.params.data.canvas_size, limits.max_batch_rows)
+        if spec.kind == "image" and not {IMAGE_COLUMN, spec.columns[0]} & set(model_input.columns):
+            raise RequestRefused(
+                f"request refused: send each image as a path in column {spec.columns[0]} or as a base64 PNG or "
+                f"JPEG file in column {IMAGE_COLUMN}"
+            )
         check_request(model_input, self.request_schema, limits.max_batch_rows)
-        answers = [
-            self._answer(model_input.iloc[start : start + limits.chunk_rows], names)
-            for start in range(0, len(model_input), limits.chunk_rows)
-        ]
+        try:
+            answers = [
+                self._answer(model_input.iloc[start : start + limits.chunk_rows], names)
+                for start in range(0, len(model_input), limits.chunk_rows)
+            ]
+        except UnreadableImages as error:
+            raise RequestRefused(f"request refused: {error}") from None
         if not answers:
             return pd.DataFrame(columns=names, index=model_input.index)
         return pd.concat(answers)
@@ -209,7 +219,7 @@ class RequestRefused(MlflowException):
 
 
 def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown: int = 5) -> pd.DataFrame:
-    """``frame`` with its ``image`` column (PNG or JPEG files as base64 text, or bytes)
+    """``frame`` with its ``image_base64`` column (PNG or JPEG files as base64 text, or bytes)
     decoded into the ``px_`` columns training read: greyscale, ``canvas_size`` square. A
     cell that is no image, or an image of another size, is refused by row position."""
     import base64

@@ -10,10 +10,12 @@ import csv
 import itertools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from components.config import Params
 from components.data.encoders import DATASET_COLUMN, encoder_dir, load_encoder
+from components.data.images import images_path
 from components.data.splits import SPLITS, read_split
 from components.errors import PipelineError
 from components.io.dvc import data_version
@@ -58,8 +60,21 @@ def load_tensor_splits(params: Params, root: Path, splits: tuple[str, ...] = SPL
         targets = {name: task.targets(frame, encoder) for name, task in tasks.items()}
         groups = torch.tensor(frame[DATASET_COLUMN].map(names.index).to_numpy()) if names else None
         augment = params.data.augment if split == "train" else ()
-        tensors[split] = TensorSplit(encoder.encode(frame), targets, groups, names, augment)
+        inputs = stored_images(root / params.data.dir, split) if params.data.input.kind == "image" else None
+        tensors[split] = TensorSplit(
+            encoder.encode(frame) if inputs is None else inputs, targets, groups, names, augment
+        )
     return tensors
+
+
+def stored_images(data_dir: Path, split: str) -> torch.Tensor:
+    """The images ``prepare`` decoded for ``split``, memory-mapped as uint8 (rows, channels,
+    side, side): pages are read as batches touch them, never the whole split at once. The
+    mapping is copy-on-write, so nothing can change the file."""
+    path = images_path(data_dir, split)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; prepare the data first (`dvc repro prepare` or `mtl prepare`)")
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
 def load_targets(params: Params, root: Path, split: str) -> dict[str, torch.Tensor]:

@@ -1,17 +1,21 @@
-"""Stage ``prepare``: the splits of ``data.source`` as Parquet files, and the input encoder
-(tokenizer, feature statistics) fitted on the training split.
+"""Stage ``prepare``: the splits of ``data.source`` as Parquet files (with an image input's
+files decoded beside them), and the input encoder (tokenizer, feature statistics) fitted on
+the training split.
 
     $ mtl prepare            # what dvc.yaml's prepare stage runs
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 
 from components.config import Params, ParamsError
 from components.data.encoders import DATASET_COLUMN, encoder_dir, fit_encoder
+from components.data.images import IMAGES_SUFFIX, SHOWN, LabelFile, decode_split, images_path
 from components.data.readers import FileFormatError
 from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
@@ -80,6 +84,46 @@ def _missing_inputs(params: Params, frames: dict[str, pd.DataFrame]) -> dict[str
     return frames
 
 
+def _decoded_images(params: Params, root: Path, frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every split's image files decoded into ``<split>.images.npy``, and its mask and depth
+    files into flat maps in their label columns; the paths, relative to each manifest's
+    directory, are kept relative to the project. A missing or unreadable file, or a mask of
+    another size than its image, is a validation error naming row, column and file."""
+    files = params.data.files
+    assert files is not None, "image input comes from data.files (the config's rule)"
+    column = params.data.input.columns[0]
+    label_files: dict[str, LabelFile] = {}
+    for task in build_tasks(params.tasks).values():
+        if task.label_files is not None:
+            label_files[task.column] = cast(LabelFile, task.label_files)
+    failures, decoded = [], {}
+    for split, frame in frames.items():
+        manifest = files if isinstance(files, str) else getattr(files, split)
+        base = (root / manifest).parent
+        frame, failing = decode_split(
+            frame,
+            column,
+            label_files,
+            params.data.image_size,
+            params.data.input.channels,
+            base,
+            images_path(root / params.data.dir, split),
+        )
+        frame[column] = [_from_project(base / str(path), root) for path in frame[column]]  # as the project sees it
+        decoded[split] = frame
+        failures += [
+            RuleFailure(manifest, name, rule, len(rows), rows[:SHOWN], setting="data.files")
+            for (name, rule), rows in failing.items()
+        ]
+    if failures:
+        raise DataValidationError(ValidationReport(False, {}, failures))
+    return decoded
+
+
+def _from_project(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
 @timed("prepare")
 def run(params: Params, root: Path) -> dict[str, int]:
     """Writes ``data.dir``; an unreadable source file, or training inputs the encoder cannot
@@ -96,6 +140,10 @@ def run(params: Params, root: Path) -> dict[str, int]:
     except FileFormatError as error:
         raise DataValidationError.for_file(error.file, "readable as its format", error.detail) from None
     frames = _missing_inputs(params, {split: _label_ids(params, f, split) for split, f in frames.items()})
+    for stale in (root / params.data.dir).glob(f"*{IMAGES_SUFFIX}"):
+        stale.unlink()  # an earlier image input's arrays: written again below, or no longer wanted
+    if params.data.input.kind == "image":
+        frames = _decoded_images(params, root, frames)
     write_splits(frames, root / params.data.dir)
     # the encoder is fitted on the training inputs: they must be there and well-typed first
     train_file = split_path(params.data.dir, "train")

@@ -356,10 +356,6 @@ class HFEncoderBackbone(nn.Module):
         return bag_of_words(ids, self.vocab_size)
 
 
-#: channels of a pixels input: greyscale
-PIXEL_CHANNELS = 1
-
-
 class FPNDecoder(nn.Module):
     """The top-down pathway of a feature pyramid (Lin et al. 2017, "Feature Pyramid Networks
     for Object Detection"): each scale's map through a 1×1 lateral convolution, the coarser

@@ -22,9 +22,9 @@ from typing import cast
 from torch import nn
 
 from components.config import Params
+from components.config.data import IMAGE_INPUTS
 from components.data.encoders import HF_BACKBONE_DIR, FittedFeatures, resolve_encoder_path
 from components.models.backbones import (
-    PIXEL_CHANNELS,
     Backbone,
     CNNBackbone,
     HFEncoderBackbone,
@@ -50,8 +50,8 @@ def flat_input_width(params: Params, input_width: int | None = None) -> int:
     """Width of the flat input an MLP or an MMoE gate reads; a features input's is
     ``input_width``, what its fitted encoder gives (``fitted_features``), embedded."""
     spec = next(iter(params.data.inputs().values()))  # several datasets differ only in text inputs
-    if spec.kind == "pixels":
-        return params.data.canvas_size**2
+    if spec.kind in IMAGE_INPUTS:
+        return params.data.image_channels() * params.data.image_side() ** 2
     if spec.kind == "features":
         if input_width is None:
             raise ValueError("a features input's width comes from its fitted encoder: pass features")
@@ -92,17 +92,17 @@ def build_model(
 
     def vision_backbone() -> Backbone:
         if fitted_inputs is None:
-            return HFVisionBackbone.from_params(config.hf_backbone, PIXEL_CHANNELS)
+            return HFVisionBackbone.from_params(config.hf_backbone, params.data.image_channels())
         shipped = fitted_inputs / HF_BACKBONE_DIR  # a pretrained backbone's config, copied by prepare
         return HFVisionBackbone.from_architecture(
-            config.hf_backbone, PIXEL_CHANNELS, shipped if shipped.is_dir() else None
+            config.hf_backbone, params.data.image_channels(), shipped if shipped.is_dir() else None
         )
 
     def backbone() -> Backbone:
         if config.backbone == "mlp":
             return MLPBackbone(config.mlp, flat_input_width(params, input_width))
         if config.backbone == "cnn":
-            return CNNBackbone(config.cnn, params.data.canvas_size)
+            return CNNBackbone(config.cnn, params.data.image_side(), params.data.image_channels())
         if config.backbone == "hf_backbone":
             return vision_backbone()
         if not beside_text:
@@ -121,7 +121,7 @@ def build_model(
 
     def heads_of(width: int, dense_width: int) -> dict[str, nn.Module]:
         return {
-            name: task.head(dense_width if task.dense else width, params.data.canvas_size)
+            name: task.head(dense_width if task.dense else width, params.data.image_side())
             for name, task in tasks.items()
         }
 

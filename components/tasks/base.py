@@ -68,8 +68,11 @@ class Task(ABC):
     #: what one served answer is, in words, for the model card (``describe_answer`` fills in
     #: the config's values); a type of your own may say more
     answer_description: ClassVar[str] = "one answer per row"
-    #: the input kind this task's labels refer to (e.g. ``tokens`` for tagging); None: any
-    reads_input: ClassVar[str | None] = None
+    #: the input kinds this task's labels refer to (e.g. ``tokens`` for tagging); None: any
+    reads_input: ClassVar[tuple[str, ...] | None] = None
+    #: on image input, what the label column's files are (``mask``, ``depth``): ``prepare``
+    #: decodes them beside their image (``components.data.images``); None: labels as they are
+    label_files: ClassVar[str | None] = None
     #: how many label columns the type takes; 1 means ``label`` is one column name
     label_count: ClassVar[int | None] = 1
     #: type-specific keys it takes among ``num_classes``, ``classes``, ``tags``, ``loss``,
@@ -139,8 +142,8 @@ class Task(ABC):
     def check_fits(cls, name: str, params: Params) -> None:
         """Rules that involve the rest of ``params``: by default, the input the task reads."""
         kind = params.task_input(name).kind
-        if cls.reads_input is not None and kind != cls.reads_input:
-            raise ValueError(f"a {cls.type_name} task reads {cls.reads_input} input, not {kind}")
+        if cls.reads_input is not None and kind not in cls.reads_input:
+            raise ValueError(f"a {cls.type_name} task reads {' or '.join(cls.reads_input)} input, not {kind}")
 
     # --- validation ---------------------------------------------------------------------
 

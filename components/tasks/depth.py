@@ -8,7 +8,7 @@ L1 on the standardised depth of valid pixels. Metrics, over every valid pixel of
 as NYUv2 reports them (Eigen et al. 2014, "Depth Map Prediction from a Single Image
 using a Multi-Scale Deep Network"): abs-rel ``mean(|d̂ − d| / d)`` (primary, so a task's
 relative change is by abs-rel), RMSE, and δ < 1.25 (the share of pixels with
-``max(d̂/d, d/d̂) < 1.25``). Label: a column of flat depth maps (``canvas_size``² values).
+``max(d̂/d, d/d̂) < 1.25``). Label: a column of flat depth maps (``data.canvas_size``² or ``data.image_size``² values).
 Served answer: the flat predicted depth map.
 
 Example::
@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, Params
-from components.data.encoders import InputEncoder, canvas_side, is_missing
+from components.data.encoders import InputEncoder, is_missing
 from components.tasks.base import LabelSchema, Task, is_list
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ class DepthTask(Task):
     metric_name = "abs_rel"
     higher_is_better = False
     dense = True
-    reads_input = "pixels"
+    reads_input = ("pixels", "image")
+    label_files = "depth"
 
     @classmethod
     def check_fits(cls, name: str, params: Params) -> None:
@@ -131,7 +132,7 @@ class DepthTask(Task):
         return LabelSchema({self.column: pa.Column(object, valid, nullable=True)})
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
-        side = canvas_side(frame)
+        side = encoder.image_side(frame)
         maps = [
             np.full(side * side, np.nan) if is_missing(m) else np.asarray(m, dtype=np.float32)
             for m in frame[self.column]

@@ -73,7 +73,7 @@ class DetectionTask(Task):
     answer_description = 'a list of {{"box": [x1, y1, x2, y2] in pixels, "class", "score"}}, one per object found'
     metric_name = "map"
     higher_is_better = True
-    reads_input = "pixels"
+    reads_input = ("pixels",)
     label_count = 2
     keys = frozenset({"num_classes", "max_objects"})
 

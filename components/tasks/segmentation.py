@@ -4,7 +4,7 @@ Reads ``pixels`` input with a backbone's feature map (``cnn``, or ``hf_backbone`
 decoder). Head: a 1×1 convolution
 to class scores, upsampled bilinearly to the image (Long et al. 2015, "Fully
 Convolutional Networks"). Loss: pixel cross-entropy. Metrics: mIoU (primary) and pixel
-accuracy from torchmetrics. Label: a column of flat masks (``canvas_size``² class ids).
+accuracy from torchmetrics. Label: a column of flat masks (``data.canvas_size``² or ``data.image_size``² class ids).
 Served answer: the flat predicted mask.
 
 Example::
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, Params, TaskConfig
-from components.data.encoders import InputEncoder, canvas_side, is_missing
+from components.data.encoders import InputEncoder, is_missing
 from components.tasks.base import LabelSchema, Task, is_list
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ class SegmentationTask(Task):
     metric_name = "miou"
     higher_is_better = True
     dense = True
-    reads_input = "pixels"
+    reads_input = ("pixels", "image")
+    label_files = "mask"
     keys = frozenset({"num_classes"})
 
     @classmethod
@@ -84,7 +85,7 @@ class SegmentationTask(Task):
         return LabelSchema({self.column: pa.Column(object, valid, nullable=True)})
 
     def targets(self, frame: pd.DataFrame, encoder: InputEncoder) -> Tensor:
-        side, ignore = canvas_side(frame), self.config.ignore_index
+        side, ignore = encoder.image_side(frame), self.config.ignore_index
         masks = [np.full(side * side, ignore) if is_missing(m) else np.asarray(m) for m in frame[self.column]]
         stacked = np.stack(masks) if masks else np.zeros((0, side * side))
         return torch.tensor(stacked, dtype=torch.long).reshape(-1, side, side)

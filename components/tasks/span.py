@@ -41,7 +41,7 @@ class SpanTask(Task):
     metric_name = "f1"
     higher_is_better = True
     dense = True
-    reads_input = "text_pair"
+    reads_input = ("text_pair",)
     label_count = 2
 
     @classmethod

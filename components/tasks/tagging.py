@@ -39,7 +39,7 @@ class TaggingTask(Task):
     metric_name = "entity_f1"
     higher_is_better = True
     dense = True
-    reads_input = "tokens"
+    reads_input = ("tokens",)
     keys = frozenset({"tags"})
 
     @classmethod

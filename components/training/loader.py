@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from components.config import TrainingConfig
 from components.config.data import AugmentStep
@@ -80,4 +80,13 @@ def make_loader(
     else:
         sampler = distributed.RankSlicedBatchSampler(len(dataset), batch_size, shuffle, generator, context)
     # the loader draws its base seed from the same generator, as with shuffle=True: same batches as before
-    return DataLoader(dataset, batch_sampler=sampler, generator=generator, pin_memory=pin_memory)
+    return DataLoader(
+        dataset, batch_sampler=sampler, generator=generator, pin_memory=pin_memory, collate_fn=_widened_batch
+    )
+
+
+def _widened_batch(rows: list[tuple[Tensor, ...]]) -> list[Tensor]:
+    """The rows stacked into a batch; images stored as uint8 (an image input's decoded
+    files, memory-mapped) become floats in [0, 1] here, one batch at a time."""
+    inputs, *targets = default_collate(rows)
+    return [inputs.float() / 255.0 if inputs.dtype == torch.uint8 else inputs, *targets]

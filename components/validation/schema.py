@@ -178,7 +178,7 @@ def label_schema(params: Params) -> tuple[pa.DataFrameSchema, dict[str, list[str
     checks: list[pa.Check] = []
     row_checks: dict[str, list[str]] = {}
     for name, task in build_tasks(params.tasks).items():
-        rules = task.schema(params.task_input(name), params.data.canvas_size)
+        rules = task.schema(params.task_input(name), params.data.image_side())
         columns.update(rules.columns)
         for check, read in rules.row_checks:
             checks.append(check)
@@ -209,6 +209,8 @@ def input_columns(params: Params, for_requests: bool = False) -> dict[str, pa.Co
             columns.update({name: pixel for name in pixel_columns(params.data.canvas_size)})
         elif spec.kind == "pixels":  # their count and values: check_pixels, on the block at once
             columns[rf"{PIXEL_PREFIX}\d{{4}}"] = pa.Column(regex=True, nullable=True)
+        elif spec.kind == "image" and not for_requests:  # a request may send the image itself instead
+            columns[spec.columns[0]] = pa.Column(str, pa.Check.str_length(min_value=1), nullable=False)
         part = spec.feature_part()
         if part is not None:  # missing numbers only where the input imputes them
             gaps = several or part.missing in IMPUTED

@@ -83,8 +83,8 @@ def shapes(rows: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def depth_millimetres(mask: np.ndarray) -> np.ndarray:
     """A depth map for a shapes mask, as a depth PNG stores it: the shape 1 m away, the
     background from 2 m (top) to 3 m (bottom), and the top-left pixel without a reading (0)."""
-    side = mask.shape[0]
-    background = 2000 + 1000 * np.arange(side)[:, None] / side + np.zeros((1, side))
+    height, width = mask.shape
+    background = 2000 + 1000 * np.arange(height)[:, None] / height + np.zeros((1, width))
     millimetres = np.where(mask > 0, 1000, background).astype(np.uint16)
     millimetres[0, 0] = 0
     return millimetres
@@ -116,3 +116,40 @@ def write_png_split(directory: Path, rows: int, size: int, seed: int, depth: boo
             "top_half": [int(ys[c].mean() < size / 2) for c in cells],
         }
     ).to_csv(directory / "labels.csv", index=False)
+
+
+def write_image_manifest(directory: Path, rows: int, seed: int, size: tuple[int, int] = (40, 48)) -> Path:
+    """``rows`` RGB shapes images of ``size`` (width, height, not square: the pipeline crops)
+    as PNG files with their masks and depth maps, and the manifest.csv naming them (paths
+    relative to it) beside the shape label; returns the manifest's path."""
+    from PIL import Image
+
+    width, height = size
+    rng = np.random.default_rng(seed)
+    for sub in ("images", "masks", "depth"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:height, :width]
+    records = []
+    for i in range(rows):
+        r = int(rng.integers(4, min(size) // 4))
+        cy, cx = int(rng.integers(r + 4, height - r - 4)), int(rng.integers(r + 4, width - r - 4))
+        square = i % 2 == 0
+        region = (np.abs(yy - cy) <= r) & (np.abs(xx - cx) <= r) if square else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        image = rng.integers(0, 60, size=(height, width, 3)).astype(np.uint8)
+        image[region] = (220, 40, 40) if i % 3 else (40, 200, 60)
+        mask = np.where(region, 1 if square else 2, 0).astype(np.uint8)
+        name = f"{directory.name}-{i:04d}.png"
+        Image.fromarray(image).save(directory / "images" / name)
+        Image.fromarray(mask).save(directory / "masks" / name)
+        Image.fromarray(depth_millimetres(mask)).save(directory / "depth" / name)
+        records.append(
+            {
+                "id": name[:-4],
+                "image": f"images/{name}",
+                "mask": f"masks/{name}",
+                "depth": f"depth/{name}",
+                "shape": i % 2,
+            }
+        )
+    pd.DataFrame(records).to_csv(directory / "manifest.csv", index=False)
+    return directory / "manifest.csv"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.files import SPLIT_ROWS, TAGS, write_conll, write_png_split, write_squad
+from tests.helpers.files import SPLIT_ROWS, TAGS, write_conll, write_image_manifest, write_squad
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -135,17 +135,19 @@ def text_datasets_dict(root: Path) -> dict:
 
 
 def images_dict(root: Path, size: int = 32) -> dict:
-    """Segmentation, depth and shape classification on PNG images with PNG masks, depth maps
-    and a labels.csv, on a Hugging Face ResNet under its FPN decoder, with the training
-    images flipped, shifted and cropped."""
+    """Segmentation, depth and shape classification on RGB PNG files of 40x48 pixels that a
+    manifest per split names, with their PNG masks and depth maps, read as ``image`` input
+    of ``size`` on a Hugging Face ResNet under its FPN decoder, the training images flipped,
+    shifted and cropped."""
     for index, split in enumerate(("train", "val", "test")):
-        write_png_split(root / "raw" / split, SPLIT_ROWS[split], size, seed=index, depth=True)
+        write_image_manifest(root / "raw" / split, SPLIT_ROWS[split], seed=index)
     raw = base_dict("tiny-segmentation")
     raw["data"] = {
         "source": "files",
         "dir": "data",
-        "canvas_size": size,
-        "files": {s: f"raw/{s}" for s in ("train", "val", "test")},
+        "image_size": size,
+        "input": {"kind": "image", "columns": ["image"]},
+        "files": {s: f"raw/{s}/manifest.csv" for s in ("train", "val", "test")},
         "augment": [
             {"name": "horizontal_flip"},
             {"name": "affine", "degrees": 10, "translate": 0.1, "scale": [0.9, 1.1]},

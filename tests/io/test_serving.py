@@ -140,7 +140,7 @@ def test_mlflow_models_serve_answers_invocations_over_http(served):
         assert [row["left"] for row in routed] == [row["left"] for row in everything]
         assert all(set(row) == {"left"} for row in routed)
         # the same images as PNG files, base64 in an image column, get the same answers
-        pngs = {"columns": ["image"], "data": [[png_base64(row)] for row in frame.to_numpy()]}
+        pngs = {"columns": ["image_base64"], "data": [[png_base64(row)] for row in frame.to_numpy()]}
         assert invoke({"dataframe_split": pngs})["predictions"] == everything
     finally:
         server.terminate()

@@ -4,14 +4,17 @@ end to end (prepare → validate → baselines → MTL → select → register �
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from mlflow.exceptions import MlflowException
 from torch.nn import functional as F
 
 from components.config import Params, ParamsError, TaskConfig
@@ -392,31 +395,40 @@ def test_text_tasks_from_three_datasets_train_serve_and_log_examples_per_task(tm
 
 
 @pytest.mark.slow
-def test_segmentation_and_depth_train_on_an_hf_backbone_from_png_files_with_joint_augmentation_and_serve(
+def test_segmentation_and_depth_train_on_an_hf_backbone_from_image_files_with_joint_augmentation_and_serve(
     tmp_path, monkeypatch, mlflow_db
 ):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(images_dict(tmp_path))
     run_stages(params, tmp_path)
-    # the training batches' masks moved with their images: bright pixels are the shape's
+    # prepare decoded the 40x48 RGB files once, cropped to 32x32, into an array training maps
     train = load_tensor_splits(params, tmp_path, ("train",))["train"]
+    assert train.inputs.dtype == torch.uint8 and tuple(train.inputs.shape) == (120, 3, 32, 32)
+    mapped = (tmp_path / "data/train.images.npy").resolve()
+    assert str(mapped) in Path("/proc/self/maps").read_text()  # read from the file's pages, not copied in
+    # the training batches' masks moved with their images: the shape's pixels are the bright ones
     tasks = build_tasks(params.tasks)
     torch.manual_seed(0)
     images, (masks, depths, _) = JointAugmentation(train.augment, tasks)(
-        train.inputs, [train.targets[name] for name in tasks]
+        train.inputs.float() / 255, [train.targets[name] for name in tasks]
     )
-    labeled = masks != 255
+    labeled, shape = masks != 255, masks.clamp_max(2) > 0
     assert not torch.equal(masks, train.targets["mask"]) and labeled.float().mean() > 0.5
-    assert ((images[:, 0] > 130 / 255) == (masks > 0))[labeled].float().mean() > 0.97
-    assert torch.equal(depths[labeled & (masks > 0)], torch.ones(int((labeled & (masks > 0)).sum())))
+    assert ((images.amax(dim=1) > 130 / 255) == shape)[labeled].float().mean() > 0.95
+    assert torch.equal(depths[labeled & shape], torch.ones(int((labeled & shape).sum())))
     selection = json.loads((tmp_path / "reports/selection.json").read_text())
     assert selection["tasks"]["mask"]["metric"] == "miou" and selection["tasks"]["mask"]["test"] > 0.5
     assert selection["tasks"]["depth"]["metric"] == "abs_rel" and selection["tasks"]["depth"]["test"] < 0.3
     model = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}/1")
-    frame = pd.read_parquet(tmp_path / "data/test.parquet").head(2)
-    predictions = model.predict(frame.filter(like="px_").astype("float64"))
+    frame = pd.read_parquet(tmp_path / "data/test.parquet").head(3)
+    predictions = model.predict(frame[["image"]])  # paths, relative to the project
     assert len(predictions.loc[0, "mask"]) == 32 * 32 and set(predictions.loc[0, "mask"]) <= {0, 1, 2}
     assert len(predictions.loc[0, "depth"]) == 32 * 32 and min(predictions.loc[0, "depth"]) > 0
+    # the same files sent as base64 PNG get the same answers
+    sent = pd.DataFrame({"image_base64": [base64.b64encode(Path(p).read_bytes()).decode() for p in frame["image"]]})
+    pd.testing.assert_frame_equal(model.predict(sent), predictions)
+    with pytest.raises(MlflowException, match="column image_base64: rows 1 are not base64 PNG or JPEG images"):
+        model.predict(sent.assign(image_base64=[sent["image_base64"][0], "bm90IGFuIGltYWdl", sent["image_base64"][2]]))
     tracking.client()
     scores = versions.score_version(params, "1", frame)
     assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "depth", "shape"}

