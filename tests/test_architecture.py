@@ -236,7 +236,9 @@ def stage_deps(dvc_file: str) -> dict[str, tuple[str, list[str]]]:
     }
 
 
-@pytest.mark.parametrize("dvc_file", ["dvc.yaml", "examples/tweets/dvc.yaml", "examples/census/dvc.yaml"])
+@pytest.mark.parametrize(
+    "dvc_file", ["dvc.yaml", "examples/tweets/dvc.yaml", "examples/census/dvc.yaml", "examples/scenes/dvc.yaml"]
+)
 def test_every_stage_lists_exactly_the_modules_it_runs_as_deps(dvc_file):
     """Every module a stage runs is a dep (else a change would not re-run it), and no other
     module is (else a change re-runs a stage it cannot affect)."""

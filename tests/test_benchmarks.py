@@ -71,3 +71,14 @@ def test_the_gate_study_counts_errors_against_the_truth_and_bounds_them_by_wilso
     low, high = gate_calibration.wilson(0, 10)
     assert low == 0.0 and 0.27 < high < 0.28  # zero failures in ten still allows 28%
     assert gate_calibration._cell(0, 0) == "0/0 (no such run)"
+
+
+@pytest.mark.slow
+def test_the_scenes_check_times_eager_and_compiled_epochs_of_the_example(capsys):
+    """The GPU check's scenes epochs, on a few CPU scenes to check the check: both variants
+    train and report images per second after compilation."""
+    gpu_check.scenes_epoch("cpu", rows=64)
+    out = capsys.readouterr().out
+    rates = re.findall(r"(eager|compiled): ([\d,]+) images/s in the second epoch", out)
+    assert [name for name, _ in rates] == ["eager", "compiled"], out
+    assert all(float(rate.replace(",", "")) > 0 for _, rate in rates)

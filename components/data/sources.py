@@ -50,6 +50,7 @@ from components.config import DataConfig, Params, ParamsError
 from components.data.census import locate_archive, read_census_split
 from components.data.encoders import DATASET_COLUMN, pixel_columns
 from components.data.readers import FileFormatError, read_split_file
+from components.data.scenes import SCENES_DIR, write_scenes
 from components.data.splits import SPLITS
 from components.data.synthetic import build_synthetic
 
@@ -252,6 +253,8 @@ def build_splits(params: Params, root: Path = Path(".")) -> dict[str, pd.DataFra
         return build_synthetic(config.synthetic)
     if config.source == "census_income":
         return census_splits(config, params.seed)
+    if config.source == "scenes":
+        return write_scenes(config.scenes, root / config.dir / SCENES_DIR, root, params.seed)
     return build_multimnist(config, params.seed)
 
 

@@ -17,6 +17,7 @@ from components.config import Params, ParamsError
 from components.data.encoders import DATASET_COLUMN, encoder_dir, fit_encoder
 from components.data.images import IMAGES_SUFFIX, SHOWN, LabelFile, decode_split, images_path
 from components.data.readers import FileFormatError
+from components.data.scenes import SCENES_DIR
 from components.data.sources import build_splits
 from components.data.splits import split_path, write_splits
 from components.io.dvc import params_dvc_lacks
@@ -90,7 +91,6 @@ def _decoded_images(params: Params, root: Path, frames: dict[str, pd.DataFrame])
     directory, are kept relative to the project. A missing or unreadable file, or a mask of
     another size than its image, is a validation error naming row, column and file."""
     files = params.data.files
-    assert files is not None, "image input comes from data.files (the config's rule)"
     column = params.data.input.columns[0]
     label_files: dict[str, LabelFile] = {}
     for task in build_tasks(params.tasks).values():
@@ -98,8 +98,11 @@ def _decoded_images(params: Params, root: Path, frames: dict[str, pd.DataFrame])
             label_files[task.column] = cast(LabelFile, task.label_files)
     failures, decoded = [], {}
     for split, frame in frames.items():
-        manifest = files if isinstance(files, str) else getattr(files, split)
-        base = (root / manifest).parent
+        if files is None:  # drawn by source scenes: the paths are the project's already
+            manifest, base = f"{params.data.dir}/{SCENES_DIR}/{split}/manifest.csv", root
+        else:
+            manifest = files if isinstance(files, str) else getattr(files, split)
+            base = (root / manifest).parent
         frame, failing = decode_split(
             frame,
             column,

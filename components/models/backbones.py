@@ -375,9 +375,11 @@ class FPNDecoder(nn.Module):
 
 class HFVisionBackbone(nn.Module):
     """A Hugging Face vision backbone (``AutoBackbone``) giving every stage's feature map,
-    an :class:`FPNDecoder` merging them into the dense features, and the mean of that map
-    through one dense layer as the pooled vector. A greyscale image meets a backbone
-    built for RGB as three equal channels.
+    an :class:`FPNDecoder` merging them into the dense features, and the mean of the
+    deepest stage's map through one dense layer as the pooled vector (image-level tasks
+    read the backbone's top, as a classifier does, rather than compete with the dense
+    heads for the decoder's map). A greyscale image meets a backbone built for RGB as
+    three equal channels.
 
     Example::
 
@@ -394,9 +396,12 @@ class HFVisionBackbone(nn.Module):
         self.in_channels = int(body.config.num_channels)
         self.decoder = FPNDecoder(list(body.channels), config.decoder_channels)
         self.projection = nn.Sequential(
-            nn.Linear(config.decoder_channels, config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
+            nn.Linear(body.channels[-1], config.hidden), nn.ReLU(inplace=True), nn.Dropout(config.dropout)
         )
         self.out_features, self.dense_features = config.hidden, config.decoder_channels
+        # the deepest map of the last encode, keyed by the dense features it made: pool reads it
+        # (the Backbone protocol hands pool only the dense features and the input)
+        self._deepest: tuple[Tensor, Tensor] | None = None
 
     @staticmethod
     def architecture(config: HFBackboneConfig, channels: int) -> Any:
@@ -439,8 +444,10 @@ class HFVisionBackbone(nn.Module):
     def last_layer(self) -> nn.Linear:
         return cast(nn.Linear, self.projection[0])
 
-    def dense_last_layer(self) -> nn.Conv2d:
-        return self.decoder.smooth
+    def dense_last_layer(self) -> nn.Module:
+        """The deepest stage's last convolution: the last layer both the decoder and the
+        pooled path read from, so every task's loss reaches it (where GradNorm measures)."""
+        return [module for module in self.body.modules() if isinstance(module, nn.Conv2d)][-1]
 
     @property
     def num_stages(self) -> int:
@@ -449,13 +456,22 @@ class HFVisionBackbone(nn.Module):
     def run_stage(self, index: int, activations: Tensor, inputs: Tensor) -> Tensor:
         return self.forward(inputs)
 
-    def encode(self, inputs: Tensor) -> Tensor:
+    def _maps(self, inputs: Tensor) -> list[Tensor]:
         if inputs.shape[1] == 1 and self.in_channels == 3:
             inputs = inputs.expand(-1, 3, -1, -1)
-        return self.decoder(list(self.body(pixel_values=inputs).feature_maps))
+        return list(self.body(pixel_values=inputs).feature_maps)
+
+    def encode(self, inputs: Tensor) -> Tensor:
+        maps = self._maps(inputs)
+        dense = self.decoder(maps)
+        self._deepest = (dense, maps[-1])
+        return dense
 
     def pool(self, dense: Tensor, inputs: Tensor) -> Tensor:
-        return self.projection(dense.mean(dim=(2, 3)))
+        cached = self._deepest
+        deepest = cached[1] if cached is not None and cached[0] is dense else self._maps(inputs)[-1]
+        self._deepest = None  # read once; else the next encode replaces it
+        return self.projection(deepest.mean(dim=(2, 3)))
 
     def forward(self, inputs: Tensor) -> Tensor:
         return self.pool(self.encode(inputs), inputs)

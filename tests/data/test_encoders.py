@@ -157,7 +157,9 @@ def test_tiny_tabular_pipeline_with_mlp_and_cross_stitch(tmp_path, monkeypatch, 
 def test_backbone_and_input_must_match():
     raw = tweets_dict()
     raw["model"]["backbone"] = "cnn"
-    with pytest.raises(ValueError, match="backbone cnn reads pixels or image input, not the text input of task 'sentiment'"):
+    with pytest.raises(
+        ValueError, match="backbone cnn reads pixels or image input, not the text input of task 'sentiment'"
+    ):
         Params.model_validate(raw)
 
 

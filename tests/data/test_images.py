@@ -51,3 +51,19 @@ def test_missing_corrupt_and_mis_sized_files_are_named_by_row_column_and_file(pr
     assert "column 'mask' failed rule mask_size_matches_its_image (1 failing)" in message
     assert "train-0007.png is 10x10, its image 40x48 [setting: data.files]" in message
     assert not (root / "data/train.parquet").exists()  # nothing downstream of a failed prepare
+
+
+def test_replacing_an_image_a_manifest_names_changes_the_sources_fingerprint(project):
+    import os
+
+    from components.jobs import sources
+
+    root, raw = project
+    params = Params.model_validate(raw)
+    before = sources.fingerprint(params, root)
+    image = root / "raw/val/images/val-0002.png"
+    Image.new("RGB", (40, 48), (1, 2, 3)).save(image)
+    os.utime(image, ns=(1, 1))  # a rewrite within the same tick still differs by its new size or time
+    after = sources.fingerprint(params, root)
+    key = "val: raw/val/*"
+    assert before[key] != after[key] and before["val: raw/val/manifest.csv"] == after["val: raw/val/manifest.csv"]
