@@ -308,8 +308,8 @@ def versions_table(model_name: str, rows: list[dict[str, Any]]) -> Table:
 INPUT_DESCRIPTIONS = {
     "pixels": "pixel columns `px_0000`… (0–255) of {canvas}×{canvas} greyscale images, or a base64 PNG or JPEG "
     "file of that size per row in column `image_base64`",
-    "image": "one column {columns} of image file paths, or a base64 PNG or JPEG file per row in column `image_base64`, "
-    "each resized and centre-cropped to {canvas}×{canvas}",
+    "image": "a base64 PNG or JPEG file per row in column `image_base64` (or, with serving.image_paths, its path "
+    "in column {columns}), each resized and centre-cropped to {canvas}×{canvas}",
     "text": "one text column {columns}, tokenised by the tokenizer shipped with the model",
     "tokens": "one column {columns} of word lists (one tag per word comes back)",
     "text_pair": "two text columns {columns} (question, then the context the answer is taken from)",

@@ -34,3 +34,7 @@ class ServingConfig(Strict):
     feature_cache_mb: Annotated[float, Field(ge=0)] = 64.0
     """Backbone features kept per input row, so separate calls for different tasks on the same rows run the
     backbone once (least recently used evicted beyond this size); 0: off."""
+    image_paths: bool = False
+    """An image model also reads image files whose paths a request names, inside the directory the server runs in
+    (an absolute path or one leaving it with .. is refused). False: images come only as base64 files in
+    image_base64, so a request can never make the server open a file of its choosing."""

@@ -118,11 +118,8 @@ class MultiTaskPyfunc(PythonModel):
         spec = self.params.data.input
         if IMAGE_COLUMN in model_input.columns and spec.kind == "pixels":
             model_input = images_as_pixels(model_input, self.params.data.canvas_size, limits.max_batch_rows)
-        if spec.kind == "image" and not {IMAGE_COLUMN, spec.columns[0]} & set(model_input.columns):
-            raise RequestRefused(
-                f"request refused: send each image as a path in column {spec.columns[0]} or as a base64 PNG or "
-                f"JPEG file in column {IMAGE_COLUMN}"
-            )
+        if spec.kind == "image":
+            check_image_source(model_input, spec.columns[0], limits.image_paths)
         check_request(model_input, self.request_schema, limits.max_batch_rows)
         try:
             answers = [
@@ -216,6 +213,25 @@ class RequestRefused(MlflowException):
     def get_http_status_code(self) -> int:
         """The status the scoring server answers with."""
         return self.status
+
+
+def check_image_source(frame: pd.DataFrame, column: str, paths_allowed: bool, shown: int = 5) -> None:
+    """An image request sends base64 files, or (``serving.image_paths``) paths inside the
+    server's working directory; anything else is refused before a file is opened."""
+    if IMAGE_COLUMN in frame.columns:
+        return
+    if not paths_allowed or column not in frame.columns:
+        how = f" or as a path in column {column}" if paths_allowed else " (serving.image_paths is false: no paths)"
+        raise RequestRefused(
+            f"request refused: send each image as a base64 PNG or JPEG file in column {IMAGE_COLUMN}{how}"
+        )
+    here = Path.cwd().resolve()
+    outside = [
+        str(label) for label, path in frame[column].items() if not (here / str(path)).resolve().is_relative_to(here)
+    ]
+    if outside:
+        rows = ", ".join(outside[:shown])
+        raise RequestRefused(f"request refused: column {column}: rows {rows} name files outside the server's directory")
 
 
 def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown: int = 5) -> pd.DataFrame:

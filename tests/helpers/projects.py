@@ -167,6 +167,7 @@ def images_dict(root: Path, size: int = 32) -> dict:
         "hf_backbone": {"widths": [8, 16, 32], "depths": [1, 1, 1], "decoder_channels": 16, "hidden": 16},
     }
     raw["training"].update(max_epochs=12, lr=0.01)
+    raw["serving"]["image_paths"] = True  # the test also asks by path
     return raw
 
 

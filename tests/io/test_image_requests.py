@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.io.serving import RequestRefused, images_as_pixels
+from components.io.serving import RequestRefused, check_image_source, images_as_pixels
 from tests.helpers.serving import png_base64
 
 
@@ -36,3 +36,14 @@ def test_unreadable_and_mis_sized_images_are_refused_by_row():
         "request refused: column image_base64: rows 1, 3 are not base64 PNG or JPEG images; "
         "column image_base64: rows 2 (5x5), 4 (2x2) are not 4x4 (data.canvas_size)"
     )
+
+
+def test_an_image_model_opens_no_path_a_request_names_unless_allowed_and_inside_its_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    by_path = pd.DataFrame({"image": ["raw/a.png", "/etc/passwd", "raw/../../x.png"]})
+    with pytest.raises(RequestRefused, match=r"serving.image_paths is false: no paths"):
+        check_image_source(by_path, "image", paths_allowed=False)
+    with pytest.raises(RequestRefused, match="column image: rows 1, 2 name files outside the server's directory"):
+        check_image_source(by_path, "image", paths_allowed=True)
+    check_image_source(by_path.head(1), "image", paths_allowed=True)  # inside: read
+    check_image_source(pd.DataFrame({"image_base64": ["..."]}), "image", paths_allowed=False)  # files, not paths

@@ -429,6 +429,8 @@ def test_segmentation_and_depth_train_on_an_hf_backbone_from_image_files_with_jo
     pd.testing.assert_frame_equal(model.predict(sent), predictions)
     with pytest.raises(MlflowException, match="column image_base64: rows 1 are not base64 PNG or JPEG images"):
         model.predict(sent.assign(image_base64=[sent["image_base64"][0], "bm90IGFuIGltYWdl", sent["image_base64"][2]]))
+    with pytest.raises(MlflowException, match="column image: rows 1 name files outside the server's directory"):
+        model.predict(pd.DataFrame({"image": [frame["image"][0], "../../etc/passwd"]}))
     tracking.client()
     scores = versions.score_version(params, "1", frame)
     assert 0.0 <= scores["mask"] <= 1.0 and set(scores) == {"mask", "depth", "shape"}
