@@ -1,15 +1,16 @@
 """``depth``: a distance per pixel; pixels without a reading (NaN, or 0 as depth sensors
 write it) are left out of the loss and the metrics.
 
-Reads ``pixels`` input with a backbone's feature map (``cnn``, or ``hf_backbone``'s FPN
-decoder). Head: a 1×1 convolution to one channel in standardised units (the valid
-training pixels' mean and std live in the head), upsampled bilinearly to the image. Loss:
-L1 on the standardised depth of valid pixels. Metrics, over every valid pixel of a split,
-as NYUv2 reports them (Eigen et al. 2014, "Depth Map Prediction from a Single Image
-using a Multi-Scale Deep Network"): abs-rel ``mean(|d̂ − d| / d)`` (primary, so a task's
-relative change is by abs-rel), RMSE, and δ < 1.25 (the share of pixels with
-``max(d̂/d, d/d̂) < 1.25``). Label: a column of flat depth maps (``data.canvas_size``² or ``data.image_size``² values).
-Served answer: the flat predicted depth map.
+Reads ``pixels`` or ``image`` input with a backbone's feature map (``cnn``, or
+``hf_backbone``'s FPN decoder). Head: a 1×1 convolution to one channel in standardised
+units (the valid training pixels' mean and std live in the head), upsampled bilinearly to
+the image. Loss: L1 on the standardised depth of valid pixels. Metrics, over every valid
+pixel of a split, as NYUv2 reports them (Eigen et al. 2014, "Depth Map Prediction from a
+Single Image using a Multi-Scale Deep Network"): abs-rel ``mean(|d̂ − d| / d)`` (primary,
+so a task's relative change is by abs-rel), RMSE, and δ < 1.25 (the share of pixels with
+``max(d̂/d, d/d̂) < 1.25``). Label: a column of flat depth maps in metres
+(``data.canvas_size``² or ``data.image_size``² values; on image input, ``prepare``
+decodes them from 16-bit millimetre PNGs). Served answer: the flat predicted depth map.
 
 Example::
 

@@ -1,11 +1,11 @@
 """``segmentation``: a class per pixel; pixels whose mask holds ``ignore_index`` are left out.
 
-Reads ``pixels`` input with a backbone's feature map (``cnn``, or ``hf_backbone``'s FPN
-decoder). Head: a 1×1 convolution
-to class scores, upsampled bilinearly to the image (Long et al. 2015, "Fully
-Convolutional Networks"). Loss: pixel cross-entropy. Metrics: mIoU (primary) and pixel
-accuracy from torchmetrics. Label: a column of flat masks (``data.canvas_size``² or ``data.image_size``² class ids).
-Served answer: the flat predicted mask.
+Reads ``pixels`` or ``image`` input with a backbone's feature map (``cnn``, or
+``hf_backbone``'s FPN decoder). Head: a 1×1 convolution to class scores, upsampled
+bilinearly to the image (Long et al. 2015, "Fully Convolutional Networks"). Loss: pixel
+cross-entropy. Metrics: mIoU (primary) and pixel accuracy from torchmetrics. Label: a
+column of flat masks (``data.canvas_size``² or ``data.image_size``² class ids; on image
+input, ``prepare`` decodes them from mask files). Served answer: the flat predicted mask.
 
 Example::
 
