@@ -11,6 +11,8 @@ from components.config.base import SplitSizes, Strict
 InputKind = Literal["pixels", "image", "text", "tokens", "text_pair", "features"]
 #: the input kinds that are images: what a vision backbone reads and data.augment changes
 IMAGE_INPUTS = ("pixels", "image")
+#: colour channels of an image input's data.input.channels
+CHANNEL_COUNTS = {"rgb": 3, "grey": 1}
 
 
 TEXT_INPUTS = ("text", "tokens", "text_pair")
@@ -367,7 +369,7 @@ class DataConfig(Strict):
 
     def image_channels(self) -> int:
         """Colour channels of an image input: 3 for rgb, else 1 (greyscale, and pixels)."""
-        return 3 if self.input.kind == "image" and self.input.channels == "rgb" else 1
+        return CHANNEL_COUNTS[self.input.channels] if self.input.kind == "image" else 1
 
     def splits_at_random(self) -> bool:
         """Whether ``prepare`` draws the splits (a seeded random split of one table) rather

@@ -34,6 +34,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from components.config.data import CHANNEL_COUNTS
+
 #: suffix of a split's decoded images under ``data.dir``
 IMAGES_SUFFIX = ".images.npy"
 #: a depth PNG's unit: millimetres, read as metres
@@ -77,8 +79,14 @@ def read_label_file(path: Path, kind: LabelFile, size: int, image_size: tuple[in
         fitted = np.asarray(ImageOps.fit(label, (size, size), Image.Resampling.NEAREST))
     if kind == "mask":
         return fitted.reshape(-1).astype(np.int64)
-    millimetres = fitted.reshape(-1).astype(np.float64)
-    return np.where(millimetres > 0, millimetres / DEPTH_PNG_SCALE, np.nan)
+    return depth_metres(fitted).reshape(-1)
+
+
+def depth_metres(millimetres: np.ndarray) -> np.ndarray:
+    """A depth PNG's values (millimetres, 0 where the sensor has no reading) in metres, NaN
+    without a reading."""
+    values = millimetres.astype(np.float64)
+    return np.where(values > 0, values / DEPTH_PNG_SCALE, np.nan)
 
 
 @dataclass
@@ -105,7 +113,7 @@ def decode_split(
     maps in their columns; a row without a label file keeps an empty label. Returns the
     frame and the failing rows by (column, rule)."""
     failures = _Failures()
-    depth = 3 if channels == "rgb" else 1
+    depth = CHANNEL_COUNTS[channels]
     out.parent.mkdir(parents=True, exist_ok=True)
     array = np.lib.format.open_memmap(out, mode="w+", dtype=np.uint8, shape=(len(frame), depth, size, size))
     labels: dict[str, list[object]] = {name: [] for name in label_files}
@@ -154,12 +162,19 @@ class UnreadableImages(ValueError):
     """Rows of a request whose image could not be read: their positions and why."""
 
 
+def image_bytes(cell: object) -> bytes:
+    """A request cell's image file: bytes as they are, else base64 text (a ``data:`` URL's
+    prefix dropped); text that is not base64 raises ``binascii.Error``."""
+    import base64
+
+    return cell if isinstance(cell, bytes) else base64.b64decode(str(cell).split(",")[-1], validate=True)
+
+
 def encode_images(frame: pd.DataFrame, column: str, size: int, channels: str) -> np.ndarray:
     """The images of ``frame`` as (rows, channels, size, size) uint8: from the base64 files
     of its ``image_base64`` column when it has one (a served request), else from the paths in
     ``column``. Unreadable ones raise :class:`UnreadableImages` naming their rows (the
     frame's index: a request's row numbers, also when it is answered in chunks)."""
-    import base64
     import binascii
 
     encoded = ENCODED_IMAGE_COLUMN in frame.columns
@@ -167,15 +182,12 @@ def encode_images(frame: pd.DataFrame, column: str, size: int, channels: str) ->
     named = ENCODED_IMAGE_COLUMN if encoded else column
     for position, cell in enumerate(frame[named]):
         try:
-            source: Path | bytes = (
-                base64.b64decode(str(cell).split(",")[-1], validate=True) if encoded else Path(str(cell))
-            )
-            images.append(read_image(source, size, channels))
+            images.append(read_image(image_bytes(cell) if encoded else Path(str(cell)), size, channels))
         except (binascii.Error, OSError, ValueError):
             unreadable.append(position)
     if unreadable:
         what = "base64 PNG or JPEG images" if encoded else "readable image files"
         rows = ", ".join(str(frame.index[position]) for position in unreadable[:SHOWN])
         raise UnreadableImages(f"column {named}: rows {rows} are not {what}")
-    depth = 3 if channels == "rgb" else 1
+    depth = CHANNEL_COUNTS[channels]
     return np.stack(images) if images else np.zeros((0, depth, size, size), dtype=np.uint8)

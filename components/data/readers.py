@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from components.data.encoders import pixel_columns
+from components.data.images import depth_metres
 
 CONLL_SUFFIXES = (".conll", ".txt")
 
@@ -57,8 +58,6 @@ TABLE_READERS = {".csv": read_csv, ".parquet": pd.read_parquet}
 VALID_FORMATS = ".csv, .parquet, .conll, .txt, .json (SQuAD), .npz, or a directory of images/ and masks/ PNG files"
 MASK_COLUMN = "mask"
 DEPTH_COLUMN = "depth"
-#: a depth PNG's unit: millimetres, read as metres
-DEPTH_PNG_SCALE = 1000.0
 
 
 class FileFormatError(ValueError):
@@ -203,10 +202,9 @@ def _depth_maps(path: Path, images: list[Path]) -> list[np.ndarray]:
         raise FileFormatError(path, f"no depth map in depth/ for {', '.join(unpaired[:5])}")
     maps = []
     for image in images:
-        millimetres = np.asarray(Image.open(path / "depth" / image.name), dtype=np.float64)
-        if millimetres.shape != np.asarray(Image.open(image)).shape[:2]:
-            raise FileFormatError(
-                path / "depth" / image.name, f"is {millimetres.shape}; its image is {Image.open(image).size[::-1]}"
-            )
-        maps.append(np.where(millimetres > 0, millimetres / DEPTH_PNG_SCALE, np.nan).reshape(-1))
+        millimetres = np.asarray(Image.open(path / "depth" / image.name))
+        shape = Image.open(image).size[::-1]
+        if millimetres.shape != shape:
+            raise FileFormatError(path / "depth" / image.name, f"is {millimetres.shape}; its image is {shape}")
+        maps.append(depth_metres(millimetres).reshape(-1))
     return maps

@@ -43,7 +43,7 @@ from pandera.errors import SchemaErrors
 
 from components.config import Params, upgrade_stored
 from components.data.encoders import PIXEL_PREFIX, fitted_features, load_encoder, pixel_columns
-from components.data.images import ENCODED_IMAGE_COLUMN, UnreadableImages
+from components.data.images import ENCODED_IMAGE_COLUMN, UnreadableImages, image_bytes
 from components.io.feature_cache import FeatureCache
 from components.models.added import build_with_added
 from components.tasks import build_tasks
@@ -52,8 +52,6 @@ from components.validation.schema import request_schema
 WEIGHTS = "weights"
 SPEC = "spec"
 INPUTS = "inputs"
-#: a request column of base64 image files, which a pixels model reads instead of ``px_`` columns
-IMAGE_COLUMN = ENCODED_IMAGE_COLUMN
 
 
 def write_model_files(
@@ -116,7 +114,7 @@ class MultiTaskPyfunc(PythonModel):
         names = requested_tasks(params, list(self.tasks))
         limits = self.params.serving
         spec = self.params.data.input
-        if IMAGE_COLUMN in model_input.columns and spec.kind == "pixels":
+        if ENCODED_IMAGE_COLUMN in model_input.columns and spec.kind == "pixels":
             model_input = images_as_pixels(model_input, self.params.data.canvas_size, limits.max_batch_rows)
         if spec.kind == "image":
             check_image_source(model_input, spec.columns[0], limits.image_paths)
@@ -218,12 +216,12 @@ class RequestRefused(MlflowException):
 def check_image_source(frame: pd.DataFrame, column: str, paths_allowed: bool, shown: int = 5) -> None:
     """An image request sends base64 files, or (``serving.image_paths``) paths inside the
     server's working directory; anything else is refused before a file is opened."""
-    if IMAGE_COLUMN in frame.columns:
+    if ENCODED_IMAGE_COLUMN in frame.columns:
         return
     if not paths_allowed or column not in frame.columns:
         how = f" or as a path in column {column}" if paths_allowed else " (serving.image_paths is false: no paths)"
         raise RequestRefused(
-            f"request refused: send each image as a base64 PNG or JPEG file in column {IMAGE_COLUMN}{how}"
+            f"request refused: send each image as a base64 PNG or JPEG file in column {ENCODED_IMAGE_COLUMN}{how}"
         )
     here = Path.cwd().resolve()
     outside = [
@@ -238,7 +236,6 @@ def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown
     """``frame`` with its ``image_base64`` column (PNG or JPEG files as base64 text, or bytes)
     decoded into the ``px_`` columns training read: greyscale, ``canvas_size`` square. A
     cell that is no image, or an image of another size, is refused by row position."""
-    import base64
     import binascii
     import io
 
@@ -247,10 +244,9 @@ def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown
     if len(frame) > max_rows:  # refused by check_request before any decoding
         return frame
     pixels, unreadable, sized = [], [], []
-    for position, cell in enumerate(frame[IMAGE_COLUMN]):
+    for position, cell in enumerate(frame[ENCODED_IMAGE_COLUMN]):
         try:
-            data = cell if isinstance(cell, bytes) else base64.b64decode(str(cell).split(",")[-1], validate=True)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(image_bytes(cell)))
             image.load()
         except (binascii.Error, UnidentifiedImageError, OSError, ValueError):
             unreadable.append(position)
@@ -262,14 +258,16 @@ def images_as_pixels(frame: pd.DataFrame, canvas_size: int, max_rows: int, shown
     reasons = []
     if unreadable:
         rows = ", ".join(map(str, unreadable[:shown]))
-        reasons.append(f"column {IMAGE_COLUMN}: rows {rows} are not base64 PNG or JPEG images")
+        reasons.append(f"column {ENCODED_IMAGE_COLUMN}: rows {rows} are not base64 PNG or JPEG images")
     if sized:
         rows = ", ".join(sized[:shown])
-        reasons.append(f"column {IMAGE_COLUMN}: rows {rows} are not {canvas_size}x{canvas_size} (data.canvas_size)")
+        reasons.append(
+            f"column {ENCODED_IMAGE_COLUMN}: rows {rows} are not {canvas_size}x{canvas_size} (data.canvas_size)"
+        )
     if reasons:
         raise RequestRefused(f"request refused: {'; '.join(reasons)}")
     decoded = pd.DataFrame(np.stack(pixels) if pixels else None, columns=pixel_columns(canvas_size), index=frame.index)
-    return pd.concat([frame.drop(columns=IMAGE_COLUMN), decoded], axis=1)
+    return pd.concat([frame.drop(columns=ENCODED_IMAGE_COLUMN), decoded], axis=1)
 
 
 def check_request(frame: pd.DataFrame, schema: pa.DataFrameSchema, max_rows: int) -> None:
