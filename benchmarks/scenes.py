@@ -23,6 +23,8 @@ from pathlib import Path
 from census import stage
 from common import REPO, machine, markdown_table, write_report
 
+from components.objectives import relative_change
+
 EXAMPLE = REPO / "examples" / "scenes" / "params.yaml"
 STAGES = ("prepare", "validate", "baselines", "train-mtl", "select", "register")
 
@@ -58,8 +60,7 @@ def tables(found: dict) -> str:
     """The results, the endings and the stage costs, as markdown."""
     rows = []
     for name, entry in found["tasks"].items():
-        sign = 1 if entry["higher_is_better"] else -1
-        change = sign * (entry["mtl_test"] - entry["baseline_test"]) / abs(entry["baseline_test"])
+        change = relative_change(entry["mtl_test"], entry["baseline_test"], entry["higher_is_better"])
         arrow = "↑" if entry["higher_is_better"] else "↓"
         rows.append(
             [

@@ -128,6 +128,9 @@ class HFBackboneConfig(Strict):
         return self
 
 
+#: the backbones with a feature map, which per-pixel tasks (segmentation, depth) read
+FEATURE_MAP_BACKBONES = ("cnn", "hf_backbone")
+
 BACKBONE_INPUTS = {
     "cnn": ("pixels", "image"),
     "mlp": ("pixels", "image", "features"),

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from components.config import InputConfig, Params, TaskConfig
+from components.config.model import FEATURE_MAP_BACKBONES
 from components.data.encoders import InputEncoder, is_missing
 from components.tasks.base import LabelSchema, Task, is_list
 
@@ -69,8 +70,8 @@ class SegmentationTask(Task):
     @classmethod
     def check_fits(cls, name: str, params: Params) -> None:
         super().check_fits(name, params)
-        if params.model.backbone not in ("cnn", "hf_backbone"):
-            raise ValueError("segmentation needs a backbone with feature maps: cnn or hf_backbone")
+        if params.model.backbone not in FEATURE_MAP_BACKBONES:
+            raise ValueError(f"segmentation needs a backbone with feature maps: {' or '.join(FEATURE_MAP_BACKBONES)}")
 
     def schema(self, spec: InputConfig, canvas_size: int) -> LabelSchema:
         import pandera.pandas as pa
